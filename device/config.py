@@ -1,0 +1,129 @@
+"""The device configuration (``device.toml``), declared once.
+
+The firmware loads it at start-up and ``provisioning`` writes it, both through this model, so a
+bundle that provisioning produced is one the device accepts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from kuaichu.configfile import ConfigSection, load_config
+from protocol.messages import DeviceId, DeviceKind, Latitude, Longitude, Plate, ShortText, Vin
+
+GpioPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
+
+
+class DeviceSection(ConfigSection):
+    id: DeviceId
+    kind: DeviceKind
+    data_dir: Path = Field(description="outbox database, control socket and other device state")
+
+
+class TlsSection(ConfigSection):
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+class BrokerSection(ConfigSection):
+    host: str
+    port: int = Field(default=8883, ge=1, le=65535)
+    keepalive_s: int = Field(default=15, ge=5, le=600)
+    tls: TlsSection | None = Field(default=None, description="client-certificate TLS; required off loopback")
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> Self:
+        if self.tls is None and self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("tls is required for a broker that is not on this machine")
+        return self
+
+
+class VehicleSection(ConfigSection):
+    plate: Plate
+    vin: Vin | None = None
+
+
+class SiteSection(ConfigSection):
+    name: ShortText
+    lat: Latitude
+    lon: Longitude
+    address: ShortText | None = None
+
+
+class GpioSection(ConfigSection):
+    pin_factory: Literal["lgpio", "rpigpio", "native", "mock"] = Field(
+        default="lgpio", description="gpiozero pin factory; 'mock' drives MockFactory pins (demo and tests)"
+    )
+    button_pin: GpioPin = 17
+    hazard_pin: GpioPin | None = Field(default=27, description="hazard-warning switch input; none on kiosks")
+    led_pin: GpioPin = 22
+    buzzer_pin: GpioPin = 23
+    long_press_s: float = Field(default=1.5, ge=0, le=10, description="hold time before a press counts")
+    bounce_s: float = Field(default=0.05, ge=0, le=1)
+    hazard_active_high: bool = True
+
+    @model_validator(mode="after")
+    def _pins_distinct(self) -> Self:
+        pins = [p for p in (self.button_pin, self.hazard_pin, self.led_pin, self.buzzer_pin) if p is not None]
+        if len(pins) != len(set(pins)):
+            raise ValueError("button, hazard, led and buzzer pins must be different")
+        return self
+
+
+class GnssSection(ConfigSection):
+    backend: Literal["serial", "simulated"] = "serial"
+    port: str = Field(default="/dev/serial0", description="serial device of the receiver")
+    baud: int = Field(default=9600, ge=1200, le=921600)
+    silent_after_s: float = Field(default=5.0, gt=0, le=120, description="no bytes for this long = receiver silent")
+    track_file: Path | None = Field(default=None, description="simulated: NMEA capture the fake receiver plays")
+    max_trusted_hdop: float = Field(default=5.0, gt=0)
+    min_trusted_sats: int = Field(default=4, ge=3)
+    max_trusted_age_s: float = Field(default=10.0, gt=0)
+
+
+class CameraSection(ConfigSection):
+    backend: Literal["picamera2", "simulated"] = "picamera2"
+    width: int = Field(default=640, ge=160, le=4096)
+    height: int = Field(default=480, ge=120, le=3072)
+    fps: int = Field(default=15, ge=1, le=60)
+
+
+class AudioSection(ConfigSection):
+    backend: Literal["pyaudio", "simulated"] = "pyaudio"
+    sample_rate: int = Field(default=16000, ge=8000, le=48000)
+
+
+class ReportSection(ConfigSection):
+    ack_timeout_s: float = Field(default=3.0, gt=0, le=120)
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+    heartbeat_s: float = Field(default=30.0, ge=1, le=3600)
+    track_s: int = Field(default=30, ge=0, le=60)
+
+
+class DeviceConfig(ConfigSection):
+    device: DeviceSection
+    broker: BrokerSection
+    vehicle: VehicleSection | None = None
+    site: SiteSection | None = None
+    gpio: GpioSection = GpioSection()
+    gnss: GnssSection = GnssSection()
+    camera: CameraSection = CameraSection()
+    audio: AudioSection = AudioSection()
+    report: ReportSection = ReportSection()
+
+    @model_validator(mode="after")
+    def _kind_has_its_place(self) -> Self:
+        if self.device.kind is DeviceKind.IN_CAR and self.vehicle is None:
+            raise ValueError("an in-car unit needs a [vehicle] section")
+        if self.device.kind is DeviceKind.KIOSK and self.site is None:
+            raise ValueError("a kiosk needs a [site] section")
+        return self
+
+
+def load_device_config(path: Path) -> DeviceConfig:
+    return load_config(DeviceConfig, path)

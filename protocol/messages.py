@@ -1,0 +1,243 @@
+"""Message models for every topic in ``protocol.topics``, version 1.
+
+The report is a quick-handling data set in the spirit of eCall's minimum set of data (EN 15722):
+enough for the server to open, place and route a case with no further round trip. Every model
+forbids unknown keys and bounds every list and string, so a payload that passes ``decode`` can be
+stored as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from protocol.errors import ProtocolError
+from protocol.ids import REPORT_ID_PATTERN
+from protocol.topics import DEVICE_ID_PATTERN
+
+VERSION = 1
+# A report with a full 30 s track and every optional field is about 6 KiB; the bound leaves room
+# for later fields without letting a hostile client make the server parse megabytes.
+MAX_PAYLOAD_BYTES = 32 * 1024
+
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+ReportId = Annotated[str, Field(pattern=REPORT_ID_PATTERN)]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Speed = Annotated[float, Field(ge=0, le=150, allow_inf_nan=False, description="metres per second")]
+Heading = Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False, description="degrees from true north")]
+ShortText = Annotated[str, Field(max_length=120)]
+# Province character, issuing-authority letter, then 4-6 letters/digits and an optional suffix
+# character (学, 警, 挂, ...). The full grammar lives with the plate reader; this only keeps junk out.
+Plate = Annotated[str, Field(pattern=r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$")]
+Vin = Annotated[str, Field(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Versioned(Message):
+    version: Literal[1] = Field(default=VERSION, description="message schema version")
+
+
+class FixQuality(IntEnum):
+    """The GGA fix-quality indicator, kept as NMEA numbers it."""
+
+    INVALID = 0
+    GPS = 1
+    DGPS = 2
+    PPS = 3
+    RTK_FIXED = 4
+    RTK_FLOAT = 5
+    DEAD_RECKONING = 6
+    MANUAL = 7
+    SIMULATION = 8
+
+
+class Position(Message):
+    """A GNSS fix, always WGS-84 as the receiver reports it."""
+
+    time: AwareDatetime = Field(description="UTC time of the fix, from the receiver")
+    lat: Latitude
+    lon: Longitude
+    datum: Literal["WGS-84"] = "WGS-84"
+    alt_m: float | None = Field(default=None, ge=-500, le=9000, allow_inf_nan=False)
+    mode: Literal[2, 3] = Field(description="2-D or 3-D fix")
+    quality: FixQuality
+    sats: int = Field(ge=0, le=99, description="satellites used in the fix")
+    hdop: float | None = Field(default=None, ge=0, le=99.99, allow_inf_nan=False)
+    speed_mps: Speed | None = None
+    heading_deg: Heading | None = None
+    trusted: bool = Field(
+        description="the device judges the fix good enough to route on (fresh, 3-D or good 2-D, "
+        "low HDOP, enough satellites, not simulated unless the device is)"
+    )
+
+
+class TrackPoint(Message):
+    time: AwareDatetime
+    lat: Latitude
+    lon: Longitude
+    speed_mps: Speed | None = None
+    heading_deg: Heading | None = None
+
+
+class Vehicle(Message):
+    """The vehicle an in-car unit is fitted to, as provisioned."""
+
+    plate: Plate
+    vin: Vin | None = None
+
+
+class Site(Message):
+    """A roadside kiosk's fixed place, as surveyed at installation (WGS-84)."""
+
+    name: ShortText
+    lat: Latitude
+    lon: Longitude
+    datum: Literal["WGS-84"] = "WGS-84"
+    address: ShortText | None = None
+
+
+class PartState(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    ABSENT = "absent"
+
+
+class Health(Message):
+    camera: PartState
+    gnss: PartState
+    audio: PartState
+    storage_free_mb: int = Field(ge=0)
+    firmware: Annotated[str, Field(max_length=40)]
+    uptime_s: int = Field(ge=0)
+    notes: list[ShortText] = Field(default_factory=list, max_length=8)
+
+
+class Trigger(StrEnum):
+    BUTTON = "button"  # the one-key report button, held for the long-press time
+    HAZARD = "hazard"  # the hazard-warning switch
+    KIOSK = "kiosk"  # the kiosk's touch screen
+    TEST = "test"  # a self-test report: acknowledged but never a real case
+
+
+class DeviceKind(StrEnum):
+    IN_CAR = "in-car"
+    KIOSK = "kiosk"
+
+
+class Report(Versioned):
+    """One accident report. Published on ``kc/v1/dev/{device_id}/report``, QoS 1."""
+
+    report_id: ReportId = Field(description="ULID chosen on the device; a retry reuses it")
+    device_id: DeviceId
+    device_kind: DeviceKind
+    trigger: Trigger
+    triggered_at: AwareDatetime = Field(description="UTC time of the press on the device clock")
+    position: Position | None = Field(description="latest fix; null if the device has never had one")
+    track: list[TrackPoint] = Field(default_factory=list, max_length=60, description="last 30 s, oldest first")
+    vehicle: Vehicle | None = None
+    site: Site | None = None
+    health: Health
+
+    @model_validator(mode="after")
+    def _kind_has_its_place(self) -> Self:
+        if self.device_kind is DeviceKind.IN_CAR and self.vehicle is None:
+            raise ValueError("an in-car report must carry its vehicle")
+        if self.device_kind is DeviceKind.KIOSK and self.site is None:
+            raise ValueError("a kiosk report must carry its site")
+        return self
+
+
+class Unit(Message):
+    """A traffic-police unit a case is routed to (a district's 大队)."""
+
+    adcode: Annotated[str, Field(pattern=r"^\d{6}$")]
+    name: ShortText
+
+
+class Ack(Versioned):
+    """The server's answer to a report. Published on ``kc/v1/dev/{device_id}/ack``, QoS 1."""
+
+    report_id: ReportId
+    status: Literal["accepted", "refused"]
+    duplicate: bool = Field(default=False, description="the report id was already known")
+    case_no: str | None = Field(default=None, max_length=32)
+    unit: Unit | None = None
+    flag: ShortText | None = Field(default=None, description="why a dispatcher must look (e.g. outside every fence)")
+    reason: ShortText | None = Field(default=None, description="why a report was refused")
+    test: bool = Field(default=False, description="a test report: acknowledged, no case opened")
+
+    @model_validator(mode="after")
+    def _status_fields(self) -> Self:
+        if self.status == "accepted" and self.case_no is None:
+            raise ValueError("an accepted report has a case number")
+        if self.status == "refused" and self.reason is None:
+            raise ValueError("a refusal has a reason")
+        return self
+
+
+class Presence(Versioned):
+    """Retained on ``kc/v1/dev/{device_id}/state``; the broker publishes ``offline`` as last will."""
+
+    state: Literal["online", "offline"]
+    at: AwareDatetime | None = Field(default=None, description="when the device said so (none in the will)")
+    firmware: Annotated[str, Field(max_length=40)] | None = None
+
+
+class Heartbeat(Versioned):
+    """Periodic, on ``kc/v1/dev/{device_id}/heartbeat``, QoS 0."""
+
+    at: AwareDatetime
+    app_state: Annotated[str, Field(max_length=24)]
+    outbox_pending: int = Field(ge=0)
+    position: Position | None = None
+    health: Health
+
+
+M = TypeVar("M", bound=Message)
+
+
+def decode(model: type[M], payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
+    """Parse and validate one payload, or raise ProtocolError saying what is wrong."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("too_large", f"{len(payload)} bytes, limit {max_bytes}", payload)
+    try:
+        data: Any = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("not_json", str(exc), payload) from None
+    if not isinstance(data, dict):
+        raise ProtocolError("schema", "payload is not a JSON object", payload)
+    if issubclass(model, Versioned) and data.get("version") != VERSION:
+        raise ProtocolError("unsupported_version", f"version {data.get('version')!r}, expected {VERSION}", payload)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ProtocolError("schema", f"{where}: {first['msg']}", payload) from None
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def utc_iso(value: datetime) -> str:
+    """ISO 8601 with milliseconds and ``Z``, as every timestamp in the protocol is written."""
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The models a JSON Schema is published for, by the name docs/protocol.md uses.
+SCHEMAS: dict[str, type[Message]] = {
+    "report": Report,
+    "ack": Ack,
+    "state": Presence,
+    "heartbeat": Heartbeat,
+}
