@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from kuaichu.configfile import ConfigSection, load_config
+from kuaichu.mqtt import BrokerSection
 from protocol.messages import DeviceId, DeviceKind, Latitude, Longitude, Plate, ShortText, Vin
 
 GpioPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
@@ -21,25 +22,6 @@ class DeviceSection(ConfigSection):
     id: DeviceId
     kind: DeviceKind
     data_dir: Path = Field(description="outbox database, control socket and other device state")
-
-
-class TlsSection(ConfigSection):
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-
-class BrokerSection(ConfigSection):
-    host: str
-    port: int = Field(default=8883, ge=1, le=65535)
-    keepalive_s: int = Field(default=15, ge=5, le=600)
-    tls: TlsSection | None = Field(default=None, description="client-certificate TLS; required off loopback")
-
-    @model_validator(mode="after")
-    def _tls_off_loopback(self) -> Self:
-        if self.tls is None and self.host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("tls is required for a broker that is not on this machine")
-        return self
 
 
 class VehicleSection(ConfigSection):
@@ -65,6 +47,12 @@ class GpioSection(ConfigSection):
     long_press_s: float = Field(default=1.5, ge=0, le=10, description="hold time before a press counts")
     bounce_s: float = Field(default=0.05, ge=0, le=1)
     hazard_active_high: bool = True
+    hazard_release_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="hazards count as switched off after this long with no pulse (the relay flashes ~1.5 Hz)",
+    )
 
     @model_validator(mode="after")
     def _pins_distinct(self) -> Self:

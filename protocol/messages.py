@@ -166,7 +166,7 @@ class Unit(Message):
 class Ack(Versioned):
     """The server's answer to a report. Published on ``kc/v1/dev/{device_id}/ack``, QoS 1."""
 
-    report_id: ReportId
+    report_id: ReportId | None = Field(description="null only when refusing a payload whose id was unreadable")
     status: Literal["accepted", "refused"]
     duplicate: bool = Field(default=False, description="the report id was already known")
     case_no: str | None = Field(default=None, max_length=32)
@@ -177,7 +177,9 @@ class Ack(Versioned):
 
     @model_validator(mode="after")
     def _status_fields(self) -> Self:
-        if self.status == "accepted" and self.case_no is None:
+        if self.status == "accepted" and self.report_id is None:
+            raise ValueError("an accepted report has its report id")
+        if self.status == "accepted" and self.case_no is None and not self.test:
             raise ValueError("an accepted report has a case number")
         if self.status == "refused" and self.reason is None:
             raise ValueError("a refusal has a reason")
@@ -196,6 +198,7 @@ class Heartbeat(Versioned):
     """Periodic, on ``kc/v1/dev/{device_id}/heartbeat``, QoS 0."""
 
     at: AwareDatetime
+    device_kind: DeviceKind
     app_state: Annotated[str, Field(max_length=24)]
     outbox_pending: int = Field(ge=0)
     position: Position | None = None

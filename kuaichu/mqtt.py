@@ -1,0 +1,67 @@
+"""The broker connection settings and client factory that device and server share.
+
+MQTT 5 always: the server needs shared subscriptions, and both ends use session expiry so that a
+QoS 1 message sent during a short link drop is delivered on reconnect instead of lost.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Self
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import Field, model_validator
+
+from kuaichu.configfile import ConfigSection
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class TlsSection(ConfigSection):
+    ca_file: Path = Field(description="the fleet CA that signed the broker's certificate")
+    cert_file: Path = Field(description="this client's certificate; its CN is its MQTT user name")
+    key_file: Path
+    crl_file: Path | None = None
+
+
+class BrokerSection(ConfigSection):
+    host: str
+    port: int = Field(default=8883, ge=1, le=65535)
+    keepalive_s: int = Field(default=15, ge=5, le=600)
+    session_expiry_s: int = Field(default=3600, ge=0, description="broker keeps QoS 1 messages this long offline")
+    tls: TlsSection | None = Field(default=None, description="client-certificate TLS; required off loopback")
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> Self:
+        if self.tls is None and self.host not in LOOPBACK:
+            raise ValueError("tls is required for a broker that is not on this machine")
+        return self
+
+
+def tls_context(tls: TlsSection) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return ctx
+
+
+def make_client(
+    cfg: BrokerSection, identifier: str, *, will: aiomqtt.Will | None = None, clean_start: bool = False
+) -> aiomqtt.Client:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = cfg.session_expiry_s
+    return aiomqtt.Client(
+        cfg.host,
+        cfg.port,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        will=will,
+        keepalive=cfg.keepalive_s,
+        clean_start=clean_start,
+        properties=props,
+        tls_context=tls_context(cfg.tls) if cfg.tls else None,
+        timeout=10,
+    )

@@ -1,0 +1,1 @@
+"""Central server: intake, cases, console."""

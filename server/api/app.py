@@ -1,0 +1,43 @@
+"""The FastAPI application of one server worker: API routes, live feed and the console pages."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api import auth, cases, demo, ws
+from server.api.state import ServerState
+
+CONSOLE = resources.files("server").joinpath("console")
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(
+        title="Kuaichu console API",
+        version="1",
+        description="Dispatcher queue and operator sessions. Every route but /api/login needs a session cookie.",
+    )
+    app.state.kuaichu = state
+    app.include_router(auth.router)
+    app.include_router(cases.router)
+    app.include_router(ws.router)
+    if state.cfg.demo.control_dir is not None:
+        app.include_router(demo.router)
+    app.mount("/static", StaticFiles(directory=str(CONSOLE)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/console")
+
+    @app.get("/console", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("queue.html")))
+
+    @app.get("/login", include_in_schema=False)
+    async def login_page() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("login.html")))
+
+    return app

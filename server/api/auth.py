@@ -1,0 +1,78 @@
+"""Login and logout. Sessions are HttpOnly, SameSite=Strict cookies; failed logins are throttled."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+
+from server.api.deps import SESSION_COOKIE, Operator, OperatorDep, StateDep
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api", tags=["auth"])
+
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 300.0
+_failures: dict[str, list[float]] = {}
+
+
+class Login(BaseModel):
+    username: str = Field(min_length=1, max_length=40)
+    password: str = Field(min_length=1, max_length=200)
+
+
+def operator_json(op: Operator) -> dict[str, Any]:
+    return {
+        "username": op.username,
+        "display_name": op.display_name,
+        "role": op.role.value,
+        "units": sorted(op.units),
+    }
+
+
+def _throttled(username: str) -> bool:
+    now = time.monotonic()
+    recent = [t for t in _failures.get(username, []) if now - t < FAILURE_WINDOW_S]
+    _failures[username] = recent
+    return len(recent) >= MAX_FAILURES
+
+
+@router.post("/login")
+async def login(body: Login, response: Response, state: StateDep) -> dict[str, Any]:
+    if _throttled(body.username):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a few minutes")
+    user = await state.users.authenticate(body.username, body.password)
+    if user is None:
+        _failures.setdefault(body.username, []).append(time.monotonic())
+        logger.warning("console login failed")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    _failures.pop(body.username, None)
+    token, expires = await state.users.open_session(user, timedelta(hours=state.cfg.http.session_ttl_h))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        expires=expires,
+        httponly=True,
+        samesite="strict",
+        secure=state.cfg.http.secure_cookies,
+        path="/",
+    )
+    logger.info("operator %d logged in", user.id)
+    return operator_json(Operator.of(user))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(request: Request, response: Response, state: StateDep) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await state.users.close_session(token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/me")
+async def me(operator: OperatorDep) -> dict[str, Any]:
+    return operator_json(operator)

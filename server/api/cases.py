@@ -1,0 +1,47 @@
+"""The dispatcher queue over HTTP: cases of the units the operator serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import select
+
+from server.api.deps import OperatorDep, StateDep
+from server.cases import case_summary
+from server.db.models import Unit
+
+router = APIRouter(prefix="/api", tags=["cases"])
+
+
+@router.get("/units")
+async def units(operator: OperatorDep, state: StateDep) -> list[dict[str, str]]:
+    async with state.cases.sessions() as session:
+        rows = (await session.scalars(select(Unit).order_by(Unit.adcode))).all()
+    return [{"adcode": u.adcode, "name": u.name} for u in rows if operator.sees(u.adcode)]
+
+
+@router.get("/cases")
+async def list_cases(
+    operator: OperatorDep,
+    state: StateDep,
+    unit: str | None = Query(default=None, pattern=r"^\d{6}$"),
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    visible = operator.visible_units
+    if unit is not None:
+        if not operator.sees(unit):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "you do not serve this unit")
+        wanted: list[str] | None = [unit]
+    else:
+        wanted = sorted(visible) if visible is not None else None
+    return [case_summary(c) for c in await state.cases.list_for_units(wanted, limit)]
+
+
+@router.get("/cases/{case_id}")
+async def get_case(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
+    case = await state.cases.get(case_id)
+    # Someone else's case is reported as absent, so ids do not leak which cases exist.
+    if case is None or not operator.sees(case.unit_adcode):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
+    return case_summary(case)

@@ -1,0 +1,72 @@
+"""The server configuration (``server.toml``), declared once and validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from kuaichu.configfile import ConfigSection, load_config
+from kuaichu.mqtt import BrokerSection
+
+
+class ServerSection(ConfigSection):
+    data_dir: Path = Field(description="the SQLite database (by default) and other server state")
+    worker_id: str = Field(default="w1", pattern=r"^[a-z0-9-]{1,16}$", description="unique per server worker")
+
+
+class DatabaseSection(ConfigSection):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...); "
+        "default: SQLite in data_dir",
+    )
+    migrate: bool = Field(default=True, description="upgrade the schema at start-up")
+
+
+class HttpSection(ConfigSection):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    session_ttl_h: float = Field(default=12, gt=0, le=24 * 7)
+    secure_cookies: bool = Field(default=True, description="set false only when serving plain HTTP on loopback")
+
+
+class GeoSection(ConfigSection):
+    districts_file: Path | None = Field(default=None, description="district fences, GCJ-02 GeoJSON; default: shipped")
+    city_file: Path | None = Field(default=None, description="the city around them, one feature; default: shipped")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.districts_file is None) != (self.city_file is None):
+            raise ValueError("give both districts_file and city_file, or neither")
+        return self
+
+
+class DemoSection(ConfigSection):
+    control_dir: Path | None = Field(
+        default=None, description="folder of simulated devices' control sockets; enables the console's demo panel"
+    )
+
+
+class ServerConfig(ConfigSection):
+    server: ServerSection
+    broker: BrokerSection
+    database: DatabaseSection = DatabaseSection()
+    http: HttpSection = HttpSection()
+    geo: GeoSection = GeoSection()
+    demo: DemoSection = DemoSection()
+
+    @model_validator(mode="after")
+    def _secure_cookies_off_loopback(self) -> Self:
+        if not self.http.secure_cookies and self.http.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("http.secure_cookies may be false only on a loopback address")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.server.data_dir / 'kuaichu.db'}"
+
+
+def load_server_config(path: Path) -> ServerConfig:
+    return load_config(ServerConfig, path)

@@ -1,0 +1,134 @@
+"use strict";
+// The dispatcher queue: one table per unit the operator serves, kept live over the WebSocket.
+// On every (re)connection the queue is reloaded over HTTP after the server's "hello", so a case
+// opened while the socket was down is never missing.
+
+const TRIGGERS = { button: "一键报警 button", hazard: "双闪 hazard", kiosk: "报警亭 kiosk", test: "测试 test" };
+const unitSections = new Map();
+const seen = new Set();
+
+function el(tag, attrs = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function localTime(iso) {
+  return new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  if (response.status === 401) {
+    window.location.assign("/login");
+    throw new Error("login required");
+  }
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.status === 204 ? null : response.json();
+}
+
+function ensureUnit(unit) {
+  let section = unitSections.get(unit.adcode);
+  if (section) return section;
+  const fragment = document.getElementById("unit-template").content.cloneNode(true);
+  section = fragment.querySelector("section");
+  section.dataset.unit = unit.adcode;
+  section.querySelector(".unit-name").textContent = `${unit.name} (${unit.adcode})`;
+  document.getElementById("units").appendChild(section);
+  unitSections.set(unit.adcode, section);
+  return section;
+}
+
+function caseRow(c) {
+  const row = el("tr", { "data-case": c.case_no, class: c.flag ? "flagged" : "" });
+  row.appendChild(el("td", { class: "case-no" }, c.case_no));
+  row.appendChild(el("td", {}, localTime(c.triggered_at)));
+  row.appendChild(el("td", {}, TRIGGERS[c.trigger] || c.trigger));
+  row.appendChild(el("td", {}, `${c.device_id} (${c.device_kind})`));
+  const what = c.vehicle ? c.vehicle.plate : c.site ? c.site.name : "—";
+  row.appendChild(el("td", { class: "vehicle" }, what));
+  const pos = c.position
+    ? `${c.position.lat_gcj02.toFixed(5)}, ${c.position.lon_gcj02.toFixed(5)}${c.position.trusted ? "" : " ⚠"}`
+    : "—";
+  row.appendChild(el("td", { class: "position" }, pos));
+  const status = el("td", { class: "status" }, c.status === "new" ? "新报警 new" : c.status);
+  if (c.flag) status.appendChild(el("div", { class: "flag" }, c.flag));
+  row.appendChild(status);
+  return row;
+}
+
+function addCase(c, isNew) {
+  if (seen.has(c.case_no)) return;
+  seen.add(c.case_no);
+  const section = ensureUnit(c.unit);
+  const body = section.querySelector("tbody");
+  const row = caseRow(c);
+  if (isNew) row.classList.add("fresh");
+  body.insertBefore(row, body.firstChild);
+  section.querySelector(".empty").hidden = true;
+  section.querySelector(".unit-count").textContent = `· ${body.children.length}`;
+}
+
+async function loadQueue() {
+  for (const unit of await api("/api/units")) ensureUnit(unit);
+  const cases = await api("/api/cases");
+  for (const c of cases.reverse()) addCase(c, false);
+}
+
+function setLive(state, text) {
+  const badge = document.getElementById("live-state");
+  badge.dataset.state = state;
+  badge.textContent = text;
+}
+
+function connect(delay = 500) {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${window.location.host}/api/ws`);
+  ws.addEventListener("message", async (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "hello") {
+      const op = message.operator;
+      document.getElementById("operator").textContent = `${op.display_name} · ${op.role}`;
+      await loadQueue();
+      setLive("live", "实时 live");
+    } else if (message.type === "case.new") {
+      addCase(message.case, true);
+    }
+  });
+  ws.addEventListener("close", () => {
+    setLive("down", "连接中断，重连中 reconnecting…");
+    api("/api/me").then(() => setTimeout(() => connect(Math.min(delay * 2, 10000)), delay));
+  });
+}
+
+async function demoPanel() {
+  let devices;
+  try {
+    devices = await api("/api/demo/devices");
+  } catch {
+    return; // not a demo server
+  }
+  const panel = document.getElementById("demo-panel");
+  const list = document.getElementById("demo-devices");
+  for (const id of devices) {
+    const button = el("button", { type: "button", "data-press": id }, `按下 Press ${id}`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      await api("/api/demo/press", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ device_id: id, trigger: "button" }),
+      }).finally(() => { button.disabled = false; });
+    });
+    list.appendChild(button);
+  }
+  panel.hidden = devices.length === 0;
+}
+
+document.getElementById("logout").addEventListener("click", async () => {
+  await api("/api/logout", { method: "POST" });
+  window.location.assign("/login");
+});
+
+api("/api/me").then(() => { connect(); demoPanel(); });

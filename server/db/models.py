@@ -1,0 +1,122 @@
+"""Tables of the case database.
+
+A case is keyed by the device's report id (unique), which is what makes a retried report land on
+the same case. The report is also kept verbatim as JSON: it is evidence of what the device said.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+user_units = Table(
+    "user_units",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_adcode", ForeignKey("units.adcode"), primary_key=True),
+)
+
+
+class Unit(Base):
+    """A traffic-police unit that owns a geofence (a district's 大队) or the city command centre."""
+
+    __tablename__ = "units"
+    adcode: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    online: Mapped[bool] = mapped_column(default=False)
+    firmware: Mapped[str | None] = mapped_column(String(40))
+    last_heartbeat: Mapped[dict[str, Any] | None]
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(32), unique=True)
+    report_id: Mapped[str] = mapped_column(String(26), unique=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    unit_adcode: Mapped[str] = mapped_column(ForeignKey("units.adcode"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    flag: Mapped[str | None] = mapped_column(String(120))
+    trigger: Mapped[str] = mapped_column(String(8))
+    triggered_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    # Where the case is, as routed: WGS-84 as reported, GCJ-02 for maps. Null when the report had no
+    # usable position (the flag then says so).
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat_gcj02: Mapped[float | None] = mapped_column(Float)
+    lon_gcj02: Mapped[float | None] = mapped_column(Float)
+    position_source: Mapped[str] = mapped_column(String(8))  # gnss / site / none
+    report: Mapped[dict[str, Any]]
+
+    unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class CaseCounter(Base):
+    """The last sequence number used per unit and local day, for human-readable case numbers."""
+
+    __tablename__ = "case_counters"
+    __table_args__ = (UniqueConstraint("unit_adcode", "day"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_adcode: Mapped[str] = mapped_column(ForeignKey("units.adcode"))
+    day: Mapped[str] = mapped_column(String(8))
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(12))  # dispatcher / officer / admin
+    display_name: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime]
+    units: Mapped[list[Unit]] = relationship(secondary=user_units, lazy="selectin")
+
+
+class Session(Base):
+    """A console login. Only the SHA-256 of the token is stored, so a database leak opens no session."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    user: Mapped[User] = relationship(lazy="joined")

@@ -1,0 +1,201 @@
+"""The server's MQTT side: reports in, cases out, acknowledgements back to the devices.
+
+One broker connection per worker. Reports arrive on a shared subscription, so with several workers
+each report is handled by one of them; validation happens as a message arrives, and valid reports
+queue for the case writer, which commits everything waiting in one transaction and then answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from kuaichu.mqtt import make_client
+from protocol import ProtocolError
+from protocol.messages import Ack, Heartbeat, Presence, Report, Unit, decode, encode
+from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
+from server.cases import CaseStore, Outcome, case_summary, now_utc
+from server.config import ServerConfig
+from server.devices import DeviceStore
+from server.events import CaseHub
+
+logger = logging.getLogger(__name__)
+
+BATCH_LIMIT = 200
+_REPORT_ID_IN_RAW = re.compile(rb'"report_id"\s*:\s*"([0-9A-HJKMNP-TV-Z]{26})"')
+
+
+@dataclass(frozen=True)
+class Refusal:
+    device_id: str
+    report_id: str | None
+    reason: str
+
+
+class Intake:
+    def __init__(self, cfg: ServerConfig, cases: CaseStore, devices: DeviceStore, hub: CaseHub) -> None:
+        self._cfg = cfg
+        self._cases = cases
+        self._devices = devices
+        self._hub = hub
+        self._queue: asyncio.Queue[Report | Refusal | tuple[str, Presence | Heartbeat]] = asyncio.Queue()
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write_loop(), name="case-writer")
+        try:
+            await self._connection_loop()
+        finally:
+            writer.cancel()
+
+    async def _connection_loop(self) -> None:
+        backoff = 0.5
+        identifier = f"kuaichu-server-{self._cfg.server.worker_id}"
+        while True:
+            try:
+                async with make_client(self._cfg.broker, identifier) as client:
+                    await client.subscribe(shared(device_filter(Channel.REPORT)), qos=1)
+                    await client.subscribe(shared(device_filter(Channel.HEARTBEAT)), qos=0)
+                    # Not shared: the broker sends retained presence only to ordinary subscriptions.
+                    await client.subscribe(device_filter(Channel.STATE), qos=1)
+                    await client.subscribe(CASE_EVENTS, qos=1)
+                    self._client = client
+                    self.connected.set()
+                    backoff = 0.5
+                    logger.info(
+                        "intake %s: connected to broker %s:%d", identifier, self._cfg.broker.host, self._cfg.broker.port
+                    )
+                    async for message in client.messages:
+                        self._on_message(message)
+            except aiomqtt.MqttError as exc:
+                logger.warning("intake %s: broker connection lost (%s); retrying in %.1fs", identifier, exc, backoff)
+            finally:
+                self._client = None
+                self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        if topic == CASE_EVENTS:
+            try:
+                self._hub.deliver(json.loads(payload))
+            except (ValueError, KeyError, TypeError):
+                logger.error("case event on %s is malformed; ignored", topic)
+            return
+        try:
+            device_id, channel = parse_device_topic(topic)
+        except ProtocolError as exc:
+            logger.warning("refused message on unexpected topic: %s", exc.reason)
+            return
+        if channel is Channel.REPORT:
+            self._on_report(device_id, payload)
+        elif channel is Channel.HEARTBEAT:
+            self._on_status(device_id, Heartbeat, payload)
+        elif channel is Channel.STATE and payload:  # empty = retained state cleared; nothing to record
+            self._on_status(device_id, Presence, payload)
+
+    def _on_report(self, device_id: str, payload: bytes) -> None:
+        try:
+            report = decode(Report, payload)
+        except ProtocolError as exc:
+            found = _REPORT_ID_IN_RAW.search(payload[:4096])
+            report_id = found.group(1).decode() if found else None
+            logger.warning(
+                "device %s: report %s refused: %s (%s)", device_id, report_id or "(no id)", exc.reason, exc.detail
+            )
+            self._queue.put_nowait(Refusal(device_id, report_id, exc.reason))
+            return
+        if report.device_id != device_id:
+            logger.warning(
+                "device %s: report %s refused: payload claims device %s", device_id, report.report_id, report.device_id
+            )
+            self._queue.put_nowait(Refusal(device_id, report.report_id, "device_mismatch"))
+            return
+        self._queue.put_nowait(report)
+
+    def _on_status(self, device_id: str, model: type[Presence] | type[Heartbeat], payload: bytes) -> None:
+        try:
+            status = decode(model, payload)
+        except ProtocolError as exc:
+            logger.warning("device %s: %s refused: %s (%s)", device_id, model.__name__, exc.reason, exc.detail)
+            return
+        self._queue.put_nowait((device_id, status))
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH_LIMIT and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception:
+                # The devices will retry what was not acknowledged; the writer must live on.
+                logger.exception("case writer: batch of %d failed; devices will retry", len(batch))
+
+    async def _write(self, batch: list[Report | Refusal | tuple[str, Presence | Heartbeat]]) -> None:
+        now = now_utc()
+        reports = [item for item in batch if isinstance(item, Report)]
+        sends: list[tuple[str, bytes, int]] = []
+        if reports:
+            for outcome in await self._cases.open_cases(reports, now):
+                sends.extend(self._answers(outcome))
+        for item in batch:
+            if isinstance(item, Refusal):
+                ack = Ack(report_id=item.report_id, status="refused", reason=item.reason)
+                sends.append((device_topic(item.device_id, Channel.ACK), encode(ack), 1))
+            elif isinstance(item, tuple):
+                device_id, status = item
+                if isinstance(status, Heartbeat):
+                    await self._devices.record_heartbeat(device_id, status, now)
+                else:
+                    await self._devices.record_presence(device_id, status, now)
+        await asyncio.gather(*(self._publish(topic, payload, qos) for topic, payload, qos in sends))
+
+    def _answers(self, outcome: Outcome) -> list[tuple[str, bytes, int]]:
+        report, case = outcome.report, outcome.case
+        topic = device_topic(report.device_id, Channel.ACK)
+        if case is None:
+            logger.info("device %s: test report %s acknowledged", report.device_id, report.report_id)
+            return [(topic, encode(Ack(report_id=report.report_id, status="accepted", test=True)), 1)]
+        ack = Ack(
+            report_id=report.report_id,
+            status="accepted",
+            duplicate=outcome.duplicate,
+            case_no=case.case_no,
+            unit=Unit(adcode=case.unit_adcode, name=case.unit.name),
+            flag=case.flag,
+        )
+        sends = [(topic, encode(ack), 1)]
+        if outcome.duplicate:
+            logger.info("device %s: report %s is a retry of case %s", report.device_id, report.report_id, case.case_no)
+        else:
+            logger.info(
+                "device %s: report %s opened case %s for unit %s%s",
+                report.device_id,
+                report.report_id,
+                case.case_no,
+                case.unit_adcode,
+                f" (flag: {case.flag})" if case.flag else "",
+            )
+            event: dict[str, Any] = {"type": "case.new", "case": case_summary(case)}
+            sends.append((CASE_EVENTS, json.dumps(event, ensure_ascii=False).encode(), 1))
+        return sends
+
+    async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
+        client = self._client
+        if client is None:
+            logger.warning("broker down: %s not sent; the device will retry and get it again", topic)
+            return
+        try:
+            await client.publish(topic, payload, qos=qos, timeout=10)
+        except aiomqtt.MqttError as exc:
+            logger.warning("could not publish %s (%s); the device will retry", topic, exc)

@@ -1,0 +1,81 @@
+"""One server worker: database, MQTT intake and the console's HTTP server in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+
+import uvicorn
+
+from server.api.app import create_app
+from server.api.state import ServerState
+from server.cases import CaseStore
+from server.config import ServerConfig
+from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
+from server.devices import DeviceStore
+from server.events import CaseHub
+from server.geo.fences import FenceSet
+from server.intake import Intake
+from server.users import UserStore
+
+logger = logging.getLogger(__name__)
+
+
+def load_fences(cfg: ServerConfig) -> FenceSet:
+    if cfg.geo.districts_file and cfg.geo.city_file:
+        return FenceSet.load(cfg.geo.districts_file, cfg.geo.city_file)
+    return FenceSet.load_default()
+
+
+async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerState, DeviceStore]:
+    """The database-backed stores, with the schema upgraded and the units in place."""
+    cfg.server.data_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.database.migrate:
+        await upgrade_schema(cfg.database_url)
+    engine = make_engine(cfg.database_url)
+    stack.push_async_callback(engine.dispose)
+    sessions = make_sessionmaker(engine)
+    cases = CaseStore(sessions, await asyncio.to_thread(load_fences, cfg))
+    await cases.ensure_units()
+    return ServerState(cfg=cfg, cases=cases, users=UserStore(sessions), hub=CaseHub()), DeviceStore(sessions)
+
+
+async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    async with AsyncExitStack() as stack:
+        state, devices = await open_state(cfg, stack)
+        intake = Intake(cfg, state.cases, devices, state.hub)
+        http = uvicorn.Server(
+            uvicorn.Config(
+                create_app(state),
+                host=cfg.http.host,
+                port=cfg.http.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ws_ping_interval=20,
+            )
+        )
+        http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks = [
+            asyncio.create_task(intake.run(), name="intake"),
+            asyncio.create_task(http.serve(), name="http"),
+        ]
+        try:
+            if ready is not None:
+                await intake.connected.wait()
+                while not http.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+                    await asyncio.sleep(0.02)
+                ready.set()
+            logger.info(
+                "server worker %s: console on http://%s:%d/", cfg.server.worker_id, cfg.http.host, cfg.http.port
+            )
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            http.should_exit = True
+            for task in tasks:
+                if task.get_name() == "intake":
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
