@@ -139,8 +139,7 @@ class FenceSet:
     def load(cls, districts: Path | Traversable, city: Path | Traversable | None = None) -> FenceSet:
         """Read GeoJSON FeatureCollections in GCJ-02; ``city`` holds exactly one feature.
 
-        A configured districts file (``[geo] fences_file``) usually comes without its own city
-        outline; the shipped Kunming one is used then.
+        Without ``city`` the shipped Kunming outline is used, for district files drawn by hand.
         """
         if city is None:
             city = _DATA.joinpath(DEFAULT_CITY)
