@@ -47,6 +47,9 @@ class GpioSection(ConfigSection):
     long_press_s: float = Field(default=1.5, ge=0, le=10, description="hold time before a press counts")
     bounce_s: float = Field(default=0.05, ge=0, le=1)
     hazard_active_high: bool = True
+    control_socket: Path | None = Field(
+        default=None, description="simulation only: a Unix socket through which the demo presses the mock pins"
+    )
     hazard_release_s: float = Field(
         default=3.0,
         gt=0,
@@ -59,6 +62,8 @@ class GpioSection(ConfigSection):
         pins = [p for p in (self.button_pin, self.hazard_pin, self.led_pin, self.buzzer_pin) if p is not None]
         if len(pins) != len(set(pins)):
             raise ValueError("button, hazard, led and buzzer pins must be different")
+        if self.control_socket is not None and self.pin_factory != "mock":
+            raise ValueError("control_socket drives simulated pins; it needs pin_factory = 'mock'")
         return self
 
 
@@ -87,10 +92,10 @@ class AudioSection(ConfigSection):
 
 class ReportSection(ConfigSection):
     ack_timeout_s: float = Field(default=3.0, gt=0, le=120)
-    retry_initial_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=60.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0, description="resend interval grows from ack_timeout_s up to this")
     heartbeat_s: float = Field(default=30.0, ge=1, le=3600)
-    track_s: int = Field(default=30, ge=0, le=60)
+    track_s: int = Field(default=30, ge=0, le=60, description="seconds of GNSS track sent with a report")
+    case_hold_s: float = Field(default=1800, gt=0, description="after this the device is ready for a new report")
 
 
 class DeviceConfig(ConfigSection):

@@ -103,6 +103,11 @@ class Outbox:
             )
         )
 
+    async def reschedule_all(self, next_attempt: float) -> None:
+        await self._run(
+            lambda db: db.execute("UPDATE outbox SET next_attempt = ? WHERE state = 'pending'", (next_attempt,))
+        )
+
     async def answered(self, ack: Ack) -> bool:
         """Record the server's answer; False if the report was not pending (a repeated ack)."""
         state = "accepted" if ack.status == "accepted" else "refused"

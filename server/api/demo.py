@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from device.sim.control import send_control
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
+from device.sim.control import send_control
 from protocol.topics import DEVICE_ID_PATTERN
 from server.api.deps import OperatorDep, StateDep
 

@@ -1,0 +1,227 @@
+"""The device application: wires the hardware, the reporting state machine, the outbox and the link.
+
+Everything here is the same on a Raspberry Pi, in the demo and in the tests; only the backends
+inside ``Hardware`` differ, as configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+
+from device.config import DeviceConfig
+from device.hardware import Hardware
+from device.link import Link
+from device.outbox import Outbox
+from device.reporting import (
+    Accepted,
+    AckOverdue,
+    AppState,
+    CaseHoldExpired,
+    Effect,
+    Event,
+    LinkChanged,
+    NewReport,
+    Refused,
+    ReportingMachine,
+    Say,
+    SayCaseNo,
+    Show,
+    Sound,
+    StartCaseHold,
+    Triggered,
+)
+from device.reports import build_heartbeat, build_report
+from kuaichu.version import FIRMWARE
+from protocol.ids import new_report_id
+from protocol.messages import Ack, Trigger, encode
+from protocol.topics import Channel
+
+logger = logging.getLogger(__name__)
+
+
+class DeviceApp:
+    def __init__(self, cfg: DeviceConfig, hardware: Hardware) -> None:
+        self.cfg = cfg
+        self.hw = hardware
+        self.machine = ReportingMachine()
+        self.outbox = Outbox(cfg.device.data_dir / "outbox.sqlite")
+        self.link = Link(cfg.broker, cfg.device.id, FIRMWARE, self._on_ack, self._on_link)
+        self._lock = asyncio.Lock()  # one event at a time through the machine, effects in order
+        self._wake = asyncio.Event()  # the sender has something new to look at
+        self._speech: asyncio.Queue[Say | SayCaseNo] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hold: asyncio.TimerHandle | None = None
+        self.case_numbers: asyncio.Queue[str] = asyncio.Queue()  # for the demo and tests to watch
+
+    @property
+    def tag(self) -> str:
+        return f"device {self.cfg.device.id}"
+
+    async def run(self) -> None:
+        await self.outbox.open()
+        try:
+            await self.hw.start(self.trigger)
+            await self._restore()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.link.run(), name="link")
+                group.create_task(self._sender(), name="sender")
+                group.create_task(self._heartbeats(), name="heartbeat")
+                group.create_task(self._speaker(), name="speech")
+        finally:
+            await self.link.close()
+            await self.hw.stop()
+            await self.outbox.close()
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def trigger(self, kind: Trigger) -> None:
+        """Called on the event loop by the trigger hardware (button held, hazards on, kiosk touch)."""
+        triggered_at = datetime.now(UTC)
+        logger.info("%s: trigger %s", self.tag, kind.value)
+        self._spawn(self._event(Triggered(kind, new_report_id()), triggered_at))
+
+    async def _on_ack(self, ack: Ack) -> None:
+        if ack.report_id is None:
+            logger.error("%s: the server refused an unreadable report: %s", self.tag, ack.reason)
+            return
+        if not await self.outbox.answered(ack):
+            logger.info("%s: repeated answer for report %s ignored", self.tag, ack.report_id)
+            return
+        if ack.status == "accepted" and ack.case_no is not None:
+            logger.info(
+                "%s: report %s accepted as case %s%s",
+                self.tag,
+                ack.report_id,
+                ack.case_no,
+                " (retry of a known report)" if ack.duplicate else "",
+            )
+            await self._event(Accepted(ack.report_id, ack.case_no))
+            self.case_numbers.put_nowait(ack.case_no)
+        elif ack.status == "refused":
+            logger.error("%s: report %s refused by the server: %s", self.tag, ack.report_id, ack.reason)
+            await self._event(Refused(ack.report_id, ack.reason or ""))
+
+    async def _on_link(self, up: bool) -> None:
+        if up:
+            # Everything still pending goes out now rather than at its backed-off time.
+            await self.outbox.reschedule_all(0.0)
+            self._wake.set()
+        await self._event(LinkChanged(up))
+
+    # --- the machine and its effects ------------------------------------------------------
+
+    async def _restore(self) -> None:
+        pending = await self.outbox.pending()
+        if pending:
+            effects = self.machine.restore(AppState.REPORTING, pending[-1].report.report_id)
+            logger.info("%s: %d report(s) still unanswered from before the restart", self.tag, len(pending))
+        else:
+            last = await self.outbox.last_answer()
+            hold = self.cfg.report.case_hold_s
+            if last and last[0].case_no and (datetime.now(UTC) - last[1]).total_seconds() < hold:
+                effects = self.machine.restore(AppState.IN_CASE, last[0].report_id, last[0].case_no)
+            else:
+                effects = self.machine.restore(AppState.IDLE, None)
+        await self._apply(effects, datetime.now(UTC))
+
+    async def _event(self, event: Event, at: datetime | None = None) -> None:
+        async with self._lock:
+            effects = self.machine.handle(event)
+            await self._apply(effects, at or datetime.now(UTC))
+
+    async def _apply(self, effects: list[Effect], at: datetime) -> None:
+        for effect in effects:
+            match effect:
+                case NewReport(kind, report_id):
+                    # On disk before anything else happens: from here on the report cannot be lost.
+                    report = build_report(
+                        self.cfg,
+                        report_id,
+                        kind,
+                        at,
+                        self.hw.position(at),
+                        self.hw.track_points(self.cfg.report.track_s),
+                        await self.hw.health(),
+                    )
+                    await self.outbox.add(report)
+                    logger.info("%s: report %s stored, sending", self.tag, report_id)
+                    self._wake.set()
+                case Show(signal):
+                    self.hw.indicators.show(signal)
+                case Sound(beep):
+                    self.hw.indicators.beep(beep)
+                case Say() | SayCaseNo():
+                    self._speech.put_nowait(effect)
+                case StartCaseHold(report_id):
+                    if self._hold is not None:
+                        self._hold.cancel()
+                    loop = asyncio.get_running_loop()
+                    self._hold = loop.call_later(
+                        self.cfg.report.case_hold_s, lambda: self._spawn(self._event(CaseHoldExpired(report_id)))
+                    )
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- loops ----------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        """Publish due reports; resend each with growing intervals until the server answers."""
+        while True:
+            delay = await self._send_due()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _send_due(self) -> float:
+        if not self.link.connected.is_set():
+            return 3600.0  # woken when the link comes back
+        now = time.time()
+        next_in = 3600.0
+        for entry in await self.outbox.pending():
+            if entry.next_attempt > now:
+                next_in = min(next_in, entry.next_attempt - now)
+                continue
+            if entry.attempts > 0:
+                await self._event(AckOverdue(entry.report.report_id))
+            if not await self.link.publish(Channel.REPORT, encode(entry.report), qos=1):
+                return 1.0
+            report = self.cfg.report
+            delay = min(report.retry_max_s, report.ack_timeout_s * 2 ** min(entry.attempts, 16))
+            await self.outbox.attempted(entry.report.report_id, time.time() + delay)
+            next_in = min(next_in, delay)
+        return next_in
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.report.heartbeat_s)
+            if not self.link.connected.is_set():
+                continue
+            now = datetime.now(UTC)
+            heartbeat = build_heartbeat(
+                self.cfg,
+                now,
+                self.machine.state.value,
+                await self.outbox.count_pending(),
+                self.hw.position(now),
+                await self.hw.health(),
+            )
+            await self.link.publish(Channel.HEARTBEAT, encode(heartbeat), qos=0)
+
+    async def _speaker(self) -> None:
+        """Prompts play one after another, never over each other."""
+        while True:
+            item = await self._speech.get()
+            try:
+                if isinstance(item, SayCaseNo):
+                    await self.hw.prompts.say_case_number(item.case_no)
+                else:
+                    await self.hw.prompts.say(item.prompt.value)
+            except Exception:
+                logger.exception("%s: voice prompt failed", self.tag)

@@ -1,0 +1,97 @@
+"""All of a device's parts, opened from its configuration, as one object the app can hold.
+
+The backends are chosen here by configuration (gpiozero pin factory, serial or simulated GNSS,
+picamera2 or simulated camera, pyaudio or simulated audio); nothing above this module knows which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from device.config import DeviceConfig
+from device.hal.audio import Audio, make_audio
+from device.hal.camera import Camera, make_camera
+from device.hal.gnss import Gnss, make_gnss
+from device.hal.indicators import Indicators
+from device.hal.pins import make_pin_factory
+from device.hal.prompts import Prompts
+from device.hal.trigger import Triggers
+from kuaichu.version import FIRMWARE
+from protocol.messages import Health, PartState, Position, TrackPoint, Trigger
+
+LOW_STORAGE_MB = 200
+
+
+@dataclass
+class Hardware:
+    cfg: DeviceConfig
+    pins: Any  # a gpiozero pin factory
+    indicators: Indicators
+    gnss: Gnss
+    camera: Camera
+    audio: Audio
+    prompts: Prompts
+    triggers: Triggers | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def open(cls, cfg: DeviceConfig) -> Hardware:
+        pins = make_pin_factory(cfg.gpio.pin_factory)
+        audio = make_audio(cfg.audio)
+        return cls(
+            cfg=cfg,
+            pins=pins,
+            indicators=Indicators(cfg.gpio, pins),
+            gnss=make_gnss(cfg.gnss),
+            camera=make_camera(cfg.camera),
+            audio=audio,
+            prompts=Prompts(audio),
+        )
+
+    async def start(self, on_trigger: Callable[[Trigger], None]) -> None:
+        await asyncio.gather(self.gnss.start(), self.camera.start(), self.audio.start())
+        # Last: a press must find everything it reports on already running.
+        self.triggers = Triggers(self.cfg.gpio, self.pins, on_trigger)
+
+    async def stop(self) -> None:
+        if self.triggers is not None:
+            self.triggers.close()
+        self.indicators.close()
+        await asyncio.gather(self.gnss.stop(), self.camera.stop(), self.audio.stop(), return_exceptions=True)
+
+    def position(self, now: datetime) -> Position | None:
+        return self.gnss.position(now)
+
+    def track_points(self, seconds: float) -> list[TrackPoint]:
+        return [
+            TrackPoint(time=fix.time, lat=fix.lat, lon=fix.lon, speed_mps=fix.speed, heading_deg=fix.track)
+            for fix in self.gnss.track(seconds)
+        ]
+
+    async def health(self) -> Health:
+        notes: list[str] = []
+        parts: dict[str, PartState] = {}
+        for name, part in (("camera", self.camera), ("gnss", self.gnss), ("audio", self.audio)):
+            health = part.health()
+            parts[name] = health.state
+            if health.note:
+                notes.append(f"{name}: {health.note}"[:120])
+        usage = await asyncio.to_thread(shutil.disk_usage, self.cfg.device.data_dir)
+        free_mb = usage.free // (1024 * 1024)
+        if free_mb < LOW_STORAGE_MB:
+            notes.append(f"storage: only {free_mb} MB free")
+        return Health(
+            camera=parts["camera"],
+            gnss=parts["gnss"],
+            audio=parts["audio"],
+            storage_free_mb=free_mb,
+            firmware=FIRMWARE,
+            uptime_s=int(time.monotonic() - self.started),
+            notes=notes[:8],
+        )

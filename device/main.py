@@ -1,0 +1,38 @@
+"""Running the firmware as a process: open the hardware, run the app, stop cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from device.app import DeviceApp
+from device.config import DeviceConfig
+from device.hardware import Hardware
+
+logger = logging.getLogger(__name__)
+
+
+async def run_device(cfg: DeviceConfig) -> None:
+    cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
+    hardware = Hardware.open(cfg)
+    app = DeviceApp(cfg, hardware)
+    main = asyncio.create_task(app.run(), name="device")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    control = None
+    if cfg.gpio.control_socket is not None:
+        from device.sim.control import serve_control
+
+        control = await serve_control(cfg.gpio.control_socket, hardware.pins, cfg.gpio)
+    logger.info("device %s (%s) running", cfg.device.id, cfg.device.kind.value)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+    finally:
+        if control is not None:
+            control.close()
+            await control.wait_closed()
+        logger.info("device %s stopped", cfg.device.id)

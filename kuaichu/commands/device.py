@@ -1,0 +1,34 @@
+"""``kuaichu device run | gnss-replay``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("/etc/kuaichu/device.toml")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("device", help="the reporting unit's firmware and tools")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    run = sub.add_parser("run", help="run the device firmware")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"device.toml (default {DEFAULT_CONFIG})")
+    run.set_defaults(handler=_run)
+
+    from device import gnss_replay
+
+    replay = sub.add_parser("gnss-replay", help="read an NMEA capture as the receiver reader would, print fixes")
+    gnss_replay.add_arguments(replay)
+    replay.set_defaults(handler=gnss_replay.run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from device.config import load_device_config
+    from device.main import run_device
+
+    cfg = load_device_config(args.config)
+    asyncio.run(run_device(cfg))
+    return 0

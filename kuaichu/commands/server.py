@@ -1,0 +1,92 @@
+"""``kuaichu server run | add-user | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("/etc/kuaichu/server.toml")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("server", help="the central server")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    run = sub.add_parser("run", help="run one server worker (MQTT intake + console)")
+    run.set_defaults(handler=_run)
+
+    add = sub.add_parser("add-user", help="create a console operator")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["dispatcher", "officer", "admin"])
+    add.add_argument("--unit", action="append", default=[], metavar="ADCODE", help="a unit served (repeatable)")
+    add.add_argument("--name", help="display name (default: the username)")
+    add.add_argument(
+        "--password-file", type=Path, help="read the password from this file (default: prompt, or stdin if piped)"
+    )
+    add.set_defaults(handler=_add_user)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema and exit")
+    migrate.set_defaults(handler=_migrate)
+
+    for p in (run, add, migrate):
+        p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"server.toml (default {DEFAULT_CONFIG})")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from server.config import load_server_config
+    from server.worker import serve
+
+    cfg = load_server_config(args.config)
+    asyncio.run(serve(cfg))
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        return str(args.password_file.read_text(encoding="utf-8").strip())
+    if "KUAICHU_PASSWORD" in os.environ:
+        return os.environ["KUAICHU_PASSWORD"]
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("passwords differ")
+    return first
+
+
+def _add_user(args: argparse.Namespace) -> int:
+    from contextlib import AsyncExitStack
+
+    from server.config import load_server_config
+    from server.users import Role, UserError
+    from server.worker import open_state
+
+    cfg = load_server_config(args.config)
+    password = _read_password(args)
+
+    async def add() -> None:
+        async with AsyncExitStack() as stack:
+            state, _ = await open_state(cfg, stack)
+            await state.users.add_user(args.username, password, Role(args.role), args.unit, args.name)
+
+    try:
+        asyncio.run(add())
+    except UserError as exc:
+        print(f"kuaichu server add-user: {exc}", file=sys.stderr)
+        return 1
+    print(f"user {args.username} ({args.role}) created")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from server.config import load_server_config
+    from server.db.engine import upgrade_schema
+
+    cfg = load_server_config(args.config)
+    asyncio.run(upgrade_schema(cfg.database_url))
+    return 0

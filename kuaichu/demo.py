@@ -1,0 +1,231 @@
+"""``kuaichu demo``: the whole system on one machine, with simulated hardware.
+
+A private Mosquitto, one server worker with SQLite, a simulated in-car unit driving a recorded
+GNSS track through 五华区 and a simulated kiosk at Kunming railway station, each its own process
+running the real firmware over mock GPIO pins, a pseudo-terminal GNSS receiver and a rendered
+camera. Demo operators are created once and their passwords kept in the demo folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DIR = Path(".kuaichu/demo")
+CITY = "530100"
+DISTRICTS = ["530102", "530103", "530111", "530112", "530114"]
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    role: str
+    units: list[str]
+    name: str
+
+
+USERS = [
+    DemoUser("dispatcher", "dispatcher", [CITY, *DISTRICTS], "接警员 (all units)"),
+    DemoUser("wuhua", "dispatcher", ["530102"], "五华大队接警员"),
+    DemoUser("officer", "officer", [CITY, *DISTRICTS], "民警 (all units)"),
+    DemoUser("admin", "admin", [], "管理员"),
+]
+
+CAR_ID = "car-demo-01"
+KIOSK_ID = "kiosk-demo-01"
+
+
+def free_port(preferred: int = 0) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def control_socket(root: Path, device_id: str) -> Path:
+    return root / "control" / f"{device_id}.sock"
+
+
+def _toml_path(path: Path) -> str:
+    return json.dumps(str(path))
+
+
+def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Path]:
+    """Broker, server and device configuration files; returns the paths by process name."""
+    for sub in ("broker", "server", "control", "logs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    broker = root / "broker" / "mosquitto.conf"
+    broker.write_text(
+        f"# Demo broker: loopback only.\nlistener {broker_port} 127.0.0.1\nallow_anonymous true\n"
+        "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+    )
+    server = root / "server.toml"
+    server.write_text(
+        f"[server]\ndata_dir = {_toml_path(root / 'server')}\n\n"
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n\n'
+        f"[demo]\ncontrol_dir = {_toml_path(root / 'control')}\n"
+    )
+    paths = {"broker": broker, "server": server}
+    common = (
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        '[camera]\nbackend = "simulated"\n\n[audio]\nbackend = "simulated"\n\n'
+        "[report]\nheartbeat_s = 10\n\n"
+    )
+    car = root / "devices" / CAR_ID / "device.toml"
+    car.parent.mkdir(parents=True, exist_ok=True)
+    car.write_text(
+        f'[device]\nid = "{CAR_ID}"\nkind = "in-car"\ndata_dir = {_toml_path(car.parent)}\n\n'
+        + common
+        + '[vehicle]\nplate = "云A5H821"\nvin = "LSVAM4187C2184521"\n\n'
+        f'[gpio]\npin_factory = "mock"\ncontrol_socket = {_toml_path(control_socket(root, CAR_ID))}\n\n'
+        '[gnss]\nbackend = "simulated"\n'
+    )
+    kiosk = root / "devices" / KIOSK_ID / "device.toml"
+    kiosk.parent.mkdir(parents=True, exist_ok=True)
+    kiosk.write_text(
+        f'[device]\nid = "{KIOSK_ID}"\nkind = "kiosk"\ndata_dir = {_toml_path(kiosk.parent)}\n\n'
+        + common
+        + '[site]\nname = "昆明站北京路报警亭"\nlat = 25.0159\nlon = 102.7217\n'
+        + 'address = "官渡区北京路昆明火车站东广场"\n\n'
+        f'[gpio]\npin_factory = "mock"\nhazard_pin = 27\nlong_press_s = 0.5\n'
+        f"control_socket = {_toml_path(control_socket(root, KIOSK_ID))}\n\n"
+        '[gnss]\nbackend = "simulated"\n'
+    )
+    paths[CAR_ID] = car
+    paths[KIOSK_ID] = kiosk
+    return paths
+
+
+async def ensure_users(server_config: Path, logins_file: Path) -> dict[str, str]:
+    """Create the demo operators on first run; later runs reuse the passwords kept beside the data."""
+    from contextlib import AsyncExitStack
+
+    from server.config import load_server_config
+    from server.users import Role, UserError
+    from server.worker import open_state
+
+    logins = _read_logins(logins_file)
+    cfg = load_server_config(server_config)
+    async with AsyncExitStack() as stack:
+        state, _ = await open_state(cfg, stack)
+        for user in USERS:
+            if user.username in logins:
+                continue
+            password = secrets.token_urlsafe(9)
+            try:
+                await state.users.add_user(user.username, password, Role(user.role), user.units, user.name)
+            except UserError:
+                continue  # created by an earlier run whose logins file was removed
+            logins[user.username] = password
+    _write_logins(logins_file, logins)
+    return logins
+
+
+def _read_logins(path: Path) -> dict[str, str]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def _write_logins(path: Path, logins: dict[str, str]) -> None:
+    path.write_text(json.dumps(logins, indent=2))
+    path.chmod(0o600)
+
+
+def _spawn(name: str, args: list[str], logs: Path) -> subprocess.Popen[bytes]:
+    log = (logs / f"{name}.log").open("ab")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, within_s: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while loop.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see its log")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{what} did not start listening on port {port} within {within_s}s")
+
+
+async def run_demo(root: Path, http_port: int) -> int:
+    """Run until Ctrl-C; ``root`` is the (absolute) demo folder."""
+    broker_port = free_port()
+    http_port = free_port(http_port)
+    paths = write_configs(root, broker_port, http_port)
+    logs = root / "logs"
+    kuaichu = [sys.executable, "-m", "kuaichu.cli"]
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        broker = _spawn("mosquitto", [mosquitto, "-c", str(paths["broker"])], logs)
+        procs.append(("mosquitto", broker))
+        await _wait_port(broker_port, broker, "mosquitto")
+        logins = await ensure_users(paths["server"], root / "logins.json")
+        server = _spawn("server", [*kuaichu, "server", "run", "--config", str(paths["server"])], logs)
+        procs.append(("server", server))
+        await _wait_port(http_port, server, "the server")
+        for device_id in (CAR_ID, KIOSK_ID):
+            args = [*kuaichu, "device", "run", "--config", str(paths[device_id])]
+            procs.append((device_id, _spawn(device_id, args, logs)))
+        _banner(http_port, broker_port, logins, root)
+        while not stop.is_set():
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"kuaichu demo: {name} exited with code {proc.returncode}; see {logs / name}.log")
+                    stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        for _name, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                await asyncio.to_thread(proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("kuaichu demo: stopped")
+    return 0
+
+
+def _banner(http_port: int, broker_port: int, logins: dict[str, str], root: Path) -> None:
+    users = {u.username: u for u in USERS}
+    print("\nKuaichu demo is running. Ctrl-C stops everything.\n")
+    print(f"  Console   http://127.0.0.1:{http_port}/console")
+    for username, password in logins.items():
+        user = users.get(username)
+        print(f"            {username:<11} {password:<14} {user.name if user else ''}")
+    print(f"  Devices   {CAR_ID}: in-car unit 云A5H821 driving around 翠湖 (五华区)")
+    print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区)")
+    print(f"  Press     kuaichu demo press {CAR_ID}     (or the console's demo panel)")
+    print(f"  Broker    127.0.0.1:{broker_port}   logs and data in {root}\n", flush=True)
+
+
+async def press(root: Path, device_id: str, hazard: bool) -> int:
+    from device.sim.control import send_control
+
+    sock = control_socket(root, device_id)
+    if not await asyncio.to_thread(sock.exists):
+        print(f"kuaichu demo press: no simulated device {device_id!r} running in {root}", file=sys.stderr)
+        return 1
+    command: dict[str, object] = {"cmd": "hazard", "on": True} if hazard else {"cmd": "press"}
+    reply = await send_control(sock, command)
+    print(json.dumps(reply, ensure_ascii=False))
+    return 0 if reply.get("ok", True) else 1

@@ -1,0 +1,141 @@
+"""Real services for the tests, started from installed binaries on free ports and stopped after.
+
+Nothing here depends on a broker or database the machine may already run: each test session gets
+its own Mosquitto (with the configuration under test) and its own throwaway PostgreSQL cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+@dataclass
+class Mosquitto:
+    """A private broker; ``restart()`` keeps its port, as a real broker restart does."""
+
+    port: int
+    conf: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=self.log.open("ab")
+        )
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[Mosquitto]:
+    """A plain loopback listener; ``extra_conf`` adds lines (TLS, ACLs) for tests that need them."""
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "log_dest stderr\n"
+        "log_type error\nlog_type warning\nlog_type notice\n"
+        "max_inflight_messages 100\n"
+        "max_queued_messages 10000\n" + extra_conf
+    )
+    broker = Mosquitto(port, conf, workdir / "mosquitto.log")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    found = shutil.which("pg_ctl")
+    path = Path(candidates[0]) if candidates else Path(found) if found else None
+    if path is None:
+        raise RuntimeError("PostgreSQL server binaries not found: install the 'postgresql' package (install.sh does)")
+    return path.resolve().parent
+
+
+@contextlib.contextmanager
+def postgresql() -> Iterator[str]:
+    """A throwaway cluster on a free port; yields its SQLAlchemy asyncpg URL.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the 'postgres' system user.
+    """
+    bindir = _pg_bindir()
+    port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="kc-pg-"))
+    data, sock = tmp / "data", tmp / "sock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        os.chown(sock, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "kc", "--auth=trust", "-E", "UTF8", "--no-locale")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(tmp / "pg.log"),
+        "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
+    try:
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "kc", "kuaichu")
+        yield f"postgresql+asyncpg://kc@127.0.0.1:{port}/kuaichu"
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(tmp, ignore_errors=True)
