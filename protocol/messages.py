@@ -141,7 +141,7 @@ class Report(Versioned):
     device_kind: DeviceKind
     trigger: Trigger
     triggered_at: AwareDatetime = Field(description="UTC time of the press on the device clock")
-    position: Position | None = Field(description="latest fix; null if the device has never had one")
+    position: Position | None = Field(default=None, description="latest fix; absent if the device has never had one")
     track: list[TrackPoint] = Field(default_factory=list, max_length=60, description="last 30 s, oldest first")
     vehicle: Vehicle | None = None
     site: Site | None = None
@@ -166,7 +166,7 @@ class Unit(Message):
 class Ack(Versioned):
     """The server's answer to a report. Published on ``kc/v1/dev/{device_id}/ack``, QoS 1."""
 
-    report_id: ReportId | None = Field(description="null only when refusing a payload whose id was unreadable")
+    report_id: ReportId | None = Field(default=None, description="absent only when refusing a payload whose id was unreadable")
     status: Literal["accepted", "refused"]
     duplicate: bool = Field(default=False, description="the report id was already known")
     case_no: str | None = Field(default=None, max_length=32)

@@ -116,7 +116,10 @@ class Intake:
             return
         if report.device_id != device_id:
             logger.warning(
-                "device %s: report %s refused: payload claims device %s", device_id, report.report_id, report.device_id
+                "device %s: report %s refused: device_mismatch (payload claims %s)",
+                device_id,
+                report.report_id,
+                report.device_id,
             )
             self._queue.put_nowait(Refusal(device_id, report.report_id, "device_mismatch"))
             return

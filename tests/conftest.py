@@ -1,0 +1,93 @@
+"""Shared fixtures: a private Mosquitto per test, server workers in this event loop, operators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.config import ServerConfig
+from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
+from server.users import Role, UserStore
+from server.worker import serve
+from tests.services import Mosquitto, free_port, mosquitto
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    with mosquitto(workdir) as running:
+        yield running
+
+
+def make_server_config(
+    data_dir: Path,
+    broker_port: int,
+    *,
+    database_url: str | None = None,
+    worker_id: str = "w1",
+    control_dir: Path | None = None,
+) -> ServerConfig:
+    return ServerConfig.model_validate(
+        {
+            "server": {"data_dir": data_dir, "worker_id": worker_id},
+            "broker": {"host": "127.0.0.1", "port": broker_port, "session_expiry_s": 300},
+            "database": {"url": database_url},
+            "http": {"host": "127.0.0.1", "port": free_port(), "secure_cookies": False},
+            "demo": {"control_dir": control_dir},
+        }
+    )
+
+
+@dataclass
+class RunningServer:
+    cfg: ServerConfig
+    task: asyncio.Task[None]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.cfg.http.port}"
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def start_server(cfg: ServerConfig) -> RunningServer:
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(cfg, ready))
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+    if waiter not in done:
+        task.cancel()
+        raise TimeoutError("server did not become ready")
+    return RunningServer(cfg, task)
+
+
+@pytest.fixture
+async def server(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[RunningServer]:
+    running = await start_server(make_server_config(tmp_path / "server", broker.port))
+    yield running
+    await running.stop()
+
+
+async def add_user(
+    cfg: ServerConfig, username: str, role: Role, units: list[str], password: str = PASSWORD
+) -> None:
+    await upgrade_schema(cfg.database_url)
+    engine = make_engine(cfg.database_url)
+    try:
+        await UserStore(make_sessionmaker(engine)).add_user(username, password, role, units)
+    finally:
+        await engine.dispose()
