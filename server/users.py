@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -27,6 +28,30 @@ class Role(StrEnum):
 
 class UserError(Exception):
     pass
+
+
+class LoginThrottle:
+    """Failed logins per username; after ``limit`` within ``window_s`` that username must wait."""
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self._limit = limit
+        self._window_s = window_s
+        self._failures: dict[str, list[float]] = {}
+
+    def blocked(self, username: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(username, []) if now - t < self._window_s]
+        if recent:
+            self._failures[username] = recent
+        else:
+            self._failures.pop(username, None)
+        return len(recent) >= self._limit
+
+    def failed(self, username: str) -> None:
+        self._failures.setdefault(username, []).append(time.monotonic())
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username, None)
 
 
 def _token_hash(token: str) -> str:

@@ -91,3 +91,19 @@ async def add_user(
         await UserStore(make_sessionmaker(engine)).add_user(username, password, role, units)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[str]:
+    from tests.services import postgresql
+
+    with postgresql() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_cluster: str) -> str:
+    """A fresh, empty database in the session's throwaway cluster."""
+    from tests.services import create_database
+
+    return create_database(pg_cluster)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,19 @@ def _pg_bindir() -> Path:
     if path is None:
         raise RuntimeError("PostgreSQL server binaries not found: install the 'postgresql' package (install.sh does)")
     return path.resolve().parent
+
+
+def create_database(cluster_url: str) -> str:
+    """A new empty database in a cluster from ``postgresql()``; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    base, _ = cluster_url.rsplit("/", 1)
+    port = base.rsplit(":", 1)[1]
+    subprocess.run(
+        [str(_pg_bindir() / "createdb"), "-h", "127.0.0.1", "-p", port, "-U", "kc", name],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return f"{base}/{name}"
 
 
 @contextlib.contextmanager

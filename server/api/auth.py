@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +14,6 @@ from server.api.deps import SESSION_COOKIE, Operator, OperatorDep, StateDep
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["auth"])
 
-MAX_FAILURES = 5
-FAILURE_WINDOW_S = 300.0
-_failures: dict[str, list[float]] = {}
 
 
 class Login(BaseModel):
@@ -34,23 +30,16 @@ def operator_json(op: Operator) -> dict[str, Any]:
     }
 
 
-def _throttled(username: str) -> bool:
-    now = time.monotonic()
-    recent = [t for t in _failures.get(username, []) if now - t < FAILURE_WINDOW_S]
-    _failures[username] = recent
-    return len(recent) >= MAX_FAILURES
-
-
 @router.post("/login")
 async def login(body: Login, response: Response, state: StateDep) -> dict[str, Any]:
-    if _throttled(body.username):
+    if state.throttle.blocked(body.username):
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a few minutes")
     user = await state.users.authenticate(body.username, body.password)
     if user is None:
-        _failures.setdefault(body.username, []).append(time.monotonic())
+        state.throttle.failed(body.username)
         logger.warning("console login failed")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    _failures.pop(body.username, None)
+    state.throttle.succeeded(body.username)
     token, expires = await state.users.open_session(user, timedelta(hours=state.cfg.http.session_ttl_h))
     response.set_cookie(
         SESSION_COOKIE,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.cases import CaseStore
 from server.config import ServerConfig
 from server.events import CaseHub
-from server.users import UserStore
+from server.users import LoginThrottle, UserStore
 
 
 @dataclass(frozen=True)
@@ -16,3 +16,4 @@ class ServerState:
     cases: CaseStore
     users: UserStore
     hub: CaseHub
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
