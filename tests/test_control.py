@@ -16,7 +16,7 @@ from device.config import GpioSection
 from device.hal.indicators import Indicators, Signal
 from device.hal.pins import make_pin_factory
 from device.hal.trigger import Triggers
-from device.sim.control import MAX_LINE, ControlError, ControlServer, parse_command, send_control
+from device.sim.control import MAX_LINE, ControlError, ControlServer, parse_command, send_control, serve_control
 from protocol.messages import Trigger
 
 LONG_PRESS_S = 0.3
@@ -32,7 +32,7 @@ class Device:
         self.seen: asyncio.Queue[Trigger] = asyncio.Queue()
         self.triggers = Triggers(cfg, self.factory, self.seen.put_nowait)
         self.indicators = Indicators(cfg, self.factory)
-        self.control = ControlServer(path, cfg, self.factory)
+        self.control = ControlServer(path, self.factory, cfg)
 
     async def next(self) -> Trigger:
         return await asyncio.wait_for(self.seen.get(), timeout=5)
@@ -41,7 +41,8 @@ class Device:
         return await send_control(self.path, command)
 
     async def close(self) -> None:
-        await self.control.close()
+        self.control.close()
+        await self.control.wait_closed()
         self.indicators.close()
         self.triggers.close()
         self.factory.close()
@@ -201,7 +202,8 @@ async def test_a_client_that_hangs_up_mid_press_does_not_leave_the_button_down(d
 async def test_close_releases_a_held_button_and_removes_the_socket(device: Device) -> None:
     pressing = asyncio.create_task(device.send(cmd="press", hold_s=20))
     assert await device.next() is Trigger.BUTTON
-    await device.control.close()
+    device.control.close()
+    await device.control.wait_closed()
     assert device.factory.pin(device.cfg.button_pin).state  # released
     assert not device.path.exists()
     with pytest.raises(ControlError):  # hung up on without an answer
@@ -232,4 +234,16 @@ def test_parse_command_defaults() -> None:
 
 async def test_refuses_real_pins(sock_path: Path) -> None:
     with pytest.raises(TypeError):
-        ControlServer(sock_path, gpio(), object())
+        ControlServer(sock_path, object(), gpio())
+
+
+async def test_serve_control_is_closed_like_an_asyncio_server(sock_path: Path) -> None:
+    factory: Any = make_pin_factory("mock")
+    server = await serve_control(sock_path, factory, gpio())
+    assert (await send_control(sock_path, {"cmd": "status"}))["ok"] is True
+    server.close()
+    await server.wait_closed()
+    assert not await asyncio.to_thread(sock_path.exists)
+    with pytest.raises(OSError):
+        await send_control(sock_path, {"cmd": "status"})
+    factory.close()

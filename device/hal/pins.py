@@ -8,13 +8,15 @@ instead of being set on gpiozero's class-level ``Device.pin_factory``, so two si
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
+
+from gpiozero.pins import Factory
 
 PinFactoryName = Literal["lgpio", "rpigpio", "native", "mock"]
 
 
-def make_pin_factory(name: PinFactoryName) -> Any:
-    """A new ``gpiozero.Factory``; the caller closes it when the device shuts down.
+def make_pin_factory(name: PinFactoryName) -> Factory:
+    """A new pin factory; the caller closes it when the device shuts down.
 
     "mock" gives a ``MockFactory`` with plain ``MockPin`` pins: they honour pull-ups, so an idle
     pull-up button reads high, and ``drive_low()`` / ``drive_high()`` press and release it.

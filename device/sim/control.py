@@ -77,9 +77,12 @@ def parse_command(line: bytes) -> Press | Hazard | Status:
 
 
 class ControlServer:
-    """Serves the control socket at ``path`` for the pins of ``factory`` (a ``MockFactory``)."""
+    """Serves the control socket at ``path`` for the pins of ``factory`` (a ``MockFactory``).
 
-    def __init__(self, path: Path, cfg: GpioSection, factory: Any) -> None:
+    Closed like an ``asyncio.Server``: ``close()``, then ``await wait_closed()``.
+    """
+
+    def __init__(self, path: Path, factory: Any, cfg: GpioSection) -> None:
         from gpiozero.pins.mock import MockFactory
 
         if not isinstance(factory, MockFactory):
@@ -97,7 +100,8 @@ class ControlServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        self.close()
+        await self.wait_closed()
 
     async def start(self) -> None:
         self._remove_stale_socket()
@@ -105,16 +109,21 @@ class ControlServer:
         os.chmod(self._path, 0o600)
         log.info("control: listening on %s", self._path)
 
-    async def close(self) -> None:
-        """Stop listening, end the clients and let go of the button and hazards."""
+    def close(self) -> None:
+        """Stop listening and hang up on the clients; a held button and flashing hazards let go."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-            self._server = None
             with contextlib.suppress(FileNotFoundError):
                 self._path.unlink()
-        for task in list(self._clients):
+        for task in self._clients:
             task.cancel()
+        if self._flasher is not None:
+            self._flasher.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
         await asyncio.gather(*self._clients, return_exceptions=True)
         await self._stop_flashing()
 
@@ -242,6 +251,13 @@ class ControlServer:
 
     def _hazard_level(self, state: bool) -> bool:
         return bool(state) == self._cfg.hazard_active_high
+
+
+async def serve_control(path: Path, factory: Any, cfg: GpioSection) -> ControlServer:
+    """A started control socket at ``path`` for the mock pins of ``factory``."""
+    server = ControlServer(path, factory, cfg)
+    await server.start()
+    return server
 
 
 async def send_control(path: Path, command: dict[str, Any], timeout_s: float = MAX_HOLD_S + 10) -> Answer:
