@@ -23,7 +23,7 @@ from device.hal.pins import make_pin_factory
 from device.hal.prompts import Prompts
 from device.hal.trigger import Triggers
 from kuaichu.version import FIRMWARE
-from protocol.messages import Health, PartState, Position, TrackPoint, Trigger
+from protocol.messages import Health, Position, TrackPoint, Trigger
 
 LOW_STORAGE_MB = 200
 
@@ -76,20 +76,19 @@ class Hardware:
 
     async def health(self) -> Health:
         notes: list[str] = []
-        parts: dict[str, PartState] = {}
-        for name, part in (("camera", self.camera), ("gnss", self.gnss), ("audio", self.audio)):
-            health = part.health()
-            parts[name] = health.state
-            if health.note:
-                notes.append(f"{name}: {health.note}"[:120])
+        gnss = self.gnss.health()
+        parts = {"camera": self.camera.health(), "gnss": (gnss.state, gnss.note or ""), "audio": self.audio.health()}
+        for name, (_, note) in parts.items():
+            if note:
+                notes.append(f"{name}: {note}"[:120])
         usage = await asyncio.to_thread(shutil.disk_usage, self.cfg.device.data_dir)
         free_mb = usage.free // (1024 * 1024)
         if free_mb < LOW_STORAGE_MB:
             notes.append(f"storage: only {free_mb} MB free")
         return Health(
-            camera=parts["camera"],
-            gnss=parts["gnss"],
-            audio=parts["audio"],
+            camera=parts["camera"][0],
+            gnss=parts["gnss"][0],
+            audio=parts["audio"][0],
             storage_free_mb=free_mb,
             firmware=FIRMWARE,
             uptime_s=int(time.monotonic() - self.started),
