@@ -56,6 +56,7 @@ class DeviceApp:
         self._tasks: set[asyncio.Task[None]] = set()
         self._hold: asyncio.TimerHandle | None = None
         self.case_numbers: asyncio.Queue[str] = asyncio.Queue()  # for the demo and tests to watch
+        self.ready = asyncio.Event()  # hardware started, state restored: a press now counts
 
     @property
     def tag(self) -> str:
@@ -66,6 +67,7 @@ class DeviceApp:
         try:
             await self.hw.start(self.trigger)
             await self._restore()
+            self.ready.set()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.link.run(), name="link")
                 group.create_task(self._sender(), name="sender")

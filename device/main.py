@@ -23,12 +23,17 @@ async def run_device(cfg: DeviceConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, main.cancel)
     control = None
-    if cfg.gpio.control_socket is not None:
-        from device.sim.control import serve_control
-
-        control = await serve_control(cfg.gpio.control_socket, hardware.pins, cfg.gpio)
-    logger.info("device %s (%s) running", cfg.device.id, cfg.device.kind.value)
     try:
+        ready = asyncio.create_task(app.ready.wait())
+        await asyncio.wait({main, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if app.ready.is_set():
+            logger.info("device %s (%s) running", cfg.device.id, cfg.device.kind.value)
+            if cfg.gpio.control_socket is not None:
+                # Only now: a simulated press before the trigger exists would be lost.
+                from device.sim.control import serve_control
+
+                control = await serve_control(cfg.gpio.control_socket, hardware.pins, cfg.gpio)
         with contextlib.suppress(asyncio.CancelledError):
             await main
     finally:

@@ -73,11 +73,11 @@ async def running_device(cfg: DeviceConfig) -> AsyncIterator[RunningDevice]:
     app = DeviceApp(cfg, Hardware.open(cfg))
     device = RunningDevice(app, asyncio.create_task(app.run()))
     try:
-        async with asyncio.timeout(15):
-            while app.hw.triggers is None:
-                if device.task.done():
-                    device.task.result()
-                await asyncio.sleep(0.02)
+        ready = asyncio.create_task(app.ready.wait())
+        await asyncio.wait({device.task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if device.task.done():
+            device.task.result()
+        assert app.ready.is_set(), "device did not start"
         yield device
     finally:
         await device.stop()
