@@ -1,0 +1,1 @@
+"""Recorded voice prompts (WAV), shipped as package data; see README.md."""
