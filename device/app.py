@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 from device.config import DeviceConfig
 from device.hardware import Hardware
@@ -29,6 +31,7 @@ from device.reporting import (
     ReportingMachine,
     Say,
     SayCaseNo,
+    SelfTestAnswered,
     Show,
     Sound,
     StartCaseHold,
@@ -93,7 +96,10 @@ class DeviceApp:
         if not await self.outbox.answered(ack):
             logger.info("%s: repeated answer for report %s ignored", self.tag, ack.report_id)
             return
-        if ack.status == "accepted" and ack.case_no is not None:
+        if ack.status == "accepted" and ack.test:
+            logger.info("%s: test report %s acknowledged by the server", self.tag, ack.report_id)
+            await self._event(SelfTestAnswered(ack.report_id))
+        elif ack.status == "accepted" and ack.case_no is not None:
             logger.info(
                 "%s: report %s accepted as case %s%s",
                 self.tag,
@@ -166,8 +172,8 @@ class DeviceApp:
                         self.cfg.report.case_hold_s, lambda: self._spawn(self._event(CaseHoldExpired(report_id)))
                     )
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -52,6 +52,13 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class SelfTestAnswered:
+    """The server answered a test report (``trigger: test``): it reached the server, no case exists."""
+
+    report_id: str
+
+
+@dataclass(frozen=True)
 class Refused:
     report_id: str
     reason: str
@@ -72,7 +79,7 @@ class CaseHoldExpired:
     report_id: str
 
 
-Event = Triggered | Accepted | Refused | AckOverdue | LinkChanged | CaseHoldExpired
+Event = Triggered | Accepted | SelfTestAnswered | Refused | AckOverdue | LinkChanged | CaseHoldExpired
 
 # --- effects ------------------------------------------------------------------------------
 
@@ -147,6 +154,9 @@ class ReportingMachine:
                     Say(Prompt.DISPATCHER),
                     StartCaseHold(report_id),
                 ]
+            case SelfTestAnswered(report_id) if report_id == self.current and self.state is AppState.REPORTING:
+                self.state, self.current = AppState.IDLE, None
+                return [Sound(Beep.CASE_NUMBER), Show(self._resting_signal())]
             case Refused(report_id, _) if report_id == self.current and self.state is AppState.REPORTING:
                 self.state = AppState.FAILED
                 return [Show(Signal.FAILED), Sound(Beep.FAILURE), Say(Prompt.FAILED)]

@@ -20,9 +20,7 @@ def build_report(
     health: Health,
 ) -> Report:
     vehicle = Vehicle(plate=cfg.vehicle.plate, vin=cfg.vehicle.vin) if cfg.vehicle else None
-    site = (
-        Site(name=cfg.site.name, lat=cfg.site.lat, lon=cfg.site.lon, address=cfg.site.address) if cfg.site else None
-    )
+    site = Site(name=cfg.site.name, lat=cfg.site.lat, lon=cfg.site.lon, address=cfg.site.address) if cfg.site else None
     return Report(
         report_id=report_id,
         device_id=cfg.device.id,

@@ -51,7 +51,7 @@ def tls_context(tls: TlsSection) -> ssl.SSLContext:
 def make_client(
     cfg: BrokerSection, identifier: str, *, will: aiomqtt.Will | None = None, clean_start: bool = False
 ) -> aiomqtt.Client:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = cfg.session_expiry_s
     return aiomqtt.Client(
         cfg.host,

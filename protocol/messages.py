@@ -19,7 +19,7 @@ from protocol.errors import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
 from protocol.topics import DEVICE_ID_PATTERN
 
-VERSION = 1
+VERSION: Literal[1] = 1
 # A report with a full 30 s track and every optional field is about 6 KiB; the bound leaves room
 # for later fields without letting a hostile client make the server parse megabytes.
 MAX_PAYLOAD_BYTES = 32 * 1024
@@ -41,8 +41,15 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _version_required(schema: dict[str, Any]) -> None:
+    # The model fills the version in when building a message, but on the wire it is mandatory.
+    schema.setdefault("required", []).insert(0, "version")
+
+
 class Versioned(Message):
-    version: Literal[1] = Field(default=VERSION, description="message schema version")
+    model_config = ConfigDict(json_schema_extra=_version_required)
+
+    version: Literal[1] = Field(default=1, description="message schema version")
 
 
 class FixQuality(IntEnum):
@@ -166,7 +173,9 @@ class Unit(Message):
 class Ack(Versioned):
     """The server's answer to a report. Published on ``kc/v1/dev/{device_id}/ack``, QoS 1."""
 
-    report_id: ReportId | None = Field(default=None, description="absent only when refusing a payload whose id was unreadable")
+    report_id: ReportId | None = Field(
+        default=None, description="absent only when refusing a payload whose id was unreadable"
+    )
     status: Literal["accepted", "refused"]
     duplicate: bool = Field(default=False, description="the report id was already known")
     case_no: str | None = Field(default=None, max_length=32)

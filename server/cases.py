@@ -163,7 +163,7 @@ class CaseStore:
     async def _next_case_no(self, session: AsyncSession, adcode: str, when: datetime) -> str:
         """``{adcode}{yyyymmdd}{nnnn}``: atomic per unit and day, also across workers on PostgreSQL."""
         day = when.astimezone(LOCAL_TZ).strftime("%Y%m%d")
-        dialect = session.bind.dialect.name
+        dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = (
             insert(CaseCounter)

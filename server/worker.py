@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 
 import uvicorn
@@ -20,6 +22,14 @@ from server.intake import Intake
 from server.users import UserStore
 
 logger = logging.getLogger(__name__)
+
+
+class _EmbeddedHttp(uvicorn.Server):
+    """uvicorn inside the worker's event loop: the process, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def load_fences(cfg: ServerConfig) -> FenceSet:
@@ -45,7 +55,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
         state, devices = await open_state(cfg, stack)
         intake = Intake(cfg, state.cases, devices, state.hub)
-        http = uvicorn.Server(
+        http = _EmbeddedHttp(
             uvicorn.Config(
                 create_app(state),
                 host=cfg.http.host,
@@ -56,7 +66,6 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                 ws_ping_interval=20,
             )
         )
-        http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks = [
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),

@@ -82,9 +82,7 @@ async def server(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[RunningServ
     await running.stop()
 
 
-async def add_user(
-    cfg: ServerConfig, username: str, role: Role, units: list[str], password: str = PASSWORD
-) -> None:
+async def add_user(cfg: ServerConfig, username: str, role: Role, units: list[str], password: str = PASSWORD) -> None:
     await upgrade_schema(cfg.database_url)
     engine = make_engine(cfg.database_url)
     try:

@@ -18,9 +18,7 @@ BUTTON_PIN = 17
 HAZARD_PIN = 27
 
 
-def device_config(
-    data_dir: Path, broker_port: int, device_id: str = "car-e2e-01", **overrides: Any
-) -> DeviceConfig:
+def device_config(data_dir: Path, broker_port: int, device_id: str = "car-e2e-01", **overrides: Any) -> DeviceConfig:
     raw: dict[str, Any] = {
         "device": {"id": device_id, "kind": "in-car", "data_dir": data_dir},
         "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive_s": 5, "session_expiry_s": 300},

@@ -154,9 +154,7 @@ async def test_a_server_restart_between_press_and_ack_still_gives_exactly_one_ca
     assert [c.case_no for c in cases] == [case_no]
 
 
-async def test_a_device_restarted_before_the_ack_resumes_the_same_report(
-    broker: Mosquitto, tmp_path: Path
-) -> None:
+async def test_a_device_restarted_before_the_ack_resumes_the_same_report(broker: Mosquitto, tmp_path: Path) -> None:
     server_cfg = make_server_config(tmp_path / "server", broker.port)
     cfg = device_config(tmp_path / "car", broker.port, "car-e2e-06")
     async with running_device(cfg) as device:

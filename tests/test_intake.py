@@ -73,9 +73,10 @@ async def test_a_retried_report_returns_the_same_case(server: RunningServer, bro
 
 async def test_simultaneous_reports_each_get_their_own_number(server: RunningServer, broker: Mosquitto) -> None:
     reports = [in_car_report("car-0003", WUHUA) for _ in range(20)] + [kiosk_report("kiosk-0003", GUANDU)]
-    async with raw_device(broker.port, "car-0003") as (car, car_acks), raw_device(
-        broker.port, "kiosk-0003"
-    ) as (kiosk, kiosk_acks):
+    async with (
+        raw_device(broker.port, "car-0003") as (car, car_acks),
+        raw_device(broker.port, "kiosk-0003") as (kiosk, kiosk_acks),
+    ):
         await asyncio.gather(
             *(publish_report(car, "car-0003", encode(r)) for r in reports[:-1]),
             publish_report(kiosk, "kiosk-0003", encode(reports[-1])),

@@ -19,6 +19,7 @@ from device.reporting import (
     ReportingMachine,
     Say,
     SayCaseNo,
+    SelfTestAnswered,
     Show,
     Sound,
     StartCaseHold,
@@ -269,3 +270,14 @@ def test_the_log_has_one_line_per_state_change() -> None:
         "reporting -> in_case on Accepted",
         "in_case -> idle on CaseHoldExpired",
     ]
+
+
+def test_a_test_report_acknowledged_returns_to_idle_without_a_case() -> None:
+    machine = ReportingMachine(link_up=True)
+    machine.handle(Triggered(Trigger.TEST, "01JTEST0000000000000000000"))
+    assert machine.handle(SelfTestAnswered("01JOTHER000000000000000000")) == []
+    states = [machine.state]
+    effects = machine.handle(SelfTestAnswered("01JTEST0000000000000000000"))
+    states.append(machine.state)
+    assert effects == [Sound(Beep.CASE_NUMBER), Show(Signal.IDLE)]
+    assert states == [AppState.REPORTING, AppState.IDLE] and machine.case_no is None

@@ -62,8 +62,8 @@ _COMMAND: TypeAdapter[Press | Hazard | Status] = TypeAdapter(Command)
 Answer = dict[str, Any]
 
 
-class ControlError(Exception):
-    """The control socket gave no usable answer."""
+class ControlError(ConnectionError):
+    """The control socket gave no usable answer (an ``OSError``, like failing to connect)."""
 
 
 def parse_command(line: bytes) -> Press | Hazard | Status:

@@ -27,8 +27,9 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from device.config import load_device_config
+
+    cfg = load_device_config(args.config)  # before the hardware imports, so a bad file is reported as such
     from device.main import run_device
 
-    cfg = load_device_config(args.config)
     asyncio.run(run_device(cfg))
     return 0

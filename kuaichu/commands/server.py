@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,16 @@ def _run(args: argparse.Namespace) -> int:
     from server.worker import serve
 
     cfg = load_server_config(args.config)
-    asyncio.run(serve(cfg))
+
+    async def until_signalled() -> None:
+        task = asyncio.create_task(serve(cfg))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(until_signalled())
     return 0
 
 
