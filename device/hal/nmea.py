@@ -544,7 +544,8 @@ class LineSplitter:
         if len(self._buf) > self._max + 1:  # +1: a full-length sentence whose \r came without its \n
             start = self._buf.rfind(b"$")
             if start < 0 or len(self._buf) - start > self._max + 1:
-                self.stats.oversize += start >= 0
+                if start >= 0:
+                    self.stats.oversize += 1
                 self.stats.garbage_bytes += len(self._buf)
                 self._buf.clear()
             else:

@@ -8,8 +8,9 @@ where it started, so the capture loops without a jump.
 
 The waypoints come from a GCJ-02 map, like every map published in China; the NMEA must be WGS-84
 like a receiver's, so they are converted, and every generated fix is checked (back in GCJ-02)
-against the district polygon before the file is written. The randomness is seeded, so running it
-again gives the same file.
+against the district polygon before the file is written; the polygons default to the copy the
+server routes by (``server/geo/data``), which is the same Amap data as ``data/geo/kunming``.
+The randomness is seeded, so running it again gives the same file.
 
     python -m device.sim.make_track [--districts FILE] [--out FILE]
 """
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from device.hal.nmea import KNOT_MPS, with_checksum
@@ -84,7 +86,7 @@ class Path2D:
         self.mx = METRES_PER_DEG_LAT * math.cos(math.radians(self.lat0))
         self.xy = [((lon - self.lon0) * self.mx, (lat - self.lat0) * METRES_PER_DEG_LAT) for lon, lat in points]
         self.cum = [0.0]
-        for (x0, y0), (x1, y1) in zip(self.xy, self.xy[1:], strict=False):
+        for (x0, y0), (x1, y1) in pairwise(self.xy):
             self.cum.append(self.cum[-1] + math.hypot(x1 - x0, y1 - y0))
         self.length = self.cum[-1]
 
@@ -191,11 +193,14 @@ def epochs(path: Path2D, samples: list[Sample]) -> list[tuple[list[str], float, 
         used += 0.1 * ((10.0 if under_trees else 13.5) - used) + rng.gauss(0, 0.45)
         used = min(16.0, max(9.0, used))
         n_used = round(used)
-        snrs = {(sys_, prn): max(0, int(18 + elev * 0.35 + rng.gauss(0, 2.5) - (9 if under_trees else 0)))
-                for sys_, sats in (("GP", GPS_SATS), ("BD", BDS_SATS)) for prn, elev, _ in sats}  # fmt: skip
+        snrs = {
+            (talker, prn): max(0, int(18 + elev * 0.35 + rng.gauss(0, 2.5) - (9 if under_trees else 0)))
+            for talker, sats in (("GP", GPS_SATS), ("BD", BDS_SATS))
+            for prn, elev, _ in sats
+        }
         ranked = sorted(snrs, key=lambda k: -snrs[k])[:n_used]
-        gps_used = sorted(prn for sys_, prn in ranked if sys_ == "GP")
-        bds_used = sorted(prn for sys_, prn in ranked if sys_ == "BD")
+        gps_used = sorted(prn for talker, prn in ranked if talker == "GP")
+        bds_used = sorted(prn for talker, prn in ranked if talker == "BD")
         hdop = min(1.5, max(0.7, 0.68 + (16 - n_used) * 0.085 + rng.gauss(0, 0.03)))
         pdop = hdop * 1.62
         vdop = pdop * 0.78
@@ -233,7 +238,7 @@ def inside(rings: list[list[tuple[float, float]]], lon: float, lat: float) -> bo
     """Even-odd ray cast over every ring, so holes and separate parts both come out right."""
     crossings = 0
     for ring in rings:
-        for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=False):
+        for (x0, y0), (x1, y1) in pairwise([*ring, ring[0]]):
             if (y0 > lat) != (y1 > lat) and lon < x0 + (lat - y0) * (x1 - x0) / (y1 - y0):
                 crossings += 1
     return crossings % 2 == 1
