@@ -210,16 +210,11 @@ def _paint_car(layer: Image.Image, view: _View, car: _Car, lamps_on: bool) -> tu
     ]  # fmt: skip
     shoulder = [(x * (hw - 0.05) / hw, z) for x, z in foot]
     body = _solid(car, foot, 0.28, shoulder, 0.96)
-    rear_visible = front_visible = False
-    for i, (face, normal) in enumerate(body):
-        if not _visible(view, face, normal):
-            continue
-        gain = 1.0
-        if i == 0:
-            rear_visible = True
-        elif i == 4:
-            front_visible = True
-        fill(face, _shade(car.colour, normal, gain))
+    for face, normal in body:
+        if _visible(view, face, normal):
+            fill(face, _shade(car.colour, normal))
+    # Faces follow the footprint: 0 rear, 2 right side, 4 front, 6 left side.
+    rear_visible, front_visible = _visible(view, *body[0]), _visible(view, *body[4])
 
     for side in (-1, 1):
         side_face = body[2] if side > 0 else body[6]
