@@ -40,7 +40,7 @@ from device.reporting import (
 from device.reports import build_heartbeat, build_report
 from kuaichu.version import FIRMWARE
 from protocol.ids import new_report_id
-from protocol.messages import Ack, Trigger, encode
+from protocol.messages import Ack, Report, Trigger, encode
 from protocol.topics import Channel
 
 logger = logging.getLogger(__name__)
@@ -153,11 +153,14 @@ class DeviceApp:
                         at,
                         self.hw.position(at),
                         self.hw.track_points(self.cfg.report.track_s),
-                        await self.hw.health(),
+                        self.hw.health(),
                     )
-                    await self.outbox.add(report)
+                    # Stored as already being sent: the first attempt goes out right here, and the
+                    # sender only takes it up if no answer comes within ack_timeout_s.
+                    await self.outbox.add(report, next_attempt=time.time() + self.cfg.report.ack_timeout_s)
                     logger.info("%s: report %s stored, sending", self.tag, report_id)
-                    self._wake.set()
+                    self._spawn(self._send_first(report))
+                    self._wake.set()  # the sender sets its timer for the resend
                 case Show(signal):
                     self.hw.indicators.show(signal)
                 case Sound(beep):
@@ -187,6 +190,10 @@ class DeviceApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
+    async def _send_first(self, report: Report) -> None:
+        if not await self.link.publish(Channel.REPORT, encode(report), qos=1):
+            self._wake.set()  # the sender retries it; the link-up handler makes it due at once
+
     async def _send_due(self) -> float:
         if not self.link.connected.is_set():
             return 3600.0  # woken when the link comes back
@@ -212,13 +219,14 @@ class DeviceApp:
             if not self.link.connected.is_set():
                 continue
             now = datetime.now(UTC)
+            await self.hw.refresh_storage()
             heartbeat = build_heartbeat(
                 self.cfg,
                 now,
                 self.machine.state.value,
                 await self.outbox.count_pending(),
                 self.hw.position(now),
-                await self.hw.health(),
+                self.hw.health(),
             )
             await self.link.publish(Channel.HEARTBEAT, encode(heartbeat), qos=0)
 

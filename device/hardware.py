@@ -39,6 +39,7 @@ class Hardware:
     prompts: Prompts
     triggers: Triggers | None = None
     started: float = field(default_factory=time.monotonic)
+    free_mb: int = 0
 
     @classmethod
     def open(cls, cfg: DeviceConfig) -> Hardware:
@@ -55,7 +56,7 @@ class Hardware:
         )
 
     async def start(self, on_trigger: Callable[[Trigger], None]) -> None:
-        await asyncio.gather(self.gnss.start(), self.camera.start(), self.audio.start())
+        await asyncio.gather(self.gnss.start(), self.camera.start(), self.audio.start(), self.refresh_storage())
         # Last: a press must find everything it reports on already running.
         self.triggers = Triggers(self.cfg.gpio, self.pins, on_trigger)
 
@@ -69,20 +70,21 @@ class Hardware:
         return self.gnss.position(now)
 
     def track_points(self, seconds: float) -> list[TrackPoint]:
-        return [
-            TrackPoint(time=fix.time, lat=fix.lat, lon=fix.lon, speed_mps=fix.speed, heading_deg=fix.track)
-            for fix in self.gnss.track(seconds)
-        ]
+        return [fix.to_track_point() for fix in self.gnss.track(seconds)]
 
-    async def health(self) -> Health:
+    async def refresh_storage(self) -> None:
+        """Free space is read now and then (start-up, heartbeats), never on the way to a report."""
+        usage = await asyncio.to_thread(shutil.disk_usage, self.cfg.device.data_dir)
+        self.free_mb = usage.free // (1024 * 1024)
+
+    def health(self) -> Health:
         notes: list[str] = []
         gnss = self.gnss.health()
         parts = {"camera": self.camera.health(), "gnss": (gnss.state, gnss.note or ""), "audio": self.audio.health()}
         for name, (_, note) in parts.items():
             if note:
                 notes.append(f"{name}: {note}"[:120])
-        usage = await asyncio.to_thread(shutil.disk_usage, self.cfg.device.data_dir)
-        free_mb = usage.free // (1024 * 1024)
+        free_mb = self.free_mb
         if free_mb < LOW_STORAGE_MB:
             notes.append(f"storage: only {free_mb} MB free")
         return Health(

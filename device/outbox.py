@@ -73,13 +73,15 @@ class Outbox:
             self._db = None
         self._executor.shutdown(wait=True)
 
-    async def add(self, report: Report) -> None:
+    async def add(self, report: Report, next_attempt: float = 0.0) -> None:
+        """Store a new report; ``next_attempt`` (epoch seconds) is when the sender should (re)send it."""
         payload = encode(report)
         created = report.triggered_at.isoformat()
         await self._run(
             lambda db: db.execute(
-                "INSERT OR IGNORE INTO outbox (report_id, payload, created_at, state) VALUES (?, ?, ?, 'pending')",
-                (report.report_id, payload, created),
+                "INSERT OR IGNORE INTO outbox (report_id, payload, created_at, state, attempts, next_attempt)"
+                " VALUES (?, ?, ?, 'pending', ?, ?)",
+                (report.report_id, payload, created, 1 if next_attempt else 0, next_attempt),
             )
         )
 

@@ -7,21 +7,24 @@ another worker in the meantime, yields the existing case instead of a second one
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from protocol.messages import Report, Trigger, utc_iso
 from server.db.models import Case, CaseCounter, Device, Unit
 from server.geo.fences import FenceSet
-from server.routing import all_units, route
+from server.routing import Routing, all_units, route
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +71,21 @@ def case_summary(case: Case) -> dict[str, Any]:
 
 
 class CaseStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], fences: FenceSet) -> None:
+    """Cases: read through the async sessions, written by one thread with its own connection.
+
+    The writer is synchronous on purpose: a batch is a handful of statements, and running them
+    back to back on one thread costs a fraction of a millisecond each, where the async driver pays
+    a thread hop for every cursor call. Intake is the only writer of new cases, one batch at a time.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], writer: Engine, fences: FenceSet) -> None:
         self.sessions = sessions
+        self._writer = sessionmaker(writer, expire_on_commit=False)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-writer")
         self._fences = fences
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
     async def ensure_units(self) -> None:
         """One unit per fence plus the city command centre; names follow the shipped boundaries."""
@@ -83,8 +98,12 @@ class CaseStore:
                     unit.name = name
 
     async def open_cases(self, reports: list[Report], received_at: datetime) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._open_cases, reports, received_at)
+
+    def _open_cases(self, reports: list[Report], received_at: datetime) -> list[Outcome]:
         try:
-            return await self._open_batch(reports, received_at)
+            return self._open_batch(reports, received_at)
         except IntegrityError:
             # Another worker committed one of these report ids first: go one by one so that each
             # report either inserts or finds the winner's case.
@@ -92,38 +111,54 @@ class CaseStore:
             outcomes: list[Outcome] = []
             for report in reports:
                 try:
-                    outcomes.extend(await self._open_batch([report], received_at))
+                    outcomes.extend(self._open_batch([report], received_at))
                 except IntegrityError:
-                    outcomes.extend(await self._open_batch([report], received_at))
+                    outcomes.extend(self._open_batch([report], received_at))
             return outcomes
 
-    async def _open_batch(self, reports: list[Report], received_at: datetime) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        async with self.sessions.begin() as session:
+    def _open_batch(self, reports: list[Report], received_at: datetime) -> list[Outcome]:
+        """A handful of statements for the whole batch, whatever its size: this is the hot path."""
+        with self._writer.begin() as session:
+            self._touch_devices(session, reports, received_at)
             ids = [r.report_id for r in reports if r.trigger is not Trigger.TEST]
-            existing = {
-                c.report_id: c for c in (await session.scalars(select(Case).where(Case.report_id.in_(ids)))).all()
-            }
+            known = {c.report_id: c for c in session.scalars(select(Case).where(Case.report_id.in_(ids))).all()}
+            fresh: dict[str, tuple[Report, Routing]] = {}
             for report in reports:
-                await self._touch_device(session, report, received_at)
-                if report.trigger is Trigger.TEST:
-                    outcomes.append(Outcome(report, None, duplicate=False))
-                    continue
-                case = existing.get(report.report_id)
-                if case is not None:
-                    outcomes.append(Outcome(report, case, duplicate=True))
-                    continue
-                case = await self._new_case(session, report, received_at)
-                existing[report.report_id] = case
-                outcomes.append(Outcome(report, case, duplicate=False))
+                if report.trigger is not Trigger.TEST and report.report_id not in known:
+                    fresh.setdefault(report.report_id, (report, route(report, self._fences)))
+            units = {u.adcode: u for u in session.scalars(select(Unit)).all()}
+            numbers = self._allocate_numbers(session, list(fresh.values()))
+            created = {
+                report_id: self._new_case(report, routing, numbers[report_id], units[routing.unit_adcode], received_at)
+                for report_id, (report, routing) in fresh.items()
+            }
+            session.add_all(created.values())
+            session.flush()  # one multi-row INSERT ... RETURNING for all of them
+        outcomes: list[Outcome] = []
+        for report in reports:
+            if report.trigger is Trigger.TEST:
+                outcomes.append(Outcome(report, None, duplicate=False))
+            elif report.report_id in known:
+                outcomes.append(Outcome(report, known[report.report_id], duplicate=True))
+            else:
+                case = created[report.report_id]
+                # A report id twice in one batch: the first opens the case, the second is its retry.
+                first = fresh.pop(report.report_id, None) is not None
+                outcomes.append(Outcome(report, case, duplicate=not first))
         return outcomes
 
-    async def _touch_device(self, session: AsyncSession, report: Report, now: datetime) -> None:
-        device = await session.get(Device, report.device_id)
-        if device is None:
+    @staticmethod
+    def _touch_devices(session: Session, reports: list[Report], now: datetime) -> None:
+        latest = {r.device_id: r for r in reports}
+        found = session.scalars(select(Device).where(Device.id.in_(latest))).all()
+        for device in found:
+            device.last_seen = now
+            device.firmware = latest[device.id].health.firmware
+        for device_id in latest.keys() - {d.id for d in found}:
+            report = latest[device_id]
             session.add(
                 Device(
-                    id=report.device_id,
+                    id=device_id,
                     kind=report.device_kind.value,
                     first_seen=now,
                     last_seen=now,
@@ -131,18 +166,14 @@ class CaseStore:
                     firmware=report.health.firmware,
                 )
             )
-        else:
-            device.last_seen = now
-            device.firmware = report.health.firmware
 
-    async def _new_case(self, session: AsyncSession, report: Report, received_at: datetime) -> Case:
-        routing = route(report, self._fences)
-        case_no = await self._next_case_no(session, routing.unit_adcode, report.triggered_at)
-        case = Case(
+    @staticmethod
+    def _new_case(report: Report, routing: Routing, case_no: str, unit: Unit, received_at: datetime) -> Case:
+        return Case(
             case_no=case_no,
             report_id=report.report_id,
             device_id=report.device_id,
-            unit_adcode=routing.unit_adcode,
+            unit=unit,
             status="new",
             flag=routing.flag,
             trigger=report.trigger.value,
@@ -155,24 +186,32 @@ class CaseStore:
             position_source=routing.source,
             report=report.model_dump(mode="json", exclude_none=True),
         )
-        session.add(case)
-        await session.flush()
-        await session.refresh(case, ["unit"])
-        return case
 
-    async def _next_case_no(self, session: AsyncSession, adcode: str, when: datetime) -> str:
-        """``{adcode}{yyyymmdd}{nnnn}``: atomic per unit and day, also across workers on PostgreSQL."""
-        day = when.astimezone(LOCAL_TZ).strftime("%Y%m%d")
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            insert(CaseCounter)
-            .values(unit_adcode=adcode, day=day, last=1)
-            .on_conflict_do_update(index_elements=["unit_adcode", "day"], set_={"last": CaseCounter.last + 1})
-            .returning(CaseCounter.last)
-        )
-        seq = (await session.execute(stmt)).scalar_one()
-        return f"{adcode}{day}{seq:04d}"
+    @staticmethod
+    def _allocate_numbers(session: Session, fresh: list[tuple[Report, Routing]]) -> dict[str, str]:
+        """``{adcode}{yyyymmdd}{nnnn}`` per new case, in report order within each unit and local day.
+
+        One upsert per unit and day reserves a whole run of numbers; it is atomic on SQLite and on
+        PostgreSQL, so workers sharing a database never hand out the same number.
+        """
+        groups: dict[tuple[str, str], list[str]] = {}
+        for report, routing in fresh:
+            day = report.triggered_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+            groups.setdefault((routing.unit_adcode, day), []).append(report.report_id)
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        numbers: dict[str, str] = {}
+        for (adcode, day), report_ids in sorted(groups.items()):
+            count = len(report_ids)
+            stmt = (
+                insert(CaseCounter)
+                .values(unit_adcode=adcode, day=day, last=count)
+                .on_conflict_do_update(index_elements=["unit_adcode", "day"], set_={"last": CaseCounter.last + count})
+                .returning(CaseCounter.last)
+            )
+            last = session.execute(stmt).scalar_one()
+            for offset, report_id in enumerate(sorted(report_ids)):
+                numbers[report_id] = f"{adcode}{day}{last - count + offset + 1:04d}"
+        return numbers
 
     async def get(self, case_id: int) -> Case | None:
         async with self.sessions() as session:

@@ -46,6 +46,7 @@ class Intake:
         self._hub = hub
         self._queue: asyncio.Queue[Report | Refusal | tuple[str, Presence | Heartbeat]] = asyncio.Queue()
         self._client: aiomqtt.Client | None = None
+        self._sending: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -87,8 +88,11 @@ class Intake:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         if topic == CASE_EVENTS:
             try:
-                self._hub.deliver(json.loads(payload))
-            except (ValueError, KeyError, TypeError):
+                event = json.loads(payload)
+                # This worker's own events reached its consoles already, straight after the commit.
+                if event.get("origin") != self._cfg.server.worker_id:
+                    self._hub.deliver(event)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 logger.error("case event on %s is malformed; ignored", topic)
             return
         try:
@@ -161,6 +165,13 @@ class Intake:
                     await self._devices.record_heartbeat(device_id, status, now)
                 else:
                     await self._devices.record_presence(device_id, status, now)
+        # Answers go out without holding up the next batch: paho retransmits QoS 1 by itself, and a
+        # device that misses its ack re-sends and gets the same case again.
+        task = asyncio.create_task(self._publish_all(sends))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _publish_all(self, sends: list[tuple[str, bytes, int]]) -> None:
         await asyncio.gather(*(self._publish(topic, payload, qos) for topic, payload, qos in sends))
 
     def _answers(self, outcome: Outcome) -> list[tuple[str, bytes, int]]:
@@ -189,7 +200,12 @@ class Intake:
                 case.unit_adcode,
                 f" (flag: {case.flag})" if case.flag else "",
             )
-            event: dict[str, Any] = {"type": "case.new", "case": case_summary(case)}
+            event: dict[str, Any] = {
+                "type": "case.new",
+                "origin": self._cfg.server.worker_id,
+                "case": case_summary(case),
+            }
+            self._hub.deliver(event)
             sends.append((CASE_EVENTS, json.dumps(event, ensure_ascii=False).encode(), 1))
         return sends
 

@@ -23,7 +23,7 @@ import pynmea2
 from pynmea2.nmea_utils import dm_to_sd
 
 from device.config import GnssSection
-from protocol.messages import FixQuality, Position
+from protocol.messages import FixQuality, Position, TrackPoint
 
 log = logging.getLogger(__name__)
 
@@ -375,10 +375,20 @@ class Fix:
             quality=self.quality,
             sats=min(self.sats, 99),
             hdop=None if self.hdop is None else min(self.hdop, 99.99),
-            speed_mps=self.speed if self.speed is not None and self.speed <= 150 else None,
+            speed_mps=self.plausible_speed,
             heading_deg=self.track,
             trusted=fresh and self.weakness(cfg) is None,
         )
+
+    def to_track_point(self) -> TrackPoint:
+        return TrackPoint(
+            time=self.time, lat=self.lat, lon=self.lon, speed_mps=self.plausible_speed, heading_deg=self.track
+        )
+
+    @property
+    def plausible_speed(self) -> float | None:
+        """The speed, unless the receiver claims more than any road vehicle does (the protocol's bound)."""
+        return self.speed if self.speed is not None and self.speed <= 150 else None
 
 
 @dataclass

@@ -7,6 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from kuaichu.runner import run
+
 
 def register(commands: Any) -> None:
     from kuaichu.demo import DEFAULT_DIR
@@ -25,7 +27,7 @@ def register(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kuaichu.demo import run_demo
 
-    return asyncio.run(run_demo(args.dir.resolve(), args.http_port))
+    return run(run_demo(args.dir.resolve(), args.http_port))
 
 
 def _press(args: argparse.Namespace) -> int:

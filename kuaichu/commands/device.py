@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
+
+from kuaichu.runner import run
 
 DEFAULT_CONFIG = Path("/etc/kuaichu/device.toml")
 
@@ -31,5 +32,5 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_device_config(args.config)  # before the hardware imports, so a bad file is reported as such
     from device.main import run_device
 
-    asyncio.run(run_device(cfg))
+    run(run_device(cfg))
     return 0

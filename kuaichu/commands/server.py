@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kuaichu.runner import run
+
 DEFAULT_CONFIG = Path("/etc/kuaichu/server.toml")
 
 
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(until_signalled())
+    run(until_signalled())
     return 0
 
 

@@ -1,0 +1,252 @@
+"""Press -> case visible in the dispatcher queue, for many devices pressing at once.
+
+Starts the real stack: a private Mosquitto, one server worker as its own process (SQLite), and N
+simulated in-car units in this process (the real firmware over MockFactory pins, pty GNSS, rendered
+camera). A dispatcher console (admin) is logged in on the WebSocket. Each round presses every
+device's button within a millisecond; a press's latency runs from driving its pin low to the
+``case.new`` event for that device arriving on the WebSocket. The long-press hold is set to 0: it is
+a deliberate delay for the driver, not part of the system's response.
+
+Each device's outbox writes with fsync before it sends. Fifty outboxes on this machine's one disk
+would queue their fsyncs behind each other, which no real fleet does (each unit has its own SD
+card), so the simulated devices keep their data on tmpfs (/dev/shm) while the server's database is
+on disk. The cost of one outbox write on this disk is measured and printed separately.
+
+With ``--wire``, the devices are plain MQTT clients that publish ready-made reports at the same
+moment (one connection each): the same server path without the fleet simulation's own CPU load,
+which on a two-core machine competes with the server.
+
+Also measures the resident memory of one idle device process (``kuaichu device run``, simulated
+hardware at the default 640x480, 15 fps).
+
+    .venv/bin/python -m bench.report_latency [--devices 50] [--rounds 5] [--wire]
+
+Last line: ``p50_ms=… p99_ms=… max_ms=… device_rss_mb=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import psutil
+import websockets
+
+from device.app import DeviceApp
+from device.config import DeviceConfig
+from device.hardware import Hardware
+from kuaichu import runner
+from protocol.messages import encode
+from server.config import load_server_config
+from server.users import Role
+from server.worker import open_state
+from tests.reports import WUHUA, in_car_report
+from tests.services import free_port, mosquitto
+
+PASSWORD = "benchmark password"
+
+
+def device_cfg(root: Path, index: int, broker_port: int, *, fps: int, size: tuple[int, int]) -> DeviceConfig:
+    return DeviceConfig.model_validate(
+        {
+            "device": {"id": f"bench-{index:03d}", "kind": "in-car", "data_dir": root / f"dev{index:03d}"},
+            "broker": {"host": "127.0.0.1", "port": broker_port},
+            "vehicle": {"plate": "云A5H821"},
+            "gpio": {"pin_factory": "mock", "long_press_s": 0, "bounce_s": 0, "hazard_pin": None},
+            "gnss": {"backend": "simulated"},
+            "camera": {"backend": "simulated", "width": size[0], "height": size[1], "fps": fps},
+            "audio": {"backend": "simulated"},
+            "report": {"case_hold_s": 1.0, "heartbeat_s": 30},
+        }
+    )
+
+
+async def prepare_server(root: Path, broker_port: int, http_port: int) -> Path:
+    config = root / "server.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{root / "server"}"\n\n[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        state, _ = await open_state(load_server_config(config), stack)
+        await state.users.add_user("bench", PASSWORD, Role.ADMIN, [])
+    return config
+
+
+async def wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return
+            await asyncio.sleep(0.1)
+
+
+async def kuaichu(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kuaichu.cli", "--log-level", "WARNING", *args, stdout=subprocess.DEVNULL
+    )
+
+
+async def device_rss_mb(root: Path, broker_port: int, settle_s: float) -> float:
+    cfg_path = root / "rss-device.toml"
+    data = root / "rss-device"
+    cfg_path.write_text(
+        f'[device]\nid = "rss-001"\nkind = "in-car"\ndata_dir = "{data}"\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n[vehicle]\nplate = "云A5H821"\n\n'
+        '[gpio]\npin_factory = "mock"\n\n[gnss]\nbackend = "simulated"\n\n'
+        '[camera]\nbackend = "simulated"\n\n[audio]\nbackend = "simulated"\n'
+    )
+    proc = await kuaichu("device", "run", "--config", str(cfg_path))
+    try:
+        await asyncio.sleep(settle_s)
+        return float(psutil.Process(proc.pid).memory_info().rss) / (1024 * 1024)
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def wire_clients(devices: int, broker_port: int, stack: contextlib.AsyncExitStack) -> list[aiomqtt.Client]:
+    clients = []
+    for i in range(devices):
+        client = aiomqtt.Client(
+            "127.0.0.1", broker_port, identifier=f"bench-{i:03d}", protocol=aiomqtt.ProtocolVersion.V5
+        )
+        clients.append(await stack.enter_async_context(client))
+    return clients
+
+
+async def run(devices: int, rounds: int, wire: bool = False) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
+    shm = Path("/dev/shm")
+    device_root = Path(tempfile.mkdtemp(prefix="kc-bench-devices-", dir=shm if shm.is_dir() else None))
+    (root / "broker").mkdir()
+    with mosquitto(root / "broker") as broker:
+        http_port = free_port()
+        config = await prepare_server(root, broker.port, http_port)
+        server = await kuaichu("server", "run", "--config", str(config))
+        apps: list[DeviceApp] = []
+        tasks: list[asyncio.Task[None]] = []
+        stack = contextlib.AsyncExitStack()
+        try:
+            await wait_listening(http_port, server)
+            http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}")
+            assert (await http.post("/api/login", json={"username": "bench", "password": PASSWORD})).is_success
+            cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+            ws = await websockets.connect(f"ws://127.0.0.1:{http_port}/api/ws", additional_headers={"Cookie": cookie})
+            await ws.recv()  # hello
+
+            clients: list[aiomqtt.Client] = []
+            if wire:
+                clients = await wire_clients(devices, broker.port, stack)
+            for i in range(0 if wire else devices):
+                cfg = device_cfg(device_root, i, broker.port, fps=1, size=(160, 120))
+                app = DeviceApp(cfg, Hardware.open(cfg))
+                apps.append(app)
+                tasks.append(asyncio.create_task(app.run()))
+            async with asyncio.timeout(60):
+                for app in apps:
+                    await app.ready.wait()
+                    await app.link.connected.wait()
+                    while app.hw.gnss.latest() is None:
+                        await asyncio.sleep(0.1)
+            what = "MQTT clients" if wire else "devices connected with a GNSS fix"
+            print(f"{devices} {what}; {rounds} rounds of simultaneous presses")
+
+            latencies: list[float] = []
+            for round_no in range(rounds):
+                pressed: dict[str, float] = {}
+                if wire:
+                    payloads = [(c, encode(in_car_report(f"bench-{i:03d}", WUHUA))) for i, c in enumerate(clients)]
+                    start = time.perf_counter()
+                    pressed = {f"bench-{i:03d}": start for i in range(devices)}
+                    await asyncio.gather(
+                        *(c.publish(f"kc/v1/dev/bench-{i:03d}/report", p, qos=1) for i, (c, p) in enumerate(payloads))
+                    )
+                for app in apps:
+                    pin = app.hw.pins.pin(app.cfg.gpio.button_pin)
+                    pressed[app.cfg.device.id] = time.perf_counter()
+                    pin.drive_low()
+                async with asyncio.timeout(30):
+                    while pressed:
+                        event: dict[str, Any] = json.loads(await ws.recv())
+                        arrived = time.perf_counter()
+                        if event.get("type") == "case.new":
+                            start = pressed.pop(event["case"]["device_id"])
+                            latencies.append((arrived - start) * 1000)
+                for app in apps:
+                    app.hw.pins.pin(app.cfg.gpio.button_pin).drive_high()
+                round_ms = latencies[-devices:]
+                print(f"round {round_no + 1}: p50 {statistics.median(round_ms):.1f} ms, max {max(round_ms):.1f} ms")
+                await asyncio.sleep(2.0)  # past case_hold_s: the devices are ready again
+            await ws.close()
+            await http.aclose()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await stack.aclose()
+            server.terminate()
+            await server.wait()
+        rss = await device_rss_mb(root, broker.port, settle_s=15.0)
+    outbox_ms = await outbox_write_ms(root / "outbox-disk")
+
+    latencies.sort()
+    p99_index = min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[p99_index],
+        "max_ms": latencies[-1],
+        "device_rss_mb": rss,
+        "outbox_write_ms": outbox_ms,
+    }
+
+
+async def outbox_write_ms(data_dir: Path, writes: int = 20) -> float:
+    """Median time to store one report durably in a device outbox on this machine's disk."""
+    from device.outbox import Outbox
+
+    outbox = Outbox(data_dir / "outbox.sqlite")
+    await outbox.open()
+    times = []
+    try:
+        for _ in range(writes):
+            report = in_car_report("bench-disk")
+            start = time.perf_counter()
+            await outbox.add(report)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        await outbox.close()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--wire", action="store_true", help="plain MQTT clients instead of simulated devices")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}")
+    figures = runner.run(run(args.devices, args.rounds, args.wire))
+    print(" ".join(f"{k}={v:.1f}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()
