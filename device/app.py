@@ -40,7 +40,7 @@ from device.reporting import (
 from device.reports import build_heartbeat, build_report
 from kuaichu.version import FIRMWARE
 from protocol.ids import new_report_id
-from protocol.messages import Ack, Report, Trigger, encode
+from protocol.messages import Ack, DeviceKind, Report, Trigger, encode
 from protocol.topics import Channel
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ class DeviceApp:
                 group.create_task(self._heartbeats(), name="heartbeat")
                 group.create_task(self._speaker(), name="speech")
         finally:
-            await self.link.close()
             await self.hw.stop()
             await self.outbox.close()
 
@@ -86,6 +85,8 @@ class DeviceApp:
     def trigger(self, kind: Trigger) -> None:
         """Called on the event loop by the trigger hardware (button held, hazards on, kiosk touch)."""
         triggered_at = datetime.now(UTC)
+        if kind is Trigger.BUTTON and self.cfg.device.kind is DeviceKind.KIOSK:
+            kind = Trigger.KIOSK  # a kiosk's report button is a walk-up report, not a driver's press
         logger.info("%s: trigger %s", self.tag, kind.value)
         self._spawn(self._event(Triggered(kind, new_report_id()), triggered_at))
 

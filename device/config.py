@@ -41,7 +41,7 @@ class GpioSection(ConfigSection):
         default="lgpio", description="gpiozero pin factory; 'mock' drives MockFactory pins (demo and tests)"
     )
     button_pin: GpioPin = 17
-    hazard_pin: GpioPin | None = Field(default=27, description="hazard-warning switch input; none on kiosks")
+    hazard_pin: GpioPin | None = Field(default=None, description="hazard-warning switch input (in-car units, e.g. 27)")
     led_pin: GpioPin = 22
     buzzer_pin: GpioPin = 23
     long_press_s: float = Field(default=1.5, ge=0, le=10, description="hold time before a press counts")

@@ -58,8 +58,17 @@ class Link:
                     backoff = 0.5
                     logger.info("device %s: connected to %s:%d", self._device_id, self._broker.host, self._broker.port)
                     await self._on_change(True)
-                    async for message in client.messages:
-                        await self._on_message(message)
+                    try:
+                        async for message in client.messages:
+                            await self._on_message(message)
+                    except asyncio.CancelledError:
+                        # A clean stop does not fire the will: say offline ourselves before leaving.
+                        offline = Presence(state="offline", at=datetime.now(UTC), firmware=self._firmware)
+                        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                            await client.publish(
+                                self.topic(Channel.STATE), encode(offline), qos=1, retain=True, timeout=2
+                            )
+                        raise
             except aiomqtt.MqttError as exc:
                 logger.warning("device %s: broker link down (%s); retrying in %.1fs", self._device_id, exc, backoff)
             finally:
@@ -95,11 +104,3 @@ class Link:
             logger.warning("device %s: publish on %s failed: %s", self._device_id, channel.value, exc)
             return False
         return True
-
-    async def close(self) -> None:
-        """A clean goodbye: say offline ourselves, since a clean disconnect does not fire the will."""
-        client = self._client
-        if client is not None:
-            offline = Presence(state="offline", at=datetime.now(UTC), firmware=self._firmware)
-            with contextlib.suppress(aiomqtt.MqttError):
-                await client.publish(self.topic(Channel.STATE), encode(offline), qos=1, retain=True, timeout=2)

@@ -89,7 +89,8 @@ def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Pat
         f'[device]\nid = "{CAR_ID}"\nkind = "in-car"\ndata_dir = {_toml_path(car.parent)}\n\n'
         + common
         + '[vehicle]\nplate = "云A5H821"\nvin = "LSVAM4187C2184521"\n\n'
-        f'[gpio]\npin_factory = "mock"\ncontrol_socket = {_toml_path(control_socket(root, CAR_ID))}\n\n'
+        f'[gpio]\npin_factory = "mock"\nhazard_pin = 27\n'
+        f"control_socket = {_toml_path(control_socket(root, CAR_ID))}\n\n"
         '[gnss]\nbackend = "simulated"\n'
     )
     kiosk = root / "devices" / KIOSK_ID / "device.toml"
@@ -99,7 +100,7 @@ def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Pat
         + common
         + '[site]\nname = "昆明站北京路报警亭"\nlat = 25.0159\nlon = 102.7217\n'
         + 'address = "官渡区北京路昆明火车站东广场"\n\n'
-        f'[gpio]\npin_factory = "mock"\nhazard_pin = 27\nlong_press_s = 0.5\n'
+        f'[gpio]\npin_factory = "mock"\nlong_press_s = 0.5\n'
         f"control_socket = {_toml_path(control_socket(root, KIOSK_ID))}\n\n"
         '[gnss]\nbackend = "simulated"\n'
     )
@@ -219,13 +220,41 @@ def _banner(http_port: int, broker_port: int, logins: dict[str, str], root: Path
 
 
 async def press(root: Path, device_id: str, hazard: bool) -> int:
+    """Press a simulated device's button and report the case it opens, as the console shows it."""
+    import httpx
+
     from device.sim.control import send_control
+    from server.config import load_server_config
 
     sock = control_socket(root, device_id)
     if not await asyncio.to_thread(sock.exists):
         print(f"kuaichu demo press: no simulated device {device_id!r} running in {root}", file=sys.stderr)
         return 1
-    command: dict[str, object] = {"cmd": "hazard", "on": True} if hazard else {"cmd": "press"}
-    reply = await send_control(sock, command)
-    print(json.dumps(reply, ensure_ascii=False))
-    return 0 if reply.get("ok", True) else 1
+    cfg = load_server_config(root / "server.toml")
+    logins = await asyncio.to_thread(_read_logins, root / "logins.json")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.http.port}", timeout=10) as console:
+        await console.post("/api/login", json={"username": "admin", "password": logins["admin"]})
+
+        async def device_cases() -> dict[int, dict[str, object]]:
+            cases = (await console.get("/api/cases")).json()
+            return {c["id"]: c for c in cases if c["device_id"] == device_id}
+
+        before = await device_cases()
+        command: dict[str, object] = {"cmd": "hazard", "on": True} if hazard else {"cmd": "press"}
+        reply = await send_control(sock, command)
+        if not reply.get("ok"):
+            print(f"kuaichu demo press: {reply.get('error')}", file=sys.stderr)
+            return 1
+        print(f"{device_id}: {'hazard lights on' if hazard else 'button held'}; waiting for the case…", flush=True)
+        for _ in range(75):
+            new = [c for case_id, c in (await device_cases()).items() if case_id not in before]
+            if new:
+                case = new[0]
+                unit = case["unit"]
+                assert isinstance(unit, dict)
+                flag = f"  ⚠ {case['flag']}" if case["flag"] else ""
+                print(f"case {case['case_no']} opened for {unit['name']}{flag}")
+                return 0
+            await asyncio.sleep(0.2)
+    print("no new case within 15 s: a case may already be open on that device; see its log in", root / "logs")
+    return 1

@@ -13,5 +13,5 @@ def setup_logging(level: str | None = None) -> None:
     if "JOURNAL_STREAM" not in os.environ:
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level, format=fmt)
-    for noisy in ("aiosqlite", "websockets", "uvicorn.access", "aioice", "aiortc"):
+    for noisy in ("aiosqlite", "websockets", "uvicorn.access", "aioice", "aiortc", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -23,7 +23,7 @@ def device_config(data_dir: Path, broker_port: int, device_id: str = "car-e2e-01
         "device": {"id": device_id, "kind": "in-car", "data_dir": data_dir},
         "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive_s": 5, "session_expiry_s": 300},
         "vehicle": {"plate": "云A5H821", "vin": "LSVAM4187C2184521"},
-        "gpio": {"pin_factory": "mock", "long_press_s": 0.3, "bounce_s": 0.01},
+        "gpio": {"pin_factory": "mock", "long_press_s": 0.3, "bounce_s": 0.01, "hazard_pin": HAZARD_PIN},
         "gnss": {"backend": "simulated"},
         "camera": {"backend": "simulated", "width": 320, "height": 240, "fps": 2},
         "audio": {"backend": "simulated"},

@@ -33,6 +33,7 @@ vin = "LSVAM4187C2184521"
 
 [gpio]
 button_pin = 17
+hazard_pin = 27
 led_pin = 22
 """
 

@@ -49,7 +49,12 @@ class Device:
 
 
 def gpio(**overrides: Any) -> GpioSection:
-    values: dict[str, Any] = {"pin_factory": "mock", "long_press_s": LONG_PRESS_S, "hazard_release_s": 1.0}
+    values: dict[str, Any] = {
+        "pin_factory": "mock",
+        "long_press_s": LONG_PRESS_S,
+        "hazard_release_s": 1.0,
+        "hazard_pin": 27,  # an in-car unit wired to the hazard-warning lamps
+    }
     return GpioSection(**(values | overrides))
 
 

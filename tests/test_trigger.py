@@ -52,6 +52,7 @@ def gpio(**overrides: Any) -> GpioSection:
         "long_press_s": LONG_PRESS_S,
         "bounce_s": 0.01,
         "hazard_release_s": RELEASE_S,
+        "hazard_pin": 27,  # an in-car unit wired to the hazard-warning lamps
     }
     return GpioSection(**(values | overrides))
 
