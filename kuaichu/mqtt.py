@@ -53,7 +53,7 @@ def make_client(
 ) -> aiomqtt.Client:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = cfg.session_expiry_s
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         cfg.host,
         cfg.port,
         identifier=identifier,
@@ -65,3 +65,7 @@ def make_client(
         tls_context=tls_context(cfg.tls) if cfg.tls else None,
         timeout=10,
     )
+    # A burst of reports means a burst of acks in flight; aiomqtt would log a warning for each one
+    # beyond ten, which is noise, not news. paho's own in-flight window still applies.
+    client.pending_calls_threshold = 1000
+    return client

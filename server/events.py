@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +18,7 @@ QUEUE_LIMIT = 1000
 class Subscriber:
     def __init__(self, units: frozenset[str] | None) -> None:
         self.units = units  # None: every unit (admins)
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)  # events as JSON text
         self.overflowed = False
 
     def sees(self, adcode: str) -> bool:
@@ -38,8 +37,8 @@ class CaseHub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subscribers.discard(sub)
 
-    def deliver(self, event: dict[str, Any]) -> None:
-        adcode = event["case"]["unit"]["adcode"]
+    def deliver(self, adcode: str, event: str) -> None:
+        """Hand one event, already JSON, to every console that serves ``adcode``."""
         for sub in list(self._subscribers):
             if not sub.sees(adcode):
                 continue

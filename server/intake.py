@@ -12,9 +12,9 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kuaichu.mqtt import make_client
 from protocol import ProtocolError
@@ -66,7 +66,8 @@ class Intake:
                     await client.subscribe(shared(device_filter(Channel.HEARTBEAT)), qos=0)
                     # Not shared: the broker sends retained presence only to ordinary subscriptions.
                     await client.subscribe(device_filter(Channel.STATE), qos=1)
-                    await client.subscribe(CASE_EVENTS, qos=1)
+                    # no_local: this worker's own events reach its consoles directly, not via the broker.
+                    await client.subscribe(CASE_EVENTS, options=SubscribeOptions(qos=1, noLocal=True))
                     self._client = client
                     self.connected.set()
                     backoff = 0.5
@@ -88,11 +89,9 @@ class Intake:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         if topic == CASE_EVENTS:
             try:
-                event = json.loads(payload)
-                # This worker's own events reached its consoles already, straight after the commit.
-                if event.get("origin") != self._cfg.server.worker_id:
-                    self._hub.deliver(event)
-            except (ValueError, KeyError, TypeError, AttributeError):
+                text = payload.decode()
+                self._hub.deliver(json.loads(text)["case"]["unit"]["adcode"], text)
+            except (ValueError, KeyError, TypeError):
                 logger.error("case event on %s is malformed; ignored", topic)
             return
         try:
@@ -200,13 +199,9 @@ class Intake:
                 case.unit_adcode,
                 f" (flag: {case.flag})" if case.flag else "",
             )
-            event: dict[str, Any] = {
-                "type": "case.new",
-                "origin": self._cfg.server.worker_id,
-                "case": case_summary(case),
-            }
-            self._hub.deliver(event)
-            sends.append((CASE_EVENTS, json.dumps(event, ensure_ascii=False).encode(), 1))
+            event = json.dumps({"type": "case.new", "case": case_summary(case)}, ensure_ascii=False)
+            self._hub.deliver(case.unit_adcode, event)
+            sends.append((CASE_EVENTS, event.encode(), 1))
         return sends
 
     async def _publish(self, topic: str, payload: bytes, qos: int) -> None:

@@ -30,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
     from device.config import load_device_config
 
     cfg = load_device_config(args.config)  # before the hardware imports, so a bad file is reported as such
-    from device.main import run_device
+    from device.main import limit_malloc_arenas, run_device
 
+    limit_malloc_arenas()  # before any thread exists
     run(run_device(cfg))
     return 0

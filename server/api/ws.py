@@ -32,7 +32,7 @@ async def live(websocket: WebSocket) -> None:
             getter = asyncio.create_task(sub.queue.get())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
-                await websocket.send_json(getter.result())
+                await websocket.send_text(getter.result())
             else:
                 getter.cancel()
             if sub.overflowed:
