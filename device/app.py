@@ -162,10 +162,11 @@ class DeviceApp:
                     logger.info("%s: report %s stored, sending", self.tag, report_id)
                     self._spawn(self._send_first(report))
                     self._wake.set()  # the sender sets its timer for the resend
+                # gpiozero starts and joins a thread per pattern change: never on the event loop.
                 case Show(signal):
-                    self.hw.indicators.show(signal)
+                    await asyncio.to_thread(self.hw.indicators.show, signal)
                 case Sound(beep):
-                    self.hw.indicators.beep(beep)
+                    await asyncio.to_thread(self.hw.indicators.beep, beep)
                 case Say() | SayCaseNo():
                     self._speech.put_nowait(effect)
                 case StartCaseHold(report_id):

@@ -69,7 +69,9 @@ class Triggers:
             cfg.button_pin,
             pull_up=True,
             bounce_time=bounce,
-            hold_time=cfg.long_press_s,
+            # gpiozero's hold thread polls every hold_time while the button is down: at 0 it
+            # would spin for as long as a finger rests on it. Without a long press it is unused.
+            hold_time=cfg.long_press_s or 1.0,
             pin_factory=factory,
         )
         if cfg.long_press_s > 0:

@@ -1,0 +1,82 @@
+"""A share of the benchmark's simulated units, in a process of its own.
+
+Fifty units in one Python process fight over one interpreter lock with some three hundred
+threads (cameras, GNSS receivers, LED patterns); splitting them over a few processes keeps that
+contention closer to what one unit on its own Raspberry Pi sees, while the CPU stays shared.
+
+Speaks on stdin/stdout: prints ``ready`` once every unit is connected with a GNSS fix; on each
+``press`` line presses every unit's button and prints ``DEVICE_ID EPOCH_SECONDS`` per press, then
+``pressed``; ends on end of input.
+
+    python -m bench.fleet FIRST COUNT BROKER_PORT DATA_DIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+from device.app import DeviceApp
+from device.config import DeviceConfig
+from device.hardware import Hardware
+from device.main import limit_malloc_arenas
+from kuaichu import runner
+
+
+def device_cfg(root: Path, index: int, broker_port: int) -> DeviceConfig:
+    return DeviceConfig.model_validate(
+        {
+            "device": {"id": f"bench-{index:03d}", "kind": "in-car", "data_dir": root / f"dev{index:03d}"},
+            "broker": {"host": "127.0.0.1", "port": broker_port},
+            "vehicle": {"plate": "云A5H821"},
+            "gpio": {"pin_factory": "mock", "long_press_s": 0, "bounce_s": 0},
+            "gnss": {"backend": "simulated"},
+            # The smallest rendered camera: the benchmark is about reports, not video.
+            "camera": {"backend": "simulated", "width": 160, "height": 120, "fps": 1},
+            "audio": {"backend": "simulated"},
+            "report": {"case_hold_s": 1.0, "heartbeat_s": 30},
+        }
+    )
+
+
+async def fleet(first: int, count: int, broker_port: int, root: Path) -> None:
+    apps = [
+        DeviceApp(cfg, Hardware.open(cfg))
+        for cfg in (device_cfg(root, i, broker_port) for i in range(first, first + count))
+    ]
+    tasks = [asyncio.create_task(app.run()) for app in apps]
+    try:
+        async with asyncio.timeout(60):
+            for app in apps:
+                await app.ready.wait()
+                await app.link.connected.wait()
+                while app.hw.gnss.latest() is None:
+                    await asyncio.sleep(0.1)
+        print("ready", flush=True)
+        reader = asyncio.StreamReader()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        loop = asyncio.get_running_loop()
+        while (await reader.readline()).strip() == b"press":
+            times = []
+            for app in apps:
+                pin = app.hw.pins.pin(app.cfg.gpio.button_pin)
+                times.append((app.cfg.device.id, time.time()))
+                pin.drive_low()
+                loop.call_later(0.1, pin.drive_high)  # a finger's press, not a weight on the button
+            for device_id, at in times:
+                print(device_id, f"{at:.6f}")
+            print("pressed", flush=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+if __name__ == "__main__":
+    limit_malloc_arenas()
+    runner.run(fleet(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])))
