@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 from playwright.async_api import expect
 
+from device.sim.control import serve_control
 from protocol.messages import encode
 from server.users import Role
 from tests.browser import chromium
-from tests.conftest import PASSWORD, RunningServer, add_user
+from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.devices import device_config, running_device
 from tests.reports import GUANDU, WUHUA, in_car_report, kiosk_report
 from tests.services import Mosquitto
 from tests.wire import publish_report, raw_device
@@ -57,3 +60,34 @@ async def test_dispatcher_logs_in_and_sees_cases_arrive_live(
 
             await page.click("#logout")
             await expect(page).to_have_url(server.url + "/login")
+
+
+async def test_the_demo_panel_presses_a_simulated_device_through_its_gpio(broker: Mosquitto, tmp_path: Path) -> None:
+    # Unix socket paths are short; pytest's tmp_path may be too long for one.
+    with tempfile.TemporaryDirectory(prefix="kc-") as control_dir:
+        server = await start_server(make_server_config(tmp_path / "server", broker.port, control_dir=Path(control_dir)))
+        await add_user(server.cfg, "dispatcher", Role.DISPATCHER, ["530102"])
+        cfg = device_config(tmp_path / "car", broker.port, "car-demo-09")
+        try:
+            async with running_device(cfg) as device:
+                await device.wait_fix()
+                control = await serve_control(Path(control_dir) / "car-demo-09.sock", device.hw.pins, cfg.gpio)
+                try:
+                    async with chromium() as browser:
+                        page = await browser.new_page()
+                        await page.goto(server.url + "/login")
+                        await page.fill("#username", "dispatcher")
+                        await page.fill("#password", PASSWORD)
+                        await page.click("#login-button")
+                        await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+                        await expect(page.locator("#demo-panel")).to_be_visible()
+                        await page.click('button[data-press="car-demo-09"]')
+                        case_no = await device.case_number()
+                        row = page.locator(f'tr[data-case="{case_no}"]')
+                        await expect(row).to_be_visible()
+                        await expect(row.locator(".vehicle")).to_have_text("云A5H821")
+                finally:
+                    control.close()
+                    await control.wait_closed()
+        finally:
+            await server.stop()
