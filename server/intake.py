@@ -22,7 +22,7 @@ from protocol.messages import Ack, Heartbeat, Presence, Report, Unit, decode, en
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
-from server.devices import DeviceStore
+from server.devices import DeviceStore, Status
 from server.events import CaseHub
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Intake:
         self._cases = cases
         self._devices = devices
         self._hub = hub
-        self._queue: asyncio.Queue[Report | Refusal | tuple[str, Presence | Heartbeat]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Report | Refusal | Status] = asyncio.Queue()
         self._client: aiomqtt.Client | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
@@ -147,7 +147,7 @@ class Intake:
                 # The devices will retry what was not acknowledged; the writer must live on.
                 logger.exception("case writer: batch of %d failed; devices will retry", len(batch))
 
-    async def _write(self, batch: list[Report | Refusal | tuple[str, Presence | Heartbeat]]) -> None:
+    async def _write(self, batch: list[Report | Refusal | Status]) -> None:
         now = now_utc()
         reports = [item for item in batch if isinstance(item, Report)]
         sends: list[tuple[str, bytes, int]] = []
@@ -158,17 +158,14 @@ class Intake:
             if isinstance(item, Refusal):
                 ack = Ack(report_id=item.report_id, status="refused", reason=item.reason)
                 sends.append((device_topic(item.device_id, Channel.ACK), encode(ack), 1))
-            elif isinstance(item, tuple):
-                device_id, status = item
-                if isinstance(status, Heartbeat):
-                    await self._devices.record_heartbeat(device_id, status, now)
-                else:
-                    await self._devices.record_presence(device_id, status, now)
-        # Answers go out without holding up the next batch: paho retransmits QoS 1 by itself, and a
-        # device that misses its ack re-sends and gets the same case again.
+        # Answers go out at once and without holding up what follows: paho retransmits QoS 1 by
+        # itself, and a device that misses its ack re-sends and gets the same case again.
         task = asyncio.create_task(self._publish_all(sends))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+        statuses = [item for item in batch if isinstance(item, tuple)]
+        if statuses:
+            await self._devices.record(statuses, now)
 
     async def _publish_all(self, sends: list[tuple[str, bytes, int]]) -> None:
         await asyncio.gather(*(self._publish(topic, payload, qos) for topic, payload, qos in sends))
