@@ -45,7 +45,7 @@ if [[ ! -x .venv/bin/python ]]; then
   fi
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-extras="device,server,test"
+extras="device,server,test,provisioning"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
 
 if ((run_demo)); then

@@ -16,9 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kuaichu.commands import demo, device, protocol, server
+    from kuaichu.commands import demo, device, protocol, provision, server
 
-    for module in (server, device, demo, protocol):
+    for module in (server, device, demo, protocol, provision):
         module.register(commands)
     return parser
 

@@ -1,0 +1,211 @@
+"""``kuaichu provision init | server-cert | device | revoke | rotate | crl | list``: the fleet's identities.
+
+The CA passphrase comes from ``KUAICHU_CA_PASSPHRASE`` or ``--passphrase-file``, never from the
+command line, where it would sit in the shell history and in every ``ps`` listing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kuaichu.configfile import ConfigError
+
+if TYPE_CHECKING:
+    from provisioning.bundle import Placement
+
+PASSPHRASE_ENV = "KUAICHU_CA_PASSPHRASE"
+RELOAD_HINT = (
+    "Reload the broker so that it rereads the CRL: `systemctl reload mosquitto` (or `kill -HUP <pid>`).\n"
+    "A device connected at this moment may keep its session until it disconnects; "
+    "`systemctl restart mosquitto` cuts it off at once (every device reconnects by itself)."
+)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("provision", help="fleet CA, broker TLS/ACL and device bundles")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    init = sub.add_parser("init", help="create the fleet CA, broker certificate and config, server certificate")
+    init.add_argument("--broker-host", default="localhost", help="name or IP devices connect to (default localhost)")
+    init.add_argument("--broker-port", type=int, default=8883, help="TLS listener port (default 8883)")
+    init.add_argument(
+        "--broker-user",
+        help="user Mosquitto runs as, given the broker folder (default: mosquitto when run as root)",
+    )
+    init.set_defaults(handler=_init)
+
+    server = sub.add_parser("server-cert", help="a client certificate for another server worker")
+    server.add_argument("name", help="worker name; the certificate's CN is kuaichu-server-NAME")
+    server.set_defaults(handler=_server_cert)
+
+    device = sub.add_parser("device", help="issue a device's certificate, device.toml, QR code and archive")
+    device.add_argument("device_id", help="e.g. car-0001 or kiosk-kmz-017")
+    device.add_argument("--kind", required=True, choices=["in-car", "kiosk"])
+    device.add_argument("--plate", help="in-car: the vehicle's plate, e.g. 云A5H821")
+    device.add_argument("--vin", help="in-car: the vehicle's VIN (17 characters)")
+    device.add_argument("--site", help="kiosk: surveyed WGS-84 position as LON,LAT, e.g. 102.7123,25.0406")
+    device.add_argument("--site-name", help="kiosk: name the dispatcher sees (default: the device id)")
+    device.set_defaults(handler=_device)
+
+    revoke = sub.add_parser("revoke", help="revoke a device's certificate and retire it")
+    revoke.add_argument("device_id")
+    revoke.set_defaults(handler=_revoke)
+
+    rotate = sub.add_parser("rotate", help="a new key and certificate for a device; the old one is revoked")
+    rotate.add_argument("device_id")
+    rotate.set_defaults(handler=_rotate)
+
+    crl = sub.add_parser("crl", help="re-sign the CRL with a fresh next-update")
+    crl.set_defaults(handler=_crl)
+
+    listing = sub.add_parser("list", help="devices and server certificates, with status")
+    listing.set_defaults(handler=_list)
+
+    for p in (init, server, device, revoke, rotate, crl, listing):
+        p.add_argument("--dir", type=Path, required=True, help="the provisioning folder")
+    for p in (init, server, device, revoke, rotate, crl):
+        p.add_argument("--passphrase-file", type=Path, help=f"CA passphrase file (default: ${PASSPHRASE_ENV})")
+
+
+def _passphrase(args: argparse.Namespace) -> bytes:
+    from provisioning.errors import ProvisioningError
+
+    value: bytes
+    if args.passphrase_file is not None:
+        value = args.passphrase_file.read_bytes().rstrip(b"\r\n")
+    elif os.environ.get(PASSPHRASE_ENV):
+        value = os.environ[PASSPHRASE_ENV].encode()
+    else:
+        raise ProvisioningError(f"no CA passphrase: set {PASSPHRASE_ENV} or give --passphrase-file")
+    if not value:
+        raise ProvisioningError("the CA passphrase is empty")
+    return value
+
+
+def _guarded(args: argparse.Namespace, action: Any) -> int:
+    from provisioning.errors import ProvisioningError
+
+    try:
+        action(args)
+    except (ProvisioningError, ConfigError) as exc:
+        print(f"kuaichu provision {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+
+        user = args.broker_user if args.broker_user is not None else fleet.default_broker_user()
+        layout = fleet.init(args.dir.resolve(), _passphrase(args), args.broker_host, args.broker_port, user)
+        print(f"fleet CA created in {layout.root}")
+        print(f"broker: mosquitto -c {layout.broker / 'mosquitto.conf'}")
+        print(f"server certificate: {layout.server(fleet.SERVER_CN)}")
+
+    return _guarded(args, act)
+
+
+def _server_cert(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+
+        folder = fleet.add_server(args.dir.resolve(), _passphrase(args), args.name)
+        print(f"server certificate in {folder}; the broker ACL now names it.")
+        print("Reload the broker so that it rereads the ACL: `systemctl reload mosquitto`.")
+
+    return _guarded(args, act)
+
+
+def _placement(args: argparse.Namespace) -> Placement:
+    from protocol.messages import DeviceKind
+    from provisioning.bundle import Placement
+    from provisioning.errors import ProvisioningError
+
+    kind = DeviceKind(args.kind)
+    if kind is DeviceKind.IN_CAR:
+        if args.plate is None or args.site is not None:
+            raise ProvisioningError("an in-car unit needs --plate (and usually --vin), not --site")
+        return Placement(kind, plate=args.plate, vin=args.vin)
+    if args.site is None or args.plate is not None or args.vin is not None:
+        raise ProvisioningError("a kiosk needs --site LON,LAT, not --plate or --vin")
+    try:
+        lon, lat = (float(v) for v in args.site.split(","))
+    except ValueError:
+        raise ProvisioningError(f"--site must be LON,LAT in decimal degrees, not {args.site!r}") from None
+    return Placement(kind, site_name=args.site_name, lon=lon, lat=lat)
+
+
+def _device(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+
+        fleet.check_device_id(args.device_id)
+        placement = _placement(args)
+        archive = fleet.add_device(args.dir.resolve(), _passphrase(args), args.device_id, placement)
+        print(f"device {args.device_id}: {archive}")
+
+    return _guarded(args, act)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+
+        fleet.revoke_device(args.dir.resolve(), _passphrase(args), args.device_id)
+        print(f"device {args.device_id} revoked and retired.")
+        print(RELOAD_HINT)
+
+    return _guarded(args, act)
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+
+        archive = fleet.rotate_device(args.dir.resolve(), _passphrase(args), args.device_id)
+        print(f"device {args.device_id}: new certificate in {archive}; install it, then reload the broker.")
+        print(RELOAD_HINT)
+
+    return _guarded(args, act)
+
+
+def _crl(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+
+        crl = fleet.renew_crl(args.dir.resolve(), _passphrase(args))
+        print(f"CRL re-signed, valid until {crl.next_update_utc:%Y-%m-%d}.")
+        print("Reload the broker: `systemctl reload mosquitto`.")
+
+    return _guarded(args, act)
+
+
+def _list(args: argparse.Namespace) -> int:
+    def act(args: argparse.Namespace) -> None:
+        from provisioning import fleet
+        from provisioning.registry import load_registry
+
+        root = args.dir.resolve()
+        registry = load_registry(root)
+        print(f"broker {registry.broker_host}:{registry.broker_port}")
+        for name, certs in sorted(registry.servers.items()):
+            print(f"server  {name:<32} serial {certs[-1].serial}  until {certs[-1].not_after:%Y-%m-%d}")
+        for device_id, record in sorted(registry.devices.items()):
+            cert = record.current
+            print(
+                f"device  {device_id:<32} {record.kind.value:<7} {record.status.value:<8} "
+                f"serial {cert.serial}  until {cert.not_after:%Y-%m-%d}  certificates {len(record.certs)}"
+            )
+        next_update = fleet.load_crl(root).next_update_utc
+        if next_update is not None:
+            print(f"CRL valid until {next_update:%Y-%m-%d}")
+            if next_update - dt.datetime.now(dt.UTC) < dt.timedelta(days=30):
+                print("CRL expires within 30 days: run `kuaichu provision crl` and reload the broker")
+
+    return _guarded(args, act)

@@ -1,0 +1,291 @@
+"""The provisioning folder and the operations on it: init, server and device certificates,
+revocation, rotation and CRL renewal. The ``kuaichu provision`` commands are thin wrappers.
+
+Layout of ``DIR``::
+
+    registry.json          every certificate issued, its holder and status (owner-only)
+    ca/ca.crt, ca/ca.key   the fleet CA; the key is encrypted and never leaves this folder
+    broker/                mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem
+    server/                the central server's ca.crt, client.crt, client.key (CN kuaichu-server)
+    server-NAME/           more server workers (CN kuaichu-server-NAME)
+    devices/ID/            one device's bundle; devices/ID.tar.gz is what the technician carries
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from device.config import load_device_config
+from protocol.topics import SERVER_SHARE_GROUP, is_device_id
+from provisioning import broker, bundle
+from provisioning.ca import (
+    Authority,
+    Usage,
+    build_crl,
+    create_authority,
+    fingerprint,
+    issue,
+    load_authority,
+    now,
+    write_cert,
+    write_crl,
+    write_key,
+)
+from provisioning.errors import ProvisioningError
+from provisioning.registry import CertRecord, DeviceRecord, Event, Registry, Status, load_registry, save_registry
+
+logger = logging.getLogger(__name__)
+
+SERVER_CN = SERVER_SHARE_GROUP  # "kuaichu-server": the ACL's server user
+# Device ids may not start with this, so that no device certificate can carry a server's name.
+RESERVED_PREFIX = "kuaichu-"
+MIN_PASSPHRASE = 12
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca" / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca" / "ca.key"
+
+    @property
+    def broker(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def crl(self) -> Path:
+        return self.broker / broker.CRL_NAME
+
+    @property
+    def devices(self) -> Path:
+        return self.root / "devices"
+
+    def server(self, common_name: str) -> Path:
+        return self.root / ("server" if common_name == SERVER_CN else common_name.removeprefix("kuaichu-"))
+
+    def device(self, device_id: str) -> Path:
+        return self.devices / device_id
+
+    def archive(self, device_id: str) -> Path:
+        return self.devices / f"{device_id}.tar.gz"
+
+
+def _record(cert: x509.Certificate) -> CertRecord:
+    return CertRecord(
+        serial=f"{cert.serial_number:x}",
+        fingerprint=fingerprint(cert),
+        issued_at=now(),
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def _private_dir(path: Path, mode: int = 0o700) -> None:
+    path.mkdir(mode=mode)
+    os.chmod(path, mode)
+
+
+def _give_to(path: Path, user: str) -> None:
+    """Hand the broker folder to the user Mosquitto drops to when started as root, so that it can
+    read its key, ACL and CRL after dropping privileges (it reads the ACL only then)."""
+    pw = pwd.getpwnam(user)
+    for item in [path, *path.iterdir()]:
+        os.chown(item, pw.pw_uid, pw.pw_gid)
+
+
+def default_broker_user() -> str | None:
+    """``mosquitto`` when this runs as root on a machine that has that user, as a broker host does."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("mosquitto")
+    except KeyError:
+        return None
+    return "mosquitto"
+
+
+def check_passphrase(passphrase: bytes) -> None:
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise ProvisioningError(f"the CA passphrase must be at least {MIN_PASSPHRASE} characters")
+
+
+def init(root: Path, passphrase: bytes, broker_host: str, broker_port: int, broker_user: str | None) -> Layout:
+    """A new fleet: CA, broker certificate and configuration, the server's client certificate."""
+    check_passphrase(passphrase)
+    if root.exists() and any(root.iterdir()):
+        raise ProvisioningError(f"{root} is not empty; a fleet CA is never overwritten")
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o711)  # the broker's user must pass through to broker/, and see nothing else
+    layout = Layout(root)
+    for folder in (layout.ca_cert.parent, layout.devices):
+        _private_dir(folder)
+    _private_dir(layout.broker)
+
+    ca = create_authority()
+    write_cert(layout.ca_cert, ca.cert)
+    write_key(layout.ca_key, ca.key, passphrase)
+
+    cert, key = issue(ca, broker_host, Usage.SERVER, hosts=[broker_host, "localhost", "127.0.0.1"])
+    write_cert(layout.broker / broker.CA_NAME, ca.cert)
+    write_cert(layout.broker / broker.CERT_NAME, cert)
+    write_key(layout.broker / broker.KEY_NAME, key)
+    write_crl(layout.crl, build_crl(ca, {}))
+    broker.write_conf(layout.broker, broker_port)
+    broker.write_acl(layout.broker, [SERVER_CN])
+    if broker_user is not None:
+        _give_to(layout.broker, broker_user)
+
+    registry = Registry(broker_host=broker_host, broker_port=broker_port, created_at=now())
+    registry.servers[SERVER_CN] = [_issue_server(ca, layout, SERVER_CN)]
+    save_registry(root, registry)
+    logger.info("fleet created in %s for broker %s:%s", root, broker_host, broker_port)
+    return layout
+
+
+def _issue_server(ca: Authority, layout: Layout, common_name: str) -> CertRecord:
+    folder = layout.server(common_name)
+    _private_dir(folder)
+    cert, key = issue(ca, common_name, Usage.CLIENT)
+    write_cert(folder / "ca.crt", ca.cert)
+    write_cert(folder / "client.crt", cert)
+    write_key(folder / "client.key", key)
+    return _record(cert)
+
+
+def _open(root: Path, passphrase: bytes) -> tuple[Layout, Registry, Authority]:
+    layout = Layout(root)
+    registry = load_registry(root)
+    return layout, registry, load_authority(layout.ca_cert, layout.ca_key, passphrase)
+
+
+def add_server(root: Path, passphrase: bytes, name: str) -> Path:
+    """A client certificate for another server worker, CN ``kuaichu-server-NAME``, and its ACL entry."""
+    if not is_device_id(name):
+        raise ProvisioningError(f"not a valid server name: {name!r} (lowercase letters, digits, inner hyphens)")
+    layout, registry, ca = _open(root, passphrase)
+    common_name = f"{SERVER_CN}-{name}"
+    if common_name in registry.servers or layout.server(common_name).exists():
+        raise ProvisioningError(f"server {common_name} already exists")
+    registry.servers[common_name] = [_issue_server(ca, layout, common_name)]
+    broker.write_acl(layout.broker, registry.servers)
+    save_registry(root, registry)
+    return layout.server(common_name)
+
+
+def check_device_id(device_id: str) -> None:
+    if not is_device_id(device_id):
+        raise ProvisioningError(
+            f"not a device id: {device_id!r} (3-32 lowercase letters, digits and inner hyphens, e.g. car-0001)"
+        )
+    if device_id.startswith(RESERVED_PREFIX):
+        raise ProvisioningError(f"device ids starting with {RESERVED_PREFIX!r} are reserved for the server")
+
+
+def _issue_device(ca: Authority, layout: Layout, device_id: str) -> tuple[CertRecord, Path]:
+    """Key, certificate, CA, QR code and archive into the device's folder (its config is already there)."""
+    folder = layout.device(device_id)
+    cert, key = issue(ca, device_id, Usage.CLIENT)
+    write_cert(folder / bundle.CA_NAME, ca.cert)
+    write_cert(folder / bundle.CERT_NAME, cert)
+    write_key(folder / bundle.KEY_NAME, key)
+    record = _record(cert)
+    bundle.write_qr(folder, bundle.qr_payload(device_id, record.fingerprint))
+    bundle.write_archive(folder, layout.archive(device_id))
+    return record, layout.archive(device_id)
+
+
+def add_device(root: Path, passphrase: bytes, device_id: str, placement: bundle.Placement) -> Path:
+    """A new device's bundle; returns the archive. An id that exists, even retired, is refused."""
+    check_device_id(device_id)
+    layout, registry, ca = _open(root, passphrase)
+    if device_id in registry.devices or layout.device(device_id).exists():
+        raise ProvisioningError(f"device {device_id} already exists; use `rotate` to renew its certificate")
+    cfg = bundle.device_config(device_id, placement, registry.broker_host, registry.broker_port)
+    folder = layout.device(device_id)
+    _private_dir(folder)
+    try:
+        bundle.write_config(folder, cfg)
+        record, archive = _issue_device(ca, layout, device_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        layout.archive(device_id).unlink(missing_ok=True)
+        raise
+    registry.devices[device_id] = DeviceRecord(
+        kind=placement.kind, certs=[record], history=[Event(at=record.issued_at, action="issued", serial=record.serial)]
+    )
+    save_registry(root, registry)
+    logger.info("device %s issued, certificate serial %s", device_id, record.serial)
+    return archive
+
+
+def _active(registry: Registry, device_id: str) -> DeviceRecord:
+    record = registry.devices.get(device_id)
+    if record is None:
+        raise ProvisioningError(f"no device {device_id} in this fleet")
+    if record.status is Status.RETIRED:
+        raise ProvisioningError(f"device {device_id} is retired; provision a replacement under a new id")
+    return record
+
+
+def _revoke_current(record: DeviceRecord) -> None:
+    at = now()
+    cert = record.current
+    record.certs[-1] = cert.model_copy(update={"revoked_at": at})
+    record.history.append(Event(at=at, action="revoked", serial=cert.serial))
+
+
+def revoke_device(root: Path, passphrase: bytes, device_id: str) -> None:
+    """Put the device's certificate on the CRL and retire it. Its key and archive are deleted here:
+    nothing on the station can connect as it any more."""
+    layout, registry, ca = _open(root, passphrase)
+    record = _active(registry, device_id)
+    _revoke_current(record)
+    record.status = Status.RETIRED
+    write_crl(layout.crl, build_crl(ca, registry.revoked()))
+    save_registry(root, registry)
+    (layout.device(device_id) / bundle.KEY_NAME).unlink(missing_ok=True)
+    layout.archive(device_id).unlink(missing_ok=True)
+    logger.info("device %s revoked (serial %s)", device_id, record.current.serial)
+
+
+def rotate_device(root: Path, passphrase: bytes, device_id: str) -> Path:
+    """A new key and certificate for a device, the old certificate revoked; returns the new archive."""
+    layout, registry, ca = _open(root, passphrase)
+    record = _active(registry, device_id)
+    folder = layout.device(device_id)
+    cfg = load_device_config(folder / bundle.CONFIG_NAME)  # what the technician may have adjusted
+    _revoke_current(record)
+    for name in (bundle.CA_NAME, bundle.CERT_NAME, bundle.KEY_NAME, bundle.QR_NAME):
+        (folder / name).unlink(missing_ok=True)
+    bundle.write_config(folder, cfg)
+    new, archive = _issue_device(ca, layout, device_id)
+    record.certs.append(new)
+    record.history.append(Event(at=new.issued_at, action="rotated", serial=new.serial))
+    write_crl(layout.crl, build_crl(ca, registry.revoked()))
+    save_registry(root, registry)
+    logger.info("device %s rotated to serial %s", device_id, new.serial)
+    return archive
+
+
+def renew_crl(root: Path, passphrase: bytes) -> x509.CertificateRevocationList:
+    """Re-sign the CRL with a fresh next-update; a broker whose CRL expires refuses every client."""
+    layout, registry, ca = _open(root, passphrase)
+    crl = build_crl(ca, registry.revoked())
+    write_crl(layout.crl, crl)
+    return crl
+
+
+def load_crl(root: Path) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl(Layout(root).crl.read_bytes())

@@ -1,0 +1,80 @@
+"""The station's record of the fleet (``DIR/registry.json``): every certificate ever issued, by whom
+it is held and whether it is revoked, so that the CRL can always be rebuilt and a device's history
+read back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.messages import DeviceKind
+from provisioning.ca import replace_file
+from provisioning.errors import ProvisioningError
+
+REGISTRY_NAME = "registry.json"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CertRecord(Record):
+    serial: str = Field(description="hex; what the CRL lists")
+    fingerprint: str = Field(description="SHA-256 of the DER certificate, hex")
+    issued_at: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class Event(Record):
+    at: dt.datetime
+    action: str = Field(description="issued, rotated or revoked")
+    serial: str
+
+
+class DeviceRecord(Record):
+    kind: DeviceKind
+    status: Status = Status.ACTIVE
+    certs: list[CertRecord] = Field(description="oldest first; the last one is current")
+    history: list[Event] = []
+
+    @property
+    def current(self) -> CertRecord:
+        return self.certs[-1]
+
+
+class Registry(Record):
+    broker_host: str
+    broker_port: int
+    created_at: dt.datetime
+    servers: dict[str, list[CertRecord]] = Field(default={}, description="certificate CN -> certificates")
+    devices: dict[str, DeviceRecord] = {}
+
+    def revoked(self) -> dict[int, dt.datetime]:
+        """Every revoked serial with its revocation time: the CRL's content."""
+        everything = [c for d in self.devices.values() for c in d.certs]
+        everything += [c for certs in self.servers.values() for c in certs]
+        return {int(c.serial, 16): c.revoked_at for c in everything if c.revoked_at is not None}
+
+
+def load_registry(root: Path) -> Registry:
+    path = root / REGISTRY_NAME
+    try:
+        return Registry.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ProvisioningError(f"{root} is not a provisioning folder (no {REGISTRY_NAME}); run `init` first") from None
+    except ValidationError as exc:
+        raise ProvisioningError(f"{path} is damaged: {exc}") from None
+
+
+def save_registry(root: Path, registry: Registry) -> None:
+    replace_file(root / REGISTRY_NAME, (registry.model_dump_json(indent=2) + "\n").encode(), 0o600)
