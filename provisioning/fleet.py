@@ -172,10 +172,10 @@ def _open(root: Path, passphrase: bytes) -> tuple[Layout, Registry, Authority]:
 
 def add_server(root: Path, passphrase: bytes, name: str) -> Path:
     """A client certificate for another server worker, CN ``kuaichu-server-NAME``, and its ACL entry."""
-    if not is_device_id(name):
-        raise ProvisioningError(f"not a valid server name: {name!r} (lowercase letters, digits, inner hyphens)")
-    layout, registry, ca = _open(root, passphrase)
     common_name = f"{SERVER_CN}-{name}"
+    if not is_device_id(common_name):  # the same rules as a device id: it is an MQTT user name
+        raise ProvisioningError(f"not a valid server name: {name!r} (up to 17 lowercase letters, digits, hyphens)")
+    layout, registry, ca = _open(root, passphrase)
     if common_name in registry.servers or layout.server(common_name).exists():
         raise ProvisioningError(f"server {common_name} already exists")
     registry.servers[common_name] = [_issue_server(ca, layout, common_name)]
