@@ -67,6 +67,7 @@ def register(commands: Any) -> None:
     listing.set_defaults(handler=_list)
 
     for p in (init, server, device, revoke, rotate, crl, listing):
+        p.allow_abbrev = False  # else `--passphrase SECRET` would be taken as --passphrase-file
         p.add_argument("--dir", type=Path, required=True, help="the provisioning folder")
     for p in (init, server, device, revoke, rotate, crl):
         p.add_argument("--passphrase-file", type=Path, help=f"CA passphrase file (default: ${PASSPHRASE_ENV})")
@@ -77,7 +78,10 @@ def _passphrase(args: argparse.Namespace) -> bytes:
 
     value: bytes
     if args.passphrase_file is not None:
-        value = args.passphrase_file.read_bytes().rstrip(b"\r\n")
+        try:
+            value = args.passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ProvisioningError(f"cannot read {args.passphrase_file}: {exc.strerror}") from None
     elif os.environ.get(PASSPHRASE_ENV):
         value = os.environ[PASSPHRASE_ENV].encode()
     else:
@@ -102,7 +106,8 @@ def _init(args: argparse.Namespace) -> int:
     def act(args: argparse.Namespace) -> None:
         from provisioning import fleet
 
-        user = args.broker_user if args.broker_user is not None else fleet.default_broker_user()
+        # --broker-user "" leaves the broker folder to whoever runs this
+        user = fleet.default_broker_user() if args.broker_user is None else args.broker_user or None
         layout = fleet.init(args.dir.resolve(), _passphrase(args), args.broker_host, args.broker_port, user)
         print(f"fleet CA created in {layout.root}")
         print(f"broker: mosquitto -c {layout.broker / 'mosquitto.conf'}")

@@ -1,0 +1,102 @@
+"""``kuaichu provision`` as an operator types it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from provisioning.registry import Status, load_registry
+
+PASSPHRASE = "a long test passphrase"
+
+
+def provision(*args: str, passphrase: str | None = PASSPHRASE) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KUAICHU_CA_PASSPHRASE"}
+    if passphrase is not None:
+        env["KUAICHU_CA_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", "provision", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_init_needs_a_passphrase_and_never_takes_it_on_the_command_line(tmp_path: Path) -> None:
+    done = provision("init", "--dir", str(tmp_path / "fleet"), passphrase=None)
+    assert done.returncode == 1
+    assert "KUAICHU_CA_PASSPHRASE" in done.stderr
+    assert not (tmp_path / "fleet").exists()
+    done = provision("init", "--dir", str(tmp_path / "fleet"), "--passphrase", PASSPHRASE, passphrase=None)
+    assert done.returncode == 2  # no such option
+    assert not (tmp_path / "fleet").exists()
+
+
+def test_init_from_a_passphrase_file_then_refuses_to_run_again(tmp_path: Path) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    root = tmp_path / "fleet"
+    args = ["init", "--dir", str(root), "--broker-host", "10.8.0.1", "--broker-port", "18883"]
+    done = provision(*args, "--passphrase-file", str(secret), "--broker-user", "", passphrase=None)
+    assert done.returncode == 0, done.stderr
+    assert "mosquitto -c" in done.stdout
+    conf = (root / "broker" / "mosquitto.conf").read_text()
+    for line in (
+        "listener 18883",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "allow_anonymous false",
+    ):
+        assert line in conf.splitlines()
+    ca_key = (root / "ca" / "ca.key").read_bytes()
+    again = provision(*args)
+    assert again.returncode == 1
+    assert "never overwritten" in again.stderr
+    assert (root / "ca" / "ca.key").read_bytes() == ca_key
+
+
+def test_device_revoke_rotate_and_list(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    assert provision("init", "--dir", str(root), "--broker-user", "").returncode == 0
+    car = ["--kind", "in-car", "--plate", "云A5H821", "--vin", "LSVAU2180N2183294", "--dir", str(root)]
+    done = provision("device", "car-0001", *car)
+    assert done.returncode == 0, done.stderr
+    assert (root / "devices" / "car-0001.tar.gz").is_file()
+    kiosk = ["--kind", "kiosk", "--site", "102.7041,25.0487", "--site-name", "翠湖南路", "--dir", str(root)]
+    assert provision("device", "kiosk-017", *kiosk).returncode == 0
+
+    refusals = {
+        "bad id": provision("device", "Car_01", *car),
+        "bad plate": provision("device", "car-0002", "--kind", "in-car", "--plate", "ABC123", "--dir", str(root)),
+        "kiosk without site": provision("device", "kiosk-018", "--kind", "kiosk", "--dir", str(root)),
+        "existing id": provision("device", "car-0001", *car),
+        "wrong passphrase": provision("device", "car-0003", *car, passphrase="not the passphrase!"),
+    }
+    for name, refusal in refusals.items():
+        assert refusal.returncode == 1, name
+    assert "vehicle.plate" in refusals["bad plate"].stderr
+    assert "rotate" in refusals["existing id"].stderr
+    assert sorted(p.name for p in (root / "devices").iterdir()) == [
+        "car-0001",
+        "car-0001.tar.gz",
+        "kiosk-017",
+        "kiosk-017.tar.gz",
+    ]
+
+    assert provision("rotate", "car-0001", "--dir", str(root)).returncode == 0
+    revoked = provision("revoke", "kiosk-017", "--dir", str(root))
+    assert revoked.returncode == 0
+    assert "reload mosquitto" in revoked.stdout
+    registry = load_registry(root)
+    assert registry.devices["kiosk-017"].status is Status.RETIRED
+    assert len(registry.devices["car-0001"].certs) == 2
+
+    listing = provision("list", "--dir", str(root), passphrase=None)
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert any(line.split()[:4] == ["device", "car-0001", "in-car", "active"] for line in lines)
+    assert any(line.split()[:4] == ["device", "kiosk-017", "kiosk", "retired"] for line in lines)
+    assert any(line.split()[:2] == ["server", "kuaichu-server"] for line in lines)
