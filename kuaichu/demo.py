@@ -61,34 +61,76 @@ def _toml_path(path: Path) -> str:
     return json.dumps(str(path))
 
 
+CAR_PLATE, CAR_VIN = "云A5H821", "LSVAM4187C2184521"
+KIOSK_NAME, KIOSK_LON, KIOSK_LAT = "昆明站北京路报警亭", 102.7217, 25.0159
+
+
+def ensure_fleet(root: Path, broker_port: int) -> Path:
+    """The demo's fleet PKI, made once with ``provisioning`` exactly as a real fleet's is.
+
+    The CA passphrase of a demo is random and kept beside it (a real one never is); the broker's
+    configuration is rewritten on every run because the demo picks a free port each time.
+    """
+    from protocol.messages import DeviceKind
+    from provisioning import broker, bundle, fleet
+
+    pki = root / "pki"
+    secret = root / "pki-passphrase"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(24))
+        secret.chmod(0o600)
+    passphrase = secret.read_bytes()
+    user = fleet.default_broker_user()
+    if not (pki / "registry.json").exists():
+        shutil.rmtree(pki, ignore_errors=True)
+        fleet.init(pki, passphrase, "127.0.0.1", broker_port, user)
+        car = bundle.Placement(DeviceKind.IN_CAR, plate=CAR_PLATE, vin=CAR_VIN)
+        fleet.add_device(pki, passphrase, CAR_ID, car)
+        kiosk = bundle.Placement(DeviceKind.KIOSK, site_name=KIOSK_NAME, lon=KIOSK_LON, lat=KIOSK_LAT)
+        fleet.add_device(pki, passphrase, KIOSK_ID, kiosk)
+    layout = fleet.Layout(pki)
+    broker.write_conf(layout.broker, broker_port)
+    if user is not None:
+        fleet.give_to(layout.broker, user)
+    return pki
+
+
+def _tls_table(table: str, folder: Path, cert: str, key: str) -> str:
+    return (
+        f"[{table}]\nca_file = {_toml_path(folder / 'ca.crt')}\n"
+        f"cert_file = {_toml_path(folder / cert)}\nkey_file = {_toml_path(folder / key)}\n\n"
+    )
+
+
 def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Path]:
     """Broker, server and device configuration files; returns the paths by process name."""
-    for sub in ("broker", "server", "control", "logs"):
+    for sub in ("server", "control", "logs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    broker = root / "broker" / "mosquitto.conf"
-    broker.write_text(
-        f"# Demo broker: loopback only.\nlistener {broker_port} 127.0.0.1\nallow_anonymous true\n"
-        "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
-    )
+    pki = ensure_fleet(root, broker_port)
     server = root / "server.toml"
     server.write_text(
         f"[server]\ndata_dir = {_toml_path(root / 'server')}\n\n"
         f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
-        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n\n'
+        + _tls_table("broker.tls", pki / "server", "client.crt", "client.key")
+        + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n\n'
         f"[demo]\ncontrol_dir = {_toml_path(root / 'control')}\n"
     )
-    paths = {"broker": broker, "server": server}
-    common = (
-        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
-        '[camera]\nbackend = "simulated"\n\n[audio]\nbackend = "simulated"\n\n'
-        "[report]\nheartbeat_s = 10\n\n"
-    )
+    paths = {"broker": pki / "broker" / "mosquitto.conf", "server": server}
+
+    def common(device_id: str) -> str:
+        return (
+            f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+            + _tls_table("broker.tls", pki / "devices" / device_id, "device.crt", "device.key")
+            + '[camera]\nbackend = "simulated"\n\n[audio]\nbackend = "simulated"\n\n'
+            "[report]\nheartbeat_s = 10\n\n"
+        )
+
     car = root / "devices" / CAR_ID / "device.toml"
     car.parent.mkdir(parents=True, exist_ok=True)
     car.write_text(
         f'[device]\nid = "{CAR_ID}"\nkind = "in-car"\ndata_dir = {_toml_path(car.parent)}\n\n'
-        + common
-        + '[vehicle]\nplate = "云A5H821"\nvin = "LSVAM4187C2184521"\n\n'
+        + common(CAR_ID)
+        + f'[vehicle]\nplate = "{CAR_PLATE}"\nvin = "{CAR_VIN}"\n\n'
         f'[gpio]\npin_factory = "mock"\nhazard_pin = 27\n'
         f"control_socket = {_toml_path(control_socket(root, CAR_ID))}\n\n"
         '[gnss]\nbackend = "simulated"\n'
@@ -97,8 +139,8 @@ def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Pat
     kiosk.parent.mkdir(parents=True, exist_ok=True)
     kiosk.write_text(
         f'[device]\nid = "{KIOSK_ID}"\nkind = "kiosk"\ndata_dir = {_toml_path(kiosk.parent)}\n\n'
-        + common
-        + '[site]\nname = "昆明站北京路报警亭"\nlat = 25.0159\nlon = 102.7217\n'
+        + common(KIOSK_ID)
+        + f'[site]\nname = "{KIOSK_NAME}"\nlat = {KIOSK_LAT}\nlon = {KIOSK_LON}\n'
         + 'address = "官渡区北京路昆明火车站东广场"\n\n'
         f'[gpio]\npin_factory = "mock"\nlong_press_s = 0.5\n'
         f"control_socket = {_toml_path(control_socket(root, KIOSK_ID))}\n\n"
@@ -162,6 +204,17 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, within
     raise RuntimeError(f"{what} did not start listening on port {port} within {within_s}s")
 
 
+async def _wait_socket(path: Path, proc: subprocess.Popen[bytes], what: str, within_s: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not await asyncio.to_thread(path.exists):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see its log")
+        if loop.time() > deadline:
+            raise RuntimeError(f"{what} did not start within {within_s}s; see its log")
+        await asyncio.sleep(0.1)
+
+
 async def run_demo(root: Path, http_port: int) -> int:
     """Run until Ctrl-C; ``root`` is the (absolute) demo folder."""
     broker_port = free_port()
@@ -186,6 +239,9 @@ async def run_demo(root: Path, http_port: int) -> int:
         for device_id in (CAR_ID, KIOSK_ID):
             args = [*kuaichu, "device", "run", "--config", str(paths[device_id])]
             procs.append((device_id, _spawn(device_id, args, logs)))
+        # The banner tells people to press: the devices must be able to take it when it shows.
+        for name, proc in procs[2:]:
+            await _wait_socket(control_socket(root, name), proc, name)
         _banner(http_port, broker_port, logins, root)
         while not stop.is_set():
             for name, proc in procs:
@@ -216,7 +272,8 @@ def _banner(http_port: int, broker_port: int, logins: dict[str, str], root: Path
     print(f"  Devices   {CAR_ID}: in-car unit 云A5H821 driving around 翠湖 (五华区)")
     print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区)")
     print(f"  Press     kuaichu demo press {CAR_ID}     (or the console's demo panel)")
-    print(f"  Broker    127.0.0.1:{broker_port}   logs and data in {root}\n", flush=True)
+    print(f"  Broker    127.0.0.1:{broker_port} (mutual TLS, per-device ACL; fleet PKI in {root / 'pki'})")
+    print(f"  Logs      {root / 'logs'}\n", flush=True)
 
 
 async def press(root: Path, device_id: str, hazard: bool) -> int:

@@ -97,7 +97,7 @@ def _private_dir(path: Path, mode: int = 0o700) -> None:
     os.chmod(path, mode)
 
 
-def _give_to(path: Path, user: str) -> None:
+def give_to(path: Path, user: str) -> None:
     """Hand the broker folder to the user Mosquitto drops to when started as root, so that it can
     read its key, ACL and CRL after dropping privileges (it reads the ACL only then)."""
     pw = pwd.getpwnam(user)
@@ -145,7 +145,7 @@ def init(root: Path, passphrase: bytes, broker_host: str, broker_port: int, brok
     broker.write_conf(layout.broker, broker_port)
     broker.write_acl(layout.broker, [SERVER_CN])
     if broker_user is not None:
-        _give_to(layout.broker, broker_user)
+        give_to(layout.broker, broker_user)
 
     registry = Registry(broker_host=broker_host, broker_port=broker_port, created_at=now())
     registry.servers[SERVER_CN] = [_issue_server(ca, layout, SERVER_CN)]

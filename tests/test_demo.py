@@ -1,0 +1,60 @@
+"""`kuaichu demo`, the README's first command, as a newcomer runs it: start, press, see the case, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def test_the_demo_runs_over_mutual_tls_and_a_press_opens_a_routed_case() -> None:
+    # Unix socket paths are short: keep the demo folder shallow.
+    with tempfile.TemporaryDirectory(prefix="kc-demo-") as folder:
+        root = Path(folder)
+        # Like a project folder (mktemp makes it 0700): the broker, dropped to its own user as
+        # root, must be able to pass through to the configuration it was given.
+        root.chmod(0o711)
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "kuaichu.cli", "demo", "--dir", str(root), "--http-port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        banner: list[str] = []
+        try:
+            assert demo.stdout is not None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                line = demo.stdout.readline()
+                assert line, "demo exited: " + "".join(banner)
+                banner.append(line)
+                if line.strip().startswith("Logs"):
+                    break
+            text = "".join(banner)
+            assert "Console   http://127.0.0.1:" in text and "mutual TLS" in text
+            for user in ("dispatcher", "wuhua", "officer", "admin"):
+                assert f"            {user}" in text
+
+            def press(*args: str) -> str:
+                done = subprocess.run(
+                    [sys.executable, "-m", "kuaichu.cli", "demo", "--dir", str(root), "press", *args],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert done.returncode == 0, done.stdout + done.stderr
+                return done.stdout
+
+            # The devices may still be waiting for their first GNSS fix; a press works regardless.
+            assert "opened for 五华区交警大队" in press("car-demo-01")
+            assert "opened for 官渡区交警大队" in press("kiosk-demo-01")
+            broker_log = (root / "logs" / "mosquitto.log").read_text()
+            assert "u'car-demo-01'" in broker_log  # the broker knows the device by its certificate
+        finally:
+            demo.send_signal(signal.SIGINT)
+            out, _ = demo.communicate(timeout=30)
+        assert demo.returncode == 0
+        assert "kuaichu demo: stopped" in out
