@@ -1,4 +1,5 @@
-"""Shared fixtures: a private Mosquitto per test, server workers in this event loop, operators."""
+"""Shared fixtures: the session's fleet PKI, a private mutual-TLS Mosquitto per test running the
+provisioned configuration, server workers in this event loop, operators."""
 
 from __future__ import annotations
 
@@ -14,16 +15,21 @@ from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
 from server.users import Role, UserStore
 from server.worker import serve
-from tests.services import Mosquitto, free_port, mosquitto
+from tests import pki
+from tests.services import Mosquitto, free_port
 
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(scope="session")
+def fleet_pki() -> Iterator[pki.FleetPki]:
+    with pki.session_pki() as made:
+        yield made
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    with mosquitto(workdir) as running:
+def broker(tmp_path: Path, fleet_pki: pki.FleetPki) -> Iterator[Mosquitto]:
+    with fleet_pki.mosquitto(tmp_path / "mosquitto.log") as running:
         yield running
 
 
@@ -38,7 +44,12 @@ def make_server_config(
     return ServerConfig.model_validate(
         {
             "server": {"data_dir": data_dir, "worker_id": worker_id},
-            "broker": {"host": "127.0.0.1", "port": broker_port, "session_expiry_s": 300},
+            "broker": {
+                "host": "127.0.0.1",
+                "port": broker_port,
+                "session_expiry_s": 300,
+                "tls": pki.current().server_tls().model_dump(),
+            },
             "database": {"url": database_url},
             "http": {"host": "127.0.0.1", "port": free_port(), "secure_cookies": False},
             "demo": {"control_dir": control_dir},

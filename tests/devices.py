@@ -13,6 +13,7 @@ from typing import Any
 from device.app import DeviceApp
 from device.config import DeviceConfig
 from device.hardware import Hardware
+from tests import pki
 
 BUTTON_PIN = 17
 HAZARD_PIN = 27
@@ -21,7 +22,13 @@ HAZARD_PIN = 27
 def device_config(data_dir: Path, broker_port: int, device_id: str = "car-e2e-01", **overrides: Any) -> DeviceConfig:
     raw: dict[str, Any] = {
         "device": {"id": device_id, "kind": "in-car", "data_dir": data_dir},
-        "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive_s": 5, "session_expiry_s": 300},
+        "broker": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "keepalive_s": 5,
+            "session_expiry_s": 300,
+            "tls": pki.current().device_tls(device_id).model_dump(),
+        },
         "vehicle": {"plate": "云A5H821", "vin": "LSVAM4187C2184521"},
         "gpio": {"pin_factory": "mock", "long_press_s": 0.3, "bounce_s": 0.01, "hazard_pin": HAZARD_PIN},
         "gnss": {"backend": "simulated"},

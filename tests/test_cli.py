@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tests import pki
 from tests.conftest import RunningServer
 
 
@@ -29,7 +30,8 @@ def write_server_toml(server: RunningServer, path: Path) -> Path:
     cfg = server.cfg
     path.write_text(
         f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
-        f'[http]\nhost = "127.0.0.1"\nport = {cfg.http.port}\nsecure_cookies = false\n'
+        + pki.tls_table(pki.current().server_tls())
+        + f'[http]\nhost = "127.0.0.1"\nport = {cfg.http.port}\nsecure_cookies = false\n'
     )
     return path
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from device.sim.control import send_control
+from tests import pki
 from tests.conftest import make_server_config, start_server
 from tests.devices import outbox_rows
 from tests.services import Mosquitto
@@ -21,7 +22,8 @@ def write_device_toml(path: Path, broker_port: int, control: Path) -> None:
     path.write_text(
         f'[device]\nid = "car-kill-01"\nkind = "in-car"\ndata_dir = "{path.parent}"\n\n'
         f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\nkeepalive_s = 5\n\n'
-        '[vehicle]\nplate = "云A5H821"\n\n'
+        + pki.tls_table(pki.current().device_tls("car-kill-01"))
+        + '[vehicle]\nplate = "云A5H821"\n\n'
         f'[gpio]\npin_factory = "mock"\nlong_press_s = 0.3\ncontrol_socket = "{control}"\n\n'
         '[gnss]\nbackend = "simulated"\n\n'
         '[camera]\nbackend = "simulated"\nwidth = 320\nheight = 240\nfps = 2\n\n'

@@ -12,15 +12,18 @@ import aiomqtt
 import httpx
 import websockets
 
+from kuaichu.mqtt import TlsSection, tls_context
 from protocol.messages import Ack, decode
 from protocol.topics import Channel, device_topic
+from tests import pki
 
 
 @asynccontextmanager
 async def raw_device(port: int, device_id: str) -> AsyncIterator[tuple[aiomqtt.Client, asyncio.Queue[Ack]]]:
-    """An MQTT client in a device's shoes: publishes what it is told, collects its acks."""
+    """An MQTT client in a device's shoes, with that device's certificate: publishes what it is told
+    (the broker's ACL still applies), collects its acks."""
     acks: asyncio.Queue[Ack] = asyncio.Queue()
-    async with aiomqtt.Client("127.0.0.1", port, identifier=device_id, protocol=aiomqtt.ProtocolVersion.V5) as client:
+    async with mqtt_client(port, device_id, pki.current().device_tls(device_id)) as client:
         await client.subscribe(device_topic(device_id, Channel.ACK), qos=1)
 
         async def collect() -> None:
@@ -33,6 +36,12 @@ async def raw_device(port: int, device_id: str) -> AsyncIterator[tuple[aiomqtt.C
             yield client, acks
         finally:
             task.cancel()
+
+
+def mqtt_client(port: int, identifier: str, tls: TlsSection) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        "127.0.0.1", port, identifier=identifier, protocol=aiomqtt.ProtocolVersion.V5, tls_context=tls_context(tls)
+    )
 
 
 async def publish_report(client: aiomqtt.Client, device_id: str, payload: bytes) -> None:
