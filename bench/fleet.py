@@ -6,9 +6,10 @@ contention closer to what one unit on its own Raspberry Pi sees, while the CPU s
 
 Speaks on stdin/stdout: prints ``ready`` once every unit is connected with a GNSS fix; on each
 ``press`` line presses every unit's button and prints ``DEVICE_ID EPOCH_SECONDS`` per press, then
-``pressed``; ends on end of input.
+``pressed``; ends on end of input. Each unit connects over mutual TLS with its own bundle from the
+provisioning folder FLEET_DIR (``devices/bench-NNN/``), which the caller has already issued.
 
-    python -m bench.fleet FIRST COUNT BROKER_PORT DATA_DIR
+    python -m bench.fleet FIRST COUNT BROKER_PORT DATA_DIR FLEET_DIR
 """
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ from device.config import DeviceConfig
 from device.hardware import Hardware
 from device.main import limit_malloc_arenas
 from kuaichu import runner
+from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
+from provisioning.fleet import Layout
 
 
-def device_cfg(root: Path, index: int, broker_port: int) -> DeviceConfig:
+def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path) -> DeviceConfig:
+    device_id = f"bench-{index:03d}"
+    bundle_dir = Layout(fleet_dir).device(device_id)
+    tls = {"ca_file": bundle_dir / CA_NAME, "cert_file": bundle_dir / CERT_NAME, "key_file": bundle_dir / KEY_NAME}
     return DeviceConfig.model_validate(
         {
-            "device": {"id": f"bench-{index:03d}", "kind": "in-car", "data_dir": root / f"dev{index:03d}"},
-            "broker": {"host": "127.0.0.1", "port": broker_port},
+            "device": {"id": device_id, "kind": "in-car", "data_dir": root / f"dev{index:03d}"},
+            "broker": {"host": "127.0.0.1", "port": broker_port, "tls": tls},
             "vehicle": {"plate": "云A5H821"},
             "gpio": {"pin_factory": "mock", "long_press_s": 0, "bounce_s": 0},
             "gnss": {"backend": "simulated"},
@@ -42,10 +48,10 @@ def device_cfg(root: Path, index: int, broker_port: int) -> DeviceConfig:
     )
 
 
-async def fleet(first: int, count: int, broker_port: int, root: Path) -> None:
+async def fleet(first: int, count: int, broker_port: int, root: Path, fleet_dir: Path) -> None:
     apps = [
         DeviceApp(cfg, Hardware.open(cfg))
-        for cfg in (device_cfg(root, i, broker_port) for i in range(first, first + count))
+        for cfg in (device_cfg(root, i, broker_port, fleet_dir) for i in range(first, first + count))
     ]
     tasks = [asyncio.create_task(app.run()) for app in apps]
     try:
@@ -79,4 +85,4 @@ async def fleet(first: int, count: int, broker_port: int, root: Path) -> None:
 
 if __name__ == "__main__":
     limit_malloc_arenas()
-    runner.run(fleet(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])))
+    runner.run(fleet(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])))

@@ -1,6 +1,8 @@
 """Press -> case visible in the dispatcher queue, for many devices pressing at once.
 
-Starts the real stack: a private Mosquitto, one server worker as its own process (SQLite), and N
+Starts the real stack: a private Mosquitto running a freshly provisioned fleet's mutual-TLS
+configuration (``tests.pki``: the CA, pattern ACL and CRL ``kuaichu provision init`` writes, a
+certificate per unit), one server worker as its own process (SQLite), and N
 simulated in-car units in this process (the real firmware over MockFactory pins, pty GNSS, rendered
 camera). A dispatcher console (admin) is logged in on the WebSocket, in a process of its own
 (``bench/console_observer.py``) so that the fleet's busy event loop does not delay the reading. Each
@@ -15,8 +17,8 @@ card), so the simulated devices keep their data on tmpfs (/dev/shm) while the se
 on disk. The cost of one outbox write on this disk is measured and printed separately.
 
 With ``--wire``, the devices are plain MQTT clients that publish ready-made reports at the same
-moment (one connection each): the same server path without the fleet simulation's own CPU load,
-which on a two-core machine competes with the server.
+moment (one connection each, with its unit's certificate): the same server path without the fleet
+simulation's own CPU load, which on a two-core machine competes with the server.
 
 Also measures the resident memory of one idle device process (``kuaichu device run``, simulated
 hardware at the default 640x480, 15 fps).
@@ -48,17 +50,20 @@ from protocol.messages import encode
 from server.config import load_server_config
 from server.users import Role
 from server.worker import open_state
+from tests.pki import FleetPki, session_pki, tls_table
 from tests.reports import WUHUA, in_car_report
-from tests.services import free_port, mosquitto
+from tests.services import free_port
+from tests.wire import mqtt_client
 
 PASSWORD = "benchmark password"
 
 
-async def prepare_server(root: Path, broker_port: int, http_port: int) -> Path:
+async def prepare_server(root: Path, pki: FleetPki, broker_port: int, http_port: int) -> Path:
     config = root / "server.toml"
     config.write_text(
         f'[server]\ndata_dir = "{root / "server"}"\n\n[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
-        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
+        + tls_table(pki.server_tls())
+        + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
     )
     async with contextlib.AsyncExitStack() as stack:
         state, _ = await open_state(load_server_config(config), stack)
@@ -84,12 +89,14 @@ async def kuaichu(*args: str) -> asyncio.subprocess.Process:
     )
 
 
-async def device_rss_mb(root: Path, broker_port: int, settle_s: float) -> float:
+async def device_rss_mb(root: Path, pki: FleetPki, broker_port: int, settle_s: float) -> float:
     cfg_path = root / "rss-device.toml"
     data = root / "rss-device"
     cfg_path.write_text(
         f'[device]\nid = "rss-001"\nkind = "in-car"\ndata_dir = "{data}"\n\n'
-        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n[vehicle]\nplate = "云A5H821"\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        + tls_table(pki.device_tls("rss-001"))
+        + '[vehicle]\nplate = "云A5H821"\n\n'
         '[gpio]\npin_factory = "mock"\n\n[gnss]\nbackend = "simulated"\n\n'
         '[camera]\nbackend = "simulated"\n\n[audio]\nbackend = "simulated"\n'
     )
@@ -102,12 +109,12 @@ async def device_rss_mb(root: Path, broker_port: int, settle_s: float) -> float:
         await proc.wait()
 
 
-async def wire_clients(devices: int, broker_port: int, stack: contextlib.AsyncExitStack) -> list[aiomqtt.Client]:
+async def wire_clients(
+    devices: int, pki: FleetPki, broker_port: int, stack: contextlib.AsyncExitStack
+) -> list[aiomqtt.Client]:
     clients = []
     for i in range(devices):
-        client = aiomqtt.Client(
-            "127.0.0.1", broker_port, identifier=f"bench-{i:03d}", protocol=aiomqtt.ProtocolVersion.V5
-        )
+        client = mqtt_client(broker_port, f"bench-{i:03d}", pki.device_tls(f"bench-{i:03d}"))
         clients.append(await stack.enter_async_context(client))
     return clients
 
@@ -116,10 +123,11 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
     root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
     shm = Path("/dev/shm")
     device_root = Path(tempfile.mkdtemp(prefix="kc-bench-devices-", dir=shm if shm.is_dir() else None))
-    (root / "broker").mkdir()
-    with mosquitto(root / "broker") as broker:
+    with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
+        for i in range(devices):  # issued here: the fleet processes only read their bundles
+            pki.device_tls(f"bench-{i:03d}")
         http_port = free_port()
-        config = await prepare_server(root, broker.port, http_port)
+        config = await prepare_server(root, pki, broker.port, http_port)
         server = await kuaichu("server", "run", "--config", str(config))
         stack = contextlib.AsyncExitStack()
         fleets: list[asyncio.subprocess.Process] = []
@@ -142,7 +150,7 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
 
             clients: list[aiomqtt.Client] = []
             if wire:
-                clients = await wire_clients(devices, broker.port, stack)
+                clients = await wire_clients(devices, pki, broker.port, stack)
             else:
                 share = -(-devices // processes)
                 for first in range(0, devices, share):
@@ -155,6 +163,7 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
                             str(min(share, devices - first)),
                             str(broker.port),
                             str(device_root),
+                            str(pki.layout.root),
                             stdin=asyncio.subprocess.PIPE,
                             stdout=asyncio.subprocess.PIPE,
                         )
@@ -207,7 +216,7 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
             await stack.aclose()
             server.terminate()
             await server.wait()
-        rss = await device_rss_mb(root, broker.port, settle_s=15.0)
+        rss = await device_rss_mb(root, pki, broker.port, settle_s=15.0)
     outbox_ms = await outbox_write_ms(root / "outbox-disk")
 
     latencies.sort()

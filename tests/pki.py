@@ -33,6 +33,8 @@ class FleetPki:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # The port recorded here only reaches the bundles' device.toml, which the tests do not load;
+        # every broker writes its configuration for its own port (broker_conf).
         self.layout = fleet.init(root / "fleet", PASSPHRASE, BROKER_HOST, 8883, fleet.default_broker_user())
         self._brokers = root / "brokers"
         self._brokers.mkdir(mode=0o711)
