@@ -158,7 +158,7 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
                         await asyncio.create_subprocess_exec(
                             sys.executable,
                             "-m",
-                            "bench.fleet",
+                            "bench.simulated_units",
                             str(first),
                             str(min(share, devices - first)),
                             str(broker.port),

@@ -69,28 +69,6 @@ class Mosquitto:
         self.start()
 
 
-@contextlib.contextmanager
-def mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[Mosquitto]:
-    """A plain loopback listener; ``extra_conf`` adds lines (TLS, ACLs) for tests that need them."""
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence false\n"
-        "log_dest stderr\n"
-        "log_type error\nlog_type warning\nlog_type notice\n"
-        "max_inflight_messages 100\n"
-        "max_queued_messages 10000\n" + extra_conf
-    )
-    broker = Mosquitto(port, conf, workdir / "mosquitto.log")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
 def _pg_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
     found = shutil.which("pg_ctl")

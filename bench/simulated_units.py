@@ -9,7 +9,7 @@ Speaks on stdin/stdout: prints ``ready`` once every unit is connected with a GNS
 ``pressed``; ends on end of input. Each unit connects over mutual TLS with its own bundle from the
 provisioning folder FLEET_DIR (``devices/bench-NNN/``), which the caller has already issued.
 
-    python -m bench.fleet FIRST COUNT BROKER_PORT DATA_DIR FLEET_DIR
+    python -m bench.simulated_units FIRST COUNT BROKER_PORT DATA_DIR FLEET_DIR
 """
 
 from __future__ import annotations
