@@ -219,7 +219,7 @@ async def run_demo(root: Path, http_port: int) -> int:
     """Run until Ctrl-C; ``root`` is the (absolute) demo folder."""
     broker_port = free_port()
     http_port = free_port(http_port)
-    paths = write_configs(root, broker_port, http_port)
+    paths = await asyncio.to_thread(write_configs, root, broker_port, http_port)  # certificates, files
     logs = root / "logs"
     kuaichu = [sys.executable, "-m", "kuaichu.cli"]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
