@@ -19,6 +19,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provisioning.bundle import Placement
 
 DEFAULT_DIR = Path(".kuaichu/demo")
 CITY = "530100"
@@ -63,6 +67,16 @@ def _toml_path(path: Path) -> str:
 
 CAR_PLATE, CAR_VIN = "云A5H821", "LSVAM4187C2184521"
 KIOSK_NAME, KIOSK_LON, KIOSK_LAT = "昆明站北京路报警亭", 102.7217, 25.0159
+KIOSK_ADDRESS = "官渡区北京路昆明火车站东广场"
+
+
+def demo_placement(device_id: str) -> Placement:
+    from protocol.messages import DeviceKind
+    from provisioning.bundle import Placement
+
+    if device_id == CAR_ID:
+        return Placement(DeviceKind.IN_CAR, plate=CAR_PLATE, vin=CAR_VIN)
+    return Placement(DeviceKind.KIOSK, site_name=KIOSK_NAME, lon=KIOSK_LON, lat=KIOSK_LAT)
 
 
 def ensure_fleet(root: Path, broker_port: int) -> Path:
@@ -71,8 +85,7 @@ def ensure_fleet(root: Path, broker_port: int) -> Path:
     The CA passphrase of a demo is random and kept beside it (a real one never is); the broker's
     configuration is rewritten on every run because the demo picks a free port each time.
     """
-    from protocol.messages import DeviceKind
-    from provisioning import broker, bundle, fleet
+    from provisioning import broker, fleet
 
     pki = root / "pki"
     secret = root / "pki-passphrase"
@@ -84,10 +97,8 @@ def ensure_fleet(root: Path, broker_port: int) -> Path:
     if not (pki / "registry.json").exists():
         shutil.rmtree(pki, ignore_errors=True)
         fleet.init(pki, passphrase, "127.0.0.1", broker_port, user)
-        car = bundle.Placement(DeviceKind.IN_CAR, plate=CAR_PLATE, vin=CAR_VIN)
-        fleet.add_device(pki, passphrase, CAR_ID, car)
-        kiosk = bundle.Placement(DeviceKind.KIOSK, site_name=KIOSK_NAME, lon=KIOSK_LON, lat=KIOSK_LAT)
-        fleet.add_device(pki, passphrase, KIOSK_ID, kiosk)
+        for device_id in (CAR_ID, KIOSK_ID):
+            fleet.add_device(pki, passphrase, device_id, demo_placement(device_id))
     layout = fleet.Layout(pki)
     broker.write_conf(layout.broker, broker_port)
     if user is not None:
@@ -117,38 +128,39 @@ def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Pat
     )
     paths = {"broker": pki / "broker" / "mosquitto.conf", "server": server}
 
-    def common(device_id: str) -> str:
-        return (
-            f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
-            + _tls_table("broker.tls", pki / "devices" / device_id, "device.crt", "device.key")
-            + '[camera]\nbackend = "simulated"\n\n[audio]\nbackend = "simulated"\n\n'
-            "[report]\nheartbeat_s = 10\n\n"
-        )
-
-    car = root / "devices" / CAR_ID / "device.toml"
-    car.parent.mkdir(parents=True, exist_ok=True)
-    car.write_text(
-        f'[device]\nid = "{CAR_ID}"\nkind = "in-car"\ndata_dir = {_toml_path(car.parent)}\n\n'
-        + common(CAR_ID)
-        + f'[vehicle]\nplate = "{CAR_PLATE}"\nvin = "{CAR_VIN}"\n\n'
-        f'[gpio]\npin_factory = "mock"\nhazard_pin = 27\n'
-        f"control_socket = {_toml_path(control_socket(root, CAR_ID))}\n\n"
-        '[gnss]\nbackend = "simulated"\n'
-    )
-    kiosk = root / "devices" / KIOSK_ID / "device.toml"
-    kiosk.parent.mkdir(parents=True, exist_ok=True)
-    kiosk.write_text(
-        f'[device]\nid = "{KIOSK_ID}"\nkind = "kiosk"\ndata_dir = {_toml_path(kiosk.parent)}\n\n'
-        + common(KIOSK_ID)
-        + f'[site]\nname = "{KIOSK_NAME}"\nlat = {KIOSK_LAT}\nlon = {KIOSK_LON}\n'
-        + 'address = "官渡区北京路昆明火车站东广场"\n\n'
-        f'[gpio]\npin_factory = "mock"\nlong_press_s = 0.5\n'
-        f"control_socket = {_toml_path(control_socket(root, KIOSK_ID))}\n\n"
-        '[gnss]\nbackend = "simulated"\n'
-    )
-    paths[CAR_ID] = car
-    paths[KIOSK_ID] = kiosk
+    for device_id in (CAR_ID, KIOSK_ID):
+        paths[device_id] = write_device_config(root, pki, device_id, broker_port)
     return paths
+
+
+def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int) -> Path:
+    """The unit's configuration as ``kuaichu provision device`` writes it, switched to simulated
+    hardware and to files in the demo folder instead of ``/etc/kuaichu`` on a Pi."""
+    from device.config import DeviceConfig
+    from protocol.messages import DeviceKind
+    from provisioning import bundle
+
+    placement = demo_placement(device_id)
+    data = bundle.device_config(device_id, placement, "127.0.0.1", broker_port).model_dump()
+    folder = root / "devices" / device_id
+    certs = pki / "devices" / device_id
+    data["device"]["data_dir"] = folder
+    data["broker"]["tls"] = {
+        "ca_file": certs / bundle.CA_NAME,
+        "cert_file": certs / bundle.CERT_NAME,
+        "key_file": certs / bundle.KEY_NAME,
+    }
+    data["gpio"].update(pin_factory="mock", control_socket=control_socket(root, device_id))
+    if placement.kind is DeviceKind.KIOSK:
+        data["gpio"]["long_press_s"] = 0.5  # a touch on a kiosk, not a button in a car
+        data["site"]["address"] = KIOSK_ADDRESS
+    for part in ("gnss", "camera", "audio"):
+        data[part]["backend"] = "simulated"
+    data["report"]["heartbeat_s"] = 10
+    path = folder / "device.toml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(bundle.to_toml(DeviceConfig.model_validate(data)))
+    return path
 
 
 async def ensure_users(server_config: Path, logins_file: Path) -> dict[str, str]:

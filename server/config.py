@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from kuaichu.configfile import ConfigSection, load_config
-from kuaichu.mqtt import BrokerSection
+from kuaichu.mqtt import LOOPBACK, BrokerSection
 
 
 class ServerSection(ConfigSection):
@@ -59,7 +59,7 @@ class ServerConfig(ConfigSection):
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:
-        if not self.http.secure_cookies and self.http.host not in ("127.0.0.1", "localhost", "::1"):
+        if not self.http.secure_cookies and self.http.host not in LOOPBACK:
             raise ValueError("http.secure_cookies may be false only on a loopback address")
         return self
 

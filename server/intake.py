@@ -18,6 +18,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kuaichu.mqtt import make_client
 from protocol import ProtocolError
+from protocol.ids import REPORT_ID_PATTERN
 from protocol.messages import Ack, Heartbeat, Presence, Report, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
 from server.cases import CaseStore, Outcome, case_summary, now_utc
@@ -28,7 +29,8 @@ from server.events import CaseHub
 logger = logging.getLogger(__name__)
 
 BATCH_LIMIT = 200
-_REPORT_ID_IN_RAW = re.compile(rb'"report_id"\s*:\s*"([0-9A-HJKMNP-TV-Z]{26})"')
+# The id of a report that failed validation, so that its refusal can still name it.
+_REPORT_ID_IN_RAW = re.compile(rb'"report_id"\s*:\s*"(' + REPORT_ID_PATTERN.strip("^$").encode() + rb')"')
 
 
 @dataclass(frozen=True)
