@@ -10,18 +10,26 @@ import sys
 from pathlib import Path
 
 from device.sim.control import send_control
-from provisioning.bundle import to_toml
+from tests import pki
 from tests.conftest import make_server_config, start_server
-from tests.devices import device_config, outbox_rows
+from tests.devices import outbox_rows
 from tests.services import Mosquitto
 from tests.test_device_e2e import cases_in
 
 
 def write_device_toml(path: Path, broker_port: int, control: Path) -> None:
-    """The end-to-end tests' unit, as a file for ``kuaichu device run``, driven by ``control``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cfg = device_config(path.parent, broker_port, "car-kill-01", gpio={"control_socket": control})
-    path.write_text(to_toml(cfg))
+    path.write_text(
+        f'[device]\nid = "car-kill-01"\nkind = "in-car"\ndata_dir = "{path.parent}"\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\nkeepalive_s = 5\n\n'
+        + pki.tls_table(pki.current().device_tls("car-kill-01"))
+        + '[vehicle]\nplate = "云A5H821"\n\n'
+        f'[gpio]\npin_factory = "mock"\nlong_press_s = 0.3\ncontrol_socket = "{control}"\n\n'
+        '[gnss]\nbackend = "simulated"\n\n'
+        '[camera]\nbackend = "simulated"\nwidth = 320\nheight = 240\nfps = 2\n\n'
+        '[audio]\nbackend = "simulated"\n\n'
+        "[report]\nack_timeout_s = 0.5\nretry_max_s = 2.0\n"
+    )
 
 
 def start_device(config: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -55,6 +55,7 @@ async def test_a_device_that_dies_is_marked_offline_by_its_last_will(
     config = tmp_path / "car" / "device.toml"
     control = tmp_path / "control.sock"
     write_device_toml(config, broker.port, control)
+    config.write_text(config.read_text().replace("[report]\n", "[report]\nheartbeat_s = 1.0\n"))
     device = start_device(config, tmp_path / "device.log")
     try:
         await wait_for_socket(control, device)
