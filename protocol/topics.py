@@ -33,6 +33,7 @@ class Channel(StrEnum):
     STATE = "state"  # device (and its last will) -> all, QoS 1, retained: online / offline
     HEARTBEAT = "heartbeat"  # device -> server, QoS 0: periodic health and position
     CMD = "cmd"  # server -> device, QoS 1: commands for a device (media, prompts; later issues)
+    SELFTEST = "selftest"  # device -> server, QoS 1: the result of `kuaichu device selftest`
 
 
 def is_device_id(value: str) -> bool:

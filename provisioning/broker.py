@@ -29,6 +29,7 @@ DEVICE_ACCESS: dict[Channel, Access] = {
     Channel.STATE: Access.WRITE,  # its online message and the broker-published last will
     Channel.HEARTBEAT: Access.WRITE,
     Channel.CMD: Access.READ,
+    Channel.SELFTEST: Access.WRITE,
 }
 
 CONF_NAME = "mosquitto.conf"

@@ -25,6 +25,7 @@ from protocol.messages import (
     Position,
     Presence,
     Report,
+    SelfTest,
     Site,
     TrackPoint,
     Trigger,
@@ -368,7 +369,7 @@ def test_the_will_is_minimal() -> None:
 
 
 def test_json_schema_export_has_every_model() -> None:
-    assert set(SCHEMAS) == {"report", "ack", "state", "heartbeat"}
+    assert set(SCHEMAS) == {"report", "ack", "state", "heartbeat", "selftest"}
     for name, model in SCHEMAS.items():
         schema = json.loads(json.dumps(model.model_json_schema(), ensure_ascii=False))
         assert schema["type"] == "object", name
@@ -390,3 +391,46 @@ def test_cli_writes_the_schemas(tmp_path: Path) -> None:
     assert written == sorted(f"{name}.schema.json" for name in SCHEMAS)
     for name, model in SCHEMAS.items():
         assert json.loads((out / f"{name}.schema.json").read_text(encoding="utf-8")) == model.model_json_schema()
+
+
+def _selftest(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "version": 1,
+        "run_id": "01JV2M8QK4ZP7D3W5B6N9T0SXA",
+        "device_kind": "kiosk",
+        "firmware": "0.1.0",
+        "started_at": "2025-05-14T01:10:02Z",
+        "finished_at": "2025-05-14T01:10:09Z",
+        "passed": True,
+        "checks": [
+            {"name": "camera", "status": "pass", "detail": "frame", "duration_ms": 20},
+            {"name": "hazard", "status": "skip", "detail": "a kiosk has no hazard line", "duration_ms": 0},
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+def test_a_selftest_passes_with_skipped_checks_but_not_with_a_failed_one() -> None:
+    assert decode(SelfTest, json.dumps(_selftest()).encode()).passed
+    failed = _selftest()
+    failed["checks"][0]["status"] = "fail"
+    with pytest.raises(ProtocolError, match="passed must be true exactly when no check failed"):
+        decode(SelfTest, json.dumps(failed).encode())
+    failed["passed"] = False
+    assert not decode(SelfTest, json.dumps(failed).encode()).passed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"checks": []}, "checks"),
+        ({"finished_at": "2025-05-14T01:09:00Z"}, "finished_at is before started_at"),
+        ({"checks": [{"name": "Camera!", "status": "pass", "detail": "", "duration_ms": 1}]}, "checks.0.name"),
+        ({"checks": [{"name": "camera", "status": "maybe", "detail": "", "duration_ms": 1}]}, "checks.0.status"),
+    ],
+)
+def test_a_malformed_selftest_is_refused(overrides: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(SelfTest, json.dumps(_selftest(**overrides)).encode())
+    assert reason in caught.value.detail
