@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from protocol.messages import Report, Trigger, utc_iso
-from server.db.models import Case, CaseCounter, Device, Unit
+from server.db.models import Case, CaseCounter, Device, DeviceStatus, Unit
 from server.geo.fences import FenceSet
 from server.routing import Routing, all_units, route
 
@@ -35,8 +35,9 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 @dataclass(frozen=True)
 class Outcome:
     report: Report
-    case: Case | None  # None for a test report: acknowledged, no case
+    case: Case | None  # None for a test report (acknowledged, no case) and for a refusal
     duplicate: bool
+    refusal: str | None = None  # why no case was opened for a real report (a retired device)
 
 
 def case_summary(case: Case) -> dict[str, Any]:
@@ -119,12 +120,13 @@ class CaseStore:
     def _open_batch(self, reports: list[Report], received_at: datetime) -> list[Outcome]:
         """A handful of statements for the whole batch, whatever its size: this is the hot path."""
         with self._writer.begin() as session:
-            self._touch_devices(session, reports, received_at)
-            ids = [r.report_id for r in reports if r.trigger is not Trigger.TEST]
+            retired = self._touch_devices(session, reports, received_at)
+            real = [r for r in reports if r.trigger is not Trigger.TEST and r.device_id not in retired]
+            ids = [r.report_id for r in real]
             known = {c.report_id: c for c in session.scalars(select(Case).where(Case.report_id.in_(ids))).all()}
             fresh: dict[str, tuple[Report, Routing]] = {}
-            for report in reports:
-                if report.trigger is not Trigger.TEST and report.report_id not in known:
+            for report in real:
+                if report.report_id not in known:
                     fresh.setdefault(report.report_id, (report, route(report, self._fences)))
             units = {u.adcode: u for u in session.scalars(select(Unit)).all()}
             numbers = self._allocate_numbers(session, list(fresh.values()))
@@ -136,7 +138,9 @@ class CaseStore:
             session.flush()  # one multi-row INSERT ... RETURNING for all of them
         outcomes: list[Outcome] = []
         for report in reports:
-            if report.trigger is Trigger.TEST:
+            if report.device_id in retired:
+                outcomes.append(Outcome(report, None, duplicate=False, refusal="device_retired"))
+            elif report.trigger is Trigger.TEST:
                 outcomes.append(Outcome(report, None, duplicate=False))
             elif report.report_id in known:
                 outcomes.append(Outcome(report, known[report.report_id], duplicate=True))
@@ -148,10 +152,14 @@ class CaseStore:
         return outcomes
 
     @staticmethod
-    def _touch_devices(session: Session, reports: list[Report], now: datetime) -> None:
+    def _touch_devices(session: Session, reports: list[Report], now: datetime) -> set[str]:
+        """Mark the senders as seen, creating the ones not registered yet; returns the retired ones."""
         latest = {r.device_id: r for r in reports}
         found = session.scalars(select(Device).where(Device.id.in_(latest))).all()
+        retired = {d.id for d in found if d.status == DeviceStatus.RETIRED}
         for device in found:
+            if device.id in retired:
+                continue
             device.last_seen = now
             device.firmware = latest[device.id].health.firmware
         for device_id in latest.keys() - {d.id for d in found}:
@@ -163,9 +171,11 @@ class CaseStore:
                     first_seen=now,
                     last_seen=now,
                     online=True,
+                    state_since=now,
                     firmware=report.health.firmware,
                 )
             )
+        return retired
 
     @staticmethod
     def _new_case(report: Report, routing: Routing, case_no: str, unit: Unit, received_at: datetime) -> Case:

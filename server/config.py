@@ -49,6 +49,12 @@ class DemoSection(ConfigSection):
     )
 
 
+class FleetSection(ConfigSection):
+    offline_alert_min: float = Field(
+        default=30, gt=0, le=7 * 24 * 60, description="alert on the fleet page when a device is offline this long"
+    )
+
+
 class ServerConfig(ConfigSection):
     server: ServerSection
     broker: BrokerSection
@@ -56,6 +62,7 @@ class ServerConfig(ConfigSection):
     http: HttpSection = HttpSection()
     geo: GeoSection = GeoSection()
     demo: DemoSection = DemoSection()
+    fleet: FleetSection = FleetSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:

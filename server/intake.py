@@ -19,7 +19,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from kuaichu.mqtt import make_client
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
-from protocol.messages import Ack, Heartbeat, Presence, Report, Unit, decode, encode
+from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
@@ -66,6 +66,7 @@ class Intake:
                 async with make_client(self._cfg.broker, identifier) as client:
                     await client.subscribe(shared(device_filter(Channel.REPORT)), qos=1)
                     await client.subscribe(shared(device_filter(Channel.HEARTBEAT)), qos=0)
+                    await client.subscribe(shared(device_filter(Channel.SELFTEST)), qos=1)
                     # Not shared: the broker sends retained presence only to ordinary subscriptions.
                     await client.subscribe(device_filter(Channel.STATE), qos=1)
                     # no_local: this worker's own events reach its consoles directly, not via the broker.
@@ -107,6 +108,8 @@ class Intake:
             self._on_status(device_id, Heartbeat, payload)
         elif channel is Channel.STATE and payload:  # empty = retained state cleared; nothing to record
             self._on_status(device_id, Presence, payload)
+        elif channel is Channel.SELFTEST:
+            self._on_status(device_id, SelfTest, payload)
 
     def _on_report(self, device_id: str, payload: bytes) -> None:
         try:
@@ -130,7 +133,9 @@ class Intake:
             return
         self._queue.put_nowait(report)
 
-    def _on_status(self, device_id: str, model: type[Presence] | type[Heartbeat], payload: bytes) -> None:
+    def _on_status(
+        self, device_id: str, model: type[Presence] | type[Heartbeat] | type[SelfTest], payload: bytes
+    ) -> None:
         try:
             status = decode(model, payload)
         except ProtocolError as exc:
@@ -175,6 +180,10 @@ class Intake:
     def _answers(self, outcome: Outcome) -> list[tuple[str, bytes, int]]:
         report, case = outcome.report, outcome.case
         topic = device_topic(report.device_id, Channel.ACK)
+        if outcome.refusal is not None:
+            logger.warning("device %s: report %s refused: %s", report.device_id, report.report_id, outcome.refusal)
+            ack = Ack(report_id=report.report_id, status="refused", reason=outcome.refusal)
+            return [(topic, encode(ack), 1)]
         if case is None:
             logger.info("device %s: test report %s acknowledged", report.device_id, report.report_id)
             return [(topic, encode(Ack(report_id=report.report_id, status="accepted", test=True)), 1)]

@@ -52,7 +52,8 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     cases = CaseStore(sessions, writer, await asyncio.to_thread(load_fences, cfg))
     stack.callback(cases.close)
     await cases.ensure_units()
-    return ServerState(cfg=cfg, cases=cases, users=UserStore(sessions), hub=CaseHub()), DeviceStore(sessions)
+    devices = DeviceStore(sessions)
+    return ServerState(cfg=cfg, cases=cases, users=UserStore(sessions), devices=devices, hub=CaseHub()), devices
 
 
 async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:

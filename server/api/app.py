@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import auth, cases, demo, ws
+from server.api import auth, cases, demo, devices, ws
 from server.api.state import ServerState
 
 CONSOLE = resources.files("server").joinpath("console")
@@ -23,6 +23,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.kuaichu = state
     app.include_router(auth.router)
     app.include_router(cases.router)
+    app.include_router(devices.router)
     app.include_router(ws.router)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)
@@ -35,6 +36,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/console", include_in_schema=False)
     async def console() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("queue.html")))
+
+    @app.get("/fleet", include_in_schema=False)
+    async def fleet_page() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("fleet.html")))
 
     @app.get("/login", include_in_schema=False)
     async def login_page() -> FileResponse:

@@ -59,5 +59,12 @@ async def current_operator(request: Request, state: Annotated[ServerState, Depen
     return operator
 
 
+async def current_admin(operator: Annotated[Operator, Depends(current_operator)]) -> Operator:
+    if operator.role is not Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
+    return operator
+
+
 StateDep = Annotated[ServerState, Depends(get_state)]
 OperatorDep = Annotated[Operator, Depends(current_operator)]
+AdminDep = Annotated[Operator, Depends(current_admin)]

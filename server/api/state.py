@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from server.cases import CaseStore
 from server.config import ServerConfig
+from server.devices import DeviceStore
 from server.events import CaseHub
 from server.users import LoginThrottle, UserStore
 
@@ -15,5 +16,6 @@ class ServerState:
     cfg: ServerConfig
     cases: CaseStore
     users: UserStore
+    devices: DeviceStore
     hub: CaseHub
     throttle: LoginThrottle = field(default_factory=LoginThrottle)

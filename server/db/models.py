@@ -7,6 +7,7 @@ the same case. The report is also kept verbatim as JSON: it is evidence of what 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, String, Table, UniqueConstraint
@@ -53,15 +54,42 @@ class Unit(Base):
     name: Mapped[str] = mapped_column(String(60))
 
 
+class DeviceStatus(StrEnum):
+    REGISTERED = "registered"  # provisioned, and its registration reached the server
+    UNREGISTERED = "unregistered"  # heard from (it holds a fleet certificate) but never registered
+    RETIRED = "retired"  # revoked: whatever it still sends is ignored
+
+
 class Device(Base):
+    """A reporting unit as the server knows it: from provisioning (registered), from its own traffic,
+    or both.
+
+    A device with a valid certificate that reports before its registration reached the server is
+    still heard (``unregistered``): an accident report is never dropped over paperwork. A retired
+    device is ignored, whatever it still manages to send.
+    """
+
     __tablename__ = "devices"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
-    first_seen: Mapped[datetime]
-    last_seen: Mapped[datetime]
+    status: Mapped[str] = mapped_column(
+        String(12), default=DeviceStatus.UNREGISTERED.value, server_default=DeviceStatus.UNREGISTERED.value
+    )
+    registered_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
+    plate: Mapped[str | None] = mapped_column(String(16))
+    vin: Mapped[str | None] = mapped_column(String(17))
+    site: Mapped[dict[str, Any] | None]
+    cert_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime | None]
+    last_seen: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(default=False)
+    state_since: Mapped[datetime | None] = mapped_column(comment="when the device last went online or offline")
     firmware: Mapped[str | None] = mapped_column(String(40))
     last_heartbeat: Mapped[dict[str, Any] | None]
+    last_heartbeat_at: Mapped[datetime | None]
+    last_selftest: Mapped[dict[str, Any] | None]
+    last_selftest_at: Mapped[datetime | None]
 
 
 class Case(Base):
