@@ -19,8 +19,6 @@ def build_report(
     track: list[TrackPoint],
     health: Health,
 ) -> Report:
-    vehicle = Vehicle(plate=cfg.vehicle.plate, vin=cfg.vehicle.vin) if cfg.vehicle else None
-    site = Site(name=cfg.site.name, lat=cfg.site.lat, lon=cfg.site.lon, address=cfg.site.address) if cfg.site else None
     return Report(
         report_id=report_id,
         device_id=cfg.device.id,
@@ -29,10 +27,18 @@ def build_report(
         triggered_at=triggered_at,
         position=position,
         track=track[-MAX_TRACK_POINTS:],
-        vehicle=vehicle,
-        site=site,
+        vehicle=vehicle_of(cfg),
+        site=site_of(cfg),
         health=health,
     )
+
+
+def vehicle_of(cfg: DeviceConfig) -> Vehicle | None:
+    return Vehicle(plate=cfg.vehicle.plate, vin=cfg.vehicle.vin) if cfg.vehicle else None
+
+
+def site_of(cfg: DeviceConfig) -> Site | None:
+    return Site(name=cfg.site.name, lat=cfg.site.lat, lon=cfg.site.lon, address=cfg.site.address) if cfg.site else None
 
 
 def build_heartbeat(
