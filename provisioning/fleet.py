@@ -253,6 +253,7 @@ def revoke_device(root: Path, passphrase: bytes, device_id: str) -> None:
     record = _active(registry, device_id)
     _revoke_current(record)
     record.status = Status.RETIRED
+    record.synced = False
     write_crl(layout.crl, build_crl(ca, registry.revoked()))
     save_registry(root, registry)
     (layout.device(device_id) / bundle.KEY_NAME).unlink(missing_ok=True)
@@ -273,6 +274,7 @@ def rotate_device(root: Path, passphrase: bytes, device_id: str) -> Path:
     new, archive = _issue_device(ca, layout, device_id)
     record.certs.append(new)
     record.history.append(Event(at=new.issued_at, action="rotated", serial=new.serial))
+    record.synced = False  # the server learns the new certificate's fingerprint
     write_crl(layout.crl, build_crl(ca, registry.revoked()))
     save_registry(root, registry)
     logger.info("device %s rotated to serial %s", device_id, new.serial)

@@ -46,6 +46,7 @@ class DeviceRecord(Record):
     status: Status = Status.ACTIVE
     certs: list[CertRecord] = Field(description="oldest first; the last one is current")
     history: list[Event] = []
+    synced: bool = Field(default=False, description="the server has this record's current state")
 
     @property
     def current(self) -> CertRecord:
@@ -55,6 +56,7 @@ class DeviceRecord(Record):
 class Registry(Record):
     broker_host: str
     broker_port: int
+    server_url: str | None = Field(default=None, description="the console's base URL, for registering devices")
     created_at: dt.datetime
     servers: dict[str, list[CertRecord]] = Field(default={}, description="certificate CN -> certificates")
     devices: dict[str, DeviceRecord] = {}

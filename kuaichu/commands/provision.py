@@ -1,7 +1,8 @@
-"""``kuaichu provision init | server-cert | device | revoke | rotate | crl | list``: the fleet's identities.
+"""``kuaichu provision init | server-cert | device | revoke | rotate | crl | sync | list``: the fleet's identities.
 
 The CA passphrase comes from ``KUAICHU_CA_PASSPHRASE`` or ``--passphrase-file``, never from the
-command line, where it would sit in the shell history and in every ``ps`` listing.
+command line, where it would sit in the shell history and in every ``ps`` listing. Likewise the
+console admin the station registers devices as (``KUAICHU_SERVER_USER``/``KUAICHU_SERVER_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -63,12 +64,21 @@ def register(commands: Any) -> None:
     crl = sub.add_parser("crl", help="re-sign the CRL with a fresh next-update")
     crl.set_defaults(handler=_crl)
 
+    sync = sub.add_parser("sync", help="send queued device registrations and retirements to the server")
+    sync.set_defaults(handler=_sync)
+
     listing = sub.add_parser("list", help="devices and server certificates, with status")
     listing.set_defaults(handler=_list)
 
-    for p in (init, server, device, revoke, rotate, crl, listing):
+    for p in (init, server, device, revoke, rotate, crl, sync, listing):
         p.allow_abbrev = False  # else `--passphrase SECRET` would be taken as --passphrase-file
         p.add_argument("--dir", type=Path, required=True, help="the provisioning folder")
+    for p in (init, device, revoke, rotate, sync):
+        p.add_argument(
+            "--server-url",
+            help="the console's base URL, e.g. https://kuaichu.example:8080; kept for later runs "
+            "(credentials: $KUAICHU_SERVER_USER, $KUAICHU_SERVER_PASSWORD)",
+        )
     for p in (init, server, device, revoke, rotate, crl):
         p.add_argument("--passphrase-file", type=Path, help=f"CA passphrase file (default: ${PASSPHRASE_ENV})")
 
@@ -109,6 +119,10 @@ def _init(args: argparse.Namespace) -> int:
         # --broker-user "" leaves the broker folder to whoever runs this
         user = fleet.default_broker_user() if args.broker_user is None else args.broker_user or None
         layout = fleet.init(args.dir.resolve(), _passphrase(args), args.broker_host, args.broker_port, user)
+        if args.server_url:
+            from provisioning.server_sync import sync
+
+            sync(layout.root, args.server_url)
         print(f"fleet CA created in {layout.root}")
         print(f"broker: mosquitto -c {layout.broker / 'mosquitto.conf'}")
         print(f"server certificate: {layout.server(fleet.SERVER_CN)}")
@@ -154,6 +168,7 @@ def _device(args: argparse.Namespace) -> int:
         placement = _placement(args)
         archive = fleet.add_device(args.dir.resolve(), _passphrase(args), args.device_id, placement)
         print(f"device {args.device_id}: {archive}")
+        _report_sync(args)
 
     return _guarded(args, act)
 
@@ -165,6 +180,7 @@ def _revoke(args: argparse.Namespace) -> int:
         fleet.revoke_device(args.dir.resolve(), _passphrase(args), args.device_id)
         print(f"device {args.device_id} revoked and retired.")
         print(RELOAD_HINT)
+        _report_sync(args)
 
     return _guarded(args, act)
 
@@ -176,6 +192,7 @@ def _rotate(args: argparse.Namespace) -> int:
         archive = fleet.rotate_device(args.dir.resolve(), _passphrase(args), args.device_id)
         print(f"device {args.device_id}: new certificate in {archive}; install it, then reload the broker.")
         print(RELOAD_HINT)
+        _report_sync(args)
 
     return _guarded(args, act)
 
@@ -189,6 +206,31 @@ def _crl(args: argparse.Namespace) -> int:
         print("Reload the broker: `systemctl reload mosquitto`.")
 
     return _guarded(args, act)
+
+
+def _report_sync(args: argparse.Namespace) -> bool:
+    """Send what is queued for the server and say what happened; True when nothing is left queued."""
+    from provisioning.server_sync import sync
+
+    result = sync(args.dir.resolve(), args.server_url)
+    for device_id in result.synced:
+        print(f"server: device {device_id} up to date")
+    for device_id, reason in result.refused.items():
+        print(f"server: device {device_id} refused: {reason}", file=sys.stderr)
+    if result.pending:
+        why = f" ({result.problem})" if result.problem else ""
+        print(
+            f"server: queued, not yet sent{why}: {', '.join(result.pending)}; "
+            "run `kuaichu provision sync` when the server is reachable",
+            file=sys.stderr,
+        )
+    return not result.pending
+
+
+def _sync(args: argparse.Namespace) -> int:
+    outcome: list[bool] = []
+    code = _guarded(args, lambda a: outcome.append(_report_sync(a)))
+    return code or (0 if outcome[0] else 1)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -206,6 +248,7 @@ def _list(args: argparse.Namespace) -> int:
             print(
                 f"device  {device_id:<32} {record.kind.value:<7} {record.status.value:<8} "
                 f"serial {cert.serial}  until {cert.not_after:%Y-%m-%d}  certificates {len(record.certs)}"
+                f"{'' if record.synced else '  (not yet on the server)'}"
             )
         next_update = fleet.load_crl(root).next_update_utc
         if next_update is not None:

@@ -58,7 +58,7 @@ async def register(device_id: DeviceIdPath, body: RegistrationBody, admin: Admin
     if (body.kind is DeviceKind.IN_CAR) != (body.vehicle is not None) or (body.kind is DeviceKind.KIOSK) != (
         body.site is not None
     ):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "an in-car unit has a vehicle, a kiosk a site")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "an in-car unit has a vehicle, a kiosk a site")
     registration = Registration(body.kind, body.cert_fingerprint, body.vehicle, body.site)
     try:
         registered = await state.devices.register(device_id, registration, now_utc())
