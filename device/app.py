@@ -60,10 +60,17 @@ class DeviceApp:
         self._hold: asyncio.TimerHandle | None = None
         self.case_numbers: asyncio.Queue[str] = asyncio.Queue()  # for the demo and tests to watch
         self.ready = asyncio.Event()  # hardware started, state restored: a press now counts
+        self._loops: list[asyncio.Task[None]] = []
 
     @property
     def tag(self) -> str:
         return f"device {self.cfg.device.id}"
+
+    @property
+    def running(self) -> bool:
+        """Started, and every loop still turning: they end only by failing or being stopped, and the
+        others may take a while to wind down after one fails. The systemd watchdog asks this."""
+        return self.ready.is_set() and bool(self._loops) and not any(loop.done() for loop in self._loops)
 
     async def run(self) -> None:
         await self.outbox.open()
@@ -72,10 +79,12 @@ class DeviceApp:
             await self._restore()
             self.ready.set()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.link.run(), name="link")
-                group.create_task(self._sender(), name="sender")
-                group.create_task(self._heartbeats(), name="heartbeat")
-                group.create_task(self._speaker(), name="speech")
+                self._loops = [
+                    group.create_task(self.link.run(), name="link"),
+                    group.create_task(self._sender(), name="sender"),
+                    group.create_task(self._heartbeats(), name="heartbeat"),
+                    group.create_task(self._speaker(), name="speech"),
+                ]
         finally:
             await self.hw.stop()
             await self.outbox.close()

@@ -11,6 +11,7 @@ import signal
 from device.app import DeviceApp
 from device.config import DeviceConfig
 from device.hardware import Hardware
+from device.sd_notify import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,21 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 async def run_device(cfg: DeviceConfig) -> None:
+    notifier = Notifier.from_environment()
     cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
     hardware = Hardware.open(cfg)
     app = DeviceApp(cfg, hardware)
     main = asyncio.create_task(app.run(), name="device")
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        notifier.stopping()
+        main.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main.cancel)
+        loop.add_signal_handler(sig, stop)
     control = None
+    watchdog = None
     try:
         ready = asyncio.create_task(app.ready.wait())
         await asyncio.wait({main, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -50,10 +58,26 @@ async def run_device(cfg: DeviceConfig) -> None:
                 from device.sim.control import serve_control
 
                 control = await serve_control(cfg.gpio.control_socket, hardware.pins, cfg.gpio)
+            notifier.ready(describe(app))
+            if notifier.enabled:
+                watchdog = asyncio.create_task(
+                    notifier.keep_alive(lambda: app.running, lambda: describe(app)), name="watchdog"
+                )
         with contextlib.suppress(asyncio.CancelledError):
             await main
     finally:
+        notifier.stopping()
+        if watchdog is not None:
+            watchdog.cancel()
         if control is not None:
             control.close()
             await control.wait_closed()
+        notifier.close()
         logger.info("device %s stopped", cfg.device.id)
+
+
+def describe(app: DeviceApp) -> str:
+    """The line ``systemctl status kuaichu-device`` shows: enough for a technician at the unit."""
+    link = "connected to" if app.link.connected.is_set() else "cannot reach"
+    broker = app.cfg.broker
+    return f"device {app.cfg.device.id} {app.machine.state.value}, {link} {broker.host}:{broker.port}"
