@@ -90,6 +90,7 @@ function connect(delay = 500) {
     if (message.type === "hello") {
       const op = message.operator;
       document.getElementById("operator").textContent = `${op.display_name} · ${op.role}`;
+      document.getElementById("fleet-link").hidden = op.role !== "admin";
       await loadQueue();
       setLive("live", "实时 live");
     } else if (message.type === "case.new") {
