@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -188,6 +189,29 @@ async def ensure_users(server_config: Path, logins_file: Path) -> dict[str, str]
     return logins
 
 
+async def register_devices(pki: Path, http_port: int, admin_password: str, logs: Path) -> None:
+    """The station's registration, exactly as a fleet operator runs it (``kuaichu provision sync``),
+    so that the fleet page shows the demo units as registered."""
+    env = {**os.environ, "KUAICHU_SERVER_USER": "admin", "KUAICHU_SERVER_PASSWORD": admin_password}
+    with (logs / "provision-sync.log").open("ab") as log:
+        sync = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "kuaichu.cli",
+            "provision",
+            "sync",
+            "--dir",
+            str(pki),
+            "--server-url",
+            f"http://127.0.0.1:{http_port}",
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        if await sync.wait() != 0:
+            raise RuntimeError(f"registering the demo devices failed; see {logs / 'provision-sync.log'}")
+
+
 def _read_logins(path: Path) -> dict[str, str]:
     return dict(json.loads(path.read_text())) if path.exists() else {}
 
@@ -248,6 +272,7 @@ async def run_demo(root: Path, http_port: int) -> int:
         server = _spawn("server", [*kuaichu, "server", "run", "--config", str(paths["server"])], logs)
         procs.append(("server", server))
         await _wait_port(http_port, server, "the server")
+        await register_devices(root / "pki", http_port, logins["admin"], logs)
         for device_id in (CAR_ID, KIOSK_ID):
             args = [*kuaichu, "device", "run", "--config", str(paths[device_id])]
             procs.append((device_id, _spawn(device_id, args, logs)))

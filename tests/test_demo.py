@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -51,6 +52,12 @@ def test_the_demo_runs_over_mutual_tls_and_a_press_opens_a_routed_case() -> None
             # The devices may still be waiting for their first GNSS fix; a press works regardless.
             assert "opened for 五华区交警大队" in press("car-demo-01")
             assert "opened for 官渡区交警大队" in press("kiosk-demo-01")
+            # The station registered both units with the server (synced only once the server said yes).
+            registry = json.loads((root / "pki" / "registry.json").read_text())
+            assert {d: r["synced"] for d, r in registry["devices"].items()} == {
+                "car-demo-01": True,
+                "kiosk-demo-01": True,
+            }
             broker_log = (root / "logs" / "mosquitto.log").read_text()
             assert "u'car-demo-01'" in broker_log  # the broker knows the device by its certificate
         finally:
