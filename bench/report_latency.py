@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import aiomqtt
 import httpx
 import psutil
 
+from bench.stack import kuaichu, server_config, start_shares, wait_listening
 from kuaichu import runner
 from protocol.messages import encode
 from server.config import load_server_config
@@ -59,34 +59,11 @@ PASSWORD = "benchmark password"
 
 
 async def prepare_server(root: Path, pki: FleetPki, broker_port: int, http_port: int) -> Path:
-    config = root / "server.toml"
-    config.write_text(
-        f'[server]\ndata_dir = "{root / "server"}"\n\n[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
-        + tls_table(pki.server_tls())
-        + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
-    )
+    config = server_config(root, pki, broker_port, http_port)
     async with contextlib.AsyncExitStack() as stack:
         state, _ = await open_state(load_server_config(config), stack)
         await state.users.add_user("bench", PASSWORD, Role.ADMIN, [])
     return config
-
-
-async def wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if proc.returncode is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                return
-            await asyncio.sleep(0.1)
-
-
-async def kuaichu(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kuaichu.cli", "--log-level", "WARNING", *args, stdout=subprocess.DEVNULL
-    )
 
 
 async def device_rss_mb(root: Path, pki: FleetPki, broker_port: int, settle_s: float) -> float:
@@ -152,22 +129,14 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
             if wire:
                 clients = await wire_clients(devices, pki, broker.port, stack)
             else:
-                share = -(-devices // processes)
-                for first in range(0, devices, share):
-                    fleets.append(
-                        await asyncio.create_subprocess_exec(
-                            sys.executable,
-                            "-m",
-                            "bench.simulated_units",
-                            str(first),
-                            str(min(share, devices - first)),
-                            str(broker.port),
-                            str(device_root),
-                            str(pki.layout.root),
-                            stdin=asyncio.subprocess.PIPE,
-                            stdout=asyncio.subprocess.PIPE,
-                        )
-                    )
+                fleets = await start_shares(
+                    "bench.simulated_units",
+                    devices,
+                    processes,
+                    str(broker.port),
+                    str(device_root),
+                    str(pki.layout.root),
+                )
                 for proc in fleets:
                     assert proc.stdout is not None
                     assert (await asyncio.wait_for(proc.stdout.readline(), 90)).strip() == b"ready"

@@ -15,24 +15,21 @@ provisioning folder FLEET_DIR (``devices/bench-NNN/``), which the caller has alr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from pathlib import Path
 
+from bench.stack import bundle_tls, cancel_all
 from device.app import DeviceApp
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from device.main import limit_malloc_arenas
 from kuaichu import runner
-from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
-from provisioning.fleet import Layout
 
 
 def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path) -> DeviceConfig:
     device_id = f"bench-{index:03d}"
-    bundle_dir = Layout(fleet_dir).device(device_id)
-    tls = {"ca_file": bundle_dir / CA_NAME, "cert_file": bundle_dir / CERT_NAME, "key_file": bundle_dir / KEY_NAME}
+    tls = bundle_tls(fleet_dir, device_id).model_dump()
     return DeviceConfig.model_validate(
         {
             "device": {"id": device_id, "kind": "in-car", "data_dir": root / f"dev{index:03d}"},
@@ -76,11 +73,7 @@ async def fleet(first: int, count: int, broker_port: int, root: Path, fleet_dir:
                 print(device_id, f"{at:.6f}")
             print("pressed", flush=True)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,362 @@
+"""How many heartbeating devices one server worker keeps up with, and how fast they all come back
+after a broker restart.
+
+Starts the real stack: a private Mosquitto running a freshly provisioned fleet's mutual-TLS
+configuration (``tests.pki``), one server worker as its own process (``kuaichu server run``, SQLite
+on disk), and N devices spread over a few processes (``bench/fleet_devices.py``): each the
+firmware's own broker link with its own certificate, persistent session, keepalive, retained
+presence and last will, heartbeating every 10 s at QoS 0. The certificates are issued in this
+process by ``provisioning.ca`` from the fleet's CA (key and certificate only: the QR code and
+archive a technician carries cost 60 ms a device and play no part here).
+
+Steady state: once every device is in the server's database, a window (60 s) in which the server
+process's CPU time is read (user + system, as a percentage of one core), and the server's devices
+table is read every third of a period. It keeps up when every heartbeat the devices sent in the
+window was written by the server (each one is seen, since a device's last heartbeat stays in the
+table for a whole period), no device's last heartbeat was ever older than two periods, and the
+server used under 50 % of one core. The lag is the time from a heartbeat's ``at`` to the server's
+``last_seen`` for it.
+
+Storm: the broker is stopped and started again on the same port with the same configuration;
+``storm_s`` runs from the broker listening again until the server has a fresh presence or heartbeat
+from every device (its database read every 0.25 s), ``devices_up_s`` until every device's link is up.
+
+``--find-max`` runs the whole thing for each N in turn (a fresh broker, server and database each
+time) and stops at the first N the server does not keep up with.
+
+    .venv/bin/python -m bench.fleet [--devices 2000 | --find-max 500,1000,2000,3000] [--window 60]
+
+Last line: ``devices=N storm_s=… server_cpu_pct=…`` for the largest N that was kept up with
+(``devices=0`` if none was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import select
+
+from bench.fleet_devices import device_id, raise_fd_limit
+from bench.stack import kuaichu, load_line, server_config, start_shares, wait_listening
+from kuaichu import runner
+from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
+from provisioning.ca import Usage, issue, load_authority, write_cert, write_key
+from server.config import load_server_config
+from server.db.engine import make_sync_engine
+from server.db.models import Device
+from tests.pki import PASSPHRASE, FleetPki, session_pki
+from tests.services import Mosquitto, free_port
+
+CPU_LIMIT_PCT = 50.0
+# A heartbeat's at, as the server stores it, and the epoch the devices count in, may differ by a
+# rounding; a heartbeat is "in the window" on the devices' side and the server's alike.
+PROCESSED_SHARE = 0.999
+
+
+def issue_certificates(pki: FleetPki, count: int) -> float:
+    """Key and certificate for devices 0..count-1 into their bundle folders; returns seconds taken."""
+    start = time.perf_counter()
+    ca = load_authority(pki.layout.ca_cert, pki.layout.ca_key, PASSPHRASE)
+    for index in range(count):
+        folder = pki.layout.device(device_id(index))
+        if folder.exists():
+            continue
+        folder.mkdir(mode=0o700)
+        cert, key = issue(ca, device_id(index), Usage.CLIENT)
+        write_cert(folder / CA_NAME, ca.cert)
+        write_cert(folder / CERT_NAME, cert)
+        write_key(folder / KEY_NAME, key)
+    return time.perf_counter() - start
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+@dataclass
+class Steady:
+    devices: int
+    window_s: float
+    server_cpu_pct: float
+    broker_cpu_pct: float
+    fleet_cpu_pct: float
+    sent: int
+    processed: int
+    lags_s: list[float]
+    stale_max: int
+
+    @property
+    def keeps_up(self) -> bool:
+        return (
+            self.processed >= self.sent * PROCESSED_SHARE
+            and self.stale_max == 0
+            and self.server_cpu_pct < CPU_LIMIT_PCT
+        )
+
+    def describe(self) -> str:
+        lags = sorted(self.lags_s) or [float("nan")]
+        p99 = lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))]
+        return (
+            f"{self.devices} devices, {self.window_s:.0f} s window: server {self.server_cpu_pct:.1f} % of a core, "
+            f"broker {self.broker_cpu_pct:.1f} %, device processes {self.fleet_cpu_pct:.1f} %; "
+            f"heartbeats sent {self.sent}, written by the server {self.processed}; "
+            f"lag p50 {statistics.median(lags) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms; "
+            f"most devices stale at once {self.stale_max} -> {'keeps up' if self.keeps_up else 'does NOT keep up'}"
+        )
+
+
+@dataclass
+class Storm:
+    devices_up_s: float
+    storm_s: float
+    server_cpu_s: float
+
+    def describe(self) -> str:
+        return (
+            f"broker restart: every device linked again after {self.devices_up_s:.1f} s, "
+            f"the server had a fresh presence or heartbeat from every device after {self.storm_s:.1f} s "
+            f"(server CPU in that time {self.server_cpu_s:.1f} s)"
+        )
+
+
+@dataclass
+class DeviceProcesses:
+    """The device processes and their stdin/stdout conversation."""
+
+    procs: list[asyncio.subprocess.Process] = field(default_factory=list)
+
+    async def ask(self, line: str) -> list[str]:
+        answers = []
+        for proc in self.procs:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(line.encode() + b"\n")
+            answers.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
+        return answers
+
+    async def sent_between(self, start: float, end: float) -> int:
+        return sum(int(answer) for answer in await self.ask(f"sent {start:.6f} {end:.6f}"))
+
+    async def all_up_after(self, moment: float) -> float | None:
+        """When the last process had all its devices linked, if every one has since ``moment``."""
+        times = [float(answer.split("all_up_at=")[1]) for answer in await self.ask("status")]
+        return max(times) if min(times) > moment else None
+
+    def cpu_s(self) -> float:
+        return sum(cpu_s(psutil.Process(proc.pid)) for proc in self.procs)
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+class DeviceTable:
+    """The server's devices table, read from outside the server as the fleet page would read it."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = make_sync_engine(url)
+
+    def _read(self) -> dict[str, tuple[bool, datetime, Any]]:
+        query = select(Device.id, Device.online, Device.last_seen, Device.last_heartbeat).where(
+            Device.id.like("fleet-%")
+        )
+        with self._engine.connect() as conn:
+            return {row.id: (row.online, row.last_seen, row.last_heartbeat) for row in conn.execute(query)}
+
+    async def read(self) -> dict[str, tuple[bool, datetime, Any]]:
+        return await asyncio.to_thread(self._read)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+async def steady_window(
+    devices: int,
+    window_s: float,
+    period: float,
+    table: DeviceTable,
+    procs: dict[str, psutil.Process],
+    fleet: DeviceProcesses,
+) -> Steady:
+    seen: set[tuple[str, str]] = set()
+    lags: list[float] = []
+    stale_max = 0
+    start = time.time()
+    end = start + window_s
+    cpu_start = {name: cpu_s(p) for name, p in procs.items()}
+    fleet_start = fleet.cpu_s()
+
+    async def sample_until(until: float) -> None:
+        nonlocal stale_max
+        while (now := time.time()) < until:
+            rows = await table.read()
+            if now <= end:
+                fresh = sum(1 for _, last_seen, _ in rows.values() if last_seen.timestamp() >= now - 2 * period)
+                stale_max = max(stale_max, devices - fresh)
+            for ident, (_, last_seen, heartbeat) in rows.items():
+                if heartbeat is None or (ident, heartbeat["at"]) in seen:
+                    continue
+                at = datetime.fromisoformat(heartbeat["at"]).timestamp()
+                if start <= at <= end:
+                    seen.add((ident, heartbeat["at"]))
+                    lags.append(last_seen.timestamp() - at)
+            await asyncio.sleep(max(0.0, period / 3 - (time.time() - now)))
+
+    sampler = asyncio.create_task(sample_until(end + period / 2 + 2))
+    await asyncio.sleep(window_s)
+    cpu_end = {name: cpu_s(p) for name, p in procs.items()}
+    fleet_end = fleet.cpu_s()
+    elapsed = time.time() - start
+    await sampler
+    pct = {name: (cpu_end[name] - cpu_start[name]) / elapsed * 100 for name in procs}
+    return Steady(
+        devices=devices,
+        window_s=elapsed,
+        server_cpu_pct=pct["server"],
+        broker_cpu_pct=pct["broker"],
+        fleet_cpu_pct=(fleet_end - fleet_start) / elapsed * 100,
+        sent=await fleet.sent_between(start, end),
+        processed=len(seen),
+        lags_s=lags,
+        stale_max=stale_max,
+    )
+
+
+async def broker_storm(
+    devices: int, broker: Mosquitto, server: psutil.Process, table: DeviceTable, fleet: DeviceProcesses, limit_s: float
+) -> Storm:
+    await asyncio.to_thread(broker.restart)
+    up = time.time()
+    cpu_start = cpu_s(server)
+    server_done: float | None = None
+    devices_done: float | None = None
+    while time.time() - up < limit_s and (server_done is None or devices_done is None):
+        now = time.time()
+        if server_done is None:
+            rows = await table.read()
+            if sum(1 for online, last_seen, _ in rows.values() if online and last_seen.timestamp() >= up) == devices:
+                server_done = now
+        if devices_done is None:
+            devices_done = await fleet.all_up_after(up)
+        await asyncio.sleep(0.25)
+    nan = float("nan")
+    return Storm(
+        devices_up_s=devices_done - up if devices_done is not None else nan,
+        storm_s=server_done - up if server_done is not None else nan,
+        server_cpu_s=cpu_s(server) - cpu_start,
+    )
+
+
+async def wait_all_known(devices: int, table: DeviceTable, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while len(await table.read()) < devices:
+            await asyncio.sleep(0.5)
+
+
+async def run(
+    pki: FleetPki, devices: int, processes: int, period: float, window_s: float, profile: Path | None
+) -> tuple[Steady, Storm | None]:
+    root = Path(tempfile.mkdtemp(prefix=f"kc-bench-fleet-{devices}-"))
+    print(load_line())
+    with pki.mosquitto(root / "mosquitto.log") as broker:
+        assert broker.proc is not None
+        config = server_config(root, pki, broker.port, free_port())
+        cfg = load_server_config(config)
+        with (root / "server.log").open("wb") as server_log:
+            server = await kuaichu(
+                "server", "run", "--config", str(config), stderr=server_log.fileno(), profile=profile
+            )
+        fleet = DeviceProcesses()
+        table: DeviceTable | None = None
+        try:
+            await wait_listening(cfg.http.port, server)
+            start = time.perf_counter()
+            fleet.procs = await start_shares(
+                "bench.fleet_devices",
+                devices,
+                processes,
+                str(broker.port),
+                str(pki.layout.root),
+                str(period),
+                logs=root,
+            )
+            for proc in fleet.procs:
+                assert proc.stdout is not None
+                line = await proc.stdout.readline()
+                if line.strip() != b"ready":
+                    raise RuntimeError(
+                        f"a device process did not connect its devices; see {root}/bench.fleet_devices-*.log"
+                    )
+            print(f"{devices} devices linked in {len(fleet.procs)} processes after {time.perf_counter() - start:.1f} s")
+            table = DeviceTable(cfg.database_url)
+            await wait_all_known(devices, table, timeout=3 * period + 30)
+            procs = {"server": psutil.Process(server.pid), "broker": psutil.Process(broker.proc.pid)}
+            steady = await steady_window(devices, window_s, period, table, procs, fleet)
+            print(steady.describe())
+            storm = None
+            if steady.keeps_up:
+                storm = await broker_storm(devices, broker, procs["server"], table, fleet, limit_s=300)
+                print(storm.describe())
+            return steady, storm
+        finally:
+            await fleet.stop()
+            if table is not None:
+                table.close()
+            server.terminate()
+            await server.wait()
+
+
+async def bench(steps: list[int], processes: int, period: float, window_s: float, profile: Path | None) -> str:
+    best: tuple[Steady, Storm | None] | None = None
+    with session_pki() as pki:
+        print(f"{max(steps)} device certificates issued in {issue_certificates(pki, max(steps)):.1f} s")
+        for devices in steps:
+            steady, storm = await run(pki, devices, processes, period, window_s, profile)
+            if not steady.keeps_up:
+                break
+            best = steady, storm
+    if best is None:
+        return "devices=0 storm_s=nan server_cpu_pct=nan"
+    steady, storm = best
+    storm_s = storm.storm_s if storm is not None else float("nan")
+    return f"devices={steady.devices} storm_s={storm_s:.1f} server_cpu_pct={steady.server_cpu_pct:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--devices", type=int, default=2000, help="one run with this many devices")
+    what.add_argument("--find-max", metavar="N,N,...", help="runs for each N in turn, until one is not kept up with")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds of steady state measured")
+    parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds between a device's heartbeats")
+    parser.add_argument("--processes", type=int, default=4, help="processes the devices are spread over")
+    parser.add_argument("--profile", type=Path, help="run the server under cProfile, writing its stats here")
+    args = parser.parse_args()
+    steps = [int(n) for n in args.find_max.split(",")] if args.find_max else [args.devices]
+    raise_fd_limit()  # the broker started from here inherits it: one descriptor per device
+    print(
+        f"machine: {platform.machine()}, {psutil.cpu_count()} CPUs, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
+    print(runner.run(bench(steps, args.processes, args.heartbeat, args.window, args.profile)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""What every benchmark starts the same way: a server worker in its own process on a provisioned
+mutual-TLS broker, and the certificate files a simulated device reads.
+
+The benchmarks time the system, not themselves, so the server runs as ``kuaichu server run`` would
+in production: its own process, its own event loop, its own CPU accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from asyncio.subprocess import PIPE
+from pathlib import Path
+
+from kuaichu.mqtt import TlsSection
+from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
+from provisioning.fleet import Layout
+from tests.pki import FleetPki, tls_table
+
+
+def server_config(root: Path, pki: FleetPki, broker_port: int, http_port: int) -> Path:
+    """A ``server.toml`` for one worker on this broker, with the fleet's server certificate."""
+    config = root / "server.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{root / "server"}"\n\n[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        + tls_table(pki.server_tls())
+        + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
+    )
+    return config
+
+
+async def kuaichu(*args: str, stderr: int | None = None, profile: Path | None = None) -> asyncio.subprocess.Process:
+    """``kuaichu ARGS`` as a child process, logging warnings and worse; profiled by
+    ``bench.profiled`` into the file ``profile`` if one is given."""
+    command = ["bench.profiled", str(profile)] if profile is not None else ["kuaichu.cli"]
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *command, "--log-level", "WARNING", *args, stdout=subprocess.DEVNULL, stderr=stderr
+    )
+
+
+async def wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return
+            await asyncio.sleep(0.1)
+
+
+async def start_shares(
+    module: str, devices: int, processes: int, *args: str, logs: Path | None = None
+) -> list[asyncio.subprocess.Process]:
+    """``python -m MODULE FIRST COUNT ARGS...`` for each share of ``devices`` over at most
+    ``processes``, speaking over stdin/stdout; stderr to ``logs/MODULE-FIRST.log`` if given."""
+    share = -(-devices // processes)
+    procs = []
+    for first in range(0, devices, share):
+        count = str(min(share, devices - first))
+        with contextlib.ExitStack() as files:
+            stderr = files.enter_context((logs / f"{module}-{first}.log").open("wb")).fileno() if logs else None
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", module, str(first), count, *args, stdin=PIPE, stdout=PIPE, stderr=stderr
+                )
+            )
+    return procs
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def bundle_tls(fleet_dir: Path, device_id: str) -> TlsSection:
+    """The certificate files of a device's bundle in the provisioning folder ``fleet_dir``."""
+    folder = Layout(fleet_dir).device(device_id)
+    return TlsSection(ca_file=folder / CA_NAME, cert_file=folder / CERT_NAME, key_file=folder / KEY_NAME)
+
+
+def load_line() -> str:
+    """The machine's load averages, printed before a run so that a busy machine shows in the record."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average before the run: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)"
