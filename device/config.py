@@ -98,6 +98,30 @@ class ReportSection(ConfigSection):
     case_hold_s: float = Field(default=1800, gt=0, description="after this the device is ready for a new report")
 
 
+class IceServer(ConfigSection):
+    """One STUN or TURN server, as WebRTC's RTCIceServer takes it."""
+
+    urls: list[Annotated[str, Field(pattern=r"^(stun|stuns|turn|turns):[^\s/?#]+(\?transport=(udp|tcp))?$")]] = Field(
+        min_length=1, max_length=4
+    )
+    username: str | None = Field(default=None, max_length=128)
+    credential: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _turn_has_credentials(self) -> Self:
+        if any(u.startswith("turn") for u in self.urls) and (self.username is None or self.credential is None):
+            raise ValueError("a TURN server needs username and credential")
+        return self
+
+
+class WebRtcSection(ConfigSection):
+    ice_servers: list[IceServer] = Field(
+        default_factory=list,
+        max_length=8,
+        description="STUN/TURN servers for the live video; none means direct connections only (same network)",
+    )
+
+
 class DeviceConfig(ConfigSection):
     device: DeviceSection
     broker: BrokerSection
@@ -108,6 +132,7 @@ class DeviceConfig(ConfigSection):
     camera: CameraSection = CameraSection()
     audio: AudioSection = AudioSection()
     report: ReportSection = ReportSection()
+    webrtc: WebRtcSection = WebRtcSection()
 
     @model_validator(mode="after")
     def _kind_has_its_place(self) -> Self:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,8 +48,13 @@ class Placement:
     lat: float | None = None
 
 
-def device_config(device_id: str, placement: Placement, broker_host: str, broker_port: int) -> DeviceConfig:
-    """The device's configuration; a bad plate, VIN or site is a ``ConfigError`` naming the key."""
+def device_config(
+    device_id: str, placement: Placement, broker_host: str, broker_port: int, stun: Sequence[str] = ()
+) -> DeviceConfig:
+    """The device's configuration; a bad plate, VIN or site is a ``ConfigError`` naming the key.
+
+    ``stun`` are the fleet's STUN servers for the live video. TURN servers need credentials, which
+    are not the station's to hand out; a technician can add them to ``[[webrtc.ice_servers]]``."""
     data: dict[str, Any] = {
         "device": {"id": device_id, "kind": placement.kind.value, "data_dir": str(ON_DEVICE_DATA)},
         "broker": {
@@ -61,6 +67,7 @@ def device_config(device_id: str, placement: Placement, broker_host: str, broker
             },
         },
         "gpio": {"hazard_pin": IN_CAR_HAZARD_PIN if placement.kind is DeviceKind.IN_CAR else None},
+        "webrtc": {"ice_servers": [{"urls": [url]} for url in stun]},
     }
     if placement.kind is DeviceKind.IN_CAR:
         data["vehicle"] = {"plate": placement.plate, "vin": placement.vin}
@@ -78,6 +85,8 @@ def _toml_value(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. one of [webrtc] ice_servers
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
     raise TypeError(f"no TOML form for {value!r}")
 
 

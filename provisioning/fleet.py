@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,7 @@ from provisioning.errors import ProvisioningError
 from provisioning.registry import CertRecord, DeviceRecord, Event, Registry, Status, load_registry, save_registry
 
 logger = logging.getLogger(__name__)
+_STUN_URL = re.compile(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?")
 
 SERVER_CN = SERVER_SHARE_GROUP  # "kuaichu-server": the ACL's server user
 # Device ids may not start with this, so that no device certificate can carry a server's name.
@@ -121,9 +124,19 @@ def check_passphrase(passphrase: bytes) -> None:
         raise ProvisioningError(f"the CA passphrase must be at least {MIN_PASSPHRASE} characters")
 
 
-def init(root: Path, passphrase: bytes, broker_host: str, broker_port: int, broker_user: str | None) -> Layout:
+def init(
+    root: Path,
+    passphrase: bytes,
+    broker_host: str,
+    broker_port: int,
+    broker_user: str | None,
+    stun: Sequence[str] = (),
+) -> Layout:
     """A new fleet: CA, broker certificate and configuration, the server's client certificate."""
     check_passphrase(passphrase)
+    bad = [url for url in stun if not _STUN_URL.fullmatch(url)]
+    if bad:
+        raise ProvisioningError(f"not a STUN URL (stun:HOST[:PORT] or stuns:…): {', '.join(bad)}")
     if root.exists() and any(root.iterdir()):
         raise ProvisioningError(f"{root} is not empty; a fleet CA is never overwritten")
     root.mkdir(parents=True, exist_ok=True)
@@ -147,7 +160,7 @@ def init(root: Path, passphrase: bytes, broker_host: str, broker_port: int, brok
     if broker_user is not None:
         give_to(layout.broker, broker_user)
 
-    registry = Registry(broker_host=broker_host, broker_port=broker_port, created_at=now())
+    registry = Registry(broker_host=broker_host, broker_port=broker_port, stun=list(stun), created_at=now())
     registry.servers[SERVER_CN] = [_issue_server(ca, layout, SERVER_CN)]
     save_registry(root, registry)
     logger.info("fleet created in %s for broker %s:%s", root, broker_host, broker_port)
@@ -212,7 +225,7 @@ def add_device(root: Path, passphrase: bytes, device_id: str, placement: bundle.
     layout, registry, ca = _open(root, passphrase)
     if device_id in registry.devices or layout.device(device_id).exists():
         raise ProvisioningError(f"device {device_id} already exists; use `rotate` to renew its certificate")
-    cfg = bundle.device_config(device_id, placement, registry.broker_host, registry.broker_port)
+    cfg = bundle.device_config(device_id, placement, registry.broker_host, registry.broker_port, registry.stun)
     folder = layout.device(device_id)
     _private_dir(folder)
     try:

@@ -57,6 +57,7 @@ class Registry(Record):
     broker_host: str
     broker_port: int
     server_url: str | None = Field(default=None, description="the console's base URL, for registering devices")
+    stun: list[str] = Field(default=[], description="STUN servers written into every new device.toml")
     created_at: dt.datetime
     servers: dict[str, list[CertRecord]] = Field(default={}, description="certificate CN -> certificates")
     devices: dict[str, DeviceRecord] = {}

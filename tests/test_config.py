@@ -172,6 +172,18 @@ DEVICE_MISTAKES = [
         "tls is required for a broker that is not on this machine",
     ),
     (
+        "turn without credentials",
+        DEVICE_TOML + '\n[[webrtc.ice_servers]]\nurls = ["turn:turn.kc.example.cn:3478"]\n',
+        "webrtc.ice_servers.0",
+        "a TURN server needs username and credential",
+    ),
+    (
+        "ice server that is a web address",
+        DEVICE_TOML + '\n[[webrtc.ice_servers]]\nurls = ["https://stun.kc.example.cn"]\n',
+        "webrtc.ice_servers.0.urls.0",
+        "should match pattern",
+    ),
+    (
         "tls without a key",
         _edit(KIOSK_TOML, 'key_file = "/etc/kuaichu/device.key"\n', ""),
         "broker.tls.key_file",

@@ -100,3 +100,32 @@ def test_device_revoke_rotate_and_list(tmp_path: Path) -> None:
     assert any(line.split()[:4] == ["device", "car-0001", "in-car", "active"] for line in lines)
     assert any(line.split()[:4] == ["device", "kiosk-017", "kiosk", "retired"] for line in lines)
     assert any(line.split()[:2] == ["server", "kuaichu-server"] for line in lines)
+
+
+def test_the_fleet_stun_servers_reach_every_device_toml(tmp_path: Path) -> None:
+    from device.config import load_device_config
+
+    root = tmp_path / "fleet"
+    bad = provision("init", "--dir", str(root), "--stun", "turn:relay.example.cn:3478", "--broker-user", "")
+    assert bad.returncode == 1 and "not a STUN URL" in bad.stderr and not root.exists()
+    stun = ["stun:stun.kuaichu.example.cn:3478", "stun:10.8.0.1"]
+    done = provision("init", "--dir", str(root), "--stun", stun[0], "--stun", stun[1], "--broker-user", "")
+    assert done.returncode == 0, done.stderr
+    done = provision("device", "kiosk-ice-01", "--kind", "kiosk", "--site", "102.7123,25.0406", "--dir", str(root))
+    assert done.returncode == 0, done.stderr
+    cfg = load_device_config(root / "devices" / "kiosk-ice-01" / "device.toml")
+    assert [server.urls for server in cfg.webrtc.ice_servers] == [[stun[0]], [stun[1]]]
+
+
+def test_turn_credentials_written_by_hand_survive_the_toml_writer(tmp_path: Path) -> None:
+    from device.config import DeviceConfig, load_device_config
+    from protocol.messages import DeviceKind
+    from provisioning import bundle
+
+    placement = bundle.Placement(DeviceKind.IN_CAR, plate="云A5H821")
+    data = bundle.device_config("car-ice-02", placement, "mqtt.kuaichu.example.cn", 8883).model_dump()
+    turn = {"urls": ["turn:relay.example.cn:3478?transport=tcp"], "username": "car-ice-02", "credential": 'p"w\\x'}
+    data["webrtc"]["ice_servers"] = [turn]
+    cfg = DeviceConfig.model_validate(data)
+    bundle.write_config(tmp_path, cfg)  # refuses a file that does not read back as written
+    assert load_device_config(tmp_path / "device.toml").webrtc.ice_servers[0].credential == 'p"w\\x'

@@ -35,6 +35,13 @@ def register(commands: Any) -> None:
     init.add_argument("--broker-host", default="localhost", help="name or IP devices connect to (default localhost)")
     init.add_argument("--broker-port", type=int, default=8883, help="TLS listener port (default 8883)")
     init.add_argument(
+        "--stun",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a STUN server for the live video, e.g. stun:stun.kuaichu.example.cn:3478 (repeatable)",
+    )
+    init.add_argument(
         "--broker-user",
         help="user Mosquitto runs as, given the broker folder (default: mosquitto when run as root)",
     )
@@ -118,7 +125,7 @@ def _init(args: argparse.Namespace) -> int:
 
         # --broker-user "" leaves the broker folder to whoever runs this
         user = fleet.default_broker_user() if args.broker_user is None else args.broker_user or None
-        layout = fleet.init(args.dir.resolve(), _passphrase(args), args.broker_host, args.broker_port, user)
+        layout = fleet.init(args.dir.resolve(), _passphrase(args), args.broker_host, args.broker_port, user, args.stun)
         if args.server_url:
             from provisioning.server_sync import sync
 
