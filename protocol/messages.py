@@ -250,6 +250,54 @@ class SelfTest(Versioned):
         return self
 
 
+# An SDP with every ICE candidate gathered (aiortc does not trickle) is 2-5 KiB; TURN adds a few lines.
+Sdp = Annotated[str, Field(min_length=10, max_length=16 * 1024)]
+CallId = Annotated[str, Field(pattern=REPORT_ID_PATTERN)]
+
+
+class CallSignal(Versioned):
+    """The device's side of a live call. Published on ``kc/v1/dev/{device_id}/call``, QoS 1.
+
+    The device offers as soon as its report is accepted: it owns the camera and microphone, and
+    the server answers for every console that will watch. A link that drops is healed by a new
+    offer for the same ``call_id`` with a higher ``attempt``, so the call stays one record.
+    """
+
+    type: Literal["offer", "hangup"]
+    call_id: CallId = Field(description="ULID chosen by the device for the call")
+    report_id: ReportId = Field(description="the accepted report the call belongs to")
+    case_no: Annotated[str, Field(max_length=32)]
+    attempt: int = Field(default=1, ge=1, le=1000, description="1 for the first offer, +1 for each renegotiation")
+    sdp: Sdp | None = Field(default=None, description="offer: the complete SDP offer, candidates included")
+    reason: ShortText | None = Field(default=None, description="hangup: why the device ends the call")
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> Self:
+        if self.type == "offer" and self.sdp is None:
+            raise ValueError("an offer carries its sdp")
+        if self.type == "hangup" and self.reason is None:
+            raise ValueError("a hangup carries its reason")
+        return self
+
+
+class Command(Versioned):
+    """What the server asks of a device. Published on ``kc/v1/dev/{device_id}/cmd``, QoS 1."""
+
+    type: Literal["call.answer", "call.end"]
+    call_id: CallId
+    attempt: int = Field(default=1, ge=1, le=1000, description="call.answer: the offer it answers")
+    sdp: Sdp | None = Field(default=None, description="call.answer: the complete SDP answer")
+    reason: ShortText | None = Field(default=None, description="call.end: why the call ends")
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> Self:
+        if self.type == "call.answer" and self.sdp is None:
+            raise ValueError("an answer carries its sdp")
+        if self.type == "call.end" and self.reason is None:
+            raise ValueError("an end carries its reason")
+        return self
+
+
 M = TypeVar("M", bound=Message)
 
 
@@ -289,4 +337,6 @@ SCHEMAS: dict[str, type[Message]] = {
     "state": Presence,
     "heartbeat": Heartbeat,
     "selftest": SelfTest,
+    "call": CallSignal,
+    "cmd": Command,
 }

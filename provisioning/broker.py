@@ -30,6 +30,7 @@ DEVICE_ACCESS: dict[Channel, Access] = {
     Channel.HEARTBEAT: Access.WRITE,
     Channel.CMD: Access.READ,
     Channel.SELFTEST: Access.WRITE,
+    Channel.CALL: Access.WRITE,
 }
 
 CONF_NAME = "mosquitto.conf"

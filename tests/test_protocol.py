@@ -18,6 +18,8 @@ from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     SCHEMAS,
     Ack,
+    CallSignal,
+    Command,
     FixQuality,
     Health,
     Heartbeat,
@@ -369,7 +371,7 @@ def test_the_will_is_minimal() -> None:
 
 
 def test_json_schema_export_has_every_model() -> None:
-    assert set(SCHEMAS) == {"report", "ack", "state", "heartbeat", "selftest"}
+    assert set(SCHEMAS) == {"report", "ack", "state", "heartbeat", "selftest", "call", "cmd"}
     for name, model in SCHEMAS.items():
         schema = json.loads(json.dumps(model.model_json_schema(), ensure_ascii=False))
         assert schema["type"] == "object", name
@@ -433,4 +435,25 @@ def test_a_selftest_passes_with_skipped_checks_but_not_with_a_failed_one() -> No
 def test_a_malformed_selftest_is_refused(overrides: dict[str, Any], reason: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         decode(SelfTest, json.dumps(_selftest(**overrides)).encode())
+    assert reason in caught.value.detail
+
+
+CALL = {"version": 1, "call_id": "01JV2MC3N8Q4R7T0W2Y5A8D1FG", "report_id": "01JV2MBZX6HF1RM9XY3K7T2Q8C"}
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "reason"),
+    [
+        (CallSignal, {**CALL, "type": "offer", "case_no": "1"}, "an offer carries its sdp"),
+        (CallSignal, {**CALL, "type": "hangup", "case_no": "1"}, "a hangup carries its reason"),
+        (CallSignal, {**CALL, "type": "offer", "case_no": "1", "sdp": "v=0" + "a" * 16400}, "sdp"),
+        (CallSignal, {**CALL, "type": "ring", "case_no": "1", "sdp": "v=0\r\n" * 3}, "type"),
+        (Command, {"version": 1, "type": "call.answer", "call_id": CALL["call_id"]}, "an answer carries its sdp"),
+        (Command, {"version": 1, "type": "call.end", "call_id": CALL["call_id"]}, "an end carries its reason"),
+        (Command, {"version": 1, "type": "call.end", "call_id": "../../etc", "reason": "x"}, "call_id"),
+    ],
+)
+def test_call_signalling_is_refused_when_incomplete(model: type[Any], data: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(model, json.dumps(data).encode())
     assert reason in caught.value.detail
