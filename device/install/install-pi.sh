@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Installs the Kuaichu firmware on a Raspberry Pi running Raspberry Pi OS Bookworm (Debian 12), from
+# the bundle `kuaichu provision device` made for this unit. Run it as root from the source tree:
+#
+#   sudo device/install/install-pi.sh car-0001.tar.gz
+#
+# Safe to run again, with the same bundle or a newer one (after `kuaichu provision rotate`): every
+# step leaves things as they should be. A bundle that is damaged or not one changes nothing.
+# The steps and what to check afterwards: docs/install-pi.md.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: install-pi.sh [options] BUNDLE.tar.gz
+
+Installs Debian packages, a system user `kuaichu`, the bundle into /etc/kuaichu, the firmware into
+the virtualenv /opt/kuaichu/venv, and the systemd unit kuaichu-device.service, then (re)starts it.
+
+options:
+  --root DIR     install into DIR instead of / (an OS image being built, a test). Debian packages,
+                 the virtualenv and starting the service need the running system: with a DIR other
+                 than / pass --skip-apt and --skip-venv (run the script inside the image, e.g. in a
+                 chroot, to have them). The user is created in DIR's /etc/passwd and the service is
+                 enabled there (systemctl --root); it is not started.
+  --source PATH  what to pip-install: a source tree or a wheel (default: the tree holding this script)
+  --skip-apt     install no Debian packages (the image already has them)
+  --skip-venv    neither create the virtualenv nor pip-install into it (only the bundle and the unit)
+  --no-start     enable the service but do not (re)start it
+  -h, --help     this text
+EOF
+}
+
+die() {
+  echo "install-pi.sh: $*" >&2
+  exit 1
+}
+say() { echo "install-pi.sh: $*"; }
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root=/
+source_path="$(cd "$here/../.." && pwd)"
+skip_apt=0
+skip_venv=0
+no_start=0
+bundle=""
+while (($#)); do
+  case "$1" in
+    --root) root="${2:?--root needs a directory}"; shift 2 ;;
+    --source) source_path="${2:?--source needs a path}"; shift 2 ;;
+    --skip-apt) skip_apt=1; shift ;;
+    --skip-venv) skip_venv=1; shift ;;
+    --no-start) no_start=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage >&2; die "unknown option $1" ;;
+    *) [[ -z "$bundle" ]] || die "one bundle at a time (got $bundle and $1)"; bundle="$1"; shift ;;
+  esac
+done
+[[ -n "$bundle" ]] || { usage >&2; die "which bundle? (DEVICE_ID.tar.gz from kuaichu provision device)"; }
+
+SERVICE=kuaichu-device.service
+USER_NAME=kuaichu
+DEVICE_GROUPS=(gpio video audio dialout)   # GPIO, camera, sound, serial GNSS; those the system has
+CONFIG_DIR=/etc/kuaichu
+DATA_DIR=/var/lib/kuaichu
+VENV=/opt/kuaichu/venv
+
+[[ "$(id -u)" -eq 0 ]] || die "run as root (sudo $0 ...): it installs packages, a user and a service"
+[[ -d "$root" ]] || die "--root $root is not a directory"
+root="$(cd "$root" && pwd -P)"
+p="${root%/}"   # prefix for every path written; empty when installing into the running system
+if [[ -n "$p" ]]; then
+  ((skip_apt && skip_venv)) || die "with --root $root, pass --skip-apt and --skip-venv: apt and pip install into the running system, not into $root"
+  no_start=1
+fi
+
+# --- checks: nothing is changed until the bundle has been read and found sound ---------------------
+
+[[ -r "$p/etc/os-release" ]] || die "$p/etc/os-release is missing; is $root a Debian system?"
+codename="$(grep -m1 '^VERSION_CODENAME=' "$p/etc/os-release" | cut -d= -f2 | tr -d "\"'")"
+[[ "$codename" == bookworm ]] || die "this installer is for Raspberry Pi OS / Debian 12 (bookworm); $root is '${codename:-unknown}'"
+command -v python3 >/dev/null || die "python3 is missing (apt-get install python3)"
+if ((!skip_venv)); then
+  [[ -e "$source_path" ]] || die "--source $source_path does not exist"
+  source_path="$(cd "$(dirname "$source_path")" && pwd -P)/$(basename "$source_path")"
+fi
+
+staging="$(mktemp -d)"
+trap 'rm -rf "$staging"' EXIT
+device_id="$(python3 "$here/stage_bundle.py" "$bundle" "$staging")" || exit 1
+say "bundle for device $device_id is sound"
+
+# --- Debian packages --------------------------------------------------------------------------------
+
+on_pi=0
+grep -qs "Raspberry Pi" /proc/device-tree/model && on_pi=1
+if ((!skip_apt)); then
+  # PyAudio and NumPy from apt rather than built by pip; the virtualenv sees them (and picamera2).
+  packages=(python3-venv python3-pyaudio python3-numpy)
+  if ((on_pi)); then
+    packages+=(python3-picamera2 python3-lgpio)   # from the Raspberry Pi archive, with libcamera
+  else
+    say "not a Raspberry Pi: leaving out python3-picamera2 and python3-lgpio (simulated backends only)"
+  fi
+  missing=()
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# --- the service's user -----------------------------------------------------------------------------
+
+in_root=()
+[[ -z "$p" ]] || in_root=(--root "$root")
+if ! grep -q "^$USER_NAME:" "$p/etc/passwd"; then
+  say "creating system user $USER_NAME"
+  useradd "${in_root[@]}" --system --user-group --home-dir "$DATA_DIR" --no-create-home \
+    --shell /usr/sbin/nologin --comment "Kuaichu device firmware" "$USER_NAME"
+fi
+join=()   # the device groups this system has and the user is not yet in
+for group in "${DEVICE_GROUPS[@]}"; do
+  awk -F: -v g="$group" -v u="$USER_NAME" '
+    $1 == g { found = 1; n = split($4, members, ","); for (i = 1; i <= n; i++) if (members[i] == u) found = 2 }
+    END { exit found != 1 }' "$p/etc/group" && join+=("$group")
+done
+if ((${#join[@]})); then
+  say "adding $USER_NAME to ${join[*]}"
+  usermod "${in_root[@]}" --append --groups "$(IFS=,; echo "${join[*]}")" "$USER_NAME"
+fi
+uid="$(awk -F: -v u="$USER_NAME" '$1 == u { print $3 }' "$p/etc/passwd")"
+gid="$(awk -F: -v g="$USER_NAME" '$1 == g { print $3 }' "$p/etc/group")"
+[[ -n "$uid" && -n "$gid" ]] || die "user or group $USER_NAME not found in $p/etc after creating it"
+
+# --- the firmware: a virtualenv that also sees apt's picamera2, lgpio, pyaudio, numpy --------------
+
+if ((!skip_venv)); then
+  if [[ -x "$VENV/bin/python" ]] && ! grep -qs "^include-system-site-packages = true" "$VENV/pyvenv.cfg"; then
+    say "$VENV cannot see apt's packages; making it again"
+    rm -rf "$VENV"
+  fi
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv --system-site-packages "$VENV"
+  # --upgrade reinstalls kuaichu itself; its dependencies change only where they must, so apt's
+  # numpy (which picamera2 was built against) stays.
+  "$VENV/bin/python" -m pip install -q --upgrade "${source_path}[device]"
+  # The firmware's own model reads the bundle's device.toml before it replaces the installed one.
+  "$VENV/bin/python" -c \
+    'import sys; from pathlib import Path; from device.config import load_device_config; load_device_config(Path(sys.argv[1]))' \
+    "$staging/device.toml" || die "the firmware refuses the bundle's device.toml (above); nothing in $CONFIG_DIR was changed"
+fi
+install -d "$p/usr/local/bin"
+ln -sfn "$VENV/bin/kuaichu" "$p/usr/local/bin/kuaichu"
+
+# --- the bundle: /etc/kuaichu, readable by the service's group and nobody else ----------------------
+
+install -d -m 0750 -o 0 -g "$gid" "$p$CONFIG_DIR"
+chown 0:"$gid" "$p$CONFIG_DIR" && chmod 0750 "$p$CONFIG_DIR"   # an existing folder too
+if [[ -f "$p$CONFIG_DIR/device.toml" ]] && ! cmp -s "$p$CONFIG_DIR/device.toml" "$staging/device.toml"; then
+  # Whatever was adjusted on the unit is kept beside the new file, not lost.
+  install -m 0640 -o 0 -g "$gid" "$p$CONFIG_DIR/device.toml" "$p$CONFIG_DIR/device.toml.previous"
+  say "the installed device.toml differed from the bundle's; kept as $CONFIG_DIR/device.toml.previous"
+fi
+for file in "$staging"/*; do
+  name="$(basename "$file")"
+  # Each file appears whole under its name (rename), so a service starting meanwhile reads old or new.
+  install -m 0640 -o 0 -g "$gid" "$file" "$p$CONFIG_DIR/.$name.new"
+  mv -f "$p$CONFIG_DIR/.$name.new" "$p$CONFIG_DIR/$name"
+done
+install -d -m 0750 -o "$uid" -g "$gid" "$p$DATA_DIR"
+chown "$uid:$gid" "$p$DATA_DIR" && chmod 0750 "$p$DATA_DIR"
+if [[ -z "$p" ]]; then
+  for file in "$p$CONFIG_DIR"/*; do
+    runuser -u "$USER_NAME" -- test -r "$file" || die "$USER_NAME cannot read $file"
+  done
+fi
+say "bundle installed in $CONFIG_DIR (owner root:$USER_NAME, mode 0640), data in $DATA_DIR"
+
+# --- the service ------------------------------------------------------------------------------------
+
+install -d -m 0755 "$p/etc/systemd/system"
+install -m 0644 "$here/$SERVICE" "$p/etc/systemd/system/$SERVICE"
+if [[ -n "$p" ]]; then
+  systemctl --root "$root" enable "$SERVICE"
+elif systemd-detect-virt --chroot --quiet; then
+  systemctl enable "$SERVICE"
+  no_start=1
+  say "in a chroot: $SERVICE enabled, it starts when the image boots"
+else
+  systemctl daemon-reload
+  systemctl enable "$SERVICE"
+fi
+if ((!no_start)); then
+  say "restarting $SERVICE (it is ready once the firmware is: up to two minutes)"
+  systemctl restart "$SERVICE" ||
+    die "$SERVICE did not start; see: journalctl -u $SERVICE -b --no-pager | tail -50"
+fi
+
+cat <<EOF
+
+Kuaichu device $device_id installed.
+  config and certificate   $CONFIG_DIR/   (root:$USER_NAME, 0640)
+  outbox                   $DATA_DIR/
+  firmware                 $VENV/  (kuaichu on the PATH as /usr/local/bin/kuaichu)
+  service                  $SERVICE, enabled$( ((no_start)) && echo ", not started" || echo " and running")
+
+Next:
+  systemctl status $SERVICE          the status line says whether it reaches the broker
+  journalctl -u $SERVICE -f          its log
+  then the self-test, with the service stopped (it needs the button, camera and GNSS to itself):
+    sudo systemctl stop $SERVICE
+    sudo -u $USER_NAME sh -c 'cd $DATA_DIR && kuaichu device selftest --config $CONFIG_DIR/device.toml'
+    sudo systemctl start $SERVICE
+EOF

@@ -1,0 +1,314 @@
+"""The Raspberry Pi install path: ``device/install/install-pi.sh`` run into an OS image's root with a
+bundle made by ``kuaichu provision``, and its systemd unit checked by ``systemd-analyze verify``.
+
+The script runs for real (bundle checks, ``useradd``/``usermod --root`` on the image's own user
+database, file modes, ``systemctl --root enable``); only apt and pip, which install into the
+running system, are skipped with the flags an image builder uses.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from device.config import load_device_config
+from tests.test_provision_cli import provision
+
+INSTALL = Path(__file__).resolve().parents[1] / "device" / "install"
+SCRIPT = INSTALL / "install-pi.sh"
+UNIT = INSTALL / "kuaichu-device.service"
+SERVICE = UNIT.name
+BUNDLE_FILES = ["ca.crt", "device.crt", "device.key", "device.toml", "qr.png"]
+DEVICE_GROUPS = ["audio", "dialout", "gpio", "video"]
+
+Snapshot = dict[str, tuple[int, int, int, bytes]]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A provisioning folder with two in-car units, made by the operator's commands."""
+    root = tmp_path_factory.mktemp("station") / "fleet"
+    done = provision("init", "--dir", str(root), "--broker-host", "mqtt.kuaichu.example.cn", "--broker-user", "")
+    assert done.returncode == 0, done.stderr
+    for device_id in ("car-0001", "car-0002"):
+        car = ["--kind", "in-car", "--plate", "云A5H821", "--vin", "LSVAU2180N2183294", "--dir", str(root)]
+        done = provision("device", device_id, *car)
+        assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """The root of a Bookworm image as far as the installer reads it: os-release and the user
+    database, with the device groups Raspberry Pi OS has (gpio only exists there)."""
+    root = tmp_path / "image"
+    etc = root / "etc"
+    etc.mkdir(parents=True)
+    (etc / "os-release").write_text(
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n'
+    )
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n")
+    (etc / "group").write_text("root:x:0:\ndialout:x:20:pi\naudio:x:29:pi\nvideo:x:44:pi\ngpio:x:997:pi\npi:x:1000:\n")
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\npi:*:19000:0:99999:7:::\n")
+    (etc / "gshadow").write_text("root:*::\ndialout:*::pi\naudio:*::pi\nvideo:*::pi\ngpio:!::pi\npi:!::\n")
+    for name in ("shadow", "gshadow"):
+        (etc / name).chmod(0o640)
+    return root
+
+
+def install(root: Path, bundle: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), "--skip-apt", "--skip-venv", *flags, str(bundle)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def snapshot(root: Path) -> Snapshot:
+    """Every path under root with its mode, owner and contents (a link's target)."""
+    found: Snapshot = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes() if path.is_file() else b""
+        found[str(path.relative_to(root))] = (info.st_mode, info.st_uid, info.st_gid, data)
+    return found
+
+
+def entry(root: Path, database: str, name: str) -> list[str]:
+    [line] = [line for line in (root / "etc" / database).read_text().splitlines() if line.split(":")[0] == name]
+    return line.split(":")
+
+
+def unit_directives(text: str) -> dict[str, list[str]]:
+    """``Section.Key`` -> every value given, in order (systemd allows a key more than once)."""
+    found: dict[str, list[str]] = {}
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, value = line.split("=", 1)
+        found.setdefault(f"{section}.{key}", []).append(value)
+    return found
+
+
+def test_the_unit_passes_systemd_analyze_verify_with_a_watchdog_and_restarts(tmp_path: Path) -> None:
+    directives = unit_directives(UNIT.read_text())
+    assert directives["Service.Type"] == ["notify"]
+    assert directives["Service.NotifyAccess"] == ["main"]
+    assert directives["Service.WatchdogSec"] == ["30s"]
+    assert directives["Service.Restart"] == ["always"]
+    assert directives["Service.RestartPreventExitStatus"] == ["2"]  # kuaichu's exit status for a bad config
+    assert directives["Service.User"] == directives["Service.Group"] == ["kuaichu"]
+    assert directives["Service.StateDirectory"] == ["kuaichu"]
+    assert directives["Service.WorkingDirectory"] == ["/var/lib/kuaichu"]
+    assert directives["Service.ProtectSystem"] == ["strict"]
+    assert "Service.PrivateDevices" not in directives  # it would hide the camera
+    [exec_start] = directives["Service.ExecStart"]
+    binary, *args = exec_start.split()
+    assert binary == "/opt/kuaichu/venv/bin/kuaichu"
+    assert args == ["device", "run", "--config", "/etc/kuaichu/device.toml"]
+
+    # verify checks that ExecStart's program exists: point it at this checkout's real one.
+    real = shutil.which("kuaichu", path=str(Path(sys.executable).parent))
+    assert real is not None
+    copy = tmp_path / SERVICE
+    copy.write_text(UNIT.read_text().replace(f"ExecStart={binary}", f"ExecStart={real}"))
+    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout + done.stderr == ""  # an unknown key or a bad value is only a warning: none allowed
+
+    # The check can fail: a misspelt directive is reported.
+    copy.write_text(copy.read_text().replace("WatchdogSec=", "WatchDogSec="))
+    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert "Unknown key 'WatchDogSec'" in done.stderr
+
+
+def test_install_into_an_image_lays_out_the_bundle_user_and_service(fleet: Path, image: Path) -> None:
+    bundle = fleet / "devices" / "car-0001.tar.gz"
+    done = install(image, bundle)
+    assert done.returncode == 0, done.stderr
+    assert "kuaichu device selftest" in done.stdout and "systemctl stop kuaichu-device" in done.stdout
+
+    # The service's user: a system account without a login, in the device groups.
+    user = entry(image, "passwd", "kuaichu")
+    uid, gid = int(user[2]), int(user[3])
+    assert uid < 1000 and user[5:] == ["/var/lib/kuaichu", "/usr/sbin/nologin"]
+    assert int(entry(image, "group", "kuaichu")[2]) == gid
+    for group in DEVICE_GROUPS:
+        assert entry(image, "group", group)[3].split(",") == ["pi", "kuaichu"]
+
+    # The bundle: the provisioned files, root:kuaichu, no file or folder open to others.
+    config_dir = image / "etc" / "kuaichu"
+    assert sorted(p.name for p in config_dir.iterdir()) == BUNDLE_FILES
+    info = config_dir.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o750, 0, gid)
+    for name in BUNDLE_FILES:
+        info = (config_dir / name).stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, 0, gid), name
+        assert (config_dir / name).read_bytes() == (fleet / "devices" / "car-0001" / name).read_bytes()
+    data_dir = image / "var" / "lib" / "kuaichu"
+    info = data_dir.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o750, uid, gid)
+
+    # The firmware's loader accepts the installed config, and it names the installed files.
+    cfg = load_device_config(config_dir / "device.toml")
+    assert cfg.device.id == "car-0001"
+    assert cfg.device.data_dir == Path("/var/lib/kuaichu")
+    assert cfg.broker.host == "mqtt.kuaichu.example.cn"
+    assert cfg.broker.tls is not None
+    for path, name in [(cfg.broker.tls.ca_file, "ca.crt"), (cfg.broker.tls.cert_file, "device.crt")]:
+        assert path == Path("/etc/kuaichu") / name
+    assert cfg.broker.tls.key_file == Path("/etc/kuaichu/device.key")
+    assert (image / cfg.broker.tls.key_file.relative_to("/")).read_bytes().startswith(b"-----BEGIN")
+
+    # The unit, enabled in the image, and `kuaichu` on the PATH pointing where ExecStart does.
+    units = image / "etc" / "systemd" / "system"
+    assert (units / SERVICE).read_bytes() == UNIT.read_bytes()
+    assert os.readlink(units / "multi-user.target.wants" / SERVICE) == f"/etc/systemd/system/{SERVICE}"
+    [exec_start] = unit_directives(UNIT.read_text())["Service.ExecStart"]
+    assert os.readlink(image / "usr" / "local" / "bin" / "kuaichu") == exec_start.split()[0]
+
+    # Again, with the same bundle: nothing changes.
+    before = snapshot(image)
+    again = install(image, bundle)
+    assert again.returncode == 0, again.stderr
+    assert "creating system user" not in again.stdout and "adding kuaichu" not in again.stdout
+    assert snapshot(image) == before
+
+
+def test_a_rotated_bundle_replaces_the_certificate_and_keeps_local_edits(fleet: Path, image: Path) -> None:
+    bundle = fleet / "devices" / "car-0002.tar.gz"
+    assert install(image, bundle).returncode == 0
+    config = image / "etc" / "kuaichu" / "device.toml"
+    edited = config.read_text().replace("led_pin = 22", "led_pin = 24")  # rewired on the unit
+    assert edited != config.read_text()
+    config.write_text(edited)
+    old_cert = (image / "etc" / "kuaichu" / "device.crt").read_bytes()
+
+    assert provision("rotate", "car-0002", "--dir", str(fleet)).returncode == 0
+    done = install(image, bundle)
+    assert done.returncode == 0, done.stderr
+    assert "device.toml.previous" in done.stdout
+    installed = image / "etc" / "kuaichu"
+    assert (installed / "device.crt").read_bytes() != old_cert
+    for name in ("device.crt", "device.key", "device.toml"):
+        assert (installed / name).read_bytes() == (fleet / "devices" / "car-0002" / name).read_bytes()
+    assert (installed / "device.toml.previous").read_text() == edited
+    assert stat.S_IMODE((installed / "device.toml.previous").stat().st_mode) == 0o640
+
+
+def rebundle(source: Path, target: Path, change: dict[str, bytes | None], extra: tarfile.TarInfo | None = None) -> Path:
+    """A copy of a device's bundle with files replaced (None: left out) and perhaps one member added."""
+    with tarfile.open(target, "w:gz") as tar:
+        tar.add(source, arcname=source.name, recursive=False)
+        for path in sorted(source.iterdir()):
+            data = change.get(path.name, path.read_bytes())
+            if data is not None:
+                info = tarfile.TarInfo(f"{source.name}/{path.name}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        if extra is not None:
+            tar.addfile(extra, io.BytesIO(b"x" * extra.size))
+    return target
+
+
+def bad_bundles(fleet: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """Bundles the installer must refuse, each with what its message must say."""
+    car1, car2 = fleet / "devices" / "car-0001", fleet / "devices" / "car-0002"
+    good = (fleet / "devices" / "car-0001.tar.gz").read_bytes()
+    config = (car1 / "device.toml").read_text()
+    (folder / "not-an-archive.tar.gz").write_bytes(b"car-0001 bundle, honest" * 40)
+    (folder / "truncated.tar.gz").write_bytes(good[: len(good) // 2])
+    escaping = tarfile.TarInfo("car-0001/../../etc/cron.d/evil")
+    escaping.size = 1
+    link = tarfile.TarInfo("car-0001/device.key")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+
+    def variant(name: str, change: dict[str, bytes | None], extra: tarfile.TarInfo | None = None) -> Path:
+        return rebundle(car1, folder / f"{name}.tar.gz", change, extra)
+
+    return {
+        "missing": (folder / "nowhere.tar.gz", "no such file"),
+        "not an archive": (folder / "not-an-archive.tar.gz", "not a readable .tar.gz"),
+        "truncated": (folder / "truncated.tar.gz", "not a readable .tar.gz"),
+        "no key": (variant("no-key", {"device.key": None}), "lacks device.key"),
+        "another unit's key": (
+            variant("other-key", {"device.key": (car2 / "device.key").read_bytes()}),
+            "device.key does not belong to device.crt",
+        ),
+        "not a certificate": (
+            variant("garbled", {"device.crt": b"-----BEGIN CERTIFICATE-----\nnope\n"}),
+            "device.crt is not a PEM certificate",
+        ),
+        "not a key": (variant("garbled-key", {"device.key": b"secret"}), "device.key is not a PEM private key"),
+        "member outside the folder": (variant("escaping", {}, escaping), "unexpected member"),
+        "key as a link": (variant("link", {"device.key": None}, link), "not a plain file"),
+        "another unit's config": (
+            variant("other-config", {"device.toml": (car2 / "device.toml").read_bytes()}),
+            "device.id is 'car-0002'",
+        ),
+        "key expected elsewhere": (
+            variant("elsewhere", {"device.toml": config.replace("/etc/kuaichu/device.key", "/home/pi/k").encode()}),
+            "broker.tls.key_file is '/home/pi/k'",
+        ),
+        "outbox outside the state directory": (
+            variant("outbox", {"device.toml": config.replace('"/var/lib/kuaichu"', '"/home/pi/outbox"').encode()}),
+            "device.data_dir is '/home/pi/outbox'",
+        ),
+        "not TOML": (variant("toml", {"device.toml": b"[device\n"}), "not valid TOML"),
+    }
+
+
+def test_a_bad_bundle_is_refused_by_name_and_changes_nothing(fleet: Path, image: Path, tmp_path: Path) -> None:
+    bundles = bad_bundles(fleet, tmp_path)
+    # Into a fresh image: not even the user is created.
+    fresh = snapshot(image)
+    done = install(image, bundles["another unit's key"][0])
+    assert done.returncode == 1
+    assert snapshot(image) == fresh
+
+    # Over an installed unit: what it runs on stays as it was.
+    assert install(image, fleet / "devices" / "car-0001.tar.gz").returncode == 0
+    installed = snapshot(image)
+    for case, (bundle, message) in bundles.items():
+        done = install(image, bundle)
+        assert done.returncode == 1, case
+        assert done.stderr.startswith(f"install-pi.sh: bundle {bundle}: "), (case, done.stderr)
+        assert message in done.stderr, (case, done.stderr)
+        assert done.stdout == "", case
+        assert snapshot(image) == installed, case
+
+
+def test_the_wrong_system_or_a_root_without_skips_is_refused(fleet: Path, image: Path) -> None:
+    bundle = fleet / "devices" / "car-0001.tar.gz"
+    fresh = snapshot(image)
+    refusals = {
+        "needs apt and pip skipped": subprocess.run(
+            ["bash", str(SCRIPT), "--root", str(image), "--skip-apt", str(bundle)], capture_output=True, text=True
+        ),
+        "one bundle": install(image, bundle, str(bundle)),
+        "unknown option": install(image, bundle, "--force"),
+    }
+    (image / "etc" / "os-release").write_text('VERSION_ID="11"\nVERSION_CODENAME=bullseye\nID=debian\n')
+    refusals["bullseye"] = install(image, bundle)
+    (image / "etc" / "os-release").write_text(fresh["etc/os-release"][3].decode())
+    for case, done in refusals.items():
+        assert done.returncode == 1, case
+        assert snapshot(image) == fresh, case
+    assert "pass --skip-apt and --skip-venv" in refusals["needs apt and pip skipped"].stderr
+    assert "one bundle at a time" in refusals["one bundle"].stderr
+    assert "unknown option --force" in refusals["unknown option"].stderr
+    assert "bookworm" in refusals["bullseye"].stderr and "'bullseye'" in refusals["bullseye"].stderr
