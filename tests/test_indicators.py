@@ -126,6 +126,24 @@ async def test_beeps(rig: Rig) -> None:
     assert lit_times(rig.buzzer)[0] > 4 * short
 
 
+async def test_holding_steady_stops_the_patterns_until_the_next_signal(rig: Rig) -> None:
+    rig.indicators.show(Signal.REPORTING)
+    rig.indicators.beep(Beep.FAILURE)
+    rig.indicators.hold_steady(led=False, buzzer=True)
+    rig.led.clear_states()
+    rig.buzzer.clear_states()
+    await asyncio.sleep(0.5)
+    assert (values(rig.led), values(rig.buzzer)) == ([False], [True])  # no blink, no end of the beep
+
+    rig.indicators.hold_steady(led=True, buzzer=False)
+    assert (rig.led.state, rig.buzzer.state) == (True, False)
+    assert rig.indicators.shown is None
+    rig.indicators.show(Signal.REPORTING)  # the pattern shown before is shown again, not skipped
+    rig.led.clear_states()
+    await asyncio.sleep(0.5)
+    assert len(values(rig.led)) >= 4  # blinking again
+
+
 async def test_close_switches_everything_off() -> None:
     made = Rig()
     made.indicators.show(Signal.CONNECTED)

@@ -120,6 +120,20 @@ class Indicators:
         pattern = _BUZZER[cue]
         self._buzzer.beep(on_time=pattern.on_s, off_time=pattern.off_s, n=pattern.n)
 
+    def hold_steady(self, *, led: bool, buzzer: bool) -> None:
+        """Hold the LED and the buzzer on or off with no pattern, so that the self-test can read
+        each pin back; the next ``show`` or ``beep`` takes over again."""
+        self._shown = None
+        self._led.source = None
+        if led:
+            self._led.on()
+        else:
+            self._led.off()
+        if buzzer:
+            self._buzzer.on()
+        else:
+            self._buzzer.off()
+
     def close(self) -> None:
         """Stop the patterns, switch both off and release the pins."""
         self._led.source = None
