@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 CLIP_RATE = 16000
 CLIPS_DIR = Path(str(files("device.prompts")))
 
-# The sentence each prompt key speaks. The keys are what ``device.reporting.Prompt`` names.
+# The sentence each prompt key speaks: what ``device.reporting.Prompt`` names, and the self-test's requests.
 PROMPT_TEXTS: dict[str, str] = {
     "safety": "请将车辆移至安全地点，在车后方五十至一百米处放置警告标志，高速公路一百五十米以外",
     "reporting": "正在报警，请稍候",
@@ -31,6 +31,9 @@ PROMPT_TEXTS: dict[str, str] = {
     "retrying": "网络中断，正在重试",
     "failed": "报警失败，请拨打122",
     "dispatcher": "民警将通过视频与您联系",
+    # Requests of ``kuaichu device selftest`` to the technician at the unit.
+    "selftest_button": "请按住报警按钮",
+    "selftest_hazard": "请打开双闪灯",
 }
 # Characters a case number is spelt with; each has a clip ``char-{c}.wav``.
 SPELLABLE = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
