@@ -17,8 +17,11 @@ import pytest
 
 from device.config import DeviceConfig
 from device.hal.audio import tone
+from device.hal.audio_simulated import SimulatedAudio
 from device.hal.pins import make_pin_factory
+from device.hal.prompts import Prompts
 from device.selftest.run import SelfTestError, SelfTestOptions, run_selftest
+from device.selftest.technician import Technician, check_hazard
 from device.selftest.tone import TONE_HZ, listen_for
 from device.sim.control import ControlServer, send_control
 from protocol.messages import Ack, CheckStatus, SelfTest, decode
@@ -261,6 +264,19 @@ async def test_cli_exit_codes_for_configuration_errors(tmp_path: Path) -> None:
 
     code, out = await run_cli("--config", str(bad), "--json", str(tmp_path / "no" / "such" / "r.json"))
     assert code == 2
+
+
+async def test_a_kiosk_skips_the_hazard_check(fleet_pki: pki.FleetPki, tmp_path: Path) -> None:
+    data = device_config(tmp_path, 1883, "kiosk-st-01").model_dump()
+    del data["vehicle"]
+    data["device"]["kind"] = "kiosk"
+    data["site"] = {"name": "昆明站", "lat": 25.0193, "lon": 102.7223}
+    kiosk = DeviceConfig.model_validate(data)
+    technician = Technician(Prompts(SimulatedAudio(kiosk.audio)), asyncio.Queue())
+
+    outcome = await check_hazard(technician, kiosk, timeout_s=1)
+
+    assert (outcome.status, outcome.detail) == (SKIP, "a kiosk has no hazard-warning input")
 
 
 def test_the_tone_stands_out_of_noise_and_silence_is_not_a_tone() -> None:

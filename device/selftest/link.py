@@ -73,9 +73,12 @@ class SelfTestLink:
             facts = await asyncio.to_thread(read_certificate, tls, self._device_id, datetime.now(UTC))
         # No session is kept after the run: acks for the firmware must not pile up in it.
         broker = self._cfg.broker.model_copy(update={"session_expiry_s": 0})
-        started = time.monotonic()
         try:
             client = make_client(broker, self._device_id + CLIENT_SUFFIX, clean_start=True)
+        except OSError as exc:  # ssl.SSLError is one: a key that does not match its certificate
+            return Outcome.failed(f"cannot load the TLS files of [broker.tls] ({exc})" + _because(facts))
+        started = time.monotonic()
+        try:
             await client.__aenter__()
         except (aiomqtt.MqttError, OSError) as exc:
             return Outcome.failed(f"{self.where} did not accept the connection ({exc})" + _because(facts))
