@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from device.call.agent import CallAgent
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from device.link import Link
@@ -40,7 +41,7 @@ from device.reporting import (
 from device.reports import build_heartbeat, build_report
 from kuaichu.version import FIRMWARE
 from protocol.ids import new_report_id
-from protocol.messages import Ack, DeviceKind, Report, Trigger, encode
+from protocol.messages import Ack, Command, DeviceKind, Report, Trigger, encode
 from protocol.topics import Channel
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class DeviceApp:
         self.hw = hardware
         self.machine = ReportingMachine()
         self.outbox = Outbox(cfg.device.data_dir / "outbox.sqlite")
-        self.link = Link(cfg.broker, cfg.device.id, FIRMWARE, self._on_ack, self._on_link)
+        self.link = Link(cfg.broker, cfg.device.id, FIRMWARE, self._on_ack, self._on_link, self._on_command)
+        self.call = CallAgent(cfg, hardware, self.link.publish, self.link.connected)
         self._lock = asyncio.Lock()  # one event at a time through the machine, effects in order
         self._wake = asyncio.Event()  # the sender has something new to look at
         self._speech: asyncio.Queue[Say | SayCaseNo] = asyncio.Queue()
@@ -86,6 +88,7 @@ class DeviceApp:
                     group.create_task(self._speaker(), name="speech"),
                 ]
         finally:
+            await self.call.stop()
             await self.hw.stop()
             await self.outbox.close()
 
@@ -119,9 +122,14 @@ class DeviceApp:
             )
             await self._event(Accepted(ack.report_id, ack.case_no))
             self.case_numbers.put_nowait(ack.case_no)
+            if self.cfg.webrtc.call_on_accept:
+                self.call.start(ack.report_id, ack.case_no)
         elif ack.status == "refused":
             logger.error("%s: report %s refused by the server: %s", self.tag, ack.report_id, ack.reason)
             await self._event(Refused(ack.report_id, ack.reason or ""))
+
+    def _on_command(self, command: Command) -> None:
+        self.call.on_command(command)
 
     async def _on_link(self, up: bool) -> None:
         if up:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from kuaichu.configfile import ConfigSection, load_config
+from kuaichu.ice import IceServer
 from kuaichu.mqtt import BrokerSection
 from protocol.messages import DeviceId, DeviceKind, Latitude, Longitude, Plate, ShortText, Vin
 
@@ -98,28 +99,19 @@ class ReportSection(ConfigSection):
     case_hold_s: float = Field(default=1800, gt=0, description="after this the device is ready for a new report")
 
 
-class IceServer(ConfigSection):
-    """One STUN or TURN server, as WebRTC's RTCIceServer takes it."""
-
-    urls: list[Annotated[str, Field(pattern=r"^(stun|stuns|turn|turns):[^\s/?#]+(\?transport=(udp|tcp))?$")]] = Field(
-        min_length=1, max_length=4
-    )
-    username: str | None = Field(default=None, max_length=128)
-    credential: str | None = Field(default=None, max_length=256)
-
-    @model_validator(mode="after")
-    def _turn_has_credentials(self) -> Self:
-        if any(u.startswith("turn") for u in self.urls) and (self.username is None or self.credential is None):
-            raise ValueError("a TURN server needs username and credential")
-        return self
-
-
 class WebRtcSection(ConfigSection):
+    call_on_accept: bool = Field(default=True, description="start the live call when the server accepts a report")
     ice_servers: list[IceServer] = Field(
         default_factory=list,
         max_length=8,
         description="STUN/TURN servers for the live video; none means direct connections only (same network)",
     )
+    answer_timeout_s: float = Field(default=15, gt=0, le=120, description="wait this long for the server's answer")
+    reconnect_after_s: float = Field(
+        default=4, gt=0, le=60, description="a connection disconnected this long is renegotiated"
+    )
+    max_call_min: float = Field(default=60, gt=0, le=24 * 60, description="a call ends by itself after this long")
+    relay_only: bool = Field(default=False, description="use TURN relay candidates only (networks that block UDP)")
 
 
 class DeviceConfig(ConfigSection):

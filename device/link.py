@@ -17,7 +17,7 @@ import aiomqtt
 
 from kuaichu.mqtt import BrokerSection, make_client
 from protocol import ProtocolError
-from protocol.messages import Ack, Presence, decode, encode
+from protocol.messages import Ack, Command, Presence, decode, encode
 from protocol.topics import Channel, device_topic
 
 logger = logging.getLogger(__name__)
@@ -31,12 +31,14 @@ class Link:
         firmware: str,
         on_ack: Callable[[Ack], Awaitable[None]],
         on_change: Callable[[bool], Awaitable[None]],
+        on_command: Callable[[Command], None],
     ) -> None:
         self._broker = broker
         self._device_id = device_id
         self._firmware = firmware
         self._on_ack = on_ack
         self._on_change = on_change
+        self._on_command = on_command
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
 
@@ -90,8 +92,15 @@ class Link:
                 logger.error("device %s: unreadable ack refused: %s (%s)", self._device_id, exc.reason, exc.detail)
                 return
             await self._on_ack(ack)
+        elif topic == self.topic(Channel.CMD):
+            try:
+                command = decode(Command, payload)
+            except ProtocolError as exc:
+                logger.error("device %s: command refused: %s (%s)", self._device_id, exc.reason, exc.detail)
+                return
+            self._on_command(command)
         else:
-            logger.info("device %s: command on %s not supported by this firmware; ignored", self._device_id, topic)
+            logger.info("device %s: message on %s not expected; ignored", self._device_id, topic)
 
     async def publish(self, channel: Channel, payload: bytes, qos: int = 1) -> bool:
         """Send and, for QoS 1, wait for the broker's PUBACK; False if the link is down or drops."""

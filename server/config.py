@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from kuaichu.configfile import ConfigSection, load_config
+from kuaichu.ice import IceServer
 from kuaichu.mqtt import LOOPBACK, BrokerSection
 
 
@@ -55,6 +56,23 @@ class FleetSection(ConfigSection):
     )
 
 
+class CallsSection(ConfigSection):
+    media: bool = Field(
+        default=True, description="this worker answers the devices' live calls (exactly one worker may)"
+    )
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, max_length=8, description="for this server and the consoles"
+    )
+    segment_s: float = Field(
+        default=10, ge=2, le=300, description="recording segment length; a crash loses at most one"
+    )
+    fps: int = Field(default=15, ge=1, le=60, description="the recording's nominal frame rate")
+    reconnect_grace_s: float = Field(
+        default=120, gt=0, le=3600, description="a call whose device does not come back this long is ended"
+    )
+    max_call_min: float = Field(default=60, gt=0, le=24 * 60)
+
+
 class ServerConfig(ConfigSection):
     server: ServerSection
     broker: BrokerSection
@@ -63,12 +81,17 @@ class ServerConfig(ConfigSection):
     geo: GeoSection = GeoSection()
     demo: DemoSection = DemoSection()
     fleet: FleetSection = FleetSection()
+    calls: CallsSection = CallsSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:
         if not self.http.secure_cookies and self.http.host not in LOOPBACK:
             raise ValueError("http.secure_cookies may be false only on a loopback address")
         return self
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.server.data_dir / "evidence"
 
     @property
     def database_url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ import uvicorn
 
 from server.api.app import create_app
 from server.api.state import ServerState
+from server.calls.manager import CallManager
+from server.calls.signalling import Signalling
+from server.calls.store import CallStore
 from server.cases import CaseStore
 from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker, make_sync_engine, upgrade_schema
@@ -60,6 +64,15 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
         state, devices = await open_state(cfg, stack)
         intake = Intake(cfg, state.cases, devices, state.hub)
+        signalling = Signalling(cfg) if cfg.calls.media else None
+        if signalling is not None:
+            calls = CallManager(
+                cfg.calls, CallStore(state.cases.sessions, cfg.evidence_dir), state.hub, signalling.publish
+            )
+            signalling.manager = calls
+            stack.push_async_callback(calls.close)
+            await calls.recover()
+            state = dataclasses.replace(state, calls=calls)
         http = _EmbeddedHttp(
             uvicorn.Config(
                 create_app(state),
@@ -75,12 +88,16 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),
         ]
+        if signalling is not None:
+            tasks.append(asyncio.create_task(signalling.run(), name="calls"))
         try:
             # Everything loaded at start-up lives as long as the worker: keep it out of the
             # collector's full scans, which otherwise stall intake for tens of milliseconds.
             gc.freeze()
             if ready is not None:
                 await intake.connected.wait()
+                if signalling is not None:
+                    await signalling.connected.wait()
                 while not http.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
                     await asyncio.sleep(0.02)
                 ready.set()
@@ -93,6 +110,6 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         finally:
             http.should_exit = True
             for task in tasks:
-                if task.get_name() == "intake":
+                if task.get_name() in ("intake", "calls"):
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.calls.manager import CallManager
 from server.cases import CaseStore
 from server.config import ServerConfig
 from server.devices import DeviceStore
@@ -19,3 +20,4 @@ class ServerState:
     devices: DeviceStore
     hub: CaseHub
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    calls: CallManager | None = None  # on the worker that takes the live calls

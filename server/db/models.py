@@ -116,6 +116,44 @@ class Case(Base):
     unit: Mapped[Unit] = relationship(lazy="joined")
 
 
+class Call(Base):
+    """One live call: offered by the device when its report was accepted; one record however often
+    the connection had to be renegotiated."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(26), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    device_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(12))  # connecting / live / reconnecting / ended
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime]
+    live_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(120))
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Evidence(Base):
+    """A file kept as evidence of a case (a recording segment, a still), with its SHA-256 taken
+    when the file was closed, so that any later change to it shows."""
+
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    call_id: Mapped[str | None] = mapped_column(String(26), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # recording / still
+    path: Mapped[str] = mapped_column(String(260), unique=True, comment="relative to the evidence folder")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    media_start: Mapped[datetime | None] = mapped_column(comment="wall-clock time of the first media in the file")
+    media_end: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), comment="who asked for it, if anyone")
+    note: Mapped[str | None] = mapped_column(String(120))
+
+
 class CaseCounter(Base):
     """The last sequence number used per unit and local day, for human-readable case numbers."""
 

@@ -1,0 +1,1 @@
+"""The device's side of the live video call that follows an accepted report."""

@@ -1,0 +1,107 @@
+"""The unit's camera and microphone as WebRTC tracks, and the remote voice onto its speaker.
+
+Tracks read the hardware layer's shared streams (``Camera.next_frame``, ``Audio.read_chunk``), so
+the call never competes with anything else for the camera or microphone; encoding happens on
+aiortc's executor, not on the event loop. Timestamps come from the capture clock, so audio and
+video stay in step even when the camera's rate wanders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import time
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from device.hal.audio import SAMPLE_BYTES, Audio, AudioError
+from device.hal.camera import Camera, CameraError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_CLOCK = fractions.Fraction(1, 90000)
+# How much of the dispatcher's voice may wait for the speaker before the oldest is dropped:
+# a live conversation must not drift behind.
+SPEAKER_BACKLOG = 4
+
+
+class CameraTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, camera: Camera) -> None:
+        super().__init__()
+        self._camera = camera
+        self._start = time.monotonic()
+
+    async def recv(self) -> av.VideoFrame:
+        try:
+            image = await self._camera.next_frame()
+        except CameraError as exc:
+            self.stop()
+            raise MediaStreamError(str(exc)) from None
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = round((time.monotonic() - self._start) * 90000)
+        frame.time_base = VIDEO_CLOCK
+        return frame
+
+
+class MicrophoneTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, audio: Audio) -> None:
+        super().__init__()
+        self._audio = audio
+        self._samples = 0
+        self._clock = fractions.Fraction(1, audio.sample_rate)
+
+    async def recv(self) -> av.AudioFrame:
+        try:
+            pcm = await self._audio.read_chunk()
+        except AudioError as exc:
+            self.stop()
+            raise MediaStreamError(str(exc)) from None
+        samples = len(pcm) // SAMPLE_BYTES
+        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
+        frame.planes[0].update(pcm)
+        frame.sample_rate = self._audio.sample_rate
+        frame.pts = self._samples
+        frame.time_base = self._clock
+        self._samples += samples
+        return frame
+
+
+async def play_remote_voice(track: MediaStreamTrack, audio: Audio) -> None:
+    """Until the track ends: the far end's voice, resampled to the sound card's rate, on the speaker."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=audio.sample_rate)
+    playing: list[asyncio.Task[None]] = []
+    try:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            for out in resampler.resample(frame):
+                for task in [t for t in playing if t.done()]:
+                    playing.remove(task)
+                    if not task.cancelled() and isinstance(task.exception(), AudioError):
+                        logger.warning(
+                            "call: the speaker is unavailable (%s); the voice is not played", task.exception()
+                        )
+                        return
+                if len(playing) >= SPEAKER_BACKLOG:
+                    continue  # the speaker is behind: drop this 20 ms rather than fall further behind
+                # Each play queues its samples on its first step, and tasks start in creation
+                # order, so the voice is played in order without waiting for each piece.
+                playing.append(asyncio.create_task(audio.play(out.to_ndarray().tobytes())))
+    finally:
+        for task in playing:
+            task.cancel()
+        for task in playing:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

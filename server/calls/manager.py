@@ -1,0 +1,376 @@
+"""Every live call of this worker: answering the devices, serving the consoles, recording.
+
+A call is the device's: it offers when its report is accepted, and offers again (same ``call_id``,
+next ``attempt``) whenever its connection is lost. The server answers each offer with a fresh
+peer connection and swaps the new tracks in under the ``SteadyTrack``s that consoles and the
+recorder read, so a console keeps its connection and the recording keeps going. A console that
+joins gets its own peer connection from the relay, and its microphone becomes the device's
+``VoiceToDevice``. Only the worker with ``[calls] media`` on takes calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+
+from protocol.messages import CallSignal, Command, encode, utc_iso
+from protocol.topics import Channel, device_topic
+from server.calls.media import SteadyTrack, VoiceToDevice
+from server.calls.recorder import Segment, SegmentRecorder, sha256_of
+from server.calls.store import CallStore
+from server.cases import now_utc
+from server.config import CallsSection
+from server.db.models import Case
+from server.events import CaseHub
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, int], Awaitable[None]]
+ACTIVE = ("connecting", "live", "reconnecting")
+
+
+class CallError(Exception):
+    """A console's request about a call that cannot be granted; the message is for the operator."""
+
+
+@dataclass
+class LiveCall:
+    call_id: str
+    device_id: str
+    case_id: int
+    case_no: str
+    unit: str
+    started_at: datetime
+    recorder: SegmentRecorder
+    relay: MediaRelay = field(default_factory=MediaRelay)
+    video: SteadyTrack = field(default_factory=lambda: SteadyTrack("video"))
+    audio: SteadyTrack = field(default_factory=lambda: SteadyTrack("audio"))
+    voice: VoiceToDevice = field(default_factory=VoiceToDevice)
+    state: str = "connecting"
+    attempt: int = 0
+    device_pc: RTCPeerConnection | None = None
+    viewers: dict[str, RTCPeerConnection] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    grace: asyncio.TimerHandle | None = None
+    deadline: asyncio.TimerHandle | None = None
+    answered: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "case_id": self.case_id,
+            "case_no": self.case_no,
+            "device_id": self.device_id,
+            "unit": self.unit,
+            "state": self.state,
+            "started_at": utc_iso(self.started_at),
+            "viewers": len(self.viewers),
+        }
+
+
+class CallManager:
+    def __init__(self, cfg: CallsSection, store: CallStore, hub: CaseHub, publish: Publish) -> None:
+        self._cfg = cfg
+        self._store = store
+        self._hub = hub
+        self._publish = publish
+        self._calls: dict[str, LiveCall] = {}
+        self._segment_writes: set[asyncio.Future[None]] = set()
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        servers = [RTCIceServer(s.urls, s.username, s.credential) for s in self._cfg.ice_servers]
+        return RTCConfiguration(iceServers=servers)  # never aiortc's default public STUN server
+
+    def ice_servers_json(self) -> list[dict[str, Any]]:
+        """What the console's RTCPeerConnection is configured with."""
+        return [s.model_dump(exclude_none=True) for s in self._cfg.ice_servers]
+
+    def active(self, sees: Callable[[str], bool]) -> list[dict[str, Any]]:
+        return [c.summary() for c in self._calls.values() if sees(c.unit)]
+
+    # --- the device's side ------------------------------------------------------------------
+
+    async def on_signal(self, device_id: str, signal: CallSignal) -> None:
+        if signal.type == "hangup":
+            live = self._calls.get(signal.call_id)
+            if live is not None and live.device_id == device_id:
+                await self.end(signal.call_id, f"ended by the device: {signal.reason}", notify_device=False)
+            return
+        try:
+            live = await self._call_for(device_id, signal)
+        except CallError as exc:
+            logger.warning("device %s: call %s offer refused: %s", device_id, signal.call_id, exc)
+            await self._command(device_id, Command(type="call.end", call_id=signal.call_id, reason=str(exc)[:120]))
+            return
+        if signal.attempt <= live.attempt:
+            logger.info("call %s: stale offer (attempt %d) ignored", live.call_id, signal.attempt)
+            return
+        await self._answer_device(live, signal)
+
+    async def _call_for(self, device_id: str, signal: CallSignal) -> LiveCall:
+        live = self._calls.get(signal.call_id)
+        if live is not None:
+            if live.device_id != device_id:
+                raise CallError("this call belongs to another device")
+            return live
+        case = await self._store.case_of_report(signal.report_id)
+        if case is None or case.device_id != device_id or case.case_no != signal.case_no:
+            raise CallError("no such case for this device")
+        record = await self._store.get(signal.call_id)
+        if record is not None and (record.state == "ended" or record.case_id != case.id):
+            raise CallError("this call has ended")
+        now = now_utc()
+        if record is None:
+            await self._store.open(signal.call_id, case, device_id, now)
+            logger.info("call %s: case %s, device %s", signal.call_id, case.case_no, device_id)
+        else:
+            logger.info("call %s resumed after a server restart", signal.call_id)
+        live = self._start(signal.call_id, device_id, case, record.started_at if record else now)
+        live.attempt = record.attempts if record else 0
+        return live
+
+    def _start(self, call_id: str, device_id: str, case: Case, started_at: datetime) -> LiveCall:
+        folder = self._store.evidence_dir / case.case_no
+        recorder = SegmentRecorder(
+            folder,
+            f"call-{call_id}",
+            self._cfg.segment_s,
+            self._cfg.fps,
+            lambda segment: self._spawn_for(call_id, self._segment_closed(case.id, call_id, segment)),
+        )
+        live = LiveCall(call_id, device_id, case.id, case.case_no, case.unit_adcode, started_at, recorder)
+        self._calls[call_id] = live
+        self._spawn(live, self._feed_recorder(live, live.video, "video"))
+        self._spawn(live, self._feed_recorder(live, live.audio, "device"))
+        live.deadline = asyncio.get_running_loop().call_later(
+            self._cfg.max_call_min * 60, self._end_soon, call_id, "longest call time reached"
+        )
+        self._event(live)
+        return live
+
+    async def _answer_device(self, live: LiveCall, signal: CallSignal) -> None:
+        pc = RTCPeerConnection(self.rtc_configuration())
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            (live.video if track.kind == "video" else live.audio).attach(track)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if live.device_pc is not pc:
+                return  # an older connection of this call winding down
+            state = pc.connectionState
+            logger.info("call %s attempt %d: device %s", live.call_id, signal.attempt, state)
+            if state == "connected":
+                await self._set_state(live, "live")
+            elif state in ("disconnected", "failed", "closed") and live.state != "ended":
+                await self._set_state(live, "reconnecting")
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=signal.sdp or "", type="offer"))
+            pc.addTrack(live.relay.subscribe(live.voice, buffered=False))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, TypeError, AttributeError) as exc:
+            await pc.close()
+            logger.warning("call %s: offer %d unusable: %s", live.call_id, signal.attempt, exc)
+            await self._command(live.device_id, Command(type="call.end", call_id=live.call_id, reason="offer unusable"))
+            if live.device_pc is None:
+                await self.end(live.call_id, "the device's offer was unusable", notify_device=False)
+            return
+        old, live.device_pc, live.attempt = live.device_pc, pc, signal.attempt
+        if old is not None:
+            await old.close()
+        await self._store.update(live.call_id, attempts=signal.attempt)
+        answer = Command(type="call.answer", call_id=live.call_id, attempt=signal.attempt, sdp=pc.localDescription.sdp)
+        await self._command(live.device_id, answer)
+
+    async def _set_state(self, live: LiveCall, state: str) -> None:
+        if live.state == state or live.state == "ended":
+            return
+        first_live = state == "live" and live.state == "connecting"
+        live.state = state
+        if live.grace is not None:
+            live.grace.cancel()
+            live.grace = None
+        if state == "reconnecting":
+            loop = asyncio.get_running_loop()
+            live.grace = loop.call_later(
+                self._cfg.reconnect_grace_s, self._end_soon, live.call_id, "the device did not come back"
+            )
+        await self._store.update(live.call_id, state=state, **({"live_at": now_utc()} if first_live else {}))
+        self._event(live)
+
+    # --- the consoles' side -----------------------------------------------------------------
+
+    async def join(
+        self, call_id: str, viewer: str, operator_id: int, sees: Callable[[str], bool], offer_sdp: str
+    ) -> str:
+        """A console's offer (video to receive, its microphone to send); returns the answer SDP."""
+        live = self._calls.get(call_id)
+        if live is None or not sees(live.unit):
+            raise CallError("no such call")  # someone else's call is absent, not forbidden
+        pc = RTCPeerConnection(self.rtc_configuration())
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._spawn(live, self._dispatcher_voice(live, track))
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            pc.addTrack(live.relay.subscribe(live.video, buffered=False))
+            pc.addTrack(live.relay.subscribe(live.audio, buffered=False))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, TypeError, AttributeError) as exc:
+            await pc.close()
+            logger.warning("call %s: console offer unusable: %s", call_id, exc)
+            raise CallError("the console's offer is unusable") from None
+        old = live.viewers.pop(viewer, None)
+        if old is not None:
+            await old.close()  # the same console again (a reloaded tab): its old connection goes
+        live.viewers[viewer] = pc
+        if not live.answered:
+            live.answered = True
+            await self._store.update(call_id, answered_by=operator_id)
+        logger.info("call %s: operator %d watching", call_id, operator_id)
+        self._event(live)
+        return pc.localDescription.sdp
+
+    async def leave(self, viewer: str) -> None:
+        """A console went away (its socket closed): its connections close, the call goes on."""
+        for live in list(self._calls.values()):
+            pc = live.viewers.pop(viewer, None)
+            if pc is not None:
+                await pc.close()
+                self._event(live)
+
+    async def end_by(self, call_id: str, operator_id: int, sees: Callable[[str], bool]) -> None:
+        live = self._calls.get(call_id)
+        if live is None or not sees(live.unit):
+            raise CallError("no such call")
+        await self._store.update(call_id, ended_by=operator_id)
+        await self.end(call_id, "ended by the dispatcher")
+
+    async def end(self, call_id: str, reason: str, *, notify_device: bool = True) -> None:
+        live = self._calls.pop(call_id, None)
+        if live is None:
+            return
+        live.state = "ended"
+        logger.info("call %s ended: %s", call_id, reason)
+        if notify_device:
+            await self._command(live.device_id, Command(type="call.end", call_id=call_id, reason=reason[:120]))
+        await self._close_media(live)
+        await self._store.update(call_id, state="ended", ended_at=now_utc(), end_reason=reason[:120])
+        self._event(live)
+
+    async def close(self) -> None:
+        """The worker stops: recordings are closed cleanly, calls stay open for the device to resume."""
+        for live in list(self._calls.values()):
+            self._calls.pop(live.call_id, None)
+            await self._close_media(live)
+
+    async def _close_media(self, live: LiveCall) -> None:
+        for timer in (live.grace, live.deadline):
+            if timer is not None:
+                timer.cancel()
+        pcs = [pc for pc in (live.device_pc, *live.viewers.values()) if pc is not None]
+        live.viewers.clear()
+        await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+        live.video.stop()
+        live.audio.stop()
+        live.voice.stop()
+        for task in list(live.tasks):
+            task.cancel()
+        await asyncio.gather(*live.tasks, return_exceptions=True)
+        await live.recorder.stop()
+        await asyncio.gather(*self._segment_writes, return_exceptions=True)  # the last one is in
+
+    # --- recording ------------------------------------------------------------------------------
+
+    async def _feed_recorder(self, live: LiveCall, track: SteadyTrack, kind: str) -> None:
+        source = live.relay.subscribe(track, buffered=False)
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await source.recv()
+                if isinstance(frame, av.VideoFrame):
+                    live.recorder.video(frame)
+                elif isinstance(frame, av.AudioFrame):
+                    live.recorder.audio(kind, frame)
+
+    async def _dispatcher_voice(self, live: LiveCall, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.AudioFrame):
+                    live.voice.speak(frame)
+                    live.recorder.audio("dispatcher", frame)
+
+    async def _segment_closed(self, case_id: int, call_id: str, segment: Segment) -> None:
+        await self._store.add_segment(case_id, call_id, segment, now_utc())
+        logger.info("call %s: recording segment %s kept (sha256 %s)", call_id, segment.path.name, segment.sha256)
+
+    async def recover(self) -> int:
+        """At start-up: recording files a crash left unregistered become evidence (hashed now,
+        noted as recovered); returns how many."""
+        known = await self._store.known_paths()
+        recovered = 0
+        for call in await self._store.unfinished():
+            case = await self._store.case_by_id(call.case_id)
+            if case is None:
+                continue
+            folder = self._store.evidence_dir / case.case_no
+            for path in sorted(folder.glob(f"call-{call.call_id}-*.mkv")):
+                if str(path.relative_to(self._store.evidence_dir)) in known:
+                    continue
+                stat = await asyncio.to_thread(path.stat)
+                digest = await asyncio.to_thread(sha256_of, path)
+                modified = datetime.fromtimestamp(stat.st_mtime, now_utc().tzinfo)
+                segment = Segment(path, digest, stat.st_size, modified, modified)
+                await self._store.add_segment(
+                    call.case_id, call.call_id, segment, now_utc(), "recovered after a restart"
+                )
+                recovered += 1
+                logger.warning("call %s: segment %s recovered after a restart", call.call_id, path.name)
+        return recovered
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    async def _command(self, device_id: str, command: Command) -> None:
+        await self._publish(device_topic(device_id, Channel.CMD), encode(command), 1)
+
+    def _event(self, live: LiveCall) -> None:
+        event = json.dumps({"type": "call.state", "call": live.summary()}, ensure_ascii=False)
+        self._hub.deliver(live.unit, event)
+
+    def _end_soon(self, call_id: str, reason: str) -> None:
+        task = asyncio.ensure_future(self.end(call_id, reason))
+        task.add_done_callback(_log_failure)
+
+    def _spawn(self, live: LiveCall, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        live.tasks.add(task)
+        task.add_done_callback(live.tasks.discard)
+        task.add_done_callback(_log_failure)
+
+    def _spawn_for(self, call_id: str, coro: Awaitable[None]) -> None:
+        # A call's last segment closes while the call is being taken down: not one of its tasks.
+        task = asyncio.ensure_future(coro)
+        self._segment_writes.add(task)
+        task.add_done_callback(self._segment_writes.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("call task failed", exc_info=task.exception())

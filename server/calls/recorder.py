@@ -1,0 +1,202 @@
+"""A call's recording: video and both voices, in short self-contained segments, encoded off the loop.
+
+Evidence must survive the call dying and the server dying. So the recording is a series of
+Matroska files of ``segment_s`` each (H.264 video, 16 kHz PCM for the device's and the
+dispatcher's audio), every one closed, hashed (SHA-256) and reported before the next begins: a
+crash loses at most the segment being written, and even that file stays readable up to its last
+cluster. Encoding runs on a thread of its own; the event loop only hands frames over, and a
+recorder that falls behind drops video frames rather than holding up the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import av
+from av.audio.stream import AudioStream
+
+logger = logging.getLogger(__name__)
+
+AUDIO_RATE = 16000
+MS = fractions.Fraction(1, 1000)
+QUEUE_LIMIT = 300  # about 10 s of video and audio; beyond that video frames are dropped
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A closed recording file, as the evidence table keeps it."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    media_start: datetime
+    media_end: datetime
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Writer:
+    """One open segment file; used by the recorder thread only."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: int, started: float) -> None:
+        self.path = path
+        self.started = started  # monotonic time of the segment's zero
+        self.wall_start = datetime.now(UTC)
+        self.last = started
+        self._container = av.open(str(path), "w", format="matroska")
+        video = self._container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.time_base = MS
+        self._video = video
+        self._audio: dict[str, AudioStream] = {}
+        self._next_sample: dict[str, int] = {}
+        for name in ("device", "dispatcher"):
+            stream = self._container.add_stream("pcm_s16le", rate=AUDIO_RATE, layout="mono")
+            stream.metadata["title"] = name
+            self._audio[name] = stream
+            self._next_sample[name] = 0
+        self._resamplers = {
+            name: av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE) for name in self._audio
+        }
+        self._last_video_ms = -1
+
+    def video(self, frame: av.VideoFrame, at: float) -> None:
+        ms = round((at - self.started) * 1000)
+        if ms <= self._last_video_ms:
+            ms = self._last_video_ms + 1
+        self._last_video_ms = ms
+        if frame.width != self._video.width or frame.height != self._video.height or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=self._video.width, height=self._video.height, format="yuv420p")
+        frame.pts, frame.time_base = ms, MS
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        self.last = at
+
+    def audio(self, name: str, frame: av.AudioFrame, at: float) -> None:
+        stream = self._audio[name]
+        for out in self._resamplers[name].resample(frame):
+            # Samples follow each other; a gap in arrival (a lost packet, a silent sender) moves
+            # the next piece to its arrival time, so the voices stay aligned with the picture.
+            due = round((at - self.started) * AUDIO_RATE)
+            pts = max(self._next_sample[name], due - out.samples)
+            out.pts, out.time_base = pts, fractions.Fraction(1, AUDIO_RATE)
+            self._next_sample[name] = pts + out.samples
+            for packet in stream.encode(out):
+                self._container.mux(packet)
+        self.last = max(self.last, at)
+
+    def close(self) -> None:
+        for packet in self._video.encode(None):
+            self._container.mux(packet)
+        for stream in self._audio.values():
+            for packet in stream.encode(None):
+                self._container.mux(packet)
+        self._container.close()
+
+
+class SegmentRecorder:
+    """Feed it frames from the event loop (``video``, ``audio``); ``on_segment`` is called on the
+    loop for every closed file, in order. ``stop`` closes the last one."""
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        segment_s: float,
+        fps: int,
+        on_segment: Callable[[Segment], None],
+    ) -> None:
+        self._folder = folder
+        self._name = name
+        self._segment_s = segment_s
+        self._fps = fps
+        self._on_segment = on_segment
+        self._loop = asyncio.get_running_loop()
+        self._items: queue.Queue[tuple[str, av.VideoFrame | av.AudioFrame, float] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
+        self._stopped = asyncio.Event()
+        self._index = self._next_index()
+        self.dropped_video = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def _next_index(self) -> int:
+        """Segments of an earlier run of the same call (a server restart) are kept: number on."""
+        existing = sorted(self._folder.glob(f"{self._name}-*.mkv")) if self._folder.exists() else []
+        return int(existing[-1].stem.rsplit("-", 1)[1]) + 1 if existing else 1
+
+    def video(self, frame: av.VideoFrame) -> None:
+        if self._items.qsize() > QUEUE_LIMIT:
+            self.dropped_video += 1
+            return
+        self._items.put(("video", frame, time.monotonic()))
+
+    def audio(self, source: str, frame: av.AudioFrame) -> None:
+        self._items.put((source, frame, time.monotonic()))
+
+    async def stop(self) -> None:
+        self._items.put(None)
+        await self._stopped.wait()
+
+    # the recorder thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        writer: _Writer | None = None
+        size = (640, 480)
+        try:
+            while True:
+                item = self._items.get()
+                if item is None:
+                    break
+                kind, frame, at = item
+                if writer is not None and at - writer.started >= self._segment_s and kind == "video":
+                    self._close(writer)  # a new segment starts on a picture, with a key frame
+                    writer = None
+                if writer is None:
+                    if kind != "video":
+                        continue  # a segment begins with a picture; a few ms of voice before it are lost
+                    assert isinstance(frame, av.VideoFrame)
+                    size = (frame.width, frame.height)
+                    path = self._folder / f"{self._name}-{self._index:05d}.mkv"
+                    self._index += 1
+                    writer = _Writer(path, size[0], size[1], self._fps, at)
+                try:
+                    if kind == "video":
+                        assert isinstance(frame, av.VideoFrame)
+                        writer.video(frame, at)
+                    else:
+                        assert isinstance(frame, av.AudioFrame)
+                        writer.audio(kind, frame, at)
+                except (av.FFmpegError, ValueError) as exc:
+                    logger.warning("recorder %s: a %s frame could not be written: %s", self._name, kind, exc)
+        except Exception:
+            logger.exception("recorder %s failed; closing what it has", self._name)
+        finally:
+            if writer is not None:
+                self._close(writer)
+            self._loop.call_soon_threadsafe(self._stopped.set)
+
+    def _close(self, writer: _Writer) -> None:
+        try:
+            writer.close()
+        except Exception:
+            logger.exception("recorder %s: closing %s failed; the file is kept as it is", self._name, writer.path)
+        end = writer.wall_start + timedelta(seconds=writer.last - writer.started)
+        segment = Segment(writer.path, sha256_of(writer.path), writer.path.stat().st_size, writer.wall_start, end)
+        self._loop.call_soon_threadsafe(self._on_segment, segment)

@@ -1,0 +1,82 @@
+"""Call signalling over MQTT: the devices' offers and hang-ups in, answers and ends out.
+
+A connection of its own, apart from the report intake: an SDP is a few kilobytes that must not
+queue behind a burst of reports, nor a report behind a call. The subscription is a plain one,
+because every offer of one call must reach the one worker that holds the call's media; only the
+worker with ``[calls] media`` on opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiomqtt
+
+from kuaichu.mqtt import make_client
+from protocol import ProtocolError
+from protocol.messages import CallSignal, decode
+from protocol.topics import Channel, device_filter, parse_device_topic
+from server.calls.manager import CallManager
+from server.config import ServerConfig
+
+logger = logging.getLogger(__name__)
+
+
+class Signalling:
+    def __init__(self, cfg: ServerConfig) -> None:
+        self._cfg = cfg
+        self._client: aiomqtt.Client | None = None
+        self.manager: CallManager | None = None
+        self.connected = asyncio.Event()
+        self._handling: set[asyncio.Task[None]] = set()
+
+    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        client = self._client
+        if client is None:
+            logger.warning("broker down: %s not sent; the device will offer again", topic)
+            return
+        try:
+            await client.publish(topic, payload, qos=qos, timeout=10)
+        except aiomqtt.MqttError as exc:
+            logger.warning("could not publish %s (%s); the device will offer again", topic, exc)
+
+    async def run(self) -> None:
+        identifier = f"kuaichu-server-{self._cfg.server.worker_id}-calls"
+        backoff = 0.5
+        while True:
+            try:
+                async with make_client(self._cfg.broker, identifier) as client:
+                    await client.subscribe(device_filter(Channel.CALL), qos=1)
+                    self._client = client
+                    self.connected.set()
+                    backoff = 0.5
+                    async for message in client.messages:
+                        self._on_message(message)
+            except aiomqtt.MqttError as exc:
+                logger.warning("call signalling: broker connection lost (%s); retrying in %.1fs", exc, backoff)
+            finally:
+                self._client = None
+                self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        try:
+            device_id, _ = parse_device_topic(message.topic.value)
+            signal = decode(CallSignal, payload)
+        except ProtocolError as exc:
+            logger.warning("call signal on %s refused: %s (%s)", message.topic.value, exc.reason, exc.detail)
+            return
+        if self.manager is None:
+            return
+        task = asyncio.create_task(self.manager.on_signal(device_id, signal))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("call signal handling failed", exc_info=task.exception())
