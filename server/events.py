@@ -16,13 +16,41 @@ QUEUE_LIMIT = 1000
 
 
 class Subscriber:
+    """One console's feed. Events wait here until its sender takes all of them at once: a batch of
+    cases opened together costs the sender one wake-up, not one per case."""
+
     def __init__(self, units: frozenset[str] | None) -> None:
         self.units = units  # None: every unit (admins)
-        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)  # events as JSON text
+        self._events: list[str] = []  # as JSON text
+        self._waiting = asyncio.Event()
         self.overflowed = False
+        self.closed = False
 
     def sees(self, adcode: str) -> bool:
         return self.units is None or adcode in self.units
+
+    def put(self, event: str) -> bool:
+        """Queue ``event``; False if the console already has ``QUEUE_LIMIT`` events waiting."""
+        if len(self._events) >= QUEUE_LIMIT:
+            return False
+        self._events.append(event)
+        self._waiting.set()
+        return True
+
+    def close(self) -> None:
+        """The console went away: wake its sender, which finds nothing more to send."""
+        self.closed = True
+        self._waiting.set()
+
+    async def take(self) -> list[str]:
+        """Every event waiting, in order, once there is at least one; empty once closed."""
+        while not self._events and not self.closed:
+            self._waiting.clear()
+            await self._waiting.wait()
+        if self.closed:
+            return []
+        events, self._events = self._events, []
+        return events
 
 
 class CaseHub:
@@ -40,11 +68,7 @@ class CaseHub:
     def deliver(self, adcode: str, event: str) -> None:
         """Hand one event, already JSON, to every console that serves ``adcode``."""
         for sub in list(self._subscribers):
-            if not sub.sees(adcode):
-                continue
-            try:
-                sub.queue.put_nowait(event)
-            except asyncio.QueueFull:
+            if sub.sees(adcode) and not sub.put(event):
                 # A console that cannot keep up is told to reload rather than shown a queue with holes.
                 sub.overflowed = True
                 self._subscribers.discard(sub)

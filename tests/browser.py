@@ -18,6 +18,9 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
+    # Host candidates as addresses, not mDNS names: aiortc cannot resolve ``.local`` names.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 

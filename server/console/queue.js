@@ -55,6 +55,7 @@ function caseRow(c) {
   const status = el("td", { class: "status" }, c.status === "new" ? "新报警 new" : c.status);
   if (c.flag) status.appendChild(el("div", { class: "flag" }, c.flag));
   row.appendChild(status);
+  row.appendChild(el("td", { class: "call" }));
   return row;
 }
 
@@ -93,9 +94,11 @@ function connect(delay = 500) {
       document.getElementById("fleet-link").hidden = op.role !== "admin";
       await loadQueue();
       setLive("live", "实时 live");
+      window.dispatchEvent(new CustomEvent("kuaichu-queue-loaded", { detail: { ws } }));
     } else if (message.type === "case.new") {
       addCase(message.case, true);
     }
+    window.dispatchEvent(new CustomEvent("kuaichu-message", { detail: { message, ws } }));
   });
   ws.addEventListener("close", () => {
     setLive("down", "连接中断，重连中 reconnecting…");

@@ -1,0 +1,56 @@
+"""What a console may say about calls on its live WebSocket, and the answers it gets.
+
+Joining a call is an SDP offer from the browser (video to receive, its microphone to send), with
+every candidate gathered, and the server's answer; ending one is a message too. Anything
+malformed, or about a call the operator does not serve, gets a ``call.error`` naming the reason,
+and nothing else happens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.ids import REPORT_ID_PATTERN
+from server.api.deps import Operator
+from server.api.state import ServerState
+from server.calls.manager import CallError
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 20 * 1024
+
+
+class ConsoleMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["call.join", "call.end"]
+    call_id: Annotated[str, Field(pattern=REPORT_ID_PATTERN)]
+    sdp: Annotated[str, Field(min_length=10, max_length=16 * 1024)] | None = None
+
+
+async def handle(state: ServerState, operator: Operator, viewer: str, text: str) -> dict[str, Any]:
+    """One message from a console; returns the reply to send it."""
+    try:
+        if len(text) > MAX_MESSAGE_BYTES:
+            raise ValueError("message too large")
+        message = ConsoleMessage.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        logger.warning("operator %d: console message refused: %s", operator.id, str(exc).splitlines()[0])
+        return {"type": "call.error", "call_id": None, "reason": "malformed message"}
+    calls = state.calls
+    if calls is None:
+        return {"type": "call.error", "call_id": message.call_id, "reason": "this server worker does not take calls"}
+    try:
+        if message.type == "call.end":
+            await calls.end_by(message.call_id, operator.id, operator.sees)
+            return {"type": "call.ended", "call_id": message.call_id}
+        if message.sdp is None:
+            raise CallError("a join carries the console's offer")
+        answer = await calls.join(message.call_id, viewer, operator.id, operator.sees, message.sdp)
+    except CallError as exc:
+        return {"type": "call.error", "call_id": message.call_id, "reason": str(exc)}
+    return {"type": "call.answer", "call_id": message.call_id, "sdp": answer}
