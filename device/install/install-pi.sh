@@ -80,12 +80,17 @@ codename="$(grep -m1 '^VERSION_CODENAME=' "$p/etc/os-release" | cut -d= -f2 | tr
 [[ "$codename" == bookworm ]] || die "this installer is for Raspberry Pi OS / Debian 12 (bookworm); $root is '${codename:-unknown}'"
 command -v python3 >/dev/null || die "python3 is missing (apt-get install python3)"
 if ((!skip_venv)); then
+  case "$(dpkg --print-architecture)" in
+    armhf | armel) die "32-bit Raspberry Pi OS: the plate reader's runtime (ai-edge-litert) has no 32-bit ARM build; install Raspberry Pi OS (64-bit)" ;;
+  esac
   [[ -e "$source_path" ]] || die "--source $source_path does not exist"
-  source_path="$(cd "$(dirname "$source_path")" && pwd -P)/$(basename "$source_path")"
+  source_path="$(readlink -f "$source_path")"   # pip reads a relative path or //x as a URL
 fi
 
-staging="$(mktemp -d)"
-trap 'rm -rf "$staging"' EXIT
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+staging="$work/bundle"
+mkdir -m 0700 "$staging"
 device_id="$(python3 "$here/stage_bundle.py" "$bundle" "$staging")" || exit 1
 say "bundle for device $device_id is sound"
 
@@ -143,9 +148,13 @@ if ((!skip_venv)); then
     rm -rf "$VENV"
   fi
   [[ -x "$VENV/bin/python" ]] || python3 -m venv --system-site-packages "$VENV"
-  # --upgrade reinstalls kuaichu itself; its dependencies change only where they must, so apt's
-  # numpy (which picamera2 was built against) stays.
-  "$VENV/bin/python" -m pip install -q --upgrade "${source_path}[device]"
+  # apt's picamera2 and simplejpeg are built against apt's NumPy: pin it, so that pip picks
+  # dependency versions that work with it (ai-edge-litert 2 would bring NumPy 2 into the venv).
+  : >"$work/constraints.txt"
+  apt_numpy="$(python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
+  [[ -z "$apt_numpy" ]] || echo "numpy==$apt_numpy" >"$work/constraints.txt"
+  # --upgrade reinstalls kuaichu itself; its dependencies change only where they must.
+  "$VENV/bin/python" -m pip install -q --upgrade --constraint "$work/constraints.txt" "${source_path}[device]"
   # The firmware's own model reads the bundle's device.toml before it replaces the installed one.
   "$VENV/bin/python" -c \
     'import sys; from pathlib import Path; from device.config import load_device_config; load_device_config(Path(sys.argv[1]))' \
@@ -184,10 +193,10 @@ install -d -m 0755 "$p/etc/systemd/system"
 install -m 0644 "$here/$SERVICE" "$p/etc/systemd/system/$SERVICE"
 if [[ -n "$p" ]]; then
   systemctl --root "$root" enable "$SERVICE"
-elif systemd-detect-virt --chroot --quiet; then
-  systemctl enable "$SERVICE"
+elif [[ ! -d /run/systemd/system ]] || systemd-detect-virt --chroot --quiet 2>/dev/null; then
+  systemctl --root / enable "$SERVICE"   # the symlinks only: there is no systemd here to ask
   no_start=1
-  say "in a chroot: $SERVICE enabled, it starts when the image boots"
+  say "systemd is not running here (a chroot?): $SERVICE enabled, it starts when the system boots"
 else
   systemctl daemon-reload
   systemctl enable "$SERVICE"
