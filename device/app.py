@@ -133,6 +133,7 @@ class DeviceApp:
 
     async def _on_link(self, up: bool) -> None:
         if up:
+            self.call.network_changed()
             # Everything still pending goes out now rather than at its backed-off time.
             await self.outbox.reschedule_all(0.0)
             self._wake.set()

@@ -16,10 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from device.call.tracks import CameraTrack, MicrophoneTrack, play_remote_voice
+from device.call.turn_check import has_relay_candidate, relay_problem
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from protocol.ids import new_report_id
@@ -45,6 +46,7 @@ class _Call:
     report_id: str
     case_no: str
     attempt: int = 0
+    relay_problem: str | None = None  # the last one logged
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     answers: asyncio.Queue[Command] = field(default_factory=asyncio.Queue)
 
@@ -57,6 +59,7 @@ class CallAgent:
         self._link_up = link_up
         self._call: _Call | None = None
         self._task: asyncio.Task[None] | None = None
+        self._failed: asyncio.Event | None = None  # set to give up the current connection
         self.connected = asyncio.Event()  # media flows to the server (tests and the demo watch it)
 
     @property
@@ -95,6 +98,13 @@ class CallAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def network_changed(self) -> None:
+        """The broker link came back after a drop: the unit's address has probably changed (another
+        cell, Wi-Fi to 4G), so the media connection is made again now rather than when it dies."""
+        if self._failed is not None and not self._failed.is_set():
+            logger.info("call %s: network changed; renegotiating", self.call_id)
+            self._failed.set()
+
     def on_command(self, command: Command) -> None:
         call = self._call
         if call is None or command.call_id != call.call_id:
@@ -130,7 +140,7 @@ class CallAgent:
         await self._link_up.wait()
         call.attempt += 1
         pc = RTCPeerConnection(rtc_configuration(self._cfg))
-        failed = asyncio.Event()
+        failed = self._failed = asyncio.Event()
         voice: list[asyncio.Task[None]] = []
         watchdog: asyncio.Task[None] | None = None
 
@@ -151,16 +161,17 @@ class CallAgent:
                 failed.set()
 
         @pc.on("track")
-        def on_track(track: object) -> None:
-            from aiortc import MediaStreamTrack
-
-            if isinstance(track, MediaStreamTrack) and track.kind == "audio":
-                voice.append(asyncio.create_task(play_remote_voice(track, self._hw.audio)))
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                voice.append(asyncio.create_task(self._voice(track, failed)))
 
         try:
             pc.addTrack(CameraTrack(self._hw.camera))
             pc.addTrack(MicrophoneTrack(self._hw.audio))
             await pc.setLocalDescription(await pc.createOffer())
+            if self._cfg.webrtc.relay_only and not has_relay_candidate(pc.localDescription.sdp):
+                await self._no_relay(call)
+                return
             offer = CallSignal(
                 type="offer",
                 call_id=call.call_id,
@@ -184,6 +195,20 @@ class CallAgent:
             for task in voice:
                 task.cancel()
             await pc.close()
+
+    async def _voice(self, track: MediaStreamTrack, failed: asyncio.Event) -> None:
+        """The dispatcher's voice on the speaker; when it stops coming, this connection is dead."""
+        await play_remote_voice(track, self._hw.audio, self._cfg.webrtc.reconnect_after_s)
+        failed.set()
+
+    async def _no_relay(self, call: _Call) -> None:
+        """A relay-only offer without a relay cannot connect (aiortc would wait on it forever):
+        say why, once per reason, and try again after a pause."""
+        problem = await relay_problem(self._cfg.webrtc.ice_servers)
+        if problem != call.relay_problem:
+            logger.error("call %s attempt %d: relay_only and no TURN relay: %s", call.call_id, call.attempt, problem)
+            call.relay_problem = problem
+        await asyncio.sleep(self._cfg.webrtc.reconnect_after_s)
 
     async def _answer(self, call: _Call) -> Command | None:
         """The server's answer to this attempt; older answers in the queue are stale."""

@@ -74,15 +74,23 @@ class MicrophoneTrack(MediaStreamTrack):
         return frame
 
 
-async def play_remote_voice(track: MediaStreamTrack, audio: Audio) -> None:
-    """Until the track ends: the far end's voice, resampled to the sound card's rate, on the speaker."""
+async def play_remote_voice(track: MediaStreamTrack, audio: Audio, silent_after_s: float) -> None:
+    """Until the track ends: the far end's voice, resampled to the sound card's rate, on the speaker.
+
+    The server sends a frame every 20 ms, silence included, so a track that delivers nothing for
+    ``silent_after_s`` is a dead connection (the server gone, the network gone) long before ICE
+    consent checks would say so: the function returns, and the caller renegotiates."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=audio.sample_rate)
     playing: list[asyncio.Task[None]] = []
     try:
         while True:
             try:
-                frame = await track.recv()
+                async with asyncio.timeout(silent_after_s):
+                    frame = await track.recv()
             except MediaStreamError:
+                return
+            except TimeoutError:
+                logger.warning("call: nothing from the server for %.0f s", silent_after_s)
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue

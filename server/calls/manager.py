@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +38,7 @@ from server.events import CaseHub
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int], Awaitable[None]]
-ACTIVE = ("connecting", "live", "reconnecting")
+MEDIA_STALL_S = 3.0
 
 
 class CallError(Exception):
@@ -65,6 +66,7 @@ class LiveCall:
     grace: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     answered: bool = False
+    last_media: float = field(default_factory=time.monotonic)  # the device's audio: a frame every 20 ms
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -153,6 +155,7 @@ class CallManager:
         self._calls[call_id] = live
         self._spawn(live, self._feed_recorder(live, live.video, "video"))
         self._spawn(live, self._feed_recorder(live, live.audio, "device"))
+        self._spawn(live, self._watch_media(live))
         live.deadline = asyncio.get_running_loop().call_later(
             self._cfg.max_call_min * 60, self._end_soon, call_id, "longest call time reached"
         )
@@ -306,7 +309,19 @@ class CallManager:
                 if isinstance(frame, av.VideoFrame):
                     live.recorder.video(frame)
                 elif isinstance(frame, av.AudioFrame):
+                    live.last_media = time.monotonic()
                     live.recorder.audio(kind, frame)
+
+    async def _watch_media(self, live: LiveCall) -> None:
+        """A device whose audio stops is reconnecting, whatever ICE thinks: consent checks take
+        half a minute to notice a unit that lost its network, a dispatcher should see it at once."""
+        while True:
+            await asyncio.sleep(1)
+            silent = time.monotonic() - live.last_media > MEDIA_STALL_S
+            if live.state == "live" and silent:
+                await self._set_state(live, "reconnecting")
+            elif live.state == "reconnecting" and not silent and _connected(live.device_pc):
+                await self._set_state(live, "live")
 
     async def _dispatcher_voice(self, live: LiveCall, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -369,6 +384,10 @@ class CallManager:
         self._segment_writes.add(task)
         task.add_done_callback(self._segment_writes.discard)
         task.add_done_callback(_log_failure)
+
+
+def _connected(pc: RTCPeerConnection | None) -> bool:
+    return pc is not None and pc.connectionState == "connected"
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -81,8 +81,12 @@ class _Writer:
         if ms <= self._last_video_ms:
             ms = self._last_video_ms + 1
         self._last_video_ms = ms
-        if frame.width != self._video.width or frame.height != self._video.height or frame.format.name != "yuv420p":
-            frame = frame.reformat(width=self._video.width, height=self._video.height, format="yuv420p")
+        # Always a copy: the relay hands the same frame to the consoles' encoders, which must not
+        # see this recording's timestamps.
+        frame = av.VideoFrame.from_ndarray(
+            frame.reformat(width=self._video.width, height=self._video.height, format="yuv420p").to_ndarray(),
+            format="yuv420p",
+        )
         frame.pts, frame.time_base = ms, MS
         for packet in self._video.encode(frame):
             self._container.mux(packet)
