@@ -20,6 +20,7 @@ packages=(
   chromium             # headless browser for the console tests
   postgresql           # server binaries for the PostgreSQL tests (a throwaway cluster per run)
   systemd              # systemd-analyze, to verify the device's units
+  coturn               # TURN server for the relay-only call tests (the tests start their own)
 )
 on_pi=0
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then
@@ -35,6 +36,10 @@ if ((${#missing[@]})); then
   echo "install.sh: installing ${missing[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [[ " ${missing[*]} " == *" coturn "* && -d /run/systemd/system ]]; then
+    # Debian enables an open system-wide TURN server with the package; only the binary is wanted.
+    $sudo systemctl disable --now coturn.service || true
+  fi
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

@@ -38,6 +38,17 @@ def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes
     raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
 
 
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not gone in 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Mosquitto:
     """A private broker; ``restart()`` keeps its port, as a real broker restart does."""
@@ -55,13 +66,8 @@ class Mosquitto:
         wait_for_port(self.port, proc=self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -131,3 +137,72 @@ def postgresql() -> Iterator[str]:
         with contextlib.suppress(subprocess.CalledProcessError):
             run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class Coturn:
+    """A private TURN server on loopback (long-term credentials, realm ``kuaichu``), in the foreground.
+
+    Loopback peers are allowed, as every peer in a test lives on this machine; coturn refuses them
+    otherwise. It logs verbosely to ``log``: allocations, refused credentials and, when an
+    allocation closes, the bytes it relayed for each user.
+    """
+
+    port: int
+    folder: Path
+    users: dict[str, str]
+    realm: str = "kuaichu"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "turn.log"
+
+    def url(self, transport: str = "udp") -> str:
+        return f"turn:127.0.0.1:{self.port}?transport={transport}"
+
+    def start(self) -> None:
+        binary = shutil.which("turnserver") or "/usr/bin/turnserver"
+        users = [arg for name, password in self.users.items() for arg in ("--user", f"{name}:{password}")]
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "-n",  # no configuration file: everything is on this command line
+                "--no-cli",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                f"--listening-port={self.port}",
+                "--allow-loopback-peers",
+                "--no-tls",
+                "--no-dtls",
+                "--lt-cred-mech",
+                f"--realm={self.realm}",
+                *users,
+                f"--userdb={self.folder / 'turndb'}",
+                f"--pidfile={self.folder / 'turnserver.pid'}",
+                f"--log-file={self.log}",
+                "--simple-log",
+                "--no-stdout-log",
+                "--verbose",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, proc=self.proc)  # its TCP listener opens with the UDP one
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def coturn(folder: Path, users: dict[str, str]) -> Iterator[Coturn]:
+    """Debian's coturn (install.sh installs it) started for one test."""
+    folder.mkdir(parents=True, exist_ok=True)
+    server = Coturn(free_port(), folder, users)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
