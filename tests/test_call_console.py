@@ -117,6 +117,11 @@ async def test_a_dispatcher_answers_sees_the_scene_talks_and_ends_the_call(broke
                 while rms(audio.speaker.last(1.0)) < 0.01:
                     await asyncio.sleep(0.2)
 
+            await page.click("#call-mute")
+            assert await page.evaluate("document.getElementById('call-video').muted") is True
+            await page.click("#call-mute")
+            assert await page.evaluate("document.getElementById('call-video').muted") is False
+
             # A reloaded tab answers again and sees the same call live.
             await page.reload()
             await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")

@@ -161,6 +161,13 @@ document.getElementById("call-mic").addEventListener("click", (event) => {
   event.target.textContent = open ? "闭麦 Close mic" : "开麦 Open mic";
   setMic(open);
 });
+document.getElementById("call-mute").addEventListener("click", (event) => {
+  // The unit's sound on this console only; the recording keeps it.
+  const video = document.getElementById("call-video");
+  video.muted = !video.muted;
+  event.target.dataset.muted = String(video.muted);
+  event.target.textContent = video.muted ? "取消静音 Unmute" : "静音 Mute";
+});
 document.getElementById("call-end").addEventListener("click", () => {
   if (!current) return;
   socket.send(JSON.stringify({ type: "call.end", call_id: current.callId }));
