@@ -13,9 +13,9 @@ Steady state: once every device is in the server's database, a window (60 s) in 
 process's CPU time is read (user + system, as a percentage of one core), and the server's devices
 table is read every third of a period. It keeps up when every heartbeat the devices sent in the
 window was written by the server (each one is seen, since a device's last heartbeat stays in the
-table for a whole period), no device's last heartbeat was ever older than two periods, and the
-server used under 50 % of one core. The lag is the time from a heartbeat's ``at`` to the server's
-``last_seen`` for it.
+table for about a period; hence a period of at least twice the server's ``STATUS_GATHER_S``), no
+device's last heartbeat was ever older than two periods, and the server used under 50 % of one
+core. The lag is the time from a heartbeat's ``at`` to the server's ``last_seen`` for it.
 
 Storm: the broker is stopped and started again on the same port with the same configuration;
 ``storm_s`` runs from the broker listening again until the server has a fresh presence or heartbeat
@@ -54,6 +54,7 @@ from provisioning.ca import Usage, issue, load_authority, write_cert, write_key
 from server.config import load_server_config
 from server.db.engine import make_sync_engine
 from server.db.models import Device
+from server.intake import STATUS_GATHER_S
 from tests.pki import PASSPHRASE, FleetPki, session_pki
 from tests.services import Mosquitto, free_port
 
@@ -120,13 +121,13 @@ class Steady:
 class Storm:
     devices_up_s: float
     storm_s: float
-    server_cpu_s: float
+    cpu_s: dict[str, float]
 
     def describe(self) -> str:
         return (
             f"broker restart: every device linked again after {self.devices_up_s:.1f} s, "
-            f"the server had a fresh presence or heartbeat from every device after {self.storm_s:.1f} s "
-            f"(server CPU in that time {self.server_cpu_s:.1f} s)"
+            f"the server had a fresh presence or heartbeat from every device after {self.storm_s:.1f} s; "
+            "CPU seconds meanwhile: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.cpu_s.items())
         )
 
 
@@ -147,10 +148,12 @@ class DeviceProcesses:
     async def sent_between(self, start: float, end: float) -> int:
         return sum(int(answer) for answer in await self.ask(f"sent {start:.6f} {end:.6f}"))
 
-    async def all_up_after(self, moment: float) -> float | None:
-        """When the last process had all its devices linked, if every one has since ``moment``."""
-        times = [float(answer.split("all_up_at=")[1]) for answer in await self.ask("status")]
-        return max(times) if min(times) > moment else None
+    async def linked(self, since: float) -> tuple[int, float | None]:
+        """How many devices are linked, and when the last process had all of its devices linked if
+        every one has since ``since``."""
+        answers = [dict(field.split("=") for field in answer.split()) for answer in await self.ask("status")]
+        times = [float(answer["all_up_at"]) for answer in answers]
+        return sum(int(answer["connected"]) for answer in answers), max(times) if min(times) > since else None
 
     def cpu_s(self) -> float:
         return sum(cpu_s(psutil.Process(proc.pid)) for proc in self.procs)
@@ -244,23 +247,30 @@ async def broker_storm(
 ) -> Storm:
     await asyncio.to_thread(broker.restart)
     up = time.time()
-    cpu_start = cpu_s(server)
+    assert broker.proc is not None
+    cpu_start = {"server": cpu_s(server), "device processes": fleet.cpu_s()}
     server_done: float | None = None
     devices_done: float | None = None
+    shown = 0.0
     while time.time() - up < limit_s and (server_done is None or devices_done is None):
         now = time.time()
-        if server_done is None:
-            rows = await table.read()
-            if sum(1 for online, last_seen, _ in rows.values() if online and last_seen.timestamp() >= up) == devices:
-                server_done = now
-        if devices_done is None:
-            devices_done = await fleet.all_up_after(up)
+        rows = await table.read()
+        fresh = sum(1 for online, last_seen, _ in rows.values() if online and last_seen.timestamp() >= up)
+        if server_done is None and fresh == devices:
+            server_done = now
+        linked, all_up = await fleet.linked(up)
+        devices_done = devices_done or all_up
+        if now - up >= shown:
+            print(f"  +{now - up:4.1f} s: {linked} devices linked, {fresh} fresh at the server")
+            shown += 5
         await asyncio.sleep(0.25)
     nan = float("nan")
+    cpu_end = {"server": cpu_s(server), "device processes": fleet.cpu_s()}
     return Storm(
         devices_up_s=devices_done - up if devices_done is not None else nan,
         storm_s=server_done - up if server_done is not None else nan,
-        server_cpu_s=cpu_s(server) - cpu_start,
+        cpu_s={"broker": cpu_s(psutil.Process(broker.proc.pid))}
+        | {name: cpu_end[name] - cpu_start[name] for name in cpu_start},
     )
 
 
@@ -349,6 +359,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="processes the devices are spread over")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, writing its stats here")
     args = parser.parse_args()
+    if args.heartbeat < 2 * STATUS_GATHER_S:
+        parser.error(f"--heartbeat must be at least {2 * STATUS_GATHER_S:g} s: the server gathers heartbeats that long")
     steps = [int(n) for n in args.find_max.split(",")] if args.find_max else [args.devices]
     raise_fd_limit()  # the broker started from here inherits it: one descriptor per device
     print(

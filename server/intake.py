@@ -3,6 +3,8 @@
 One broker connection per worker. Reports arrive on a shared subscription, so with several workers
 each report is handled by one of them; validation happens as a message arrives, and valid reports
 queue for the case writer, which commits everything waiting in one transaction and then answers.
+Presence, heartbeats and self-tests are gathered for a second and written in a transaction of
+their own: they need no answer, and thousands of devices send them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from server.events import CaseHub
 logger = logging.getLogger(__name__)
 
 BATCH_LIMIT = 200
+# Presence, heartbeats and self-tests wait this long to share one transaction. Written as they came,
+# each cost the worker some 4 ms of CPU, so 2,000 devices heartbeating every 10 s took
+# most of a core (bench/fleet.py, docs/benchmarks.md); gathered, they cost a fraction of that.
+STATUS_GATHER_S = 1.0
 # The id of a report that failed validation, so that its refusal can still name it.
 _REPORT_ID_IN_RAW = re.compile(rb'"report_id"\s*:\s*"(' + REPORT_ID_PATTERN.strip("^$").encode() + rb')"')
 
@@ -46,17 +52,26 @@ class Intake:
         self._cases = cases
         self._devices = devices
         self._hub = hub
-        self._queue: asyncio.Queue[Report | Refusal | Status] = asyncio.Queue()
+        self._queue: asyncio.Queue[Report | Refusal] = asyncio.Queue()
+        self._statuses: list[Status] = []
+        self._statuses_waiting = asyncio.Event()
+        # One writer at a time: SQLite refuses a write to a transaction that read before another
+        # connection committed, and the case and status writers use different connections.
+        self._writing = asyncio.Lock()
         self._client: aiomqtt.Client | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop(), name="case-writer")
+        writers = [
+            asyncio.create_task(self._write_loop(), name="case-writer"),
+            asyncio.create_task(self._status_loop(), name="status-writer"),
+        ]
         try:
             await self._connection_loop()
         finally:
-            writer.cancel()
+            for writer in writers:
+                writer.cancel()
 
     async def _connection_loop(self) -> None:
         backoff = 0.5
@@ -141,7 +156,8 @@ class Intake:
         except ProtocolError as exc:
             logger.warning("device %s: %s refused: %s (%s)", device_id, model.__name__, exc.reason, exc.detail)
             return
-        self._queue.put_nowait((device_id, status))
+        self._statuses.append((device_id, status))
+        self._statuses_waiting.set()
 
     async def _write_loop(self) -> None:
         while True:
@@ -154,12 +170,26 @@ class Intake:
                 # The devices will retry what was not acknowledged; the writer must live on.
                 logger.exception("case writer: batch of %d failed; devices will retry", len(batch))
 
-    async def _write(self, batch: list[Report | Refusal | Status]) -> None:
+    async def _status_loop(self) -> None:
+        while True:
+            await self._statuses_waiting.wait()
+            await asyncio.sleep(STATUS_GATHER_S)
+            self._statuses_waiting.clear()
+            batch, self._statuses = self._statuses, []
+            try:
+                async with self._writing:
+                    await self._devices.record(batch, now_utc())
+            except Exception:
+                logger.exception("status writer: %d presence/heartbeat/self-test messages not recorded", len(batch))
+
+    async def _write(self, batch: list[Report | Refusal]) -> None:
         now = now_utc()
         reports = [item for item in batch if isinstance(item, Report)]
         sends: list[tuple[str, bytes, int]] = []
         if reports:
-            for outcome in await self._cases.open_cases(reports, now):
+            async with self._writing:
+                outcomes = await self._cases.open_cases(reports, now)
+            for outcome in outcomes:
                 sends.extend(self._answers(outcome))
         for item in batch:
             if isinstance(item, Refusal):
@@ -170,9 +200,6 @@ class Intake:
         task = asyncio.create_task(self._publish_all(sends))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
-        statuses = [item for item in batch if isinstance(item, tuple)]
-        if statuses:
-            await self._devices.record(statuses, now)
 
     async def _publish_all(self, sends: list[tuple[str, bytes, int]]) -> None:
         await asyncio.gather(*(self._publish(topic, payload, qos) for topic, payload, qos in sends))

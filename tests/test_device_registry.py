@@ -29,6 +29,7 @@ from provisioning.registry import load_registry
 from provisioning.server_sync import PASSWORD_ENV, USER_ENV, sync
 from server.db.models import Device
 from server.devices import fleet_entry
+from server.intake import STATUS_GATHER_S
 from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user
 from tests.reports import health, in_car_report
@@ -116,7 +117,8 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
             await client.publish(device_topic("car-reg-01", Channel.HEARTBEAT), encode(heartbeat))
         assert ack.status == "refused" and ack.reason == "device_retired" and ack.case_no is None
         assert len((await console.http.get("/api/cases")).json()) == cases_before
-        await asyncio.sleep(1)  # the heartbeat had time to arrive; it must not have been recorded
+        # Long enough for the heartbeat to have been written, had it been taken.
+        await asyncio.sleep(STATUS_GATHER_S + 1)
         row = await server_device(server, "car-reg-01")
         assert row.last_heartbeat_at is None and not row.online
 
