@@ -90,3 +90,8 @@ def load_line() -> str:
     """The machine's load averages, printed before a run so that a busy machine shows in the record."""
     one, five, fifteen = os.getloadavg()
     return f"load average before the run: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)"
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """The value at ``share`` (0..1) of the sorted list ``ordered``, nearest rank."""
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
