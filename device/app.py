@@ -16,6 +16,7 @@ from typing import Any
 
 from device.call.agent import CallAgent
 from device.config import DeviceConfig
+from device.evidence.agent import EvidenceAgent
 from device.hardware import Hardware
 from device.link import Link
 from device.outbox import Outbox
@@ -55,6 +56,7 @@ class DeviceApp:
         self.outbox = Outbox(cfg.device.data_dir / "outbox.sqlite")
         self.link = Link(cfg.broker, cfg.device.id, FIRMWARE, self._on_ack, self._on_link, self._on_command)
         self.call = CallAgent(cfg, hardware, self.link.publish, self.link.connected)
+        self.evidence = EvidenceAgent(cfg, hardware.camera, self.link.publish, self.link.connected)
         self._lock = asyncio.Lock()  # one event at a time through the machine, effects in order
         self._wake = asyncio.Event()  # the sender has something new to look at
         self._speech: asyncio.Queue[Say | SayCaseNo] = asyncio.Queue()
@@ -86,6 +88,7 @@ class DeviceApp:
                     group.create_task(self._sender(), name="sender"),
                     group.create_task(self._heartbeats(), name="heartbeat"),
                     group.create_task(self._speaker(), name="speech"),
+                    group.create_task(self.evidence.run(), name="evidence"),
                 ]
         finally:
             await self.call.stop()
@@ -129,7 +132,10 @@ class DeviceApp:
             await self._event(Refused(ack.report_id, ack.reason or ""))
 
     def _on_command(self, command: Command) -> None:
-        self.call.on_command(command)
+        if command.type.startswith("call."):
+            self.call.on_command(command)
+        else:
+            self.evidence.on_command(command)
 
     async def _on_link(self, up: bool) -> None:
         if up:
@@ -178,6 +184,7 @@ class DeviceApp:
                     # sender only takes it up if no answer comes within ack_timeout_s.
                     await self.outbox.add(report, next_attempt=time.time() + self.cfg.report.ack_timeout_s)
                     logger.info("%s: report %s stored, sending", self.tag, report_id)
+                    self.evidence.freeze(report_id, at)
                     self._spawn(self._send_first(report))
                     self._wake.set()  # the sender sets its timer for the resend
                 # gpiozero starts and joins a thread per pattern change: never on the event loop.

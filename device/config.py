@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from kuaichu.configfile import ConfigSection, load_config
 from kuaichu.ice import IceServer
 from kuaichu.mqtt import BrokerSection
-from protocol.messages import DeviceId, DeviceKind, Latitude, Longitude, Plate, ShortText, Vin
+from protocol.messages import PRETRIGGER_MAX_S, DeviceId, DeviceKind, Latitude, Longitude, Plate, ShortText, Vin
 
 GpioPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
 
@@ -114,6 +114,22 @@ class WebRtcSection(ConfigSection):
     relay_only: bool = Field(default=False, description="use TURN relay candidates only (networks that block UDP)")
 
 
+class EvidenceSection(ConfigSection):
+    pretrigger_s: int = Field(
+        default=10, ge=0, le=PRETRIGGER_MAX_S, description="seconds of video kept for the time before a press; 0: none"
+    )
+    pretrigger_fps: float = Field(
+        default=4, gt=0, le=30, description="frames a second kept for it (never more than the camera's own)"
+    )
+    still_quality: int = Field(default=90, ge=50, le=100, description="JPEG quality of the stills a dispatcher takes")
+    upload_kbps: int = Field(
+        default=2000,
+        ge=16,
+        le=100_000,
+        description="stills and clips go up at most this fast (kbit/s), leaving the rest of the uplink to the call",
+    )
+
+
 class DeviceConfig(ConfigSection):
     device: DeviceSection
     broker: BrokerSection
@@ -125,6 +141,7 @@ class DeviceConfig(ConfigSection):
     audio: AudioSection = AudioSection()
     report: ReportSection = ReportSection()
     webrtc: WebRtcSection = WebRtcSection()
+    evidence: EvidenceSection = EvidenceSection()
 
     @model_validator(mode="after")
     def _kind_has_its_place(self) -> Self:

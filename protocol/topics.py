@@ -32,9 +32,10 @@ class Channel(StrEnum):
     ACK = "ack"  # server -> device, QoS 1: report accepted (with case number) or refused
     STATE = "state"  # device (and its last will) -> all, QoS 1, retained: online / offline
     HEARTBEAT = "heartbeat"  # device -> server, QoS 0: periodic health and position
-    CMD = "cmd"  # server -> device, QoS 1: commands for a device (call answers and ends, ...)
+    CMD = "cmd"  # server -> device, QoS 1: commands for a device (call answers, evidence requests, upload acks)
     SELFTEST = "selftest"  # device -> server, QoS 1: the result of `kuaichu device selftest`
     CALL = "call"  # device -> server, QoS 1: live-call signalling (offers, hang-ups)
+    UPLOAD = "upload"  # device -> server, QoS 1: stills and clips the server asked for, in chunks
 
 
 def is_device_id(value: str) -> bool:

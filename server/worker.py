@@ -17,6 +17,7 @@ from server.api.state import ServerState
 from server.calls.manager import CallManager
 from server.calls.signalling import Signalling
 from server.calls.store import CallStore
+from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
 from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker, make_sync_engine, upgrade_schema
@@ -66,13 +67,14 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         intake = Intake(cfg, state.cases, devices, state.hub)
         signalling = Signalling(cfg) if cfg.calls.media else None
         if signalling is not None:
-            calls = CallManager(
-                cfg.calls, CallStore(state.cases.sessions, cfg.evidence_dir), state.hub, signalling.publish
-            )
+            store = CallStore(state.cases.sessions, cfg.evidence_dir)
+            calls = CallManager(cfg.calls, store, state.hub, signalling.publish)
             signalling.manager = calls
             stack.push_async_callback(calls.close)
             await calls.recover()
-            state = dataclasses.replace(state, calls=calls)
+            uploads = UploadReceiver(store, state.hub, signalling.publish, cfg.server.data_dir / "uploads")
+            signalling.uploads = uploads
+            state = dataclasses.replace(state, calls=calls, uploads=uploads)
         http = _EmbeddedHttp(
             uvicorn.Config(
                 create_app(state),
@@ -90,6 +92,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         ]
         if signalling is not None:
             tasks.append(asyncio.create_task(signalling.run(), name="calls"))
+            tasks.append(asyncio.create_task(uploads.run(), name="uploads"))
         try:
             # Everything loaded at start-up lives as long as the worker: keep it out of the
             # collector's full scans, which otherwise stall intake for tens of milliseconds.
@@ -110,6 +113,6 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         finally:
             http.should_exit = True
             for task in tasks:
-                if task.get_name() in ("intake", "calls"):
+                if task.get_name() in ("intake", "calls", "uploads"):
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

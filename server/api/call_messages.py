@@ -1,7 +1,11 @@
 """What a console may say about calls on its live WebSocket, and the answers it gets.
 
 Joining a call is an SDP offer from the browser (video to receive, its microphone to send), with
-every candidate gathered, and the server's answer; ending one is a message too. Anything
+every candidate gathered, and the server's answer; ending one is a message too, and so is asking
+the unit for a still or for the seconds before the press (``still.take``, ``clip.take``): the
+answer names the upload, and the evidence arrives later on the feed (``evidence.new``). These go
+over the socket rather than HTTP because the operator, the call and the replies already live
+there, and the evidence comes back on it. Anything
 malformed, or about a call the operator does not serve, gets a ``call.error`` naming the reason,
 and nothing else happens.
 """
@@ -15,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.ids import REPORT_ID_PATTERN
+from protocol.messages import PRETRIGGER_MAX_S, EvidenceKind
 from server.api.deps import Operator
 from server.api.state import ServerState
 from server.calls.manager import CallError
@@ -27,9 +32,10 @@ MAX_MESSAGE_BYTES = 20 * 1024
 class ConsoleMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["call.join", "call.end"]
+    type: Literal["call.join", "call.end", "still.take", "clip.take"]
     call_id: Annotated[str, Field(pattern=REPORT_ID_PATTERN)]
     sdp: Annotated[str, Field(min_length=10, max_length=16 * 1024)] | None = None
+    seconds: Annotated[int, Field(ge=1, le=PRETRIGGER_MAX_S)] = 10  # clip.take: how much before the press
 
 
 async def handle(state: ServerState, operator: Operator, viewer: str, text: str) -> dict[str, Any]:
@@ -41,10 +47,14 @@ async def handle(state: ServerState, operator: Operator, viewer: str, text: str)
     except (ValueError, ValidationError) as exc:
         logger.warning("operator %d: console message refused: %s", operator.id, str(exc).splitlines()[0])
         return {"type": "call.error", "call_id": None, "reason": "malformed message"}
-    calls = state.calls
-    if calls is None:
+    calls, uploads = state.calls, state.uploads
+    if calls is None or uploads is None:
         return {"type": "call.error", "call_id": message.call_id, "reason": "this server worker does not take calls"}
     try:
+        if message.type in ("still.take", "clip.take"):
+            kind = EvidenceKind.STILL if message.type == "still.take" else EvidenceKind.CLIP
+            upload_id = await uploads.request(kind, message.call_id, operator.id, operator.sees, message.seconds)
+            return {"type": "evidence.requested", "call_id": message.call_id, "upload_id": upload_id, "kind": kind}
         if message.type == "call.end":
             await calls.end_by(message.call_id, operator.id, operator.sees)
             return {"type": "call.ended", "call_id": message.call_id}

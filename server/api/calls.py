@@ -1,4 +1,5 @@
-"""Live calls and evidence over HTTP: which calls are running, ending one, a case's evidence files.
+"""Live calls and evidence over HTTP: which calls are running, ending one, a case's evidence files
+and each file itself (to operators who serve the case's unit).
 
 Joining a call (the console's SDP offer and the server's answer) goes over the live WebSocket.
 """
@@ -8,16 +9,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import FileResponse
 
 from protocol.ids import REPORT_ID_PATTERN
-from protocol.messages import utc_iso
 from server.api.deps import OperatorDep, StateDep
 from server.api.state import ServerState
 from server.calls.manager import CallError, CallManager
 from server.calls.store import CallStore
+from server.calls.uploads import evidence_json
 
 router = APIRouter(prefix="/api", tags=["calls"])
 
+MEDIA_TYPES = {".jpg": "image/jpeg", ".mkv": "video/x-matroska"}  # stills; clips and recordings
 CallIdPath = Annotated[str, Path(pattern=REPORT_ID_PATTERN)]
 
 
@@ -47,17 +50,18 @@ async def evidence(case_id: int, operator: OperatorDep, state: StateDep) -> list
     if case is None or not operator.sees(case.unit_adcode):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
     store = CallStore(state.cases.sessions, state.cfg.evidence_dir)
-    return [
-        {
-            "id": e.id,
-            "kind": e.kind,
-            "call_id": e.call_id,
-            "file": e.path,
-            "sha256": e.sha256,
-            "size_bytes": e.size_bytes,
-            "media_start": utc_iso(e.media_start) if e.media_start else None,
-            "media_end": utc_iso(e.media_end) if e.media_end else None,
-            "note": e.note,
-        }
-        for e in await store.evidence_of(case_id)
-    ]
+    return [evidence_json(e, case.case_no) for e in await store.evidence_of(case_id)]
+
+
+@router.get("/evidence/{evidence_id}")
+async def evidence_file(evidence_id: int, operator: OperatorDep, state: StateDep) -> FileResponse:
+    """The file itself, with the SHA-256 recorded when it was stored in ``X-Evidence-SHA256``."""
+    store = CallStore(state.cases.sessions, state.cfg.evidence_dir)
+    item = await store.evidence(evidence_id)
+    case = await state.cases.get(item.case_id) if item is not None else None
+    if item is None or case is None or not operator.sees(case.unit_adcode):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
+    path = state.cfg.evidence_dir / item.path
+    return FileResponse(
+        path, media_type=MEDIA_TYPES[path.suffix], filename=path.name, headers={"X-Evidence-SHA256": item.sha256}
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from server.calls.manager import CallManager
+from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
 from server.config import ServerConfig
 from server.devices import DeviceStore
@@ -21,3 +22,4 @@ class ServerState:
     hub: CaseHub
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
+    uploads: UploadReceiver | None = None  # stills and clips, on the same worker

@@ -1,4 +1,5 @@
-"""Call signalling over MQTT: the devices' offers and hang-ups in, answers and ends out.
+"""Call signalling over MQTT: the devices' offers and hang-ups in, answers and ends out; and the
+stills and clips a dispatcher asked for, in chunks (``server.calls.uploads``).
 
 A connection of its own, apart from the report intake: an SDP is a few kilobytes that must not
 queue behind a burst of reports, nor a report behind a call. The subscription is a plain one,
@@ -18,6 +19,7 @@ from protocol import ProtocolError
 from protocol.messages import CallSignal, decode
 from protocol.topics import Channel, device_filter, parse_device_topic
 from server.calls.manager import CallManager
+from server.calls.uploads import UploadReceiver
 from server.config import ServerConfig
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ class Signalling:
         self._cfg = cfg
         self._client: aiomqtt.Client | None = None
         self.manager: CallManager | None = None
+        self.uploads: UploadReceiver | None = None
         self.connected = asyncio.Event()
         self._handling: set[asyncio.Task[None]] = set()
 
@@ -48,6 +51,7 @@ class Signalling:
             try:
                 async with make_client(self._cfg.broker, identifier) as client:
                     await client.subscribe(device_filter(Channel.CALL), qos=1)
+                    await client.subscribe(device_filter(Channel.UPLOAD), qos=1)
                     self._client = client
                     self.connected.set()
                     backoff = 0.5
@@ -64,7 +68,11 @@ class Signalling:
     def _on_message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         try:
-            device_id, _ = parse_device_topic(message.topic.value)
+            device_id, channel = parse_device_topic(message.topic.value)
+            if channel is Channel.UPLOAD:
+                if self.uploads is not None:
+                    self.uploads.on_message(device_id, payload)
+                return
             signal = decode(CallSignal, payload)
         except ProtocolError as exc:
             logger.warning("call signal on %s refused: %s (%s)", message.topic.value, exc.reason, exc.detail)

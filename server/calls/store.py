@@ -46,21 +46,33 @@ class CallStore:
     async def add_segment(
         self, case_id: int, call_id: str | None, segment: Segment, now: datetime, note: str | None = None
     ) -> None:
-        async with self._sessions.begin() as session:
-            session.add(
-                Evidence(
-                    case_id=case_id,
-                    call_id=call_id,
-                    kind="recording",
-                    path=str(segment.path.relative_to(self.evidence_dir)),
-                    sha256=segment.sha256,
-                    size_bytes=segment.size_bytes,
-                    media_start=segment.media_start,
-                    media_end=segment.media_end,
-                    created_at=now,
-                    note=note,
-                )
+        await self.add_file(
+            Evidence(
+                case_id=case_id,
+                call_id=call_id,
+                kind="recording",
+                path=str(segment.path.relative_to(self.evidence_dir)),
+                sha256=segment.sha256,
+                size_bytes=segment.size_bytes,
+                media_start=segment.media_start,
+                media_end=segment.media_end,
+                created_at=now,
+                note=note,
             )
+        )
+
+    async def add_file(self, evidence: Evidence) -> Evidence:
+        async with self._sessions.begin() as session:
+            session.add(evidence)
+        return evidence
+
+    async def evidence(self, evidence_id: int) -> Evidence | None:
+        async with self._sessions() as session:
+            return await session.get(Evidence, evidence_id)
+
+    async def evidence_at(self, path: str) -> Evidence | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Evidence).where(Evidence.path == path))
 
     async def evidence_of(self, case_id: int) -> list[Evidence]:
         async with self._sessions() as session:

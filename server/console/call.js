@@ -104,6 +104,7 @@ async function answer(callId) {
   // The microphone starts closed: the dispatcher speaks with push-to-talk or opens it.
   const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
   current = { callId, pc: null, mic, rejoin: null };
+  window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: call || { call_id: callId } }));
   setMic(false);
   for (const c of calls.values()) showCall(c);
   await joinCall(callId);
@@ -115,6 +116,7 @@ function finish(text) {
   if (current.pc) current.pc.close();
   for (const track of current.mic.getTracks()) track.stop();
   current = null;
+  window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: null }));
   setCallState("ended");
   if (text) document.getElementById("call-state").textContent = text;
   document.getElementById("call-mic").dataset.open = "false";

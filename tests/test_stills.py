@@ -1,0 +1,265 @@
+"""Stills and the pre-trigger clip, end to end: a dispatcher asks during a live call, the simulated
+unit takes the picture (or cuts the seconds before its press) and uploads it in chunks over the
+real broker, the server checks the hash and keeps it as evidence with the operator who asked.
+Uploads survive a broker restart and a device restart, resuming from the server's offset."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from device.hal.camera_simulated import still_size
+from device.sim.scene import read_frame_counter
+from server.calls.store import CallStore
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.models import Evidence, User
+from server.users import Role
+from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.devices import RunningDevice, device_config, running_device
+from tests.services import Mosquitto
+from tests.wire import Console
+
+WIDTH, HEIGHT = 320, 240
+
+
+async def live_call(device: RunningDevice) -> tuple[str, str]:
+    """Press the unit's button in 五华区 and wait for its call to be live; (case number, call id)."""
+    await device.wait_fix()
+    await device.press()
+    case_no = await device.case_number()
+    async with asyncio.timeout(30):
+        await device.app.call.connected.wait()
+    call_id = device.app.call.call_id
+    assert call_id is not None
+    return case_no, call_id
+
+
+async def dispatcher(server: RunningServer, username: str = "wuhua") -> Console:
+    console = Console(server.url)
+    assert (await console.login(username, PASSWORD)).status_code == 200
+    await console.connect_live()
+    return console
+
+
+async def event(console: Console, kind: str, within_s: float = 60) -> dict[str, Any]:
+    """The next event of ``kind`` on the console's feed, skipping the others."""
+    async with asyncio.timeout(within_s):
+        while True:
+            message = await console.events.get()
+            if message["type"] == kind:
+                return message
+
+
+async def ask(console: Console, kind: str, call_id: str, **extra: Any) -> str:
+    await console.ws.send(json.dumps({"type": f"{kind}.take", "call_id": call_id, **extra}))
+    requested = await event(console, "evidence.requested", 10)
+    assert requested["call_id"] == call_id and requested["kind"] == kind
+    upload_id: str = requested["upload_id"]
+    return upload_id
+
+
+async def evidence_row(server: RunningServer, evidence_id: int) -> tuple[Evidence, str]:
+    """The evidence row and the user name of the operator it is tied to."""
+    engine = make_engine(server.cfg.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        row = await CallStore(sessions, server.cfg.evidence_dir).evidence(evidence_id)
+        assert row is not None
+        async with sessions() as session:
+            username = await session.scalar(select(User.username).where(User.id == row.operator_id))
+        assert username is not None
+        return row, username
+    finally:
+        await engine.dispose()
+
+
+async def downloaded(console: Console, evidence: dict[str, Any]) -> bytes:
+    response = await console.http.get(evidence["url"])
+    assert response.status_code == 200
+    assert response.headers["x-evidence-sha256"] == evidence["sha256"]
+    assert hashlib.sha256(response.content).hexdigest() == evidence["sha256"]
+    return response.content
+
+
+@pytest.fixture
+async def server(broker: Mosquitto, tmp_path: Path) -> Any:
+    cfg = make_server_config(tmp_path / "server", broker.port)
+    running = await start_server(cfg)
+    await add_user(cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    await add_user(cfg, "guandu", Role.DISPATCHER, ["530111"])
+    yield running
+    await running.stop()
+
+
+async def test_a_still_taken_during_the_call_is_kept_with_its_hash_and_the_dispatcher_who_asked(
+    broker: Mosquitto, server: RunningServer, tmp_path: Path
+) -> None:
+    car = device_config(tmp_path / "car", broker.port, "car-still-01", camera={"width": WIDTH, "height": HEIGHT})
+    async with running_device(car) as device:
+        case_no, call_id = await live_call(device)
+        console = await dispatcher(server)
+        other = await dispatcher(server, "guandu")
+        try:
+            camera = device.hw.camera
+            frames_before = camera.frames_captured
+            upload_id = await ask(console, "still", call_id)
+            new = await event(console, "evidence.new")
+            assert new["upload_id"] == upload_id
+            evidence = new["evidence"]
+            assert (evidence["kind"], evidence["case_no"], evidence["call_id"]) == ("still", case_no, call_id)
+
+            # The video went on while the still was taken: the camera kept delivering frames, the call stayed live.
+            assert camera.frames_captured >= frames_before + 2
+            calls = (await console.http.get("/api/calls")).json()["calls"]
+            assert [(c["call_id"], c["state"]) for c in calls] == [(call_id, "live")]
+
+            # A full-resolution JPEG, byte for byte what the unit hashed, with its capture time inside.
+            jpeg = await downloaded(console, evidence)
+            with Image.open(io.BytesIO(jpeg)) as image:
+                assert image.format == "JPEG"
+                assert image.size == still_size(WIDTH, HEIGHT) and image.size[0] > WIDTH * 4
+                assert image.getexif().get_ifd(0x8769)[0x9003].startswith(evidence["media_start"][:4])
+
+            row, username = await evidence_row(server, evidence["id"])
+            assert username == "wuhua"  # the still is tied to the dispatcher who asked for it
+            assert (row.kind, row.call_id, row.path) == ("still", call_id, f"{case_no}/still-{upload_id}.jpg")
+            on_disk = server.cfg.evidence_dir / row.path
+            assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == row.sha256 == evidence["sha256"]
+            listed = (await console.http.get(f"/api/cases/{evidence['case_id']}/evidence")).json()
+            assert evidence["id"] in [e["id"] for e in listed if e["kind"] == "still"]
+
+            # The unit forgets its copy once the server has confirmed the hash; the server's
+            # incoming folder is empty too.
+            assert list((car.device.data_dir / "uploads").iterdir()) == []
+            assert list((server.cfg.server.data_dir / "uploads").iterdir()) == []
+
+            # Another district's dispatcher can neither fetch the still nor ask for one.
+            assert (await other.http.get(evidence["url"])).status_code == 404
+            await other.ws.send(json.dumps({"type": "still.take", "call_id": call_id}))
+            refused = await event(other, "call.error", 10)
+            assert refused == {"type": "call.error", "call_id": call_id, "reason": "no such call"}
+        finally:
+            await console.close()
+            await other.close()
+
+
+def frame_counters(clip: bytes) -> list[int]:
+    with av.open(io.BytesIO(clip)) as container:
+        assert container.streams.video[0].codec_context.name == "mjpeg"
+        counters = []
+        for frame in container.decode(video=0):
+            number = read_frame_counter(np.asarray(frame.to_image()))
+            assert number is not None
+            counters.append(number)
+    return counters
+
+
+async def test_the_clip_shows_the_seconds_before_the_press(
+    broker: Mosquitto, server: RunningServer, tmp_path: Path
+) -> None:
+    car = device_config(
+        tmp_path / "car",
+        broker.port,
+        "car-clip-01",
+        camera={"width": WIDTH, "height": HEIGHT, "fps": 4},
+        evidence={"pretrigger_s": 8, "pretrigger_fps": 4},
+    )
+    async with running_device(car) as device:
+        await device.wait_fix()
+        await asyncio.sleep(9)  # the ring fills
+        camera = device.hw.camera
+        before_press = read_frame_counter(np.asarray(await camera.frame()))
+        case_no, call_id = await live_call(device)
+        after_press = read_frame_counter(np.asarray(await camera.frame()))
+        assert before_press is not None and after_press is not None
+        console = await dispatcher(server)
+        try:
+            await asyncio.sleep(3)  # the call is on: anything the clip showed from now would be wrong
+            upload_id = await ask(console, "clip", call_id, seconds=5)
+            new = await event(console, "evidence.new")
+            assert new["upload_id"] == upload_id
+            evidence = new["evidence"]
+            assert evidence["kind"] == "clip" and evidence["case_no"] == case_no
+            clip = await downloaded(console, evidence)
+
+            # Frames of the camera in order, from about 5 s before the press up to the press.
+            counters = frame_counters(clip)
+            assert counters == sorted(counters) and len(set(counters)) == len(counters)
+            assert len(counters) >= 12
+            assert before_press - 2 <= counters[-1] <= after_press
+            assert counters[-1] - counters[0] >= 4 * 4  # at least 4 of the 5 s at 4 frames a second
+
+            case = next(c for c in (await console.http.get("/api/cases")).json() if c["case_no"] == case_no)
+            pressed = case["triggered_at"]
+            assert evidence["media_end"] <= pressed
+            row, username = await evidence_row(server, evidence["id"])
+            assert username == "wuhua" and row.media_start is not None and row.media_end is not None
+            assert 4 <= (row.media_end - row.media_start).total_seconds() <= 5
+        finally:
+            await console.close()
+
+
+async def test_an_upload_resumes_after_a_broker_restart_and_a_device_restart_from_the_servers_offset(
+    broker: Mosquitto, server: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="device.evidence.uploads")
+    # Slow enough (40 kB/s) that the test can cut the still's upload twice.
+    car = device_config(
+        tmp_path / "car",
+        broker.port,
+        "car-resume-01",
+        camera={"width": WIDTH, "height": HEIGHT},
+        evidence={"upload_kbps": 320},
+    )
+    incoming = server.cfg.server.data_dir / "uploads"
+
+    async def received_at_least(upload_id: str, size: int) -> int:
+        async with asyncio.timeout(60):
+            while True:
+                part = incoming / f"{upload_id}.part"
+                have = part.stat().st_size if part.exists() else 0
+                if have >= size:
+                    return have
+                await asyncio.sleep(0.1)
+
+    console = await dispatcher(server)
+    try:
+        async with running_device(car) as device:
+            _, call_id = await live_call(device)
+            upload_id = await ask(console, "still", call_id)
+            await received_at_least(upload_id, 64 * 1024)
+            broker.stop()
+            await asyncio.sleep(2)
+            broker.start()
+            before_device_restart = await received_at_least(upload_id, 160 * 1024)
+        pending = car.device.data_dir / "uploads" / f"{upload_id}.data"
+        assert pending.exists()  # the unit keeps the still until the server has confirmed it
+        sent = pending.read_bytes()
+        async with running_device(car):
+            new = await event(console, "evidence.new")
+            async with asyncio.timeout(10):
+                while pending.exists():  # the unit forgets it once the server has confirmed the hash
+                    await asyncio.sleep(0.1)
+        assert new["upload_id"] == upload_id
+        stored = await downloaded(console, new["evidence"])
+        assert stored == sent and new["evidence"]["size_bytes"] == len(sent)
+        # After the broker came back the unit went on from where the server was, not from the start;
+        # after its own restart the server told it how much it already had.
+        messages = [r.getMessage() for r in caplog.records]
+        resumed = [int(m.split("resuming at byte ")[1].split()[0]) for m in messages if "link back" in m]
+        assert resumed and max(resumed) >= 64 * 1024, messages
+        ahead = [int(m.split("already has ")[1].split()[0]) for m in messages if "already has" in m]
+        assert ahead and ahead[-1] >= before_device_restart, messages
+    finally:
+        await console.close()
