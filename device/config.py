@@ -112,6 +112,16 @@ class WebRtcSection(ConfigSection):
     )
     max_call_min: float = Field(default=60, gt=0, le=24 * 60, description="a call ends by itself after this long")
     relay_only: bool = Field(default=False, description="use TURN relay candidates only (networks that block UDP)")
+    degrade_after_s: float = Field(
+        default=20,
+        gt=0,
+        le=600,
+        description="no video connection for this long: stills and sound go over MQTT until it connects",
+    )
+    degraded_every_s: float = Field(
+        default=3, ge=1, le=6, description="while degraded: a still, and the sound since the last one, this often"
+    )
+    degraded_still_width: int = Field(default=320, ge=160, le=640, description="while degraded: stills this wide")
 
 
 class EvidenceSection(ConfigSection):

@@ -345,7 +345,8 @@ class Command(Versioned):
         }[self.type]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
-            raise ValueError(f"a {self.type} carries {', '.join(missing)}")
+            article = "an" if self.type[0] in "aeiou" else "a"
+            raise ValueError(f"{article} {self.type} carries {', '.join(missing)}")
         return self
 
 
@@ -393,8 +394,9 @@ class Upload(Versioned):
             length = len(base64.b64decode(self.data or "", validate=True))
         except binascii.Error:
             raise ValueError("data is not base64") from None
-        assert self.offset is not None and self.size is not None
-        if self.offset + length > self.size:
+        if length > CHUNK_BYTES:
+            raise ValueError(f"a chunk carries at most {CHUNK_BYTES} bytes")
+        if (self.offset or 0) + length > (self.size or 0):
             raise ValueError("the chunk ends past the file's size")
         if self.captured_until is not None and self.captured_at is not None and self.captured_until < self.captured_at:
             raise ValueError("captured_until is before captured_at")

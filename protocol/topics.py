@@ -35,6 +35,7 @@ class Channel(StrEnum):
     CMD = "cmd"  # server -> device, QoS 1: commands for a device (call answers, evidence requests, upload acks)
     SELFTEST = "selftest"  # device -> server, QoS 1: the result of `kuaichu device selftest`
     CALL = "call"  # device -> server, QoS 1: live-call signalling (offers, hang-ups)
+    SCENE = "scene"  # device -> server, QoS 1: stills and sound while a call's video cannot connect
     UPLOAD = "upload"  # device -> server, QoS 1: stills and clips the server asked for, in chunks
 
 

@@ -31,6 +31,7 @@ DEVICE_ACCESS: dict[Channel, Access] = {
     Channel.CMD: Access.READ,
     Channel.SELFTEST: Access.WRITE,
     Channel.CALL: Access.WRITE,
+    Channel.SCENE: Access.WRITE,
     Channel.UPLOAD: Access.WRITE,
 }
 

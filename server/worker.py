@@ -14,6 +14,7 @@ import uvicorn
 
 from server.api.app import create_app
 from server.api.state import ServerState
+from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
 from server.calls.signalling import Signalling
 from server.calls.store import CallStore
@@ -74,6 +75,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             await calls.recover()
             uploads = UploadReceiver(store, state.hub, signalling.publish, cfg.server.data_dir / "uploads")
             signalling.uploads = uploads
+            signalling.scenes = SceneReceiver(calls, store, state.hub, cfg.server.data_dir / "uploads")
             state = dataclasses.replace(state, calls=calls, uploads=uploads)
         http = _EmbeddedHttp(
             uvicorn.Config(

@@ -6,13 +6,17 @@ Uploads survive a broker restart and a device restart, resuming from the server'
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import av
 import numpy as np
 import pytest
@@ -21,14 +25,18 @@ from sqlalchemy import select
 
 from device.hal.camera_simulated import still_size
 from device.sim.scene import read_frame_counter
+from protocol.ids import new_report_id
+from protocol.messages import CHUNK_BYTES, Command, decode
+from protocol.topics import Channel, device_topic
 from server.calls.store import CallStore
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Evidence, User
 from server.users import Role
+from tests import pki
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import RunningDevice, device_config, running_device
 from tests.services import Mosquitto
-from tests.wire import Console
+from tests.wire import Console, mqtt_client
 
 WIDTH, HEIGHT = 320, 240
 
@@ -155,11 +163,11 @@ async def test_a_still_taken_during_the_call_is_kept_with_its_hash_and_the_dispa
 
 
 def frame_counters(clip: bytes) -> list[int]:
-    with av.open(io.BytesIO(clip)) as container:
+    with av.open(io.BytesIO(clip), "r") as container:
         assert container.streams.video[0].codec_context.name == "mjpeg"
         counters = []
         for frame in container.decode(video=0):
-            number = read_frame_counter(np.asarray(frame.to_image()))
+            number = read_frame_counter(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
             assert number is not None
             counters.append(number)
     return counters
@@ -261,5 +269,191 @@ async def test_an_upload_resumes_after_a_broker_restart_and_a_device_restart_fro
         assert resumed and max(resumed) >= 64 * 1024, messages
         ahead = [int(m.split("already has ")[1].split()[0]) for m in messages if "already has" in m]
         assert ahead and ahead[-1] >= before_device_restart, messages
+    finally:
+        await console.close()
+
+
+class RawUnit:
+    """A client in a unit's shoes (its certificate, another client id): sends upload messages as told
+    and collects the server's answers on the unit's cmd topic."""
+
+    def __init__(self, client: aiomqtt.Client, device_id: str) -> None:
+        self.client = client
+        self.device_id = device_id
+        self.replies: asyncio.Queue[Command] = asyncio.Queue()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        payload = json.dumps({"version": 1, **message}).encode()
+        await self.client.publish(device_topic(self.device_id, Channel.UPLOAD), payload, qos=1)
+
+    async def reply(self, upload_id: str) -> Command:
+        async with asyncio.timeout(10):
+            while True:
+                command = await self.replies.get()
+                if command.upload_id == upload_id and command.type.startswith("upload."):
+                    return command
+
+
+@asynccontextmanager
+async def raw_unit(port: int, device_id: str) -> AsyncIterator[RawUnit]:
+    async with mqtt_client(port, f"{device_id}-raw", pki.current().device_tls(device_id)) as client:
+        unit = RawUnit(client, device_id)
+        await client.subscribe(device_topic(device_id, Channel.CMD), qos=1)
+
+        async def collect() -> None:
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                unit.replies.put_nowait(decode(Command, message.payload))
+
+        task = asyncio.create_task(collect())
+        try:
+            yield unit
+        finally:
+            task.cancel()
+
+
+def chunks(
+    upload_id: str, call_id: str, case_no: str, data: bytes, *, sha256: str | None = None
+) -> list[dict[str, Any]]:
+    """The upload messages for ``data``, as a unit sends them."""
+    declared = {
+        "type": "chunk",
+        "upload_id": upload_id,
+        "kind": "still",
+        "call_id": call_id,
+        "case_no": case_no,
+        "content_type": "image/jpeg",
+        "size": len(data),
+        "sha256": sha256 or hashlib.sha256(data).hexdigest(),
+        "captured_at": "2025-05-14T02:33:41.208Z",
+    }
+    return [
+        {**declared, "offset": at, "data": base64.b64encode(data[at : at + CHUNK_BYTES]).decode()}
+        for at in range(0, len(data), CHUNK_BYTES)
+    ]
+
+
+def noise_jpeg(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=95)
+    assert 2 * CHUNK_BYTES < len(out.getvalue()) <= 3 * CHUNK_BYTES
+    return out.getvalue()
+
+
+async def test_bad_uploads_are_refused_with_their_reason_and_harm_nothing_stored(
+    broker: Mosquitto, server: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="server.calls.uploads")
+    car = device_config(tmp_path / "car", broker.port, "car-bad-01", evidence={"pretrigger_s": 0})
+    console = await dispatcher(server)
+    incoming = server.cfg.server.data_dir / "uploads"
+    try:
+        async with running_device(car) as device:
+            case_no, call_id = await live_call(device)
+            # A unit that keeps no video from before its presses says so, and the console hears it.
+            upload_id = await ask(console, "clip", call_id)
+            failed = await event(console, "evidence.failed")
+            assert failed["upload"]["upload_id"] == upload_id
+            assert failed["upload"]["reason"] == "no video from before this press on the device"
+        # The unit is gone (its call waits for it to come back); from here on what arrives on its
+        # upload channel is played by hand, with its certificate, and by a second unit's.
+        async with raw_unit(broker.port, "car-bad-01") as unit, raw_unit(broker.port, "car-bad-02") as stranger:
+            good = noise_jpeg(1)
+            first = await ask(console, "still", call_id)
+            for message in chunks(first, call_id, case_no, good):
+                await unit.send(message)
+            assert [(await unit.reply(first)).type for _ in range(3)] == ["upload.ack", "upload.ack", "upload.done"]
+            stored = (await event(console, "evidence.new"))["evidence"]
+            stored_file = server.cfg.evidence_dir / stored["file"]
+            assert stored_file.read_bytes() == good
+
+            second = await ask(console, "still", call_id)
+            parts = chunks(second, call_id, case_no, good)
+
+            # Out of order: not written; the answer says which byte the server wants.
+            await unit.send(parts[1])
+            answer = await unit.reply(second)
+            assert (answer.type, answer.offset) == ("upload.ack", 0)
+            assert answer.reason == f"chunk at byte {CHUNK_BYTES} out of order: expected byte 0"
+            assert not (incoming / f"{second}.part").exists()
+
+            # Oversized: over CHUNK_BYTES in one chunk.
+            await unit.send({**parts[0], "data": base64.b64encode(good[: CHUNK_BYTES + 4000]).decode()})
+            answer = await unit.reply(second)
+            assert answer.type == "upload.refused" and answer.reason is not None
+            assert answer.reason.startswith("schema: data: String should have at most")
+
+            # Another unit's chunks for this upload, and this unit's for another case.
+            await stranger.send(parts[0])
+            answer = await stranger.reply(second)
+            assert (answer.type, answer.reason) == ("upload.refused", "not this device's upload")
+            await unit.send({**parts[0], "case_no": "530102209901010001"})
+            answer = await unit.reply(second)
+            assert (answer.type, answer.reason) == (
+                "upload.refused",
+                "not the case, call or kind this upload was asked for",
+            )
+            assert not (incoming / f"{second}.part").exists()
+
+            # A chunk that declares another file than the first chunk did: what was received goes.
+            await unit.send(chunks(second, call_id, case_no, good + b"more")[0])
+            answer = await unit.reply(second)
+            assert (answer.type, answer.reason) == ("upload.refused", "the file changed during its upload")
+            assert (await event(console, "evidence.failed"))["upload"]["upload_id"] == second
+            assert not list(incoming.glob(f"{second}.*"))
+
+            # A whole file that is not the one its hash declares: discarded, and the console told.
+            fourth = await ask(console, "still", call_id)
+            for message in chunks(fourth, call_id, case_no, good, sha256=hashlib.sha256(b"other").hexdigest()):
+                await unit.send(message)
+            replies = [await unit.reply(fourth) for _ in range(3)]
+            assert [r.type for r in replies] == ["upload.ack", "upload.ack", "upload.refused"]
+            assert replies[-1].reason == f"sha256 mismatch: received {hashlib.sha256(good).hexdigest()}"
+            failed = await event(console, "evidence.failed")
+            assert failed["upload"] == {
+                "upload_id": fourth,
+                "kind": "still",
+                "call_id": call_id,
+                "case_no": case_no,
+                "reason": replies[-1].reason,
+            }
+            assert not list(incoming.glob(f"{fourth}.*"))
+            assert not list(server.cfg.evidence_dir.rglob(f"*{fourth}*"))
+
+            # A finished upload sent again: the same file is acknowledged again, another is refused;
+            # the stored file stays as it was.
+            other = noise_jpeg(2)
+            await unit.send(chunks(first, call_id, case_no, other)[0])
+            answer = await unit.reply(first)
+            assert (answer.type, answer.reason) == (
+                "upload.refused",
+                "this upload is already stored, with another sha256",
+            )
+            await unit.send(chunks(first, call_id, case_no, good)[0])
+            answer = await unit.reply(first)
+            assert (answer.type, answer.sha256) == ("upload.done", hashlib.sha256(good).hexdigest())
+            assert stored_file.read_bytes() == good
+
+            # An evidence file is never overwritten, even by a good upload that would take its name.
+            third = await ask(console, "still", call_id)
+            squatter = server.cfg.evidence_dir / case_no / f"still-{third}.jpg"
+            squatter.write_bytes(b"already here")
+            for message in chunks(third, call_id, case_no, other):
+                await unit.send(message)
+            answer = [await unit.reply(third) for _ in range(3)][-1]
+            assert (answer.type, answer.reason) == ("upload.refused", "a file of that name is already stored")
+            assert squatter.read_bytes() == b"already here"
+
+            # Nothing was asked under this id.
+            nobody = new_report_id()
+            await unit.send(chunks(nobody, call_id, case_no, good)[0])
+            assert (await unit.reply(nobody)).reason == "no such upload"
+
+        listed = (await console.http.get(f"/api/cases/{stored['case_id']}/evidence")).json()
+        assert [e["id"] for e in listed if e["kind"] == "still"] == [stored["id"]]
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        for reason in ("out of order", "not this device's upload", "file changed", "sha256 mismatch", "already stored"):
+            assert reason in logged
     finally:
         await console.close()

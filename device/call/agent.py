@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
+from device.call.degraded import Connected, SceneSender, while_disconnected
 from device.call.tracks import CameraTrack, MicrophoneTrack, play_remote_voice
 from device.call.turn_check import has_relay_candidate, relay_problem
 from device.config import DeviceConfig
@@ -60,7 +61,7 @@ class CallAgent:
         self._call: _Call | None = None
         self._task: asyncio.Task[None] | None = None
         self._failed: asyncio.Event | None = None  # set to give up the current connection
-        self.connected = asyncio.Event()  # media flows to the server (tests and the demo watch it)
+        self.connected = Connected()  # media flows to the server (tests and the demo watch it)
 
     @property
     def call_id(self) -> str | None:
@@ -119,6 +120,8 @@ class CallAgent:
     async def _run(self, call: _Call) -> None:
         logger.info("call %s for case %s: starting", call.call_id, call.case_no)
         ended = asyncio.create_task(call.ended.wait())
+        scene = SceneSender(self._cfg, self._hw, self._publish, call.call_id, call.report_id, call.case_no)
+        fallback = asyncio.create_task(while_disconnected(self.connected, self._cfg.webrtc.degrade_after_s, scene))
         try:
             async with asyncio.timeout(self._cfg.webrtc.max_call_min * 60):
                 while not call.ended.is_set():
@@ -133,6 +136,9 @@ class CallAgent:
             await self.hang_up("longest call time reached")
         finally:
             ended.cancel()
+            fallback.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fallback
         logger.info("call %s ended", call.call_id)
 
     async def _connect_once(self, call: _Call) -> None:

@@ -141,9 +141,11 @@ class Pretrigger:
 
     async def freeze(self, report_id: str, at: datetime) -> None:
         """Keep the window that ends at the press ``at`` for report ``report_id``."""
+        if self._cfg.pretrigger_s == 0:
+            return
         frames = [(t, jpeg) for t, jpeg in self._ring if t <= at]
         if not frames:
-            logger.warning("report %s: no pre-trigger video to keep (camera not running)", report_id)
+            logger.warning("report %s: no video from before the press to keep (the camera is not running)", report_id)
             return
         width, height = self._camera.cfg.width, self._camera.cfg.height
         await asyncio.to_thread(self._keep, report_id, frames, width, height)

@@ -20,7 +20,11 @@ from server.calls.uploads import evidence_json
 
 router = APIRouter(prefix="/api", tags=["calls"])
 
-MEDIA_TYPES = {".jpg": "image/jpeg", ".mkv": "video/x-matroska"}  # stills; clips and recordings
+MEDIA_TYPES = {
+    ".jpg": "image/jpeg",  # stills
+    ".mkv": "video/x-matroska",  # clips and recordings
+    ".ogg": "audio/ogg",  # the sound of a degraded call
+}
 CallIdPath = Annotated[str, Path(pattern=REPORT_ID_PATTERN)]
 
 

@@ -25,7 +25,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
-from protocol.messages import CallSignal, Command, encode, utc_iso
+from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
 from protocol.topics import Channel, device_topic
 from server.calls.media import SteadyTrack, VoiceToDevice
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
@@ -66,6 +66,7 @@ class LiveCall:
     grace: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     answered: bool = False
+    went_live: bool = False
     last_media: float = field(default_factory=time.monotonic)  # the device's audio: a frame every 20 ms
 
     def summary(self) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class CallManager:
             return
         await self._answer_device(live, signal)
 
-    async def _call_for(self, device_id: str, signal: CallSignal) -> LiveCall:
+    async def _call_for(self, device_id: str, signal: CallSignal | SceneSample) -> LiveCall:
         live = self._calls.get(signal.call_id)
         if live is not None:
             if live.device_id != device_id:
@@ -177,7 +178,7 @@ class CallManager:
             logger.info("call %s attempt %d: device %s", live.call_id, signal.attempt, state)
             if state == "connected":
                 await self._set_state(live, "live")
-            elif state in ("disconnected", "failed", "closed") and live.state != "ended":
+            elif state in ("disconnected", "failed", "closed") and live.state not in ("ended", "degraded"):
                 await self._set_state(live, "reconnecting")
 
         try:
@@ -201,18 +202,40 @@ class CallManager:
     async def _set_state(self, live: LiveCall, state: str) -> None:
         if live.state == state or live.state == "ended":
             return
-        first_live = state == "live" and live.state == "connecting"
+        first_live = state == "live" and not live.went_live
         live.state = state
+        live.went_live = live.went_live or state == "live"
+        self._grace(live)
+        await self._store.update(live.call_id, state=state, **({"live_at": now_utc()} if first_live else {}))
+        self._event(live)
+
+    def _grace(self, live: LiveCall) -> None:
+        """A call without media ends if the device does not come back within the grace time."""
         if live.grace is not None:
             live.grace.cancel()
             live.grace = None
-        if state == "reconnecting":
+        if live.state in ("reconnecting", "degraded"):
             loop = asyncio.get_running_loop()
             live.grace = loop.call_later(
                 self._cfg.reconnect_grace_s, self._end_soon, live.call_id, "the device did not come back"
             )
-        await self._store.update(live.call_id, state=state, **({"live_at": now_utc()} if first_live else {}))
-        self._event(live)
+
+    async def degraded(self, device_id: str, sample: SceneSample) -> LiveCall | None:
+        """A still or sound of the scene came instead of video (``server.calls.degraded``): the call,
+        opened now if no offer ever got through, is degraded until its video connects, and each
+        sample puts off its end. None if the call is refused; the device is told to end it."""
+        try:
+            live = await self._call_for(device_id, sample)
+        except CallError as exc:
+            logger.warning("device %s: call %s scene refused: %s", device_id, sample.call_id, exc)
+            await self._command(device_id, Command(type="call.end", call_id=sample.call_id, reason=str(exc)[:120]))
+            return None
+        if live.state == "degraded":
+            self._grace(live)
+        elif live.state != "live":
+            logger.info("call %s: no video, the device sends stills and sound", live.call_id)
+            await self._set_state(live, "degraded")
+        return live
 
     # --- the consoles' side -----------------------------------------------------------------
 

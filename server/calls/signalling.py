@@ -18,6 +18,7 @@ from kuaichu.mqtt import make_client
 from protocol import ProtocolError
 from protocol.messages import CallSignal, decode
 from protocol.topics import Channel, device_filter, parse_device_topic
+from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
 from server.config import ServerConfig
@@ -30,6 +31,7 @@ class Signalling:
         self._cfg = cfg
         self._client: aiomqtt.Client | None = None
         self.manager: CallManager | None = None
+        self.scenes: SceneReceiver | None = None
         self.uploads: UploadReceiver | None = None
         self.connected = asyncio.Event()
         self._handling: set[asyncio.Task[None]] = set()
@@ -51,6 +53,7 @@ class Signalling:
             try:
                 async with make_client(self._cfg.broker, identifier) as client:
                     await client.subscribe(device_filter(Channel.CALL), qos=1)
+                    await client.subscribe(device_filter(Channel.SCENE), qos=1)
                     await client.subscribe(device_filter(Channel.UPLOAD), qos=1)
                     self._client = client
                     self.connected.set()
@@ -69,6 +72,10 @@ class Signalling:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         try:
             device_id, channel = parse_device_topic(message.topic.value)
+            if channel is Channel.SCENE:
+                if self.scenes is not None:
+                    self.scenes.on_message(device_id, payload)
+                return
             if channel is Channel.UPLOAD:
                 if self.uploads is not None:
                     self.uploads.on_message(device_id, payload)

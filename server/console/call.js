@@ -38,6 +38,7 @@ function showCall(call) {
   if (current && current.callId === call.call_id) {
     if (call.state === "ended") finish("已结束 ended");
     else if (call.state === "reconnecting") setCallState("reconnecting");
+    else if (call.state === "degraded") setCallState("degraded");
     else if (call.state === "live" && current.pc && current.pc.connectionState === "connected") setCallState("live");
   }
 }
@@ -76,7 +77,8 @@ async function joinCall(callId) {
   });
   pc.addEventListener("connectionstatechange", () => {
     if (!current || current.pc !== pc) return;
-    if (pc.connectionState === "connected") setCallState("live");
+    // Connected to the server; the unit's video may still be down (stills instead: scene.js).
+    if (pc.connectionState === "connected") setCallState(calls.get(callId)?.state === "degraded" ? "degraded" : "live");
     if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
       setCallState("reconnecting");
       clearTimeout(current.rejoin);

@@ -1,0 +1,64 @@
+"""The dispatcher takes a still and fetches the seconds before the press from the call panel, in
+headless Chromium: each appears in the evidence strip under the video as soon as the server has it,
+the still at the unit's full resolution, and a reloaded console shows them again."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from playwright.async_api import expect
+
+from device.hal.camera_simulated import still_size
+from server.users import Role
+from tests.browser import chromium
+from tests.conftest import add_user, make_server_config, start_server
+from tests.devices import device_config, running_device
+from tests.services import Mosquitto
+from tests.test_call_console import login
+
+
+async def test_take_still_and_last_seconds_fill_the_evidence_strip(broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = make_server_config(tmp_path / "server", broker.port)
+    server = await start_server(cfg)
+    await add_user(cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    car = device_config(tmp_path / "car", broker.port, "car-still-09", camera={"fps": 5}, evidence={"pretrigger_s": 5})
+    try:
+        async with running_device(car) as device, chromium() as browser:
+            await device.wait_fix()
+            await asyncio.sleep(3)  # some video from before the press
+            await device.press()
+            case_no = await device.case_number()
+            async with asyncio.timeout(30):
+                await device.app.call.connected.wait()
+
+            page = await browser.new_page()
+            await login(page, server.url, "wuhua")
+            cell = page.locator(f'tr[data-case="{case_no}"] td.call')
+            await expect(cell).to_have_attribute("data-state", "live")
+            await cell.locator("button.answer").click()
+            await expect(page.locator("#call-state")).to_have_attribute("data-state", "live", timeout=20000)
+            strip = page.locator("#call-evidence")
+            await expect(strip.locator("figure")).to_have_count(0)
+
+            await page.click("#call-still")
+            await expect(strip.locator("figure.pending")).to_have_count(1)
+            still = strip.locator('figure[data-kind="still"] img')
+            await expect(still).to_have_count(1, timeout=60000)
+            await expect(strip.locator("figure.pending")).to_have_count(0)
+            width = await still.evaluate("(img) => img.complete ? img.naturalWidth : 0")
+            assert width == still_size(car.camera.width, car.camera.height)[0]
+
+            await page.click("#call-clip")
+            clip = strip.locator('figure[data-kind="clip"] a[download]')
+            await expect(clip).to_have_count(1, timeout=60000)
+            await page.screenshot(path=str(tmp_path / "evidence.png"), full_page=True)
+
+            # A reloaded console shows what the case already has.
+            await page.reload()
+            await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+            await page.locator(f'tr[data-case="{case_no}"] td.call button.answer').click()
+            await expect(strip.locator('figure[data-kind="still"] img')).to_have_count(1)
+            await expect(strip.locator('figure[data-kind="clip"]')).to_have_count(1)
+    finally:
+        await server.stop()
