@@ -34,11 +34,12 @@ from server.db.models import Evidence
 from server.users import Role
 from tests import pki
 from tests.browser import chromium
-from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.conftest import RunningServer, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.reports import in_car_report
 from tests.services import Coturn, Mosquitto, free_port
 from tests.test_call import call_row, wait_state
+from tests.test_call_console import login
 from tests.wire import mqtt_client, publish_report, raw_device
 
 TONE_HZ = 440.0
@@ -87,14 +88,6 @@ def dominant_hz(ogg: bytes) -> tuple[float, float]:
         rate = stream.codec_context.sample_rate
     spectrum = np.abs(np.fft.rfft(samples))
     return float(np.argmax(spectrum) * rate / samples.size), samples.size / rate
-
-
-async def login(page: Page, url: str, username: str) -> None:
-    await page.goto(url + "/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-button")
-    await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
 
 
 async def test_without_any_webrtc_path_the_dispatcher_gets_stills_and_sound_as_evidence(
