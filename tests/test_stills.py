@@ -218,11 +218,11 @@ async def test_the_clip_shows_the_seconds_before_the_press(
             await console.close()
 
 
-async def test_an_upload_resumes_after_a_broker_restart_and_a_device_restart_from_the_servers_offset(
+async def test_an_upload_resumes_from_the_servers_offset_after_broker_server_and_device_restarts(
     broker: Mosquitto, server: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="device.evidence.uploads")
-    # Slow enough (40 kB/s) that the test can cut the still's upload twice.
+    # Slow enough (40 kB/s) that the test can cut the still's upload three times.
     car = device_config(
         tmp_path / "car",
         broker.port,
@@ -250,7 +250,12 @@ async def test_an_upload_resumes_after_a_broker_restart_and_a_device_restart_fro
             broker.stop()
             await asyncio.sleep(2)
             broker.start()
-            before_device_restart = await received_at_least(upload_id, 160 * 1024)
+            await received_at_least(upload_id, 128 * 1024)
+            await console.close()
+            await server.stop()  # what it has received is on its disk, with the request
+            server = await start_server(server.cfg)
+            console = await dispatcher(server)
+            before_device_restart = await received_at_least(upload_id, 192 * 1024)
         pending = car.device.data_dir / "uploads" / f"{upload_id}.data"
         assert pending.exists()  # the unit keeps the still until the server has confirmed it
         sent = pending.read_bytes()
@@ -262,6 +267,8 @@ async def test_an_upload_resumes_after_a_broker_restart_and_a_device_restart_fro
         assert new["upload_id"] == upload_id
         stored = await downloaded(console, new["evidence"])
         assert stored == sent and new["evidence"]["size_bytes"] == len(sent)
+        row, username = await evidence_row(server, new["evidence"]["id"])
+        assert username == "wuhua" and row.kind == "still"
         # After the broker came back the unit went on from where the server was, not from the start;
         # after its own restart the server told it how much it already had.
         messages = [r.getMessage() for r in caplog.records]
@@ -271,6 +278,7 @@ async def test_an_upload_resumes_after_a_broker_restart_and_a_device_restart_fro
         assert ahead and ahead[-1] >= before_device_restart, messages
     finally:
         await console.close()
+        await server.stop()
 
 
 class RawUnit:

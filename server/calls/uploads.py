@@ -27,6 +27,7 @@ from protocol.ids import REPORT_ID_PATTERN, new_report_id
 from protocol.messages import Command, EvidenceKind, Upload, decode, encode, utc_iso
 from protocol.topics import Channel, device_topic
 from server.calls.manager import CallError, Publish
+from server.calls.recorder import sha256_of
 from server.calls.store import CallStore
 from server.calls.upload_files import IncomingFolder, UploadRequest
 from server.cases import now_utc
@@ -185,22 +186,12 @@ class UploadReceiver:
         try:
             await asyncio.to_thread(self._incoming.place, request.upload_id, target)
         except FileExistsError:
-            await self._give_up(request, "a file of that name is already stored")
-        declared = request.declared or {}
-        evidence = await self._store.add_file(
-            Evidence(
-                case_id=request.case_id,
-                call_id=request.call_id,
-                kind=request.kind,
-                path=relative,
-                sha256=digest,
-                size_bytes=int(declared["size"]),
-                media_start=_time(declared["captured_at"]),
-                media_end=_time(declared["captured_until"] or declared["captured_at"]),
-                created_at=now_utc(),
-                operator_id=request.operator_id,
-                note=f"upload {request.upload_id} from {device_id}",
-            )
+            # The same file is this upload, placed before the server stopped; another is never replaced.
+            if await asyncio.to_thread(sha256_of, target) != digest:
+                await self._give_up(request, "a file of that name is already stored")
+        # Recorded already if the server stopped between this and answering the device.
+        evidence = await self._store.evidence_at(relative) or await self._store.add_file(
+            self._evidence(device_id, request, relative, digest)
         )
         await asyncio.to_thread(self._incoming.discard, request.upload_id)
         await self._reply(device_id, Command(type="upload.done", upload_id=request.upload_id, sha256=digest))
@@ -219,6 +210,22 @@ class UploadReceiver:
             "evidence": evidence_json(evidence, request.case_no),
         }
         self._hub.deliver(request.unit, json.dumps(event, ensure_ascii=False))
+
+    def _evidence(self, device_id: str, request: UploadRequest, relative: str, digest: str) -> Evidence:
+        declared = request.declared or {}
+        return Evidence(
+            case_id=request.case_id,
+            call_id=request.call_id,
+            kind=request.kind,
+            path=relative,
+            sha256=digest,
+            size_bytes=int(declared["size"]),
+            media_start=_time(declared["captured_at"]),
+            media_end=_time(declared["captured_until"] or declared["captured_at"]),
+            created_at=now_utc(),
+            operator_id=request.operator_id,
+            note=f"upload {request.upload_id} from {device_id}",
+        )
 
     def _check_belongs(self, device_id: str, request: UploadRequest, upload: Upload) -> None:
         """An upload is refused, and the real one left alone, unless it is the one asked for."""
