@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Self
 
 import aiomqtt
+from paho.mqtt.client import MQTT_ERR_SUCCESS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import Field, model_validator
@@ -49,8 +50,15 @@ def tls_context(tls: TlsSection) -> ssl.SSLContext:
 
 
 def make_client(
-    cfg: BrokerSection, identifier: str, *, will: aiomqtt.Will | None = None, clean_start: bool = False
+    cfg: BrokerSection,
+    identifier: str,
+    *,
+    will: aiomqtt.Will | None = None,
+    clean_start: bool = False,
+    max_inflight: int | None = None,
 ) -> aiomqtt.Client:
+    """A client for ``cfg``'s broker. ``max_inflight`` widens paho's window of QoS 1 messages
+    awaiting their PUBACK (20 by default); it must not exceed the broker's receive maximum."""
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = cfg.session_expiry_s
     client = aiomqtt.Client(
@@ -64,8 +72,22 @@ def make_client(
         properties=props,
         tls_context=tls_context(cfg.tls) if cfg.tls else None,
         timeout=10,
+        max_inflight_messages=max_inflight,
     )
     # A burst of reports means a burst of acks in flight; aiomqtt would log a warning for each one
     # beyond ten, which is noise, not news. paho's own in-flight window still applies.
     client.pending_calls_threshold = 1000
     return client
+
+
+def publish_nowait(client: aiomqtt.Client, topic: str, payload: bytes, qos: int) -> None:
+    """Hand a message to the connection without waiting for the broker's PUBACK.
+
+    aiomqtt's ``publish`` waits for each PUBACK with an event, a task and a timer of its own, and
+    scans every pending call each time: for a server answering a burst of reports that costs more
+    than the answers themselves. The message is still QoS 1 on the wire, kept by paho until its
+    PUBACK arrives; only a caller that must know it arrived needs ``publish``.
+    """
+    info = client._client.publish(topic, payload, qos)
+    if info.rc != MQTT_ERR_SUCCESS:
+        raise aiomqtt.MqttCodeError(info.rc, "could not publish message")

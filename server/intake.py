@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from kuaichu.mqtt import make_client
+from kuaichu.mqtt import make_client, publish_nowait
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
 from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
@@ -31,10 +31,17 @@ from server.events import CaseHub
 logger = logging.getLogger(__name__)
 
 BATCH_LIMIT = 200
+# Reports arriving less than GATHER_GAP_S apart are written in one transaction, for at most
+# GATHER_MAX_S after the first (see Intake._gather).
+GATHER_GAP_S = 0.003
+GATHER_MAX_S = 0.05
 # Presence, heartbeats and self-tests wait this long to share one transaction. Written as they came,
 # each cost the worker some 4 ms of CPU, so 2,000 devices heartbeating every 10 s took
 # most of a core (bench/fleet.py, docs/benchmarks.md); gathered, they cost a fraction of that.
 STATUS_GATHER_S = 1.0
+# QoS 1 answers in flight at once: the broker's receive maximum (``max_inflight_messages`` in the
+# configuration provisioning writes). paho's default of 20 would hold a burst's answers back.
+BROKER_RECEIVE_MAXIMUM = 100
 # The id of a report that failed validation, so that its refusal can still name it.
 _REPORT_ID_IN_RAW = re.compile(rb'"report_id"\s*:\s*"(' + REPORT_ID_PATTERN.strip("^$").encode() + rb')"')
 
@@ -59,7 +66,6 @@ class Intake:
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
         self._client: aiomqtt.Client | None = None
-        self._sending: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -78,7 +84,7 @@ class Intake:
         identifier = f"kuaichu-server-{self._cfg.server.worker_id}"
         while True:
             try:
-                async with make_client(self._cfg.broker, identifier) as client:
+                async with make_client(self._cfg.broker, identifier, max_inflight=BROKER_RECEIVE_MAXIMUM) as client:
                     await client.subscribe(shared(device_filter(Channel.REPORT)), qos=1)
                     await client.subscribe(shared(device_filter(Channel.HEARTBEAT)), qos=0)
                     await client.subscribe(shared(device_filter(Channel.SELFTEST)), qos=1)
@@ -106,11 +112,12 @@ class Intake:
         topic = message.topic.value
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         if topic == CASE_EVENTS:
-            try:
-                text = payload.decode()
-                self._hub.deliver(json.loads(text)["case"]["unit"]["adcode"], text)
-            except (ValueError, KeyError, TypeError):
-                logger.error("case event on %s is malformed; ignored", topic)
+            for line in payload.split(b"\n"):
+                try:
+                    text = line.decode()
+                    self._hub.deliver(json.loads(text)["case"]["unit"]["adcode"], text)
+                except (ValueError, KeyError, TypeError):
+                    logger.error("case event on %s is malformed; ignored", topic)
             return
         try:
             device_id, channel = parse_device_topic(topic)
@@ -162,13 +169,31 @@ class Intake:
     async def _write_loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < BATCH_LIMIT and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            await self._gather(batch)
             try:
                 await self._write(batch)
             except Exception:
                 # The devices will retry what was not acknowledged; the writer must live on.
                 logger.exception("case writer: batch of %d failed; devices will retry", len(batch))
+
+    async def _gather(self, batch: list[Report | Refusal]) -> None:
+        """Add to ``batch`` what keeps arriving, until a pause of ``GATHER_GAP_S`` or ``GATHER_MAX_S``
+        in all. A burst of reports then costs one transaction rather than a chain of ever larger ones,
+        each holding up the next; a lone report waits ``GATHER_GAP_S`` longer."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GATHER_MAX_S
+        while len(batch) < BATCH_LIMIT:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            wait = min(GATHER_GAP_S, until - loop.time())
+            if wait <= 0:
+                return
+            try:
+                async with asyncio.timeout(wait):
+                    batch.append(await self._queue.get())
+            except TimeoutError:
+                return
 
     async def _status_loop(self) -> None:
         while True:
@@ -186,25 +211,25 @@ class Intake:
         now = now_utc()
         reports = [item for item in batch if isinstance(item, Report)]
         sends: list[tuple[str, bytes, int]] = []
+        events: list[str] = []
         if reports:
             async with self._writing:
                 outcomes = await self._cases.open_cases(reports, now)
             for outcome in outcomes:
-                sends.extend(self._answers(outcome))
+                sends.extend(self._answers(outcome, events))
         for item in batch:
             if isinstance(item, Refusal):
                 ack = Ack(report_id=item.report_id, status="refused", reason=item.reason)
                 sends.append((device_topic(item.device_id, Channel.ACK), encode(ack), 1))
-        # Answers go out at once and without holding up what follows: paho retransmits QoS 1 by
-        # itself, and a device that misses its ack re-sends and gets the same case again.
-        task = asyncio.create_task(self._publish_all(sends))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        if events:
+            # The other workers get every case of the batch in one message, one event per line.
+            sends.append((CASE_EVENTS, "\n".join(events).encode(), 1))
+        # Answers go out at once, without waiting for their PUBACKs: a device that misses its ack
+        # re-sends and gets the same case again.
+        self._send(sends)
 
-    async def _publish_all(self, sends: list[tuple[str, bytes, int]]) -> None:
-        await asyncio.gather(*(self._publish(topic, payload, qos) for topic, payload, qos in sends))
-
-    def _answers(self, outcome: Outcome) -> list[tuple[str, bytes, int]]:
+    def _answers(self, outcome: Outcome, events: list[str]) -> list[tuple[str, bytes, int]]:
+        """The device's ack; a new case's event goes to this worker's consoles and onto ``events``."""
         report, case = outcome.report, outcome.case
         topic = device_topic(report.device_id, Channel.ACK)
         if outcome.refusal is not None:
@@ -236,15 +261,16 @@ class Intake:
             )
             event = json.dumps({"type": "case.new", "case": case_summary(case)}, ensure_ascii=False)
             self._hub.deliver(case.unit_adcode, event)
-            sends.append((CASE_EVENTS, event.encode(), 1))
+            events.append(event)
         return sends
 
-    async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
+    def _send(self, sends: list[tuple[str, bytes, int]]) -> None:
         client = self._client
-        if client is None:
-            logger.warning("broker down: %s not sent; the device will retry and get it again", topic)
-            return
-        try:
-            await client.publish(topic, payload, qos=qos, timeout=10)
-        except aiomqtt.MqttError as exc:
-            logger.warning("could not publish %s (%s); the device will retry", topic, exc)
+        for topic, payload, qos in sends:
+            if client is None:
+                logger.warning("broker down: %s not sent; the device will retry and get it again", topic)
+                continue
+            try:
+                publish_nowait(client, topic, payload, qos)
+            except aiomqtt.MqttError as exc:
+                logger.warning("could not publish %s (%s); the device will retry", topic, exc)

@@ -86,6 +86,9 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                 access_log=False,
                 lifespan="off",
                 ws_ping_interval=20,
+                # A console event is a kilobyte or so: deflating each one for each console cost
+                # the worker's event loop more than sending it as it is.
+                ws_per_message_deflate=False,
             )
         )
         tasks = [

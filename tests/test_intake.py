@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from protocol.messages import MAX_PAYLOAD_BYTES, encode
+from protocol.topics import CASE_EVENTS
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Case
 from server.users import Role
@@ -174,3 +176,41 @@ async def test_messages_on_foreign_topics_are_ignored(server: RunningServer, bro
         ack = await asyncio.wait_for(acks.get(), 10)
     assert ack.status == "accepted"
     assert await count_cases(server) == 1
+
+
+async def test_other_workers_hear_of_every_case_one_line_each(server: RunningServer, broker: Mosquitto) -> None:
+    reports = [in_car_report("car-0008", WUHUA) for _ in range(5)]
+    # In another worker's shoes: the server's certificate, a client id of its own.
+    async with mqtt_client(broker.port, "kuaichu-server-peer", fleet_pki().server_tls()) as peer:
+        await peer.subscribe(CASE_EVENTS, qos=1)
+        async with raw_device(broker.port, "car-0008") as (client, acks):
+            await asyncio.gather(*(publish_report(client, "car-0008", encode(r)) for r in reports))
+            answers = [await asyncio.wait_for(acks.get(), 10) for _ in reports]
+        events: list[dict[str, Any]] = []
+        while len(events) < len(reports):
+            message = await asyncio.wait_for(anext(peer.messages), 10)
+            assert isinstance(message.payload, bytes)
+            events += [json.loads(line) for line in message.payload.split(b"\n")]
+    assert all(event["type"] == "case.new" for event in events)
+    assert sorted(event["case"]["case_no"] for event in events) == sorted(a.case_no or "" for a in answers)
+    assert {event["case"]["device_id"] for event in events} == {"car-0008"}
+
+
+async def test_cases_another_worker_opened_reach_this_workers_consoles(
+    server: RunningServer, broker: Mosquitto
+) -> None:
+    await add_user(server.cfg, "wuhua-peer", Role.DISPATCHER, ["530102"])
+    console = Console(server.url)
+    assert (await console.login("wuhua-peer", PASSWORD)).status_code == 200
+    await console.connect_live()
+    events = [
+        {"type": "case.new", "case": {"case_no": f"{adcode}202611250{n}", "unit": {"adcode": adcode, "name": "x"}}}
+        for n, adcode in enumerate(["530102", "530111", "530102"], start=1)
+    ]
+    async with mqtt_client(broker.port, "kuaichu-server-peer", fleet_pki().server_tls()) as peer:
+        lines = "\n".join(json.dumps(event, ensure_ascii=False) for event in events)
+        await peer.publish(CASE_EVENTS, lines.encode(), qos=1)
+    # In order, and only the cases of the units this dispatcher serves.
+    seen = [(await console.next_event())["case"]["case_no"] for _ in range(2)]
+    assert seen == ["5301022026112501", "5301022026112503"]
+    await console.close()
