@@ -62,6 +62,18 @@ class RunningDevice:
     async def case_number(self, timeout: float = 15) -> str:
         return await asyncio.wait_for(self.app.case_numbers.get(), timeout)
 
+    async def live_call(self, timeout: float = 30) -> tuple[str, str]:
+        """Press the button once the unit has a fix and wait until its call's media flows;
+        (case number, call id)."""
+        await self.wait_fix()
+        await self.press()
+        case_no = await self.case_number()
+        async with asyncio.timeout(timeout):
+            await self.app.call.connected.wait()
+        call_id = self.app.call.call_id
+        assert call_id is not None
+        return case_no, call_id
+
     async def wait_fix(self, timeout: float = 15) -> None:
         async with asyncio.timeout(timeout):
             while self.hw.gnss.latest() is None:

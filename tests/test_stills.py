@@ -34,23 +34,11 @@ from server.db.models import Evidence, User
 from server.users import Role
 from tests import pki
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
-from tests.devices import RunningDevice, device_config, running_device
+from tests.devices import device_config, running_device
 from tests.services import Mosquitto
 from tests.wire import Console, mqtt_client
 
 WIDTH, HEIGHT = 320, 240
-
-
-async def live_call(device: RunningDevice) -> tuple[str, str]:
-    """Press the unit's button in 五华区 and wait for its call to be live; (case number, call id)."""
-    await device.wait_fix()
-    await device.press()
-    case_no = await device.case_number()
-    async with asyncio.timeout(30):
-        await device.app.call.connected.wait()
-    call_id = device.app.call.call_id
-    assert call_id is not None
-    return case_no, call_id
 
 
 async def dispatcher(server: RunningServer, username: str = "wuhua") -> Console:
@@ -115,7 +103,7 @@ async def test_a_still_taken_during_the_call_is_kept_with_its_hash_and_the_dispa
 ) -> None:
     car = device_config(tmp_path / "car", broker.port, "car-still-01", camera={"width": WIDTH, "height": HEIGHT})
     async with running_device(car) as device:
-        case_no, call_id = await live_call(device)
+        case_no, call_id = await device.live_call()
         console = await dispatcher(server)
         other = await dispatcher(server, "guandu")
         try:
@@ -188,7 +176,7 @@ async def test_the_clip_shows_the_seconds_before_the_press(
         await asyncio.sleep(9)  # the ring fills
         camera = device.hw.camera
         before_press = read_frame_counter(np.asarray(await camera.frame()))
-        case_no, call_id = await live_call(device)
+        case_no, call_id = await device.live_call()
         after_press = read_frame_counter(np.asarray(await camera.frame()))
         assert before_press is not None and after_press is not None
         console = await dispatcher(server)
@@ -244,7 +232,7 @@ async def test_an_upload_resumes_from_the_servers_offset_after_broker_server_and
     console = await dispatcher(server)
     try:
         async with running_device(car) as device:
-            _, call_id = await live_call(device)
+            _, call_id = await device.live_call()
             upload_id = await ask(console, "still", call_id)
             await received_at_least(upload_id, 64 * 1024)
             broker.stop()
@@ -358,12 +346,18 @@ async def test_bad_uploads_are_refused_with_their_reason_and_harm_nothing_stored
     incoming = server.cfg.server.data_dir / "uploads"
     try:
         async with running_device(car) as device:
-            case_no, call_id = await live_call(device)
+            case_no, call_id = await device.live_call()
             # A unit that keeps no video from before its presses says so, and the console hears it.
             upload_id = await ask(console, "clip", call_id)
             failed = await event(console, "evidence.failed")
             assert failed["upload"]["upload_id"] == upload_id
             assert failed["upload"]["reason"] == "no video from before this press on the device"
+            # Nor can a unit whose camera has failed take a still.
+            await device.hw.camera.stop()
+            upload_id = await ask(console, "still", call_id)
+            failed = await event(console, "evidence.failed")
+            assert failed["upload"]["upload_id"] == upload_id
+            assert failed["upload"]["reason"] == "the unit could not make it: camera not running: stopped"
         # The unit is gone (its call waits for it to come back); from here on what arrives on its
         # upload channel is played by hand, with its certificate, and by a second unit's.
         async with raw_unit(broker.port, "car-bad-01") as unit, raw_unit(broker.port, "car-bad-02") as stranger:

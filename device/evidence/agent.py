@@ -22,7 +22,7 @@ from PIL import Image
 from device.config import DeviceConfig
 from device.evidence.pretrigger import ClipUnavailable, Pretrigger
 from device.evidence.uploads import PendingUpload, Publish, Uploader
-from device.hal.camera import Camera, CameraError, Frame
+from device.hal.camera import Camera, Frame
 from kuaichu.version import FIRMWARE
 from protocol.messages import Command, EvidenceKind, Upload
 
@@ -91,19 +91,26 @@ class EvidenceAgent:
                 upload, data = await self._still(command)
             else:
                 upload, data = await self._clip(command)
-        except (CameraError, ClipUnavailable) as exc:
-            logger.warning("upload %s: no %s to send: %s", upload_id, kind.value, exc)
-            notice = Upload(
-                type="unavailable",
-                upload_id=upload_id,
-                kind=kind,
-                call_id=command.call_id or "",
-                case_no=command.case_no or "",
-                reason=str(exc)[:120],
-            )
-            await self.uploader.tell_unavailable(notice)
+        except ClipUnavailable as exc:
+            logger.warning("upload %s: no clip to send: %s", upload_id, exc)
+            await self._unavailable(command, kind, str(exc))
+            return
+        except Exception as exc:  # whatever the camera driver raised, the dispatcher hears why
+            logger.exception("upload %s: no %s to send", upload_id, kind.value)
+            await self._unavailable(command, kind, f"the unit could not make it: {exc}")
             return
         await self.uploader.add(upload, data)
+
+    async def _unavailable(self, command: Command, kind: EvidenceKind, reason: str) -> None:
+        notice = Upload(
+            type="unavailable",
+            upload_id=command.upload_id or "",
+            kind=kind,
+            call_id=command.call_id or "",
+            case_no=command.case_no or "",
+            reason=reason[:120],
+        )
+        await self.uploader.tell_unavailable(notice)
 
     async def _still(self, command: Command) -> tuple[PendingUpload, bytes]:
         frame = await self._camera.still()

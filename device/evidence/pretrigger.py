@@ -17,7 +17,6 @@ import asyncio
 import fractions
 import io
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import av
 from PIL import Image
 
 from device.config import EvidenceSection
+from device.evidence.files import write_atomically
 from device.hal.camera import Camera, CameraError, Frame
 from protocol.messages import utc_iso
 
@@ -75,16 +75,6 @@ def mux_clip(frames: list[tuple[datetime, bytes]], width: int, height: int) -> b
             packet.time_base = MS
             container.mux(packet)
     return out.getvalue()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """A file is either there whole or not at all, even across a power cut."""
-    partial = path.with_name(path.name + ".part")
-    with partial.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    partial.replace(path)
 
 
 def read_clip(path: Path) -> list[tuple[datetime, bytes]]:
@@ -155,7 +145,11 @@ class Pretrigger:
         path = self._folder / f"{report_id}.mkv"
         if not await asyncio.to_thread(path.exists):
             raise ClipUnavailable("no video from before this press on the device")
-        return await asyncio.to_thread(cut_clip, path, seconds)
+        try:
+            return await asyncio.to_thread(cut_clip, path, seconds)
+        except (OSError, av.FFmpegError, KeyError, ValueError) as exc:
+            logger.exception("report %s: the video from before the press is unreadable", report_id)
+            raise ClipUnavailable(f"the video from before the press is unreadable ({exc})") from None
 
     def _keep(self, report_id: str, frames: list[tuple[datetime, bytes]], width: int, height: int) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from device.evidence.pretrigger import write_atomically
+from device.evidence.files import write_atomically
 from protocol.messages import CHUNK_BYTES, CONTENT_TYPES, Command, EvidenceKind, Upload, encode
 from protocol.topics import Channel
 
@@ -182,7 +182,11 @@ class Uploader:
             self._wake.clear()  # before looking: an upload added meanwhile wakes the next wait
             pending = await asyncio.to_thread(self._folder.pending)
             for upload in pending:
-                await self._send(upload)
+                try:
+                    await self._send(upload)
+                except OSError as exc:  # its file went missing or unreadable: nothing left to send
+                    logger.error("upload %s: cannot be read (%s); dropped", upload.upload_id, exc)
+                    await asyncio.to_thread(self._folder.remove, upload.upload_id)
             if not pending:
                 await self._wake.wait()
 
