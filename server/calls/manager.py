@@ -325,7 +325,10 @@ class CallManager:
     # --- recording ------------------------------------------------------------------------------
 
     async def _feed_recorder(self, live: LiveCall, track: SteadyTrack, kind: str) -> None:
-        source = live.relay.subscribe(track, buffered=False)
+        # Buffered: an unbuffered proxy keeps only the newest frame, so two frames decoded while
+        # the loop was busy would lose the first. This loop only hands frames to the recorder's
+        # own queue, which is where a recorder that falls behind drops video.
+        source = live.relay.subscribe(track, buffered=True)
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await source.recv()
