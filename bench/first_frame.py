@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import platform
 import statistics
 import tempfile
@@ -41,15 +40,13 @@ import psutil
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bench.report_latency import PASSWORD, prepare_server
-from bench.stack import kuaichu, load_line, percentile, wait_listening
+from bench.call_stack import running_server, start_unit, stop, wait_fix
+from bench.report_latency import PASSWORD
+from bench.stack import load_line, percentile
 from device.sim.control import send_control
 from kuaichu import runner
-from provisioning.bundle import to_toml
 from tests.browser import chromium
-from tests.devices import device_config
 from tests.pki import session_pki
-from tests.services import free_port
 
 DEVICE_ID = "ff-001"
 CASE_HOLD_S = 1.0
@@ -104,16 +101,6 @@ async def login(page: Page, url: str) -> None:
     await page.wait_for_selector('#live-state[data-state="live"]')
 
 
-async def wait_fix(http: httpx.AsyncClient, timeout: float = 60) -> None:
-    """Until the unit's heartbeats say its GNSS receiver has a fix: a press now carries a position."""
-    async with asyncio.timeout(timeout):
-        while True:
-            unit = await http.get(f"/api/devices/{DEVICE_ID}")
-            if unit.is_success and (unit.json()["health"] or {}).get("gnss") == "ok":
-                return
-            await asyncio.sleep(0.5)
-
-
 async def wait_idle(http: httpx.AsyncClient, case_seen: float, timeout: float = ROUND_TIMEOUT_S) -> None:
     """Until no call of this worker is running and the unit's case hold has expired: a press now
     opens a new case and a new call. The hold began when the unit heard its report accepted, which
@@ -153,48 +140,30 @@ async def run(rounds: int) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="kc-bench-ff-"))
     print(load_line())
     with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
-        http_port = free_port()
-        config = await prepare_server(root, pki, broker.port, http_port)
-        control = root / "unit" / "control.sock"
-        unit_cfg = device_config(
-            root / "unit",
-            broker.port,
-            DEVICE_ID,
-            camera={"width": 640, "height": 480, "fps": 15},
-            gpio={"long_press_s": 0, "control_socket": control},
-            report={"case_hold_s": CASE_HOLD_S, "heartbeat_s": 1.0},
-        )
-        (root / "unit.toml").write_text(to_toml(unit_cfg))
-        with (root / "server.log").open("wb") as server_log, (root / "unit.log").open("wb") as unit_log:
-            server = await kuaichu("server", "run", "--config", str(config), stderr=server_log.fileno())
-            unit = await kuaichu("device", "run", "--config", str(root / "unit.toml"), stderr=unit_log.fileno())
-        try:
-            await wait_listening(http_port, server)
-            url = f"http://127.0.0.1:{http_port}"
-            async with httpx.AsyncClient(base_url=url, timeout=10) as http, chromium() as browser:
-                assert (await http.post("/api/login", json={"username": "bench", "password": PASSWORD})).is_success
-                page = await browser.new_page()
-                await login(page, url)
-                await wait_fix(http)
-                figures: list[dict[str, float]] = []
-                for round_no in range(rounds + 1):
-                    result = await one_round(page, control)
-                    label = "warm-up" if round_no == 0 else f"round {round_no}"
-                    print(
-                        f"{label}: case {result['case_ms']:.0f} ms, offer {result['offer_ms']:.0f} ms, "
-                        f"connected {result['live_ms']:.0f} ms, first frame {result['frame_ms']:.0f} ms "
-                        f"({result['width']:.0f} px wide)",
-                        flush=True,
-                    )
-                    if round_no > 0:
-                        figures.append(result)
-                    await wait_idle(http, result["case_at"])
-                unit_rss = psutil.Process(unit.pid).memory_info().rss / 2**20
-        finally:
-            for proc in (unit, server):
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()
-                await proc.wait()
+        async with running_server(root, pki, broker.port) as server:
+            unit, control = await start_unit(
+                root / "unit", broker.port, DEVICE_ID, report={"case_hold_s": CASE_HOLD_S, "heartbeat_s": 1.0}
+            )
+            try:
+                async with chromium() as browser:
+                    page = await browser.new_page()
+                    await login(page, server.url)
+                    await wait_fix(server.http, DEVICE_ID)
+                    figures: list[dict[str, float]] = []
+                    for round_no in range(rounds + 1):
+                        result = await one_round(page, control)
+                        label = "warm-up" if round_no == 0 else f"round {round_no}"
+                        print(
+                            f"{label}: case {result['case_ms']:.0f} ms, offer {result['offer_ms']:.0f} ms, "
+                            f"connected {result['live_ms']:.0f} ms, first frame {result['frame_ms']:.0f} ms "
+                            f"({result['width']:.0f} px wide)",
+                            flush=True,
+                        )
+                        if round_no > 0:
+                            figures.append(result)
+                        await wait_idle(server.http, result["case_at"])
+            finally:
+                await stop(unit)
     frames = sorted(r["frame_ms"] for r in figures)
     return {
         "p50_ms": statistics.median(frames),
@@ -202,7 +171,7 @@ async def run(rounds: int) -> dict[str, float]:
         "max_ms": frames[-1],
         "case_p50_ms": statistics.median(r["case_ms"] for r in figures),
         "offer_p50_ms": statistics.median(r["offer_ms"] for r in figures),
-        "unit_rss_mb": unit_rss,
+        "connected_p50_ms": statistics.median(r["live_ms"] for r in figures),
     }
 
 
