@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Coroutine
@@ -42,7 +43,7 @@ from device.reporting import (
 from device.reports import build_heartbeat, build_report
 from kuaichu.version import FIRMWARE
 from protocol.ids import new_report_id
-from protocol.messages import Ack, Command, DeviceKind, Report, Trigger, encode
+from protocol.messages import Ack, Command, DeviceKind, Trigger, encode
 from protocol.topics import Channel
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class DeviceApp:
         try:
             await self.hw.start(self.trigger)
             await self._restore()
+            # What start-up loaded lives as long as the firmware: out of the collector's full scans,
+            # which take some 80 ms here and many times that on a Pi, whenever they come.
+            gc.freeze()
             self.ready.set()
             async with asyncio.TaskGroup() as group:
                 self._loops = [
@@ -182,16 +186,18 @@ class DeviceApp:
                     )
                     # Stored as already being sent: the first attempt goes out right here, and the
                     # sender only takes it up if no answer comes within ack_timeout_s.
-                    await self.outbox.add(report, next_attempt=time.time() + self.cfg.report.ack_timeout_s)
+                    payload = await self.outbox.add(report, next_attempt=time.time() + self.cfg.report.ack_timeout_s)
                     logger.info("%s: report %s stored, sending", self.tag, report_id)
+                    self._spawn(self._send_first(payload))
+                    # One turn of the loop hands the report to the link before the video kept from
+                    # before the press, the light, the beep and the voice take their share of a small CPU.
+                    await asyncio.sleep(0)
                     self.evidence.freeze(report_id, at)
-                    self._spawn(self._send_first(report))
                     self._wake.set()  # the sender sets its timer for the resend
-                # gpiozero starts and joins a thread per pattern change: never on the event loop.
                 case Show(signal):
-                    await asyncio.to_thread(self.hw.indicators.show, signal)
+                    self.hw.indicators.show(signal)
                 case Sound(beep):
-                    await asyncio.to_thread(self.hw.indicators.beep, beep)
+                    self.hw.indicators.beep(beep)
                 case Say() | SayCaseNo():
                     self._speech.put_nowait(effect)
                 case StartCaseHold(report_id):
@@ -217,22 +223,20 @@ class DeviceApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def _send_first(self, report: Report) -> None:
-        if not await self.link.publish(Channel.REPORT, encode(report), qos=1):
+    async def _send_first(self, payload: bytes) -> None:
+        if not await self.link.publish(Channel.REPORT, payload, qos=1):
             self._wake.set()  # the sender retries it; the link-up handler makes it due at once
 
     async def _send_due(self) -> float:
         if not self.link.connected.is_set():
             return 3600.0  # woken when the link comes back
         now = time.time()
-        next_in = 3600.0
-        for entry in await self.outbox.pending():
-            if entry.next_attempt > now:
-                next_in = min(next_in, entry.next_attempt - now)
-                continue
+        due, later = await self.outbox.due(now)
+        next_in = 3600.0 if later is None else later - now
+        for entry in due:
             if entry.attempts > 0:
                 await self._event(AckOverdue(entry.report.report_id))
-            if not await self.link.publish(Channel.REPORT, encode(entry.report), qos=1):
+            if not await self.link.publish(Channel.REPORT, entry.payload, qos=1):
                 return 1.0
             report = self.cfg.report
             delay = min(report.retry_max_s, report.ack_timeout_s * 2 ** min(entry.attempts, 16))

@@ -40,6 +40,7 @@ class Entry:
     report: Report
     attempts: int
     next_attempt: float
+    payload: bytes  # as stored, and as every attempt sends it
 
 
 class Outbox:
@@ -73,8 +74,11 @@ class Outbox:
             self._db = None
         self._executor.shutdown(wait=True)
 
-    async def add(self, report: Report, next_attempt: float = 0.0) -> None:
-        """Store a new report; ``next_attempt`` (epoch seconds) is when the sender should (re)send it."""
+    async def add(self, report: Report, next_attempt: float = 0.0) -> bytes:
+        """Store a new report; ``next_attempt`` (epoch seconds) is when the sender should (re)send it.
+
+        Returns the payload as stored: what every attempt, the first included, publishes.
+        """
         payload = encode(report)
         created = report.triggered_at.isoformat()
         await self._run(
@@ -84,6 +88,7 @@ class Outbox:
                 (report.report_id, payload, created, 1 if next_attempt else 0, next_attempt),
             )
         )
+        return payload
 
     async def pending(self) -> list[Entry]:
         rows = await self._run(
@@ -91,7 +96,28 @@ class Outbox:
                 "SELECT payload, attempts, next_attempt FROM outbox WHERE state = 'pending' ORDER BY report_id"
             ).fetchall()
         )
-        return [Entry(decode(Report, bytes(p)), attempts, next_at) for p, attempts, next_at in rows]
+        return [_entry(*row) for row in rows]
+
+    async def due(self, now: float) -> tuple[list[Entry], float | None]:
+        """The pending reports due at ``now`` (epoch seconds), and when the next of the others is.
+
+        Only the due ones are read back: a press wakes the sender, which must not re-read and
+        re-validate the report it is already sending.
+        """
+
+        def query(db: sqlite3.Connection) -> tuple[list[Any], float | None]:
+            due = db.execute(
+                "SELECT payload, attempts, next_attempt FROM outbox"
+                " WHERE state = 'pending' AND next_attempt <= ? ORDER BY report_id",
+                (now,),
+            ).fetchall()
+            later = db.execute(
+                "SELECT min(next_attempt) FROM outbox WHERE state = 'pending' AND next_attempt > ?", (now,)
+            ).fetchone()[0]
+            return due, later
+
+        rows, later = await self._run(query)
+        return [_entry(*row) for row in rows], later
 
     async def count_pending(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone())
@@ -131,3 +157,7 @@ class Outbox:
         if row is None:
             return None
         return decode(Ack, bytes(row[0])), datetime.fromisoformat(row[1])
+
+
+def _entry(payload: bytes, attempts: int, next_attempt: float) -> Entry:
+    return Entry(decode(Report, bytes(payload)), attempts, next_attempt, bytes(payload))

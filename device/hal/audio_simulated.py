@@ -81,6 +81,19 @@ class MicSource:
         """Samples injected but not heard yet."""
         return sum(part.size for part in self._injected)
 
+    def skip(self, n: int) -> None:
+        """Let ``n`` samples pass unheard (nobody listens): the tone's phase and the injected PCM
+        move on exactly as if they had been heard."""
+        self._phase = (self._phase + 2 * math.pi * self._freq / self.sample_rate * n) % (2 * math.pi)
+        while n and self._injected:
+            part = self._injected[0]
+            if part.size <= n:
+                n -= part.size
+                self._injected.popleft()
+            else:
+                self._injected[0] = part[n:]
+                n = 0
+
     def next_samples(self, n: int) -> NDArray[np.float64]:
         """The next ``n`` samples the microphone hears (the audio clock calls this)."""
         step = 2 * math.pi * self._freq / self.sample_rate
@@ -149,9 +162,19 @@ class SimulatedAudio(Audio):
             # than catching up in a burst faster than real time.
             due = max(due + CHUNK_S, loop.time() - CHUNK_S)
             await asyncio.sleep(max(0.0, due - loop.time()))
-            out = self._speak(n)
-            heard = self.microphone.next_samples(n) + self.loopback * out
-            self._publish(np.clip(heard, -32768, 32767).astype("<i2").tobytes())
+            self._tick(n)
+
+    def _tick(self, n: int) -> None:
+        """One clock tick of ``n`` samples. An idle speaker and a microphone nobody listens to
+        cost next to nothing: a benchmark runs fifty simulated units side by side."""
+        out = self._speak(n) if self._queued else None
+        if not self._listeners:
+            self.microphone.skip(n)
+            return
+        heard = self.microphone.next_samples(n)
+        if out is not None:
+            heard += self.loopback * out
+        self._publish(np.clip(heard, -32768, 32767).astype("<i2").tobytes())
 
     def _speak(self, n: int) -> NDArray[np.float64]:
         """The next ``n`` samples of queued playback (zeros when idle); finishes completed plays."""

@@ -2,20 +2,22 @@
 
 Each state of a report has one LED pattern a driver can learn from the manual ("fast blink: we
 are calling", "solid: you are through", "SOS: call 122 yourself"), and the moments that need
-attention get a beep. Patterns run on gpiozero's own background threads (``blink``, ``beep`` and
-``source``), so ``show`` and ``beep`` return at once and never hold up the event loop.
+attention get a beep. A pattern is a few timed steps played on the event loop: its first step is
+written at once and the rest follow on timers, so ``show`` and ``beep`` return at once and a
+press starts no thread (gpiozero's own ``blink`` and ``beep`` start one per pattern and join the
+one before, which a small Pi feels just when the report should go out). Call them on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
-from typing import Literal
 
-from gpiozero import LED, Buzzer
+from gpiozero import LED, Buzzer, DigitalOutputDevice
 from gpiozero.pins import Factory
 
 from device.config import GpioSection
@@ -43,46 +45,31 @@ class Beep(StrEnum):
     FAILURE = "failure"  # the report failed: one long beep
 
 
-@dataclass(frozen=True)
-class _Blink:
-    on_s: float
-    off_s: float
+Step = tuple[bool, float]  # a level, and how long it is held (math.inf: until the next pattern)
 
 
-@dataclass(frozen=True)
-class _Units:
-    """A repeating pattern, one character per Morse unit: '1' lit, '0' dark."""
-
-    units: str
-
-    def values(self) -> Iterator[int]:
-        return itertools.cycle(int(unit) for unit in self.units)
+def _units(units: str) -> tuple[Step, ...]:
+    """A pattern written one character per Morse unit, '1' lit and '0' dark."""
+    return tuple((unit == "1", len(list(run)) * UNIT_S) for unit, run in itertools.groupby(units))
 
 
-_LedPattern = Literal["solid"] | _Blink | _Units
+SOLID: tuple[Step, ...] = ((True, math.inf),)
 
-_LED: dict[Signal, _LedPattern] = {
-    Signal.IDLE: _Blink(0.1, 2.9),
-    Signal.REPORTING: _Blink(0.1, 0.1),
-    Signal.CONNECTED: "solid",
-    Signal.CASE_OPEN: "solid",
-    Signal.RETRYING: _Units("1010000000"),
-    Signal.FAILED: _Units("10101" + "000" + "11101110111" + "000" + "10101" + "0000000"),
-    Signal.OFFLINE: _Blink(1.0, 1.0),
+# Each pattern repeats until another is shown.
+_LED: dict[Signal, tuple[Step, ...]] = {
+    Signal.IDLE: ((True, 0.1), (False, 2.9)),
+    Signal.REPORTING: ((True, 0.1), (False, 0.1)),
+    Signal.CONNECTED: SOLID,
+    Signal.CASE_OPEN: SOLID,
+    Signal.RETRYING: _units("1010000000"),
+    Signal.FAILED: _units("10101" + "000" + "11101110111" + "000" + "10101" + "0000000"),
+    Signal.OFFLINE: ((True, 1.0), (False, 1.0)),
 }
 
-
-@dataclass(frozen=True)
-class _Beeps:
-    on_s: float
-    off_s: float
-    n: int
-
-
-_BUZZER: dict[Beep, _Beeps] = {
-    Beep.ACCEPTED: _Beeps(0.12, 0.12, 1),
-    Beep.CASE_NUMBER: _Beeps(0.12, 0.12, 2),
-    Beep.FAILURE: _Beeps(1.0, 0.1, 1),
+_BUZZER: dict[Beep, tuple[Step, ...]] = {
+    Beep.ACCEPTED: ((True, 0.12), (False, 0.12)),
+    Beep.CASE_NUMBER: ((True, 0.12), (False, 0.12)) * 2,
+    Beep.FAILURE: ((True, 1.0), (False, 0.1)),
 }
 
 
@@ -91,9 +78,10 @@ class Indicators:
 
     def __init__(self, cfg: GpioSection, factory: Factory) -> None:
         self._led = LED(cfg.led_pin, pin_factory=factory)
-        self._led.source_delay = UNIT_S
         self._buzzer = Buzzer(cfg.buzzer_pin, pin_factory=factory)
         self._shown: Signal | None = None
+        self._led_steps: asyncio.Task[None] | None = None
+        self._buzzer_steps: asyncio.Task[None] | None = None
 
     @property
     def shown(self) -> Signal | None:
@@ -105,39 +93,48 @@ class Indicators:
             return
         log.debug("indicators: %s", signal.value)
         self._shown = signal
-        self._led.source = None
-        match _LED[signal]:
-            case "solid":
-                self._led.on()
-            case _Blink(on_s, off_s):
-                self._led.blink(on_time=on_s, off_time=off_s)
-            case _Units() as units:
-                self._led.off()
-                self._led.source = units.values()
+        self._led_steps = _play(self._led, self._led_steps, itertools.cycle(_LED[signal]))
 
     def beep(self, cue: Beep) -> None:
         """Sound ``cue``, cutting short any beep still sounding."""
-        pattern = _BUZZER[cue]
-        self._buzzer.beep(on_time=pattern.on_s, off_time=pattern.off_s, n=pattern.n)
+        self._buzzer_steps = _play(self._buzzer, self._buzzer_steps, iter(_BUZZER[cue]))
 
     def hold_steady(self, *, led: bool, buzzer: bool) -> None:
         """Hold the LED and the buzzer on or off with no pattern, so that the self-test can read
         each pin back; the next ``show`` or ``beep`` takes over again."""
         self._shown = None
-        self._led.source = None
-        if led:
-            self._led.on()
-        else:
-            self._led.off()
-        if buzzer:
-            self._buzzer.on()
-        else:
-            self._buzzer.off()
+        self._led_steps = _play(self._led, self._led_steps, iter([(led, math.inf)]))
+        self._buzzer_steps = _play(self._buzzer, self._buzzer_steps, iter([(buzzer, math.inf)]))
 
     def close(self) -> None:
         """Stop the patterns, switch both off and release the pins."""
-        self._led.source = None
+        for steps in (self._led_steps, self._buzzer_steps):
+            if steps is not None:
+                steps.cancel()
         self._led.off()
         self._buzzer.off()
         self._led.close()
         self._buzzer.close()
+
+
+def _play(
+    device: DigitalOutputDevice, playing: asyncio.Task[None] | None, steps: Iterator[Step]
+) -> asyncio.Task[None] | None:
+    """Stop what ``device`` is playing, write the first of ``steps`` now and leave the rest to a
+    task on the running loop; None when nothing is left to time."""
+    if playing is not None:
+        playing.cancel()
+    level, hold = next(steps)
+    device.value = level
+    if hold == math.inf:
+        return None
+    return asyncio.get_running_loop().create_task(_rest(device, hold, steps))
+
+
+async def _rest(device: DigitalOutputDevice, hold: float, steps: Iterable[Step]) -> None:
+    await asyncio.sleep(hold)
+    for level, hold_next in steps:
+        device.value = level
+        if hold_next == math.inf:
+            return
+        await asyncio.sleep(hold_next)

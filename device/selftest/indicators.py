@@ -19,10 +19,10 @@ ON_S = 1.0
 async def check_output(indicators: Indicators, pins: Any, part: str, pin_number: int) -> Outcome:
     """``part`` is "led" or "buzzer"; the other one stays off."""
     pin = pins.pin(pin_number)
-    await asyncio.to_thread(indicators.hold_steady, led=part == "led", buzzer=part == "buzzer")
+    indicators.hold_steady(led=part == "led", buzzer=part == "buzzer")
     await asyncio.sleep(ON_S)
     level_on = int(pin.state)
-    await asyncio.to_thread(indicators.hold_steady, led=False, buzzer=False)
+    indicators.hold_steady(led=False, buzzer=False)
     level_off = int(pin.state)
     if (level_on, level_off) != (1, 0):
         return Outcome.failed(f"GPIO{pin_number} read back {level_on} when switched on and {level_off} when off")
