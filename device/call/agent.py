@@ -6,6 +6,9 @@ cannot restart ICE on a live connection, so a connection that fails, or stays di
 ``attempt``: the dispatcher sees the picture come back, the server keeps one call and one
 recording. While the broker is unreachable the offer waits for it; the call gives up only when
 the server ends it, or after ``max_call_min``.
+
+aiortc and PyAV (about 35 MB resident) are imported when the first call starts, not when the
+firmware starts: a unit waiting for a press stays small on a Pi with 512 MB.
 """
 
 from __future__ import annotations
@@ -15,18 +18,16 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcconfiguration import RTCIceTransportPolicy
-
-from device.call.degraded import Connected, SceneSender, while_disconnected
-from device.call.tracks import CameraTrack, MicrophoneTrack, play_remote_voice
-from device.call.turn_check import has_relay_candidate, relay_problem
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from protocol.ids import new_report_id
 from protocol.messages import CallSignal, Command, encode
 from protocol.topics import Channel
+
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack, RTCConfiguration
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +35,31 @@ Publish = Callable[[Channel, bytes], Awaitable[bool]]
 
 
 def rtc_configuration(cfg: DeviceConfig) -> RTCConfiguration:
+    from aiortc import RTCConfiguration, RTCIceServer
+    from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
     # An explicit empty list: aiortc's default is a public STUN server, which a unit must not
     # depend on (nor wait for, on a network that cannot reach it).
     servers = [RTCIceServer(s.urls, s.username, s.credential) for s in cfg.webrtc.ice_servers]
     policy = RTCIceTransportPolicy.RELAY if cfg.webrtc.relay_only else RTCIceTransportPolicy.ALL
     return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+
+
+class Connected(asyncio.Event):
+    """Whether the call's video is connected, with ``lost`` to wait on for the opposite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = asyncio.Event()
+        self.lost.set()
+
+    def set(self) -> None:
+        super().set()
+        self.lost.clear()
+
+    def clear(self) -> None:
+        super().clear()
+        self.lost.set()
 
 
 @dataclass
@@ -118,6 +139,8 @@ class CallAgent:
             call.answers.put_nowait(command)
 
     async def _run(self, call: _Call) -> None:
+        from device.call.degraded import SceneSender, while_disconnected
+
         logger.info("call %s for case %s: starting", call.call_id, call.case_no)
         ended = asyncio.create_task(call.ended.wait())
         scene = SceneSender(self._cfg, self._hw, self._publish, call.call_id, call.report_id, call.case_no)
@@ -143,6 +166,11 @@ class CallAgent:
 
     async def _connect_once(self, call: _Call) -> None:
         """One peer connection, from offer until it fails or is replaced."""
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+
+        from device.call.tracks import CameraTrack, MicrophoneTrack
+        from device.call.turn_check import has_relay_candidate
+
         await self._link_up.wait()
         call.attempt += 1
         pc = RTCPeerConnection(rtc_configuration(self._cfg))
@@ -204,12 +232,16 @@ class CallAgent:
 
     async def _voice(self, track: MediaStreamTrack, failed: asyncio.Event) -> None:
         """The dispatcher's voice on the speaker; when it stops coming, this connection is dead."""
+        from device.call.tracks import play_remote_voice
+
         await play_remote_voice(track, self._hw.audio, self._cfg.webrtc.reconnect_after_s)
         failed.set()
 
     async def _no_relay(self, call: _Call) -> None:
         """A relay-only offer without a relay cannot connect (aiortc would wait on it forever):
         say why, once per reason, and try again after a pause."""
+        from device.call.turn_check import relay_problem
+
         problem = await relay_problem(self._cfg.webrtc.ice_servers)
         if problem != call.relay_problem:
             logger.error("call %s attempt %d: relay_only and no TURN relay: %s", call.call_id, call.attempt, problem)

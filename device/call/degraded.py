@@ -23,9 +23,9 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-import av
 from PIL import Image
 
+from device.call.agent import Connected
 from device.config import DeviceConfig
 from device.hal.audio import SAMPLE_BYTES, AudioError
 from device.hal.camera import CameraError, Frame
@@ -57,6 +57,8 @@ def small_jpeg(frame: Frame, width: int, max_bytes: int = SCENE_MAX_BYTES) -> by
 def opus_ogg(pcm: bytes, sample_rate: int) -> bytes:
     """16-bit mono PCM as Opus in Ogg, which browsers play in an <audio> element."""
     out = io.BytesIO()
+    import av  # the media stack is loaded with the first call, not at boot (see device/call/agent.py)
+
     with av.open(out, "w", format="ogg") as container:
         stream = container.add_stream("libopus", rate=sample_rate)
         stream.layout = "mono"
@@ -68,23 +70,6 @@ def opus_ogg(pcm: bytes, sample_rate: int) -> bytes:
         for packet in (*stream.encode(frame), *stream.encode(None)):
             container.mux(packet)
     return out.getvalue()
-
-
-class Connected(asyncio.Event):
-    """Whether the call's video is connected, with ``lost`` to wait on for the opposite."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lost = asyncio.Event()
-        self.lost.set()
-
-    def set(self) -> None:
-        super().set()
-        self.lost.clear()
-
-    def clear(self) -> None:
-        super().clear()
-        self.lost.set()
 
 
 async def while_disconnected(connected: Connected, after_s: float, sender: SceneSender) -> None:

@@ -19,11 +19,11 @@ import io
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import av
 from PIL import Image
 
 from device.config import EvidenceSection
@@ -58,6 +58,8 @@ def encode_jpeg(frame: Frame, quality: int) -> bytes:
 
 def mux_clip(frames: list[tuple[datetime, bytes]], width: int, height: int) -> bytes:
     """JPEG frames, with their capture times, in Matroska, the pictures untouched."""
+    import av  # PyAV is loaded at the first report, not at boot (see device/call/agent.py)
+
     first = frames[0][0]
     out = io.BytesIO()
     with av.open(out, "w", format="matroska") as container:
@@ -78,6 +80,8 @@ def mux_clip(frames: list[tuple[datetime, bytes]], width: int, height: int) -> b
 
 
 def read_clip(path: Path) -> list[tuple[datetime, bytes]]:
+    import av
+
     with av.open(str(path)) as container:
         first = datetime.fromisoformat(container.metadata["creation_time"])
         stream = container.streams.video[0]
@@ -107,12 +111,21 @@ class Pretrigger:
         self._cfg = cfg
         self._folder = folder
         self._ring: deque[tuple[datetime, bytes]] = deque()
+        # One thread of its own for the encoding: its buffers are reused frame after frame,
+        # where the shared executor's threads would each keep some (resident memory on a Pi).
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pretrigger")
 
     async def run(self) -> None:
         """Keep the ring filled, for as long as the device runs."""
         if self._cfg.pretrigger_s == 0:
             return
         period = 1 / self._cfg.pretrigger_fps
+        try:
+            await self._fill(period)
+        finally:
+            self._encoder.shutdown(wait=False, cancel_futures=True)
+
+    async def _fill(self, period: float) -> None:
         while True:
             started = time.monotonic()
             try:
@@ -122,7 +135,7 @@ class Pretrigger:
                 await asyncio.sleep(5)
                 continue
             at = datetime.now(UTC)
-            jpeg = await asyncio.to_thread(encode_jpeg, frame, RING_QUALITY)
+            jpeg = await asyncio.get_running_loop().run_in_executor(self._encoder, encode_jpeg, frame, RING_QUALITY)
             self._ring.append((at, jpeg))
             oldest = at - timedelta(seconds=self._cfg.pretrigger_s)
             while self._ring and self._ring[0][0] < oldest:
@@ -145,6 +158,8 @@ class Pretrigger:
         path = self._folder / f"{report_id}.mkv"
         if not await asyncio.to_thread(path.exists):
             raise ClipUnavailable("no video from before this press on the device")
+        import av
+
         try:
             return await asyncio.to_thread(cut_clip, path, seconds)
         except (OSError, av.FFmpegError, KeyError, ValueError) as exc:
