@@ -82,6 +82,12 @@ def cpu_s(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent on anything, all cores together."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 @dataclass
 class Steady:
     devices: int
@@ -89,6 +95,7 @@ class Steady:
     server_cpu_pct: float
     broker_cpu_pct: float
     fleet_cpu_pct: float
+    others_cpu_pct: float
     sent: int
     processed: int
     lags_s: list[float]
@@ -96,18 +103,15 @@ class Steady:
 
     @property
     def keeps_up(self) -> bool:
-        return (
-            self.processed == self.sent
-            and self.stale_max == 0
-            and self.server_cpu_pct < CPU_LIMIT_PCT
-        )
+        return self.processed == self.sent and self.stale_max == 0 and self.server_cpu_pct < CPU_LIMIT_PCT
 
     def describe(self) -> str:
         lags = sorted(self.lags_s) or [float("nan")]
         p99 = lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))]
         return (
             f"{self.devices} devices, {self.window_s:.0f} s window: server {self.server_cpu_pct:.1f} % of a core, "
-            f"broker {self.broker_cpu_pct:.1f} %, device processes {self.fleet_cpu_pct:.1f} %; "
+            f"broker {self.broker_cpu_pct:.1f} %, device processes {self.fleet_cpu_pct:.1f} %, "
+            f"everything else on the machine {self.others_cpu_pct:.1f} %; "
             f"heartbeats sent {self.sent}, written by the server {self.processed}; "
             f"lag p50 {statistics.median(lags) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms; "
             f"most devices stale at once {self.stale_max} -> {'keeps up' if self.keeps_up else 'does NOT keep up'}"
@@ -202,6 +206,8 @@ async def steady_window(
     end = start + window_s
     cpu_start = {name: cpu_s(p) for name, p in procs.items()}
     fleet_start = fleet.cpu_s()
+    bench, machine_start = psutil.Process(), machine_busy_s()
+    bench_start = cpu_s(bench)
 
     async def sample_until(until: float) -> None:
         nonlocal stale_max
@@ -223,15 +229,19 @@ async def steady_window(
     await asyncio.sleep(window_s)
     cpu_end = {name: cpu_s(p) for name, p in procs.items()}
     fleet_end = fleet.cpu_s()
+    bench_end, machine_end = cpu_s(bench), machine_busy_s()
     elapsed = time.time() - start
     await sampler
     pct = {name: (cpu_end[name] - cpu_start[name]) / elapsed * 100 for name in procs}
+    ours = sum(cpu_end.values()) - sum(cpu_start.values()) + fleet_end - fleet_start + bench_end - bench_start
     return Steady(
         devices=devices,
         window_s=elapsed,
         server_cpu_pct=pct["server"],
         broker_cpu_pct=pct["broker"],
         fleet_cpu_pct=(fleet_end - fleet_start) / elapsed * 100,
+        # The machine's other tenants: what is left of its busy time after this benchmark's processes.
+        others_cpu_pct=(machine_end - machine_start - ours) / elapsed * 100,
         sent=await fleet.sent_between(start, end),
         processed=len(seen),
         lags_s=lags,
