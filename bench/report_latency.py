@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import platform
 import statistics
 import sys
@@ -44,7 +45,7 @@ import aiomqtt
 import httpx
 import psutil
 
-from bench.stack import kuaichu, server_config, start_shares, wait_listening
+from bench.stack import kuaichu, load_line, server_config, start_shares, wait_listening
 from kuaichu import runner
 from protocol.messages import encode
 from server.config import load_server_config
@@ -142,6 +143,10 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
                     assert (await asyncio.wait_for(proc.stdout.readline(), 90)).strip() == b"ready"
             what = "MQTT clients" if wire else f"simulated units in {len(fleets)} processes, each with a GNSS fix"
             print(f"{devices} {what}; {rounds} rounds of simultaneous presses")
+            # This process presses (--wire: publishes) and reads the clock: a full collection of
+            # the set-up's objects (certificates, fifty clients) would stall it by ~100 ms mid-round.
+            gc.collect()
+            gc.freeze()
 
             latencies: list[float] = []
             # Round 0 warms up what a worker does once in its life (statement compilation, lazy
@@ -225,6 +230,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=5, help="processes the simulated units are spread over")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(load_line())
     figures = runner.run(run(args.devices, args.rounds, args.wire, args.processes))
     print(" ".join(f"{k}={v:.1f}" for k, v in figures.items()))
 
