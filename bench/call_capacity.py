@@ -27,7 +27,8 @@ viewers and the whole machine. Frames dropped: the feeders note which clip frame
 with its number) they sent in the window; the recording is decoded afterwards and the numbers read
 back; a frame sent and not in the recording was dropped. The console's share is counted too:
 frames the viewer decoded in the window against frames sent in it. A step holds when both drop
-under 5 %; the steps go on until one does not hold or the machine has no idle CPU left.
+under 5 %; the steps go on until one does not hold or the server is CPU-bound: its event loop
+(one thread, every call's packets) busy 90 % of a core or more, or the machine 95 % busy or more.
 
     .venv/bin/python -m bench.call_capacity [--steps 1,2,4,6,8,10] [--window 30] [--warmup 5]
 
@@ -54,7 +55,7 @@ import psutil
 
 from bench.call_stack import Server, live_calls, running_server, start_unit, stop, wait_fix
 from bench.fleet import DeviceProcesses, cpu_s
-from bench.stack import load_line, start_shares
+from bench.stack import ForeignLoad, load_line, start_shares
 from bench.vp8_clip import make_clip
 from device.sim.control import send_control
 from kuaichu import runner
@@ -64,18 +65,24 @@ from tests.services import Mosquitto
 FPS = 15
 DROP_LIMIT = 0.05
 SATURATED_PCT = 95.0  # of the machine's CPU: nothing left for the server to grow into
+LOOP_BOUND_PCT = 90.0  # of a core, the server's event loop: it cannot take more packets
 
 
 @dataclass
 class Meter:
-    """CPU seconds of some processes and of the whole machine, between two readings."""
+    """CPU seconds of some processes, of the server's event-loop thread (``loop``: it runs every
+    call's packets, and one thread has one core at most) and of the whole machine, between two
+    readings."""
 
     procs: dict[str, list[psutil.Process]]
+    server: psutil.Process
 
     def read(self) -> tuple[float, dict[str, float], float]:
         machine = psutil.cpu_times()
         busy = sum(machine) - machine.idle - machine.iowait
-        return time.time(), {name: sum(cpu_s(p) for p in ps) for name, ps in self.procs.items()}, busy
+        seconds = {name: sum(cpu_s(p) for p in ps) for name, ps in self.procs.items()}
+        seconds["loop"] = sum(t.user_time + t.system_time for t in self.server.threads() if t.id == self.server.pid)
+        return time.time(), seconds, busy
 
     def pct(
         self, start: tuple[float, dict[str, float], float], end: tuple[float, dict[str, float], float]
@@ -109,16 +116,23 @@ class Step:
         return self.sent > 0 and max(self.dropped_pct, self.viewer_dropped_pct) < DROP_LIMIT * 100
 
     @property
-    def saturated(self) -> bool:
-        return self.cpu["machine"] >= SATURATED_PCT
+    def cpu_bound(self) -> str | None:
+        """Why the server has no room for another call, if it has none."""
+        if self.cpu["loop"] >= LOOP_BOUND_PCT:
+            return f"the server's event loop is {self.cpu['loop']:.0f} % busy"
+        if self.cpu["machine"] >= SATURATED_PCT:
+            return f"the machine is {self.cpu['machine']:.0f} % busy"
+        return None
 
     def describe(self) -> str:
         c = self.cpu
         verdict = "holds" if self.holds else "does NOT hold"
         return (
-            f"{self.calls} calls: server {c['server']:.0f} % of a core ({c['server'] / self.calls:.1f} % a call), "
+            f"{self.calls} calls: server {c['server']:.0f} % of a core ({c['server'] / self.calls:.1f} % a call, "
+            f"its event loop {c['loop']:.0f} %), "
             f"broker {c['broker']:.1f} %, feeders {c['feeders']:.0f} %, viewers {c['viewers']:.0f} %, "
-            f"machine {c['machine']:.0f} % busy; frames sent {self.sent}, recorded {self.recorded} "
+            f"machine {c['machine']:.0f} % busy (other processes {c['others']:.0f} %); "
+            f"frames sent {self.sent}, recorded {self.recorded} "
             f"({self.dropped_pct:.1f} % dropped, worst call {self.worst_call_pct:.1f} %), "
             f"shown to the consoles {self.viewed} ({self.viewer_dropped_pct:.1f} % dropped) -> {verdict}"
         )
@@ -177,7 +191,8 @@ async def unit_in_call(
         try:
             await wait_fix(server.http, "cap-unit")
             proc = psutil.Process(unit.pid)
-            meter = Meter({"unit": [proc], "server": [psutil.Process(server.proc.pid)]})
+            server_proc = psutil.Process(server.proc.pid)
+            meter = Meter({"unit": [proc], "server": [server_proc]}, server_proc)
             start = meter.read()
             await asyncio.sleep(idle_s)
             idle = meter.pct(start, meter.read())
@@ -209,7 +224,8 @@ async def unit_in_call(
     print(
         f"one simulated unit (640x480, 15 fps): idle {figures['unit_idle_cpu_pct']:.0f} % of a core, "
         f"{idle_rss:.0f} MB; in a call {figures['unit_cpu_pct']:.0f} % of a core, up to {max(rss):.0f} MB resident; "
-        f"the server {busy['server']:.0f} % of a core for that call (one console watching)",
+        f"the server {busy['server']:.0f} % of a core for that call (one console watching; its event loop "
+        f"{busy['loop']:.0f} %)",
         flush=True,
     )
     return figures
@@ -242,18 +258,22 @@ async def step(
                     )
             call_ids = await live_calls(server.http, calls)
             viewers = await start_viewers(server, call_ids, root / "viewers.log")
+            server_proc = psutil.Process(server.proc.pid)
             meter = Meter(
                 {
-                    "server": [psutil.Process(server.proc.pid)],
+                    "server": [server_proc],
                     "broker": [psutil.Process(broker.proc.pid)],
                     "feeders": [psutil.Process(p.pid) for p in feeders.procs],
                     "viewers": [psutil.Process(p.pid) for p in viewers.procs],
-                }
+                },
+                server_proc,
             )
             await asyncio.sleep(warmup_s)
             start = meter.read()
+            others = ForeignLoad()
             await asyncio.sleep(window_s)
             end = meter.read()
+            others_pct = others.pct()
             sent: dict[str, list[int]] = await ask_json(feeders, f"sent {start[0]:.6f} {end[0]:.6f}")
             viewed: dict[str, int] = await ask_json(viewers, f"count {start[0]:.6f} {end[0]:.6f}")
             await asyncio.sleep(1)  # the window's last frames reach the recorder
@@ -273,7 +293,7 @@ async def step(
         worst = max(worst, (1 - kept / len(numbers)) * 100 if numbers else 100.0)
     return Step(
         calls=calls,
-        cpu=meter.pct(start, end),
+        cpu=meter.pct(start, end) | {"others": others_pct},
         sent=sum(len(n) for n in sent.values()),
         recorded=recorded,
         viewed=sum(min(viewed[c], len(n)) for c, n in sent.items()),
@@ -314,8 +334,8 @@ async def bench(
             if not result.holds:
                 break
             best = result
-            if result.saturated:
-                print(f"the machine is {result.cpu['machine']:.0f} % busy: no room for more calls", flush=True)
+            if result.cpu_bound is not None:
+                print(f"{result.cpu_bound}: no room for more calls", flush=True)
                 break
     unit_keys = f"unit_cpu_pct={unit['unit_cpu_pct']:.0f} unit_rss_mb={unit['unit_rss_mb']:.0f}"
     if best is None:

@@ -42,7 +42,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench.call_stack import running_server, start_unit, stop, wait_fix
 from bench.report_latency import PASSWORD
-from bench.stack import load_line, percentile
+from bench.stack import ForeignLoad, load_line, percentile
 from device.sim.control import send_control
 from kuaichu import runner
 from tests.browser import chromium
@@ -139,6 +139,7 @@ async def one_round(page: Page, control: Path) -> dict[str, float]:
 async def run(rounds: int) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="kc-bench-ff-"))
     print(load_line())
+    others = ForeignLoad()
     with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
         async with running_server(root, pki, broker.port) as server:
             unit, control = await start_unit(
@@ -162,6 +163,8 @@ async def run(rounds: int) -> dict[str, float]:
                         if round_no > 0:
                             figures.append(result)
                         await wait_idle(server.http, result["case_at"])
+                    # Read while the processes are alive: Chromium's are not all waited for when it closes.
+                    print(f"other processes on this machine used {others.pct():.0f} % of its CPU during the run")
             finally:
                 await stop(unit)
     frames = sorted(r["frame_ms"] for r in figures)

@@ -12,8 +12,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from asyncio.subprocess import PIPE
 from pathlib import Path
+
+import psutil
 
 from kuaichu.mqtt import TlsSection
 from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
@@ -95,3 +98,31 @@ def load_line() -> str:
 def percentile(ordered: list[float], share: float) -> float:
     """The value at ``share`` (0..1) of the sorted list ``ordered``, nearest rank."""
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+class ForeignLoad:
+    """How much of the machine's CPU went to processes outside this benchmark while it ran.
+
+    Others share this machine: a figure measured while they were busy says so. The benchmark's own
+    CPU is this process and its descendants, those still running and those already waited for.
+    """
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float]:
+        me = psutil.Process()
+        ours = 0.0
+        for proc in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                ours += t.user + t.system + t.children_user + t.children_system
+        machine = psutil.cpu_times()
+        return time.monotonic(), sum(machine) - machine.idle - machine.iowait, ours
+
+    def pct(self) -> float:
+        """Per cent of the whole machine (all cores) used by others since this was made."""
+        now, busy, ours = self._read()
+        elapsed = now - self._start[0]
+        return float(max(0.0, (busy - self._start[1]) - (ours - self._start[2])) / elapsed / psutil.cpu_count() * 100)
