@@ -10,9 +10,9 @@ firmware, the rendered camera at the default 640x480, 15 fps, VP8-encoded live),
 while, then pressed; its call is answered by a console (``bench/call_viewers.py``). Its CPU and
 resident memory are read over a window of the call, and the server's for that one call.
 
-Then the load: N calls at once, for N = 1, 2, 4, 6, 8, ... A simulated unit costs about a third of
-a core (rendering and encoding), so six of them would not leave the server two cores to be
-measured on; the calls come instead from feeders (``bench/call_feeders.py``, a few processes),
+Then the load: N calls at once, for N = 1, 2, 3, 4, 6, 8, ... A simulated unit in a call costs
+nearly half a core (rendering and encoding its video), so six of them would not leave the server
+two cores to be measured on; the calls come instead from feeders (``bench/call_feeders.py``, a few processes),
 each a unit as the server sees it (own certificate, a report accepted as a case, the offer and
 answer over MQTT) sending the same VP8 frames a unit's encoder makes, ready-encoded once
 (``bench/vp8_clip.py``: the simulated scene at 640x480, 15 fps, 1.5 Mbit/s), and a tone as its
@@ -30,7 +30,7 @@ frames the viewer decoded in the window against frames sent in it. A step holds 
 under 5 %; the steps go on until one does not hold or the server is CPU-bound: its event loop
 (one thread, every call's packets) busy 90 % of a core or more, or the machine 95 % busy or more.
 
-    .venv/bin/python -m bench.call_capacity [--steps 1,2,4,6,8,10] [--window 30] [--warmup 5]
+    .venv/bin/python -m bench.call_capacity [--steps 1,2,3,4,6,8,10] [--window 30] [--warmup 5]
 
 Last line: ``calls=N cpu_pct_per_call=… dropped_pct=… unit_cpu_pct=… unit_rss_mb=…`` for the largest
 N that held (``calls=0`` if none did).
@@ -346,7 +346,7 @@ async def bench(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="1,2,4,6,8,10", help="numbers of simultaneous calls, in turn")
+    parser.add_argument("--steps", default="1,2,3,4,6,8,10", help="numbers of simultaneous calls, in turn")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured at each step")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of calls before each window")
     parser.add_argument("--unit-idle", type=float, default=10.0, help="seconds the real unit is measured idle")
