@@ -27,7 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
 from protocol.topics import Channel, device_topic
-from server.calls.media import SteadyTrack, VoiceToDevice
+from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
 from server.calls.store import CallStore
 from server.cases import now_utc
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int], Awaitable[None]]
 MEDIA_STALL_S = 3.0
+# What a console's encoder may be behind before older frames go: 200 ms of video, 100 ms of sound.
+CONSOLE_VIDEO_FRAMES = 3
+CONSOLE_AUDIO_FRAMES = 5
 
 
 class CallError(Exception):
@@ -255,8 +258,8 @@ class CallManager:
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            pc.addTrack(live.relay.subscribe(live.video, buffered=False))
-            pc.addTrack(live.relay.subscribe(live.audio, buffered=False))
+            pc.addTrack(ConsoleView(live.relay.subscribe(live.video), keep=CONSOLE_VIDEO_FRAMES))
+            pc.addTrack(ConsoleView(live.relay.subscribe(live.audio), keep=CONSOLE_AUDIO_FRAMES))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, TypeError, AttributeError) as exc:
             await pc.close()
@@ -264,7 +267,7 @@ class CallManager:
             raise CallError("the console's offer is unusable") from None
         old = live.viewers.pop(viewer, None)
         if old is not None:
-            await old.close()  # the same console again (a reloaded tab): its old connection goes
+            await _close_viewer(old)  # the same console again (a reloaded tab): its old connection goes
         live.viewers[viewer] = pc
         if not live.answered:
             live.answered = True
@@ -278,7 +281,7 @@ class CallManager:
         for live in list(self._calls.values()):
             pc = live.viewers.pop(viewer, None)
             if pc is not None:
-                await pc.close()
+                await _close_viewer(pc)
                 self._event(live)
 
     async def end_by(self, call_id: str, operator_id: int, sees: Callable[[str], bool]) -> None:
@@ -410,6 +413,15 @@ class CallManager:
         self._segment_writes.add(task)
         task.add_done_callback(self._segment_writes.discard)
         task.add_done_callback(_log_failure)
+
+
+async def _close_viewer(pc: RTCPeerConnection) -> None:
+    """Close a console's connection and stop its copies of the call's tracks, which the relay
+    would otherwise go on filling until the call ends."""
+    for sender in pc.getSenders():
+        if sender.track is not None:
+            sender.track.stop()
+    await pc.close()
 
 
 def _connected(pc: RTCPeerConnection | None) -> bool:

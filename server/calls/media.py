@@ -9,12 +9,16 @@ the device is a ``VoiceToDevice``: silence until a dispatcher speaks, then the d
 from __future__ import annotations
 
 import asyncio
+import collections
 import fractions
 import time
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
+from av.frame import Frame
+from av.packet import Packet
 
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 VOICE_RATE = 48000
@@ -61,6 +65,54 @@ class SteadyTrack(MediaStreamTrack):
                 frame.time_base = fractions.Fraction(1, frame.sample_rate)
                 self._samples += frame.samples
                 return frame
+
+
+class ConsoleView(MediaStreamTrack):
+    """A console's copy of one of the call's tracks: every frame while its encoder keeps up, only
+    the newest ``keep`` when it falls behind.
+
+    The relay's unbuffered copy keeps only the newest frame, so two frames that reach the server
+    close together (its decoders and event loop are shared by every call) lost the first even with
+    the encoder idle: a console showed 12 frames a second of a 15 fps call. A buffered copy alone
+    would let a console whose encoder cannot keep up fall further and further behind.
+    """
+
+    def __init__(self, source: MediaStreamTrack, keep: int) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source  # a buffered relay copy, emptied here as soon as it fills
+        self._frames: collections.deque[Frame | Packet[Any]] = collections.deque(maxlen=keep)
+        self._ended = False
+        self._arrived = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+
+    async def _fill(self) -> None:
+        try:
+            while True:
+                self._frames.append(await self._source.recv())
+                self._arrived.set()
+        except MediaStreamError:
+            self._ended = True
+            self._arrived.set()
+
+    async def recv(self) -> Frame | Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._fill())
+        while not self._frames:
+            if self._ended:
+                self.stop()
+                raise MediaStreamError
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._frames.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._pump is not None:
+            self._pump.cancel()
+        self._source.stop()
 
 
 class VoiceToDevice(MediaStreamTrack):
