@@ -202,8 +202,12 @@ async def test_a_server_killed_mid_call_loses_no_recording_and_the_same_call_res
                 cfg.database_url, cfg.evidence_dir, call_id, lambda c: c.state == "live" and c.attempts >= 2
             )
             assert call.ended_at is None
-            await asyncio.sleep(3)
-            call, after = await call_and_evidence(cfg.database_url, cfg.evidence_dir, call_id)
+            async with asyncio.timeout(30):  # the recovered segment, then at least one recorded after it
+                while True:
+                    call, after = await call_and_evidence(cfg.database_url, cfg.evidence_dir, call_id)
+                    if len({e.path for e in after} - {e.path for e in before}) >= 2:
+                        break
+                    await asyncio.sleep(0.3)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
