@@ -101,6 +101,7 @@ class Step:
     sent: int
     recorded: int
     viewed: int
+    packets_lost: int
     worst_call_pct: float
 
     @property
@@ -134,7 +135,8 @@ class Step:
             f"machine {c['machine']:.0f} % busy (other processes {c['others']:.0f} %); "
             f"frames sent {self.sent}, recorded {self.recorded} "
             f"({self.dropped_pct:.1f} % dropped, worst call {self.worst_call_pct:.1f} %), "
-            f"shown to the consoles {self.viewed} ({self.viewer_dropped_pct:.1f} % dropped) -> {verdict}"
+            f"shown to the consoles {self.viewed} ({self.viewer_dropped_pct:.1f} % dropped; "
+            f"{self.packets_lost} RTP packets lost on the way) -> {verdict}"
         )
 
 
@@ -275,7 +277,7 @@ async def step(
             end = meter.read()
             others_pct = others.pct()
             sent: dict[str, list[int]] = await ask_json(feeders, f"sent {start[0]:.6f} {end[0]:.6f}")
-            viewed: dict[str, int] = await ask_json(viewers, f"count {start[0]:.6f} {end[0]:.6f}")
+            viewed: dict[str, list[int]] = await ask_json(viewers, f"count {start[0]:.6f} {end[0]:.6f}")
             await asyncio.sleep(1)  # the window's last frames reach the recorder
             await end_calls(server, call_ids)
         finally:
@@ -296,7 +298,8 @@ async def step(
         cpu=meter.pct(start, end) | {"others": others_pct},
         sent=sum(len(n) for n in sent.values()),
         recorded=recorded,
-        viewed=sum(min(viewed[c], len(n)) for c, n in sent.items()),
+        viewed=sum(min(viewed[c][0], len(n)) for c, n in sent.items()),
+        packets_lost=sum(lost for _, lost in viewed.values()),
         worst_call_pct=worst,
     )
 

@@ -6,8 +6,8 @@ aiortc's silent audio track), the server's answer back on the socket. It counts 
 it decodes, with their arrival times, and consumes the unit's sound.
 
 Speaks on stdin/stdout: ``join CALL_ID...`` joins those calls and prints ``ready`` once each has
-shown a frame; ``count T0 T1`` prints a JSON object, call id -> frames received between the epoch
-times T0 and T1; ends on end of input.
+shown a frame; ``count T0 T1`` prints a JSON object, call id -> [frames received between the epoch
+times T0 and T1, video packets lost since joining]; ends on end of input.
 
     python -m bench.call_viewers BASE_URL
 """
@@ -74,6 +74,11 @@ class Viewer:
     def received_between(self, start: float, end: float) -> int:
         return bisect.bisect_right(self.arrivals, end) - bisect.bisect_left(self.arrivals, start)
 
+    async def video_packets_lost(self) -> int:
+        """RTP packets of the video that never arrived, since the call was joined."""
+        stats = await self.pc.getStats()
+        return sum(s.packetsLost for s in stats.values() if s.type == "inbound-rtp" and s.kind == "video")
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
@@ -95,7 +100,8 @@ async def watch(base_url: str) -> None:
                 print("ready", flush=True)
             elif line[0] == "count":
                 start, end = float(line[1]), float(line[2])
-                print(json.dumps({v.call_id: v.received_between(start, end) for v in viewers}), flush=True)
+                counts = {v.call_id: [v.received_between(start, end), await v.video_packets_lost()] for v in viewers}
+                print(json.dumps(counts), flush=True)
     finally:
         await asyncio.gather(*(v.close() for v in viewers), return_exceptions=True)
 
