@@ -46,12 +46,11 @@ class SpeakerSink:
         """The level of the last ``seconds`` played, 0.0 to 1.0 of full scale."""
         return rms(self.last(seconds))
 
-    def played(self, pcm: bytes) -> None:
-        """Record ``pcm`` as having left the speaker (the audio clock calls this)."""
-        count = len(pcm) // SAMPLE_BYTES
-        self.total_samples += count
-        self._kept.append(pcm)
-        self._kept_samples += count
+    def played(self, samples: Samples) -> None:
+        """Record ``samples`` as having left the speaker (the audio clock calls this)."""
+        self.total_samples += samples.size
+        self._kept.append(samples.astype("<i2").tobytes())
+        self._kept_samples += samples.size
         while self._kept_samples - len(self._kept[0]) // SAMPLE_BYTES >= self._keep:
             self._kept_samples -= len(self._kept.popleft()) // SAMPLE_BYTES
 
@@ -121,9 +120,7 @@ class SimulatedAudio(Audio):
         self.speaker = SpeakerSink(cfg.sample_rate)
         self.microphone = MicSource(cfg.sample_rate)
         self.loopback = loopback  # share of the speaker's output the microphone hears
-        # What is still to play of each ``play``, as a view into its PCM: taking a tick's worth
-        # off the front copies nothing.
-        self._queued: collections.deque[tuple[memoryview, asyncio.Future[None]]] = collections.deque()
+        self._queued: collections.deque[tuple[Samples, asyncio.Future[None]]] = collections.deque()
         self._clock: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -149,10 +146,11 @@ class SimulatedAudio(Audio):
     async def play(self, pcm: bytes) -> None:
         if self._clock is None:
             raise AudioError("audio not running")
-        if np.frombuffer(pcm, "<i2").size == 0:  # and refused if it is not whole samples
+        samples = np.frombuffer(pcm, "<i2")
+        if samples.size == 0:
             return
         done = asyncio.get_running_loop().create_future()
-        self._queued.append((memoryview(pcm).cast("B"), done))
+        self._queued.append((samples, done))
         await done
 
     async def _run(self) -> None:
@@ -169,9 +167,8 @@ class SimulatedAudio(Audio):
     def _tick(self, n: int) -> None:
         """One clock tick of ``n`` samples. An idle speaker and a microphone nobody listens to
         cost next to nothing: a benchmark runs fifty simulated units side by side."""
-        listened = bool(self._listeners)
-        out = self._speak(n, mix=listened) if self._queued else None
-        if not listened:
+        out = self._speak(n) if self._queued else None
+        if not self._listeners:
             self.microphone.skip(n)
             return
         heard = self.microphone.next_samples(n)
@@ -179,25 +176,22 @@ class SimulatedAudio(Audio):
             heard += self.loopback * out
         self._publish(np.clip(heard, -32768, 32767).astype("<i2").tobytes())
 
-    def _speak(self, n: int, *, mix: bool) -> NDArray[np.float64] | None:
-        """Play the next ``n`` samples of what is queued and finish completed plays; with ``mix``,
-        return them (zeros where nothing played) for the microphone to hear."""
-        out = np.zeros(n) if mix else None
+    def _speak(self, n: int) -> NDArray[np.float64]:
+        """The next ``n`` samples of queued playback (zeros when idle); finishes completed plays."""
+        out = np.zeros(n)
         filled = 0
         while filled < n and self._queued:
-            pcm, done = self._queued[0]
+            samples, done = self._queued[0]
             if done.cancelled():  # the caller gave up: stop playing it
                 self._queued.popleft()
                 continue
-            take = min(n - filled, len(pcm) // SAMPLE_BYTES)
-            chunk = bytes(pcm[: take * SAMPLE_BYTES])
-            if out is not None:
-                out[filled : filled + take] = np.frombuffer(chunk, "<i2")
-            self.speaker.played(chunk)
+            take = min(n - filled, samples.size)
+            out[filled : filled + take] = samples[:take]
+            self.speaker.played(samples[:take])
             filled += take
-            if take * SAMPLE_BYTES == len(pcm):
+            if take == samples.size:
                 self._queued.popleft()
                 done.set_result(None)
             else:
-                self._queued[0] = (pcm[take * SAMPLE_BYTES :], done)
+                self._queued[0] = (samples[take:], done)
         return out
