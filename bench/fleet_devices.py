@@ -9,7 +9,7 @@ up, a ``Heartbeat`` at QoS 0. The camera, GNSS receiver and GPIO are left out: a
 costs some 44 ms of CPU a second (docs/benchmarks.md), which two cores cannot give thousands of
 units, and none of it reaches the server between reports.
 
-Devices are switched on over a few seconds (BOOT_RATE a second in each process), not in the same
+Devices are switched on at random moments over BOOT_S seconds, not in the same
 millisecond: a fleet is not powered up at once, and thousands of TLS handshakes at one instant on
 the benchmark's two cores would time out in the simulation, not in the server. After a broker
 restart there is no such spread: every link comes back on its own backoff, which is the storm
@@ -21,7 +21,7 @@ Speaks on stdin/stdout. Prints ``ready`` once every device has connected. Then a
 since the last drop); ``sent T0 T1`` with how many heartbeats it sent whose ``at`` lies between the
 two epoch times. Ends on end of input.
 
-    python -m bench.fleet_devices FIRST COUNT BROKER_PORT FLEET_DIR HEARTBEAT_S
+    python -m bench.fleet_devices FIRST COUNT BROKER_PORT FLEET_DIR HEARTBEAT_S BOOT_S
 """
 
 from __future__ import annotations
@@ -44,8 +44,6 @@ from kuaichu.version import FIRMWARE
 from protocol.messages import Ack, Command, DeviceKind, Heartbeat, encode
 from protocol.topics import Channel
 from tests.reports import in_car_report
-
-BOOT_RATE = 50.0
 
 
 def device_id(index: int) -> str:
@@ -124,16 +122,16 @@ async def answer(fleet: Fleet) -> None:
             print(fleet.sent_between(float(line[1]), float(line[2])), flush=True)
 
 
-async def main(first: int, count: int, broker_port: int, fleet_dir: Path, period: float) -> None:
+async def main(first: int, count: int, broker_port: int, fleet_dir: Path, period: float, boot_s: float) -> None:
     fleet = Fleet(count)
     tasks: list[asyncio.Task[None]] = []
     for index in range(first, first + count):
         ident = device_id(index)
         broker = BrokerSection(host="127.0.0.1", port=broker_port, tls=bundle_tls(fleet_dir, ident))
         link = Link(broker, ident, FIRMWARE, ignore_ack, fleet.on_change, ignore_command)
-        tasks.append(asyncio.create_task(boot(link, fleet, ident, period, random.uniform(0, count / BOOT_RATE))))
+        tasks.append(asyncio.create_task(boot(link, fleet, ident, period, random.uniform(0, boot_s))))
     try:
-        await asyncio.wait_for(fleet.all_up.wait(), timeout=60 + count / 20)
+        await asyncio.wait_for(fleet.all_up.wait(), timeout=boot_s + 60 + count / 20)
         print("ready", flush=True)
         await answer(fleet)
     finally:
@@ -144,4 +142,5 @@ if __name__ == "__main__":
     raise_fd_limit()
     # Every drop and retry of every link, timed: what a storm looks like from the devices' side.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    runner.run(main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), float(sys.argv[5])))
+    first, count, port, fleet_dir, period, boot_s = sys.argv[1:]
+    runner.run(main(int(first), int(count), int(port), Path(fleet_dir), float(period), float(boot_s)))
