@@ -49,7 +49,7 @@ import psutil
 from sqlalchemy import select
 
 from bench.fleet_devices import device_id, raise_fd_limit
-from bench.stack import kuaichu, load_line, server_config, start_shares, wait_listening
+from bench.stack import ForeignLoad, kuaichu, load_line, percentile, server_config, start_shares, wait_listening
 from kuaichu import runner
 from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
 from provisioning.ca import Usage, issue, load_authority, write_cert, write_key
@@ -91,12 +91,6 @@ def cpu_s(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent on anything, all cores together."""
-    times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
-
-
 @dataclass
 class Steady:
     devices: int
@@ -104,7 +98,7 @@ class Steady:
     server_cpu_pct: float
     broker_cpu_pct: float
     fleet_cpu_pct: float
-    others_cpu_pct: float
+    others_pct: float
     sent: int
     processed: int
     lags_s: list[float]
@@ -116,11 +110,11 @@ class Steady:
 
     def describe(self) -> str:
         lags = sorted(self.lags_s) or [float("nan")]
-        p99 = lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))]
+        p99 = percentile(lags, 0.99)
         return (
             f"{self.devices} devices, {self.window_s:.0f} s window: server {self.server_cpu_pct:.1f} % of a core, "
             f"broker {self.broker_cpu_pct:.1f} %, device processes {self.fleet_cpu_pct:.1f} %, "
-            f"everything else on the machine {self.others_cpu_pct:.1f} %; "
+            f"other processes {self.others_pct:.1f} % of the whole machine; "
             f"heartbeats sent {self.sent}, written by the server {self.processed}; "
             f"lag p50 {statistics.median(lags) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms; "
             f"most devices stale at once {self.stale_max} -> {'keeps up' if self.keeps_up else 'does NOT keep up'}"
@@ -215,8 +209,7 @@ async def steady_window(
     end = start + window_s
     cpu_start = {name: cpu_s(p) for name, p in procs.items()}
     fleet_start = fleet.cpu_s()
-    bench, machine_start = psutil.Process(), machine_busy_s()
-    bench_start = cpu_s(bench)
+    others = ForeignLoad()
 
     async def sample_until(until: float) -> None:
         nonlocal stale_max
@@ -238,19 +231,17 @@ async def steady_window(
     await asyncio.sleep(window_s)
     cpu_end = {name: cpu_s(p) for name, p in procs.items()}
     fleet_end = fleet.cpu_s()
-    bench_end, machine_end = cpu_s(bench), machine_busy_s()
+    others_pct = others.pct()
     elapsed = time.time() - start
     await sampler
     pct = {name: (cpu_end[name] - cpu_start[name]) / elapsed * 100 for name in procs}
-    ours = sum(cpu_end.values()) - sum(cpu_start.values()) + fleet_end - fleet_start + bench_end - bench_start
     return Steady(
         devices=devices,
         window_s=elapsed,
         server_cpu_pct=pct["server"],
         broker_cpu_pct=pct["broker"],
         fleet_cpu_pct=(fleet_end - fleet_start) / elapsed * 100,
-        # The machine's other tenants: what is left of its busy time after this benchmark's processes.
-        others_cpu_pct=(machine_end - machine_start - ours) / elapsed * 100,
+        others_pct=others_pct,
         sent=await fleet.sent_between(start, end),
         processed=len(seen),
         lags_s=lags,
