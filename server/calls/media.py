@@ -71,10 +71,10 @@ class ConsoleView(MediaStreamTrack):
     """A console's copy of one of the call's tracks: every frame while its encoder keeps up, only
     the newest ``keep`` when it falls behind.
 
-    The relay's unbuffered copy keeps only the newest frame, so two frames that reach the server
-    close together (its decoders and event loop are shared by every call) lost the first even with
-    the encoder idle: a console showed 12 frames a second of a 15 fps call. A buffered copy alone
-    would let a console whose encoder cannot keep up fall further and further behind.
+    The relay's unbuffered copy keeps only the newest frame, so of two frames that reach the
+    server close together (its decoders and event loop are shared by every call) the first was
+    lost even with the encoder idle. A buffered copy alone would let a console whose encoder
+    cannot keep up fall further and further behind.
     """
 
     def __init__(self, source: MediaStreamTrack, keep: int) -> None:
