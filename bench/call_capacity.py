@@ -206,7 +206,7 @@ async def unit_in_call(
             viewers = await start_viewers(server, call_ids, root / "viewers.log")
             await asyncio.sleep(warmup_s)
             start = meter.read()
-            rss = []
+            rss = [proc.memory_info().rss / 2**20]
             while time.time() < start[0] + window_s:
                 await asyncio.sleep(1)
                 rss.append(proc.memory_info().rss / 2**20)

@@ -17,7 +17,6 @@ of input.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import json
 import sys
@@ -34,7 +33,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamError
 
-from bench.stack import bundle_tls
+from bench.stack import bundle_tls, cancel_all
 from bench.vp8_clip import read_clip
 from device.hal.audio_simulated import MicSource
 from kuaichu import runner
@@ -192,11 +191,7 @@ async def feed(first: int, count: int, broker_port: int, fleet_dir: Path, clip: 
                 start, end = float(line[1]), float(line[2])
                 print(json.dumps({f.call_id: f.sent_between(start, end) for f in feeders}), flush=True)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
         await asyncio.gather(*(f.close() for f in feeders), return_exceptions=True)
 
 
