@@ -97,7 +97,9 @@ async def wire_clients(
     return clients
 
 
-async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5) -> dict[str, float]:
+async def run(
+    devices: int, rounds: int, wire: bool = False, processes: int = 5, as_shipped: bool = False
+) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
     shm = Path("/dev/shm")
     device_root = Path(tempfile.mkdtemp(prefix="kc-bench-devices-", dir=shm if shm.is_dir() else None))
@@ -137,6 +139,7 @@ async def run(devices: int, rounds: int, wire: bool = False, processes: int = 5)
                     str(broker.port),
                     str(device_root),
                     str(pki.layout.root),
+                    *(["as-shipped"] if as_shipped else []),
                 )
                 for proc in fleets:
                     assert proc.stdout is not None
@@ -228,10 +231,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--wire", action="store_true", help="plain MQTT clients instead of simulated devices")
     parser.add_argument("--processes", type=int, default=5, help="processes the simulated units are spread over")
+    parser.add_argument(
+        "--as-shipped",
+        action="store_true",
+        help="units with the shipped camera (640x480, 15 fps) and pre-press video ring; use with few --devices",
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}")
     print(load_line())
-    figures = runner.run(run(args.devices, args.rounds, args.wire, args.processes))
+    figures = runner.run(run(args.devices, args.rounds, args.wire, args.processes, args.as_shipped))
     print(" ".join(f"{k}={v:.1f}" for k, v in figures.items()))
 
 

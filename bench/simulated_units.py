@@ -9,7 +9,10 @@ Speaks on stdin/stdout: prints ``ready`` once every unit is connected with a GNS
 ``pressed``; ends on end of input. Each unit connects over mutual TLS with its own bundle from the
 provisioning folder FLEET_DIR (``devices/bench-NNN/``), which the caller has already issued.
 
-    python -m bench.simulated_units FIRST COUNT BROKER_PORT DATA_DIR FLEET_DIR
+    python -m bench.simulated_units FIRST COUNT BROKER_PORT DATA_DIR FLEET_DIR [as-shipped]
+
+``as-shipped``: each unit's camera and pre-press video as a unit ships (640x480 at 15 fps, ten
+seconds kept at 4 fps) instead of the smallest camera and no ring.
 """
 
 from __future__ import annotations
@@ -27,9 +30,16 @@ from device.main import limit_malloc_arenas
 from kuaichu import runner
 
 
-def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path) -> DeviceConfig:
+def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path, as_shipped: bool) -> DeviceConfig:
     device_id = f"bench-{index:03d}"
     tls = bundle_tls(fleet_dir, device_id).model_dump()
+    # The smallest rendered camera and no video kept from before the press (a ring of JPEGs,
+    # written out at each press after the report has gone): this benchmark times the report, and
+    # fifty units doing either load the two cores it is timed on, where in the field each unit has
+    # its own. ``as_shipped`` keeps both, for a few units.
+    camera: dict[str, object] = {"backend": "simulated"}
+    if not as_shipped:
+        camera |= {"width": 160, "height": 120, "fps": 1}
     return DeviceConfig.model_validate(
         {
             "device": {"id": device_id, "kind": "in-car", "data_dir": root / f"dev{index:03d}"},
@@ -37,24 +47,20 @@ def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path) -> Dev
             "vehicle": {"plate": "云A5H821"},
             "gpio": {"pin_factory": "mock", "long_press_s": 0, "bounce_s": 0},
             "gnss": {"backend": "simulated"},
-            # The smallest rendered camera: the benchmark is about reports, not video.
-            "camera": {"backend": "simulated", "width": 160, "height": 120, "fps": 1},
+            "camera": camera,
             "audio": {"backend": "simulated"},
             "report": {"case_hold_s": 1.0, "heartbeat_s": 30},
-            # No live call after the answer, and no video kept from before the press (a ring of
-            # JPEGs, written out at each press after the report has gone): this benchmark times the
-            # report, and fifty units doing either at once load the two cores it is timed on, where
-            # in the field each unit has its own.
+            # No live call after the answer: the next round would press during it.
             "webrtc": {"call_on_accept": False},
-            "evidence": {"pretrigger_s": 0},
+            "evidence": {} if as_shipped else {"pretrigger_s": 0},
         }
     )
 
 
-async def fleet(first: int, count: int, broker_port: int, root: Path, fleet_dir: Path) -> None:
+async def fleet(first: int, count: int, broker_port: int, root: Path, fleet_dir: Path, as_shipped: bool) -> None:
     apps = [
         DeviceApp(cfg, Hardware.open(cfg))
-        for cfg in (device_cfg(root, i, broker_port, fleet_dir) for i in range(first, first + count))
+        for cfg in (device_cfg(root, i, broker_port, fleet_dir, as_shipped) for i in range(first, first + count))
     ]
     tasks = [asyncio.create_task(app.run()) for app in apps]
     try:
@@ -84,4 +90,6 @@ async def fleet(first: int, count: int, broker_port: int, root: Path, fleet_dir:
 
 if __name__ == "__main__":
     limit_malloc_arenas()
-    runner.run(fleet(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])))
+    first, count, port, root, fleet_dir = sys.argv[1:6]
+    as_shipped = sys.argv[6:] == ["as-shipped"]
+    runner.run(fleet(int(first), int(count), int(port), Path(root), Path(fleet_dir), as_shipped))
