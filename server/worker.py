@@ -89,6 +89,9 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                 # A console event is a kilobyte or so: deflating each one for each console cost
                 # the worker's event loop more than sending it as it is.
                 ws_per_message_deflate=False,
+                # A console socket or request still open when the worker is told to stop gets this
+                # long, then is cut: systemd (and a test) must not wait on a browser.
+                timeout_graceful_shutdown=5,
             )
         )
         tasks = [

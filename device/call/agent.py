@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from device.config import DeviceConfig
 from device.hardware import Hardware
+from kuaichu.peers import close_peer
 from protocol.ids import new_report_id
 from protocol.messages import CallSignal, Command, encode
 from protocol.topics import Channel
@@ -228,7 +229,7 @@ class CallAgent:
                 watchdog.cancel()
             for task in voice:
                 task.cancel()
-            await pc.close()
+            await close_peer(pc, f"call {call.call_id} attempt {call.attempt}")
 
     async def _voice(self, track: MediaStreamTrack, failed: asyncio.Event) -> None:
         """The dispatcher's voice on the speaker; when it stops coming, this connection is dead."""

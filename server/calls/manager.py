@@ -25,6 +25,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
+from kuaichu.peers import close_peer
 from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
 from protocol.topics import Channel, device_topic
 from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice
@@ -189,7 +190,7 @@ class CallManager:
             pc.addTrack(live.relay.subscribe(live.voice, buffered=False))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, TypeError, AttributeError) as exc:
-            await pc.close()
+            await close_peer(pc, f"call {live.call_id} attempt {signal.attempt}")
             logger.warning("call %s: offer %d unusable: %s", live.call_id, signal.attempt, exc)
             await self._command(live.device_id, Command(type="call.end", call_id=live.call_id, reason="offer unusable"))
             if live.device_pc is None:
@@ -197,7 +198,7 @@ class CallManager:
             return
         old, live.device_pc, live.attempt = live.device_pc, pc, signal.attempt
         if old is not None:
-            await old.close()
+            await close_peer(old, f"call {live.call_id} attempt {signal.attempt - 1}")
         await self._store.update(live.call_id, attempts=signal.attempt)
         answer = Command(type="call.answer", call_id=live.call_id, attempt=signal.attempt, sdp=pc.localDescription.sdp)
         await self._command(live.device_id, answer)
@@ -262,7 +263,7 @@ class CallManager:
             pc.addTrack(ConsoleView(live.relay.subscribe(live.audio), keep=CONSOLE_AUDIO_FRAMES))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, TypeError, AttributeError) as exc:
-            await pc.close()
+            await close_peer(pc, f"call {call_id} console")
             logger.warning("call %s: console offer unusable: %s", call_id, exc)
             raise CallError("the console's offer is unusable") from None
         old = live.viewers.pop(viewer, None)
@@ -315,7 +316,7 @@ class CallManager:
                 timer.cancel()
         pcs = [pc for pc in (live.device_pc, *live.viewers.values()) if pc is not None]
         live.viewers.clear()
-        await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+        await asyncio.gather(*(close_peer(pc, f"call {live.call_id}") for pc in pcs), return_exceptions=True)
         live.video.stop()
         live.audio.stop()
         live.voice.stop()
@@ -421,7 +422,7 @@ async def _close_viewer(pc: RTCPeerConnection) -> None:
     for sender in pc.getSenders():
         if sender.track is not None:
             sender.track.stop()
-    await pc.close()
+    await close_peer(pc, "console view")
 
 
 def _connected(pc: RTCPeerConnection | None) -> bool:
