@@ -1,9 +1,11 @@
-"""Chinese licence plates: which texts are valid, random valid ones, and the plate artwork.
+"""Chinese licence plates: random valid texts and the plate artwork, per GA 36-2018.
 
 The simulated camera shows plates, and the plate reader is trained and tested on them, so both
-sides must agree on one grammar (GA 36-2018) and on the look of a real plate: the characters of a
-plate are all one height and squeezed into fixed cells, which is what makes plate text look
-"tall", and the separator dot sits in a wider gap after the issuing-authority letter.
+sides must agree on one grammar (``protocol.plates``) and on the look of a real plate: the
+characters of a plate are all one height and squeezed into fixed cells, which is what makes plate
+text look "tall", and the separator dot sits in a wider gap after the issuing-authority letter.
+Double-row (rear yellow) plates carry the province and authority letter small on the top row and
+the serial large below.
 
 Texts are kept without the separator (``云A5H821``), as ``protocol.messages.Plate`` has them;
 ``display_text`` adds the dot for people.
@@ -12,36 +14,48 @@ Texts are kept without the separator (``云A5H821``), as ``protocol.messages.Pla
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from protocol.plates import DIGITS, LETTERS, PROVINCES, PlateKind, plate_form, plate_kind, plate_kinds
+
+__all__ = [
+    "DIGITS",
+    "LAYOUTS",
+    "LETTERS",
+    "PROVINCES",
+    "FontMissingError",
+    "PlateKind",
+    "PlateLayout",
+    "cjk_font",
+    "display_text",
+    "layout_for",
+    "plate_kind",
+    "random_plate",
+    "render_plate",
+]
 
 FONT_DIR = Path("/usr/share/fonts/opentype/noto")
 FONT_FILE = "NotoSansCJK-Bold.ttc"
 # Simplified-Chinese face in the collection: the province characters must have mainland forms.
 FONT_FACE = "Noto Sans CJK SC"
 
-# The 31 mainland province-level abbreviations that appear first on a civil plate.
-PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # Issuing-authority letters of Yunnan's prefectures; A is Kunming.
 YUNNAN_AUTHORITIES = "ABCDEFGHJKLMNPQRS"
-# I and O are never used (they read as 1 and 0).
-LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-DIGITS = "0123456789"
 
-_BLUE = re.compile(rf"^[{PROVINCES}][{LETTERS}][{LETTERS}{DIGITS}]{{5}}$")
-# Small new-energy vehicles: D (battery) or F (other), a letter or digit, four digits.
-# Large ones: five digits, then D or F.
-_GREEN = re.compile(rf"^[{PROVINCES}][{LETTERS}](?:[DF][{LETTERS}{DIGITS}][{DIGITS}]{{4}}|[{DIGITS}]{{5}}[DF])$")
-
-
-class PlateKind(StrEnum):
-    BLUE = "blue"  # ordinary small vehicle: white characters on blue, 440 x 140 mm
-    GREEN = "green"  # small new-energy vehicle: black characters on a green gradient, 480 x 140 mm
+# Background, ink, and the ink of a trailing special character (police 警 is red).
+Rgb = tuple[int, int, int]
+COLOURS: dict[PlateKind, tuple[Rgb, Rgb]] = {
+    PlateKind.BLUE: ((12, 62, 178), (246, 246, 246)),
+    PlateKind.GREEN: ((46, 186, 96), (16, 16, 16)),
+    PlateKind.YELLOW: ((242, 188, 24), (16, 16, 16)),
+    PlateKind.WHITE: ((240, 240, 236), (16, 16, 16)),
+    PlateKind.BLACK: ((20, 20, 22), (246, 246, 246)),
+}
+POLICE_RED: Rgb = (206, 22, 30)
 
 
 class FontMissingError(RuntimeError):
@@ -50,7 +64,7 @@ class FontMissingError(RuntimeError):
 
 @dataclass(frozen=True)
 class PlateLayout:
-    """Plate geometry in millimetres, per GA 36-2018."""
+    """Plate geometry in millimetres, per GA 36-2018 (single row)."""
 
     width_mm: float
     height_mm: float
@@ -78,16 +92,13 @@ LAYOUTS = {
     PlateKind.BLUE: PlateLayout(440, 140, 45, 90, 12, 34, 7),
     PlateKind.GREEN: PlateLayout(480, 140, 43, 90, 9, 49, 8),
 }
+# The rear plate of a large vehicle: 440 x 220 mm, province and letter on top, five below.
+DOUBLE_ROW_SIZE_MM = (440.0, 220.0)
 
 
-def plate_kind(text: str) -> PlateKind | None:
-    """The kind of plate ``text`` (no separator) is valid for, or None if it is not a plate."""
-    if _BLUE.match(text):
-        letters = sum(c in LETTERS for c in text[2:])
-        return PlateKind.BLUE if letters <= 2 else None
-    if _GREEN.match(text):
-        return PlateKind.GREEN
-    return None
+def layout_for(text: str) -> PlateLayout:
+    """The single-row layout for ``text``: 480 mm wide for eight characters, 440 for seven."""
+    return LAYOUTS[PlateKind.GREEN] if len(text) == 8 else LAYOUTS[PlateKind.BLUE]
 
 
 def display_text(text: str) -> str:
@@ -96,7 +107,7 @@ def display_text(text: str) -> str:
 
 
 def random_plate(rng: random.Random, kind: PlateKind) -> str:
-    """A valid plate text; mostly Kunming (云A), where the pilot runs."""
+    """A valid plate text of ``kind``; mostly Kunming (云A), where the pilot runs."""
     roll = rng.random()
     if roll < 0.8:
         prefix = "云A"
@@ -105,13 +116,24 @@ def random_plate(rng: random.Random, kind: PlateKind) -> str:
     else:
         prefix = rng.choice(PROVINCES) + rng.choice(LETTERS)
     if kind is PlateKind.GREEN:
-        serial = rng.choice("DF") + rng.choice(LETTERS + DIGITS) + "".join(rng.choices(DIGITS, k=4))
-    else:
-        chars = rng.choices(DIGITS, k=5)
-        for pos in rng.sample(range(5), k=rng.choices((0, 1, 2), weights=(55, 30, 15))[0]):
-            chars[pos] = rng.choice(LETTERS)
-        serial = "".join(chars)
-    return prefix + serial
+        return prefix + rng.choice("DF") + rng.choice(LETTERS + DIGITS) + "".join(rng.choices(DIGITS, k=4))
+    if kind is PlateKind.BLUE:
+        return prefix + _serial(rng, 5)
+    if kind is PlateKind.YELLOW:
+        return prefix + (_serial(rng, 5) if rng.random() < 0.6 else _serial(rng, 4) + rng.choice("学挂"))
+    if kind is PlateKind.WHITE:
+        return prefix + _serial(rng, 4) + "警"
+    if rng.random() < 0.5:
+        return "粤Z" + _serial(rng, 4) + rng.choice("港澳")
+    return prefix + "".join(rng.choices(DIGITS, k=4)) + rng.choice("使领")
+
+
+def _serial(rng: random.Random, n: int) -> str:
+    """``n`` digits, up to two of them replaced by letters (fewer letters are more common)."""
+    chars = rng.choices(DIGITS, k=n)
+    for pos in rng.sample(range(n), k=rng.choices((0, 1, 2), weights=(55, 30, 15))[0]):
+        chars[pos] = rng.choice(LETTERS)
+    return "".join(chars)
 
 
 @lru_cache(maxsize=8)
@@ -127,7 +149,7 @@ def cjk_font(size: int) -> ImageFont.FreeTypeFont:
     raise FontMissingError(f"{path} has no '{FONT_FACE}' face")
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _glyph(char: str, height_px: int, cell_w_px: int) -> Image.Image:
     """One character as a coverage mask, stretched to the plate's character height."""
     font = cjk_font(200)
@@ -141,34 +163,42 @@ def _glyph(char: str, height_px: int, cell_w_px: int) -> Image.Image:
     return ink.resize((max(1, min(cell_w_px, natural_w)), height_px), Image.Resampling.LANCZOS)
 
 
-def render_plate(text: str, px_per_mm: float = 2.0) -> Image.Image:
-    """The plate as an RGBA image, ``px_per_mm`` pixels per millimetre, transparent corners."""
-    kind = plate_kind(text)
-    if kind is None:
+def render_plate(
+    text: str, px_per_mm: float = 2.0, *, kind: PlateKind | None = None, double_row: bool = False
+) -> Image.Image:
+    """The plate as an RGBA image, ``px_per_mm`` pixels per millimetre, transparent corners.
+
+    ``kind`` is the colour (the usual one for the text if None); ``double_row`` draws the 440 x 220
+    rear plate of a large vehicle, which only yellow plates with seven characters have.
+    """
+    form = plate_form(text)
+    if form is None:
         raise ValueError(f"not a valid plate: {text!r}")
-    lay = LAYOUTS[kind]
-    w, h = round(lay.width_mm * px_per_mm), round(lay.height_mm * px_per_mm)
-    if kind is PlateKind.BLUE:
-        plate = Image.new("RGB", (w, h), (12, 62, 178))
-        ink: tuple[int, int, int] = (246, 246, 246)
+    kind = kind or form.kinds[0]
+    if kind not in plate_kinds(text):
+        raise ValueError(f"a {kind} plate cannot read {text!r}")
+    if double_row and (kind is not PlateKind.YELLOW or len(text) != 7):
+        raise ValueError(f"only seven-character yellow plates have two rows, not {kind} {text!r}")
+    background, ink = COLOURS[kind]
+    if double_row:
+        w, h = round(DOUBLE_ROW_SIZE_MM[0] * px_per_mm), round(DOUBLE_ROW_SIZE_MM[1] * px_per_mm)
     else:
-        plate = _green_gradient(w, h)
-        ink = (16, 16, 16)
+        lay = layout_for(text)
+        w, h = round(lay.width_mm * px_per_mm), round(lay.height_mm * px_per_mm)
+    if kind is PlateKind.GREEN:
+        plate = _green_gradient(w, h) if len(text) == 8 and text[2] in "DF" else _yellow_green(w, h)
+    else:
+        plate = Image.new("RGB", (w, h), background)
     draw = ImageDraw.Draw(plate)
     inset, line = 3.5 * px_per_mm, max(1.0, 1.2 * px_per_mm)
     draw.rounded_rectangle(
         (inset, inset, w - 1 - inset, h - 1 - inset), radius=4 * px_per_mm, outline=ink, width=round(line)
     )
-    char_h = round(lay.char_h_mm * px_per_mm)
-    cell_w = round(lay.char_w_mm * px_per_mm)
-    top = round((lay.height_mm - lay.char_h_mm) / 2 * px_per_mm)
-    for char, left_mm in zip(text, lay.char_lefts_mm(), strict=True):
-        mask = _glyph(char, char_h, cell_w)
-        left = round(left_mm * px_per_mm) + (cell_w - mask.width) // 2
-        plate.paste(ink, (left, top, left + mask.width, top + mask.height), mask)
-    dx, dy = lay.dot_centre_mm()
-    r = 5 * px_per_mm
-    draw.ellipse((dx * px_per_mm - r, dy * px_per_mm - r, dx * px_per_mm + r, dy * px_per_mm + r), fill=ink)
+    inks = [POLICE_RED if c == "警" else ink for c in text]
+    if double_row:
+        _draw_double_row(plate, text, inks, px_per_mm)
+    else:
+        _draw_single_row(plate, text, inks, px_per_mm)
     rgba = plate.convert("RGBA")
     corners = Image.new("L", (w, h), 0)
     ImageDraw.Draw(corners).rounded_rectangle((0, 0, w - 1, h - 1), radius=6 * px_per_mm, fill=255)
@@ -176,10 +206,51 @@ def render_plate(text: str, px_per_mm: float = 2.0) -> Image.Image:
     return rgba
 
 
+def _draw_char(plate: Image.Image, char: str, ink: Rgb, left_px: float, top_px: float, w_px: int, h_px: int) -> None:
+    mask = _glyph(char, h_px, w_px)
+    left = round(left_px) + (w_px - mask.width) // 2
+    top = round(top_px)
+    plate.paste(ink, (left, top, left + mask.width, top + mask.height), mask)
+
+
+def _draw_single_row(plate: Image.Image, text: str, inks: list[Rgb], px_per_mm: float) -> None:
+    lay = layout_for(text)
+    char_h, cell_w = round(lay.char_h_mm * px_per_mm), round(lay.char_w_mm * px_per_mm)
+    top = (lay.height_mm - lay.char_h_mm) / 2 * px_per_mm
+    for char, ink, left_mm in zip(text, inks, lay.char_lefts_mm(), strict=True):
+        _draw_char(plate, char, ink, left_mm * px_per_mm, top, cell_w, char_h)
+    dx, dy = lay.dot_centre_mm()
+    r = 5 * px_per_mm
+    ImageDraw.Draw(plate).ellipse(
+        (dx * px_per_mm - r, dy * px_per_mm - r, dx * px_per_mm + r, dy * px_per_mm + r), fill=inks[1]
+    )
+
+
+def _draw_double_row(plate: Image.Image, text: str, inks: list[Rgb], px_per_mm: float) -> None:
+    s = px_per_mm
+    for char, ink, left_mm in zip(text[:2], inks[:2], (110.0, 285.0), strict=True):
+        _draw_char(plate, char, ink, left_mm * s, 15 * s, round(45 * s), round(60 * s))
+    r = 5 * s
+    ImageDraw.Draw(plate).ellipse((220 * s - r, 45 * s - r, 220 * s + r, 45 * s + r), fill=inks[1])
+    for i, (char, ink) in enumerate(zip(text[2:], inks[2:], strict=True)):
+        _draw_char(plate, char, ink, (27.5 + i * 80) * s, 90 * s, round(65 * s), round(110 * s))
+
+
 def _green_gradient(w: int, h: int) -> Image.Image:
+    """Small new-energy plates: white at the top fading to green."""
     top, bottom = (236, 248, 238), (46, 186, 96)
     column = Image.new("RGB", (1, h))
     for y in range(h):
         t = min(1.0, max(0.0, (y / max(1, h - 1) - 0.15) / 0.75))
         column.putpixel((0, y), tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
     return column.resize((w, h))
+
+
+def _yellow_green(w: int, h: int) -> Image.Image:
+    """Large new-energy plates: yellow on the left, green on the right."""
+    left, right = (236, 200, 40), (60, 180, 90)
+    row = Image.new("RGB", (w, 1))
+    for x in range(w):
+        t = min(1.0, max(0.0, (x / max(1, w - 1) - 0.2) / 0.4))
+        row.putpixel((x, 0), tuple(round(a + (b - a) * t) for a, b in zip(left, right, strict=True)))
+    return row.resize((w, h))

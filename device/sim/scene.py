@@ -26,7 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFilter
 
-from device.sim.plates import LAYOUTS, PlateKind, cjk_font, plate_kind, random_plate, render_plate
+from device.ocr.geometry import perspective_coeffs
+from device.sim.plates import PlateKind, cjk_font, layout_for, plate_kind, random_plate, render_plate
 
 Rgb = tuple[int, int, int]
 Vec = tuple[float, float, float]
@@ -311,7 +312,7 @@ def _paint_rear(layer: Image.Image, view: _View, car: _Car, lamps_on: bool) -> t
             x = -hw + 0.2 + 0.05 * i
             quad(x, x + 0.14, 0.4 + 0.015 * (i % 3), 0.41 + 0.015 * (i % 3), (235, 235, 235, 255))
         quad(-hw + 0.15, -hw + 0.45, 0.58, 0.62, _shade(car.colour, (0, 0, -1), 0.55))  # dent
-    lay = LAYOUTS[plate_kind(car.plate) or PlateKind.BLUE]
+    lay = layout_for(car.plate)
     pw, ph = lay.width_mm / 1000, lay.height_mm / 1000
     y0 = 0.39
     corners3 = [
@@ -355,27 +356,17 @@ def _paint_front(layer: Image.Image, view: _View, car: _Car) -> tuple[Point, Poi
 def _paste_plate(layer: Image.Image, text: str, corners: Sequence[Point]) -> None:
     """Warp the plate artwork onto its four image corners (clockwise from top-left)."""
     width = max(math.dist(corners[0], corners[1]), math.dist(corners[3], corners[2]))
-    kind = plate_kind(text) or PlateKind.BLUE
-    art = render_plate(text, px_per_mm=min(4.0, max(0.5, 2 * width / LAYOUTS[kind].width_mm)))
-    tw, th = max(8, round(width)), max(3, round(width * LAYOUTS[kind].height_mm / LAYOUTS[kind].width_mm))
+    lay = layout_for(text)
+    art = render_plate(text, px_per_mm=min(4.0, max(0.5, 2 * width / lay.width_mm)))
+    tw, th = max(8, round(width)), max(3, round(width * lay.height_mm / lay.width_mm))
     art = art.resize((tw, th), Image.Resampling.LANCZOS)
     xs, ys = [p[0] for p in corners], [p[1] for p in corners]
     x0, y0 = math.floor(min(xs)), math.floor(min(ys))
     x1, y1 = math.ceil(max(xs)), math.ceil(max(ys))
     local = [(x - x0, y - y0) for x, y in corners]
-    coeffs = _perspective_coeffs(local, [(0, 0), (tw, 0), (tw, th), (0, th)])
+    coeffs = perspective_coeffs(local, [(0, 0), (tw, 0), (tw, th), (0, th)])
     patch = art.transform((x1 - x0, y1 - y0), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC)
     layer.alpha_composite(patch, (x0, y0))
-
-
-def _perspective_coeffs(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:
-    """PIL's PERSPECTIVE coefficients mapping output points ``dst`` back to input points ``src``."""
-    rows, rhs = [], []
-    for (x, y), (u, v) in zip(dst, src, strict=True):
-        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-        rhs += [u, v]
-    return tuple(float(c) for c in np.linalg.solve(np.array(rows, float), np.array(rhs, float)))
 
 
 # --- the street --------------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""From a plate's four corners in a frame to the recogniser's straight, fixed-size input.
+
+Training (``models/``) and the device cut plates out with this one function, so the recogniser
+sees at run time exactly the kind of crop it learned from. A double-row plate (the rear plate of a
+large vehicle) is cut into its two rows and the rows are laid side by side, so one single-row
+recogniser reads both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+Point = tuple[float, float]
+Quad = tuple[Point, Point, Point, Point]  # clockwise from top-left: tl, tr, br, bl
+
+REC_W, REC_H = 128, 32  # the recogniser's input, RGB
+# Width over height of the plate outline: 440 x 140 / 480 x 140 single rows, 440 x 220 double rows.
+DOUBLE_ROW_MAX_ASPECT = 2.6
+# Where the rows of a double-row plate are, as parts of its width and height (GA 36: 440 x 220 mm,
+# top characters 60 mm high from 15 mm, bottom ones 110 mm high from 90 mm), with a little margin.
+_TOP_ROW = ((95 / 440, 10 / 220), (345 / 440, 80 / 220))
+_BOTTOM_ROW = ((15 / 440, 84 / 220), (425 / 440, 206 / 220))
+_TOP_ROW_W = 40  # of REC_W; the bottom row gets the rest
+
+
+def perspective_coeffs(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:
+    """PIL's PERSPECTIVE coefficients mapping output points ``dst`` back to input points ``src``."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(dst, src, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    return tuple(float(c) for c in np.linalg.solve(np.array(rows, float), np.array(rhs, float)))
+
+
+def aspect(corners: Quad) -> float:
+    """Width over height of the plate outline, from its edges' lengths."""
+    tl, tr, br, bl = corners
+    width = math.dist(tl, tr) + math.dist(bl, br)
+    height = math.dist(tl, bl) + math.dist(tr, br)
+    return width / max(height, 1e-6)
+
+
+def is_double_row(corners: Quad) -> bool:
+    return aspect(corners) < DOUBLE_ROW_MAX_ASPECT
+
+
+def _map(coeffs: Sequence[float], u: float, v: float) -> Point:
+    a, b, c, d, e, f, g, h = coeffs
+    w = g * u + h * v + 1
+    return ((a * u + b * v + c) / w, (d * u + e * v + f) / w)
+
+
+def _warp(image: Image.Image, quad: Sequence[Point], size: tuple[int, int]) -> Image.Image:
+    w, h = size
+    coeffs = perspective_coeffs([(0, 0), (w, 0), (w, h), (0, h)], quad)
+    return image.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
+
+
+def straighten(image: Image.Image, corners: Quad, double_row: bool | None = None) -> NDArray[np.uint8]:
+    """The plate inside ``corners`` of the RGB ``image`` as a REC_H x REC_W x 3 array."""
+    if double_row is None:
+        double_row = is_double_row(corners)
+    if not double_row:
+        return np.asarray(_warp(image, corners, (REC_W, REC_H)), np.uint8)
+    # plate (u, v) in [0, 1]^2 -> image point
+    unit = perspective_coeffs([(0, 0), (1, 0), (1, 1), (0, 1)], corners)
+
+    def region(box: tuple[Point, Point], width: int) -> Image.Image:
+        (u0, v0), (u1, v1) = box
+        quad = [_map(unit, u0, v0), _map(unit, u1, v0), _map(unit, u1, v1), _map(unit, u0, v1)]
+        return _warp(image, quad, (width, REC_H))
+
+    out = Image.new("RGB", (REC_W, REC_H))
+    out.paste(region(_TOP_ROW, _TOP_ROW_W), (0, 0))
+    out.paste(region(_BOTTOM_ROW, REC_W - _TOP_ROW_W), (_TOP_ROW_W, 0))
+    return np.asarray(out, np.uint8)

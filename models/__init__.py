@@ -1,0 +1,1 @@
+"""Training and evaluation of the plate reader's models (run with models/.venv-train for training)."""

@@ -1,0 +1,66 @@
+"""The real plate photographs (CCPD scenes, HyperLPR crops) and their fixed validation split.
+
+The split is a function of each file's name, not of a random draw, so every training run, the
+benchmark and the model card hold out the same photographs; nothing in the validation part is ever
+trained on. The HyperLPR crops (four images, no corners) are all validation for the recogniser.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from device.ocr.geometry import Quad
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("KUAICHU_PLATE_DATA", REPO.parent / "shared" / "data" / "plates"))
+SCENE_FOLDERS = ("ccpd-scenes", "ccpd-scenes-extra")
+CROP_FOLDER = "hyperlpr-crops"
+VALIDATION_SHARE = 4  # one photograph in four, by hash
+
+
+class Split(StrEnum):
+    TRAIN = "train"
+    VALIDATION = "validation"
+
+
+@dataclass(frozen=True)
+class RealPlate:
+    path: Path
+    text: str
+    corners: Quad | None  # tl, tr, br, bl in the image; None for an image that is already a crop
+    split: Split
+
+
+def split_of(folder: str, file: str) -> Split:
+    digest = int(hashlib.sha1(f"{folder}/{file}".encode()).hexdigest(), 16)
+    return Split.VALIDATION if digest % VALIDATION_SHARE == 0 else Split.TRAIN
+
+
+def _corners(field: str) -> Quad:
+    rb, lb, lt, rt = (tuple(float(v) for v in pair.split(",")) for pair in field.split(";"))
+    return ((lt[0], lt[1]), (rt[0], rt[1]), (rb[0], rb[1]), (lb[0], lb[1]))
+
+
+def real_plates(split: Split | None = None, data_dir: Path = DATA_DIR) -> list[RealPlate]:
+    """Every labelled real plate (of ``split`` if given), scenes first, in file order."""
+    out = []
+    for folder in SCENE_FOLDERS:
+        with (data_dir / folder / "labels.csv").open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                out.append(
+                    RealPlate(
+                        data_dir / folder / row["file"],
+                        row["plate"],
+                        _corners(row["corners_rb_lb_lt_rt"]),
+                        split_of(folder, row["file"]),
+                    )
+                )
+    with (data_dir / CROP_FOLDER / "labels.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out.append(RealPlate(data_dir / CROP_FOLDER / row["file"], row["plate"], None, Split.VALIDATION))
+    return [p for p in out if split is None or p.split is split]
