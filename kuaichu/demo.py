@@ -165,9 +165,11 @@ def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int)
 
 
 async def ensure_users(server_config: Path, logins_file: Path) -> dict[str, str]:
-    """Create the demo operators on first run; later runs reuse the passwords kept beside the data."""
+    """Create the demo operators on first run (later runs reuse the passwords kept beside the data)
+    and load the demo registry."""
     from contextlib import AsyncExitStack
 
+    from server.casework.registry_import import DEMO_FILES, import_file
     from server.config import load_server_config
     from server.users import Role, UserError
     from server.worker import open_state
@@ -176,6 +178,8 @@ async def ensure_users(server_config: Path, logins_file: Path) -> dict[str, str]
     cfg = load_server_config(server_config)
     async with AsyncExitStack() as stack:
         state, _ = await open_state(cfg, stack)
+        for path in DEMO_FILES:  # the registry the checks ask: demo drivers, vehicles, policies
+            await import_file(state.cases.sessions, path)
         for user in USERS:
             if user.username in logins:
                 continue

@@ -260,12 +260,17 @@ class CaseStore:
         async with self.sessions() as session:
             return await session.get(Case, case_id)
 
-    async def list_for_units(self, adcodes: list[str] | None, limit: int = 200) -> list[Case]:
-        """Newest first; ``None`` means every unit (admins)."""
+    async def list_for_units(
+        self, adcodes: list[str] | None, limit: int = 200, status: str | None = None
+    ) -> list[Case]:
+        """Newest first; ``None`` means every unit (admins); ``status`` picks one stage (the officers'
+        queue is ``handed_over``)."""
         async with self.sessions() as session:
             query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit)
             if adcodes is not None:
                 query = query.where(Case.unit_adcode.in_(adcodes))
+            if status is not None:
+                query = query.where(Case.status == status)
             return list((await session.scalars(query)).all())
 
 

@@ -20,6 +20,8 @@ from server.calls.signalling import Signalling
 from server.calls.store import CallStore
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
+from server.casework.registry import TableRegistry
+from server.casework.store import CaseWork
 from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker, make_sync_engine, upgrade_schema
 from server.devices import DeviceStore
@@ -59,7 +61,9 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     stack.callback(cases.close)
     await cases.ensure_units()
     devices = DeviceStore(sessions)
-    return ServerState(cfg=cfg, cases=cases, users=UserStore(sessions), devices=devices, hub=CaseHub()), devices
+    work = CaseWork(sessions, TableRegistry(sessions))
+    state = ServerState(cfg=cfg, cases=cases, users=UserStore(sessions), devices=devices, hub=CaseHub(), work=work)
+    return state, devices
 
 
 async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:

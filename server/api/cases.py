@@ -27,6 +27,7 @@ async def list_cases(
     state: StateDep,
     unit: str | None = Query(default=None, pattern=r"^\d{6}$"),
     limit: int = Query(default=200, ge=1, le=1000),
+    case_status: str | None = Query(default=None, alias="status", pattern=r"^[a-z_]{1,16}$"),
 ) -> list[dict[str, Any]]:
     visible = operator.visible_units
     if unit is not None:
@@ -35,7 +36,7 @@ async def list_cases(
         wanted: list[str] | None = [unit]
     else:
         wanted = sorted(visible) if visible is not None else None
-    return [case_summary(c) for c in await state.cases.list_for_units(wanted, limit)]
+    return [case_summary(c) for c in await state.cases.list_for_units(wanted, limit, case_status)]
 
 
 @router.get("/cases/{case_id}")

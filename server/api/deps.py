@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 
@@ -65,6 +65,19 @@ async def current_admin(operator: Annotated[Operator, Depends(current_operator)]
     return operator
 
 
+def role_required(role: Role) -> Any:
+    """A dependency that lets only operators of ``role`` through."""
+
+    async def check(operator: Annotated[Operator, Depends(current_operator)]) -> Operator:
+        if operator.role is not role:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{role.value}s only")
+        return operator
+
+    return Depends(check)
+
+
 StateDep = Annotated[ServerState, Depends(get_state)]
 OperatorDep = Annotated[Operator, Depends(current_operator)]
 AdminDep = Annotated[Operator, Depends(current_admin)]
+DispatcherDep = Annotated[Operator, role_required(Role.DISPATCHER)]
+OfficerDep = Annotated[Operator, role_required(Role.OFFICER)]

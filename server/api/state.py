@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
+from server.casework.store import CaseWork
 from server.config import ServerConfig
 from server.devices import DeviceStore
 from server.events import CaseHub
@@ -20,6 +21,7 @@ class ServerState:
     users: UserStore
     devices: DeviceStore
     hub: CaseHub
+    work: CaseWork
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker

@@ -42,7 +42,9 @@ function ensureUnit(unit) {
 
 function caseRow(c) {
   const row = el("tr", { "data-case": c.case_no, class: c.flag ? "flagged" : "" });
-  row.appendChild(el("td", { class: "case-no" }, c.case_no));
+  const number = el("td", { class: "case-no" });
+  number.appendChild(el("a", { href: `/case?id=${c.id}` }, c.case_no));
+  row.appendChild(number);
   row.appendChild(el("td", {}, localTime(c.triggered_at)));
   row.appendChild(el("td", {}, TRIGGERS[c.trigger] || c.trigger));
   row.appendChild(el("td", {}, `${c.device_id} (${c.device_kind})`));

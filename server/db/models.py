@@ -6,11 +6,23 @@ the same case. The report is also kept verbatim as JSON: it is evidence of what 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -112,8 +124,90 @@ class Case(Base):
     lon_gcj02: Mapped[float | None] = mapped_column(Float)
     position_source: Mapped[str] = mapped_column(String(8))  # gnss / site / none
     report: Mapped[dict[str, Any]]
+    # The dispatcher's work (server/casework): the facts entered, the eligibility computed from them
+    # and the parties' checks, and where the case went next.
+    facts: Mapped[dict[str, Any] | None]
+    eligibility: Mapped[str | None] = mapped_column(String(12))  # eligible / ineligible / incomplete
+    eligibility_reason: Mapped[str | None] = mapped_column(String(300))
+    escalated_at: Mapped[datetime | None]
+    escalation_reason: Mapped[str | None] = mapped_column(String(300))
+    handed_over_at: Mapped[datetime | None]
 
     unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class Party(Base):
+    """A party to a case as the dispatcher entered it. ``plate_read`` is what the device read and
+    ``plate`` what the dispatcher confirmed or corrected it to; both stay."""
+
+    __tablename__ = "parties"
+    __table_args__ = (UniqueConstraint("case_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, comment="1 = 甲, 2 = 乙, ...")
+    role: Mapped[str] = mapped_column(String(16))  # driver / non_motor / pedestrian / property_owner
+    name: Mapped[str] = mapped_column(String(40))
+    id_number: Mapped[str] = mapped_column(String(18))
+    phone: Mapped[str] = mapped_column(String(20))
+    licence_no: Mapped[str | None] = mapped_column(String(18))
+    plate: Mapped[str | None] = mapped_column(String(10))
+    plate_read: Mapped[str | None] = mapped_column(String(10), comment="as the device's reader gave it")
+    vehicle_type: Mapped[str | None] = mapped_column(String(3))
+    insurer: Mapped[str | None] = mapped_column(String(40))
+    policy_no: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class PartyCheck(Base):
+    """One automatic check of one party, with the registry record as it was seen at the time."""
+
+    __tablename__ = "party_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # licence / vehicle / insurance
+    result: Mapped[str] = mapped_column(String(8))  # pass / fail / unknown
+    reason: Mapped[str] = mapped_column(String(300))
+    record: Mapped[dict[str, Any] | None] = mapped_column(comment="the registry record as seen")
+    checked_at: Mapped[datetime]
+    checked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class RegistryLicence(Base):
+    """Driving licences, as the registry (``kuaichu registry import``) holds them."""
+
+    __tablename__ = "registry_licences"
+    licence_no: Mapped[str] = mapped_column(String(18), primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    classes: Mapped[str] = mapped_column(String(20), comment="space-separated, e.g. 'C1' or 'A2 D'")
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12))  # valid / suspended / revoked
+
+
+class RegistryVehicle(Base):
+    __tablename__ = "registry_vehicles"
+    plate: Mapped[str] = mapped_column(String(10), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17))
+    vehicle_type: Mapped[str] = mapped_column(String(3))
+    automatic: Mapped[bool] = mapped_column(Boolean)
+    owner_name: Mapped[str] = mapped_column(String(40))
+    registered_on: Mapped[date] = mapped_column(Date)
+    inspection_until: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12))  # normal / stolen / scrapped / seized
+
+
+class RegistryPolicy(Base):
+    """Compulsory traffic-accident insurance (交强险) policies."""
+
+    __tablename__ = "registry_policies"
+    policy_no: Mapped[str] = mapped_column(String(40), primary_key=True)
+    insurer: Mapped[str] = mapped_column(String(40))
+    plate: Mapped[str] = mapped_column(String(10), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
 
 
 class Call(Base):

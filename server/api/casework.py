@@ -1,0 +1,111 @@
+"""The dispatcher's work on a case over HTTP: parties, checks, facts, escalation, hand-over.
+
+Reading a case's work is open to every operator who serves its unit; changing it is for
+dispatchers only. Someone else's case answers 404, as in the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.deps import DispatcherDep, Operator, OperatorDep, StateDep
+from server.api.state import ServerState
+from server.casework.parties import FactsIn, PartyIn
+from server.casework.store import Actor, CaseWorkError, party_json
+
+router = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
+
+
+class EscalationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str | None = Field(default=None, max_length=300, description="default: the eligibility reason")
+
+
+def actor(operator: Operator, request: Request) -> Actor:
+    return Actor(operator.id, operator.username, request.client.host if request.client else "unknown")
+
+
+async def visible_case(state: ServerState, operator: Operator, case_id: int) -> None:
+    case = await state.cases.get(case_id)
+    if case is None or not operator.sees(case.unit_adcode):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
+
+
+def refused(exc: CaseWorkError) -> HTTPException:
+    return HTTPException(exc.status, str(exc))
+
+
+@router.get("/work")
+async def work(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    return await state.work.work(case_id)
+
+
+@router.post("/parties", status_code=status.HTTP_201_CREATED)
+async def add_party(
+    case_id: int, body: PartyIn, operator: DispatcherDep, state: StateDep, request: Request
+) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        return party_json(await state.work.add_party(case_id, body, actor(operator, request)))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+
+
+@router.put("/parties/{party_id}")
+async def update_party(
+    case_id: int, party_id: int, body: PartyIn, operator: DispatcherDep, state: StateDep, request: Request
+) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        return party_json(await state.work.update_party(case_id, party_id, body, actor(operator, request)))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+
+
+@router.put("/facts")
+async def set_facts(
+    case_id: int, body: FactsIn, operator: DispatcherDep, state: StateDep, request: Request
+) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        await state.work.set_facts(case_id, body, actor(operator, request))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+    return await state.work.work(case_id)
+
+
+@router.post("/checks")
+async def run_checks(case_id: int, operator: DispatcherDep, state: StateDep, request: Request) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        await state.work.run_checks(case_id, actor(operator, request))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+    return await state.work.work(case_id)
+
+
+@router.post("/escalate")
+async def escalate(
+    case_id: int, body: EscalationBody, operator: DispatcherDep, state: StateDep, request: Request
+) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        await state.work.escalate(case_id, body.reason, actor(operator, request))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+    return await state.work.work(case_id)
+
+
+@router.post("/hand-over")
+async def hand_over(case_id: int, operator: DispatcherDep, state: StateDep, request: Request) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        await state.work.hand_over(case_id, actor(operator, request))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+    return await state.work.work(case_id)

@@ -1,0 +1,98 @@
+"""What a dispatcher may enter about a party and about the accident, validated before it is kept."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from server.casework.idcard import id_number_error
+from server.casework.licence_classes import VEHICLE_TYPES
+from server.casework.plates import normalise_plate, plate_error
+
+POSITIONS = "甲乙丙丁戊己"
+
+
+class PartyRole(StrEnum):
+    DRIVER = "driver"  # of a motor vehicle
+    NON_MOTOR = "non_motor"  # rider of a bicycle or e-bike
+    PEDESTRIAN = "pedestrian"
+    PROPERTY_OWNER = "property_owner"  # the person responsible for damaged property
+
+
+class PartyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    role: PartyRole
+    name: str = Field(min_length=1, max_length=40)
+    id_number: str = Field(description="18-character resident identity number")
+    phone: str = Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")
+    licence_no: str | None = Field(default=None, pattern=r"^[0-9A-Z]{12,18}$")
+    plate: str | None = Field(default=None, description="as confirmed or corrected by the dispatcher")
+    plate_read_source: Literal["report"] | None = Field(
+        default=None, description="take the device's read of the plate as this party's read"
+    )
+    vehicle_type: str | None = Field(default=None, description="GA 24.4 code, e.g. K33")
+    insurer: str | None = Field(default=None, max_length=40)
+    policy_no: str | None = Field(default=None, pattern=r"^[0-9A-Z-]{6,40}$")
+
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str) -> str:
+        value = value.upper()
+        error = id_number_error(value)
+        if error:
+            raise ValueError(error)
+        return value
+
+    @field_validator("plate")
+    @classmethod
+    def _plate(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        value = normalise_plate(value)
+        error = plate_error(value)
+        if error:
+            raise ValueError(error)
+        return value
+
+    @field_validator("vehicle_type")
+    @classmethod
+    def _vehicle_type(cls, value: str | None) -> str | None:
+        if value and value not in VEHICLE_TYPES:
+            raise ValueError(f"unknown vehicle type {value!r}; one of {', '.join(VEHICLE_TYPES)}")
+        return value or None
+
+    @model_validator(mode="after")
+    def _driver_has_vehicle(self) -> Self:
+        if self.role is PartyRole.DRIVER:
+            missing = [k for k in ("licence_no", "plate", "vehicle_type") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"a driver needs {', '.join(missing)}")
+        return self
+
+
+class Injury(StrEnum):
+    NONE = "none"  # vehicle or property damage only
+    SLIGHT = "slight"
+    SERIOUS = "serious"
+    DEATH = "death"
+
+
+class FactsIn(BaseModel):
+    """The dispatcher's answers to the questions that decide whether quick handling applies."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    injury: Injury
+    vehicles_movable: bool
+    suspected_impairment: bool = Field(description="drink or drug driving suspected")
+    hazardous_goods: bool
+    hit_and_run: bool
+    facts_disputed: bool = Field(description="the parties dispute the basic facts")
+    owner_present: bool | None = Field(
+        default=None, description="single vehicle: the person responsible for the damaged property is at the scene"
+    )
+    place: str = Field(min_length=2, max_length=120, description="where, as written on the determination")
+    weather: str = Field(min_length=1, max_length=20)

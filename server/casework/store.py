@@ -1,0 +1,271 @@
+"""The dispatcher's work on a case in the database: parties, checks, facts, escalation, hand-over.
+
+Each action is one transaction that also recomputes the case's eligibility, so what the console
+shows is never older than the last change. Work is open while the case is ``new``; escalation and
+hand-over close it, and later changes are the officer's (a new determination version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from protocol.messages import utc_iso
+from server.cases import case_summary, now_utc
+from server.casework.checks import KINDS, CheckResult, PartyFacts, check_insurance, check_licence, check_vehicle
+from server.casework.eligibility import ELIGIBLE, decide
+from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole
+from server.casework.registry import Registry, RegistryUnavailable
+from server.db.models import Case, Party, PartyCheck
+
+logger = logging.getLogger(__name__)
+
+OPEN = "new"
+MAX_PARTIES = len(POSITIONS)
+
+
+class CaseWorkError(Exception):
+    """An action the case's state or content does not allow; the message says why."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, and from where (the console's address, or ``system``)."""
+
+    user_id: int
+    username: str
+    source: str
+
+
+def party_json(p: Party) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "position": p.position,
+        "label": POSITIONS[p.position - 1],
+        "role": p.role,
+        "name": p.name,
+        "id_number": p.id_number,
+        "phone": p.phone,
+        "licence_no": p.licence_no,
+        "plate": p.plate,
+        "plate_read": p.plate_read,
+        "plate_corrected": p.plate_read is not None and p.plate != p.plate_read,
+        "vehicle_type": p.vehicle_type,
+        "insurer": p.insurer,
+        "policy_no": p.policy_no,
+        "updated_at": utc_iso(p.updated_at),
+    }
+
+
+def check_json(c: PartyCheck) -> dict[str, Any]:
+    return {
+        "kind": c.kind,
+        "result": c.result,
+        "reason": c.reason,
+        "record": c.record,
+        "checked_at": utc_iso(c.checked_at),
+    }
+
+
+class CaseWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: Registry) -> None:
+        self._sessions = sessions
+        self.registry = registry
+
+    async def work(self, case_id: int) -> dict[str, Any]:
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id)
+            if case is None:
+                raise CaseWorkError("no such case", 404)
+            parties = await self._parties(session, case_id)
+            latest = await self._latest_checks(session, parties)
+        return {
+            "case": case_summary(case) | case_work_fields(case),
+            "parties": [party_json(p) | {"checks": latest[p.id]} for p in parties],
+        }
+
+    async def add_party(self, case_id: int, body: PartyIn, actor: Actor) -> Party:
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            count = await session.scalar(select(func.count()).where(Party.case_id == case_id)) or 0
+            if count >= MAX_PARTIES:
+                raise CaseWorkError(f"a case has at most {MAX_PARTIES} parties", 422)
+            last = await session.scalar(select(func.max(Party.position)).where(Party.case_id == case_id)) or 0
+            party = Party(case_id=case_id, position=last + 1)
+            self._fill(party, body, case, actor)
+            session.add(party)
+            await session.flush()
+            await self._recompute(session, case)
+        return party
+
+    async def update_party(self, case_id: int, party_id: int, body: PartyIn, actor: Actor) -> Party:
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            party = await session.get(Party, party_id)
+            if party is None or party.case_id != case_id:
+                raise CaseWorkError("no such party", 404)
+            self._fill(party, body, case, actor)
+            await session.flush()
+            await self._recompute(session, case)
+        return party
+
+    async def set_facts(self, case_id: int, body: FactsIn, actor: Actor) -> Case:
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            case.facts = body.model_dump(mode="json")
+            await self._recompute(session, case)
+        return case
+
+    async def run_checks(self, case_id: int, actor: Actor) -> list[PartyCheck]:
+        """Ask the registry about every party now; the results are kept as the registry answered."""
+        async with self._sessions() as session:
+            case = await self._open_case(session, case_id)
+            parties = await self._parties(session, case_id)
+        if not parties:
+            raise CaseWorkError("enter the parties first", 422)
+        results = await asyncio.gather(*(self._check(p, case.triggered_at) for p in parties))
+        now = now_utc()
+        rows = [
+            PartyCheck(
+                case_id=case_id,
+                party_id=party.id,
+                kind=r.kind,
+                result=r.result,
+                reason=r.reason,
+                record=r.record,
+                checked_at=now,
+                checked_by=actor.user_id,
+            )
+            for party, party_results in zip(parties, results, strict=True)
+            for r in party_results
+        ]
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            session.add_all(rows)
+            await session.flush()
+            await self._recompute(session, case)
+        logger.info("case %d: %d checks run", case_id, len(rows))
+        return rows
+
+    async def escalate(self, case_id: int, reason: str | None, actor: Actor) -> Case:
+        """To ordinary on-scene handling; nothing collected so far is touched."""
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            case.status = "escalated"
+            case.escalated_at = now_utc()
+            case.escalation_reason = reason or case.eligibility_reason or "escalated by the dispatcher"
+        return case
+
+    async def hand_over(self, case_id: int, actor: Actor) -> Case:
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            await self._recompute(session, case)
+            if case.eligibility != ELIGIBLE:
+                raise CaseWorkError(f"not ready for the officers: {case.eligibility_reason}")
+            case.status = "handed_over"
+            case.handed_over_at = now_utc()
+        return case
+
+    async def _check(self, party: Party, accident_at: datetime) -> list[CheckResult]:
+        if party.role != PartyRole.DRIVER:
+            return []
+        facts = PartyFacts(party.id_number, party.licence_no, party.plate, party.vehicle_type, party.policy_no)
+        try:
+            vehicle = await self.registry.vehicle(party.plate) if party.plate else None
+            vehicle_result = check_vehicle(facts, vehicle, accident_at)
+        except RegistryUnavailable as exc:
+            vehicle, vehicle_result = None, _unknown("vehicle", exc)
+        try:
+            licence = await self.registry.licence(party.licence_no) if party.licence_no else None
+            licence_result = check_licence(facts, licence, vehicle, accident_at)
+        except RegistryUnavailable as exc:
+            licence_result = _unknown("licence", exc)
+        try:
+            policies = await self.registry.policies(party.plate) if party.plate else []
+            insurance_result = check_insurance(facts, policies, accident_at)
+        except RegistryUnavailable as exc:
+            insurance_result = _unknown("insurance", exc)
+        return [licence_result, vehicle_result, insurance_result]
+
+    @staticmethod
+    def _fill(party: Party, body: PartyIn, case: Case, actor: Actor) -> None:
+        if body.plate_read_source == "report":
+            vehicle = case.report.get("vehicle") or {}
+            if "plate" not in vehicle:
+                raise CaseWorkError("the report carries no plate read", 422)
+            party.plate_read = vehicle["plate"]
+        elif body.plate is None:
+            party.plate_read = None
+        for key in ("role", "name", "id_number", "phone", "licence_no", "plate", "vehicle_type", "insurer"):
+            setattr(party, key, getattr(body, key))
+        party.role = body.role.value
+        party.policy_no = body.policy_no
+        party.updated_at = now_utc()
+        party.updated_by = actor.user_id
+
+    @staticmethod
+    async def _open_case(session: AsyncSession, case_id: int) -> Case:
+        case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
+        if case is None:
+            raise CaseWorkError("no such case", 404)
+        if case.status != OPEN:
+            raise CaseWorkError(f"the case is {case.status.replace('_', ' ')}; its evidence is closed")
+        return case
+
+    @staticmethod
+    async def _parties(session: AsyncSession, case_id: int) -> list[Party]:
+        rows = await session.scalars(select(Party).where(Party.case_id == case_id).order_by(Party.position))
+        return list(rows.all())
+
+    @staticmethod
+    async def _latest_checks(session: AsyncSession, parties: list[Party]) -> dict[int, dict[str, Any]]:
+        """Per party, the newest check of each kind, or None where the party changed since."""
+        latest: dict[int, dict[str, Any]] = {p.id: dict.fromkeys(KINDS) for p in parties}
+        if not parties:
+            return latest
+        changed = {p.id: p.updated_at for p in parties}
+        rows = await session.scalars(
+            select(PartyCheck).where(PartyCheck.party_id.in_(list(changed))).order_by(PartyCheck.id)
+        )
+        for row in rows:
+            if row.checked_at >= changed[row.party_id]:
+                latest[row.party_id][row.kind] = check_json(row)
+            else:
+                latest[row.party_id][row.kind] = None
+        return latest
+
+    async def _recompute(self, session: AsyncSession, case: Case) -> None:
+        parties = await self._parties(session, case.id)
+        latest = await self._latest_checks(session, parties)
+        verdict = decide(
+            [PartyRole(p.role) for p in parties],
+            case.facts,
+            [{k: (c["result"] if c else None) for k, c in latest[p.id].items()} for p in parties],
+        )
+        case.eligibility = verdict.verdict
+        case.eligibility_reason = verdict.reason[:300]
+
+
+def _unknown(kind: str, exc: RegistryUnavailable) -> CheckResult:
+    return CheckResult(kind, "unknown", f"registry unavailable: {exc}"[:300])
+
+
+def case_work_fields(case: Case) -> dict[str, Any]:
+    return {
+        "facts": case.facts,
+        "eligibility": case.eligibility,
+        "eligibility_reason": case.eligibility_reason,
+        "escalated_at": utc_iso(case.escalated_at) if case.escalated_at else None,
+        "escalation_reason": case.escalation_reason,
+        "handed_over_at": utc_iso(case.handed_over_at) if case.handed_over_at else None,
+    }

@@ -1,0 +1,184 @@
+"use strict";
+// One case's work: the dispatcher enters the parties and facts, runs the registry checks, and
+// hands the case to the officers or escalates it. Everything shown comes back from the server
+// after each action, so the page never shows a state the server did not accept.
+
+const caseId = new URLSearchParams(window.location.search).get("id");
+const ROLES = { driver: "驾驶人 driver", non_motor: "非机动车 non-motor", property_owner: "财产所有人 owner", pedestrian: "行人 pedestrian" };
+const VERDICTS = { eligible: "适用 eligible", ineligible: "不适用 ineligible", incomplete: "待补充 incomplete" };
+const VEHICLE_TYPES = { K33: "小型轿车", K31: "小型普通客车", K41: "微型普通客车", K21: "中型普通客车", K11: "大型普通客车", H31: "轻型普通货车", H41: "微型普通货车", H21: "中型普通货车", H11: "重型普通货车", Q11: "重型半挂牵引车", N11: "三轮汽车", M11: "普通正三轮摩托车", M21: "普通二轮摩托车", M22: "轻便二轮摩托车" };
+let current = null;
+let me = null;
+
+function el(tag, attrs = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function showError(text) {
+  const box = document.getElementById("error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  if (response.status === 401) {
+    window.location.assign("/login");
+    throw new Error("login required");
+  }
+  const body = response.status === 204 ? null : await response.json();
+  if (!response.ok) {
+    // FastAPI's validation errors are a list; our own refusals a string.
+    const detail = Array.isArray(body.detail)
+      ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
+      : body.detail;
+    showError(detail);
+    throw new Error(detail);
+  }
+  showError("");
+  return body;
+}
+
+const send = (method, path, body) =>
+  api(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) });
+
+function checkCell(checks) {
+  const cell = el("td", { class: "checks" });
+  for (const kind of ["licence", "vehicle", "insurance"]) {
+    const c = checks[kind];
+    const line = el("div", { class: `check check-${c ? c.result : "none"}`, "data-kind": kind });
+    line.textContent = c ? `${kind}: ${c.result} — ${c.reason}` : `${kind}: 未核查 not checked`;
+    cell.appendChild(line);
+  }
+  return cell;
+}
+
+function render(work) {
+  current = work;
+  const c = work.case;
+  document.getElementById("case-no").textContent = c.case_no;
+  const badge = document.getElementById("case-status");
+  badge.dataset.state = c.status;
+  badge.textContent = c.status;
+  const where = c.vehicle ? c.vehicle.plate : c.site ? c.site.name : "";
+  document.getElementById("report-line").textContent =
+    `${new Date(c.triggered_at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })} · ${c.device_id} · ${where} · ${c.unit.name}`;
+  const verdict = document.getElementById("eligibility");
+  verdict.dataset.verdict = c.eligibility || "";
+  verdict.textContent = VERDICTS[c.eligibility] || "—";
+  document.getElementById("eligibility-reason").textContent = c.eligibility_reason || "";
+  const closed = document.getElementById("closed-line");
+  closed.hidden = c.status === "new";
+  closed.textContent = c.status === "escalated" ? `已转现场处理 escalated: ${c.escalation_reason}`
+    : c.status === "new" ? "" : `已移交 handed over ${c.handed_over_at || ""}`;
+  const body = document.getElementById("parties");
+  body.replaceChildren();
+  for (const p of work.parties) {
+    const row = el("tr", { "data-party": p.label });
+    row.appendChild(el("td", {}, p.label));
+    row.appendChild(el("td", {}, ROLES[p.role] || p.role));
+    row.appendChild(el("td", { class: "name" }, p.name));
+    row.appendChild(el("td", {}, p.id_number));
+    row.appendChild(el("td", {}, p.phone));
+    row.appendChild(el("td", {}, p.licence_no || "—"));
+    const plate = el("td", { class: "plate" }, p.plate || "—");
+    if (p.plate_read) plate.appendChild(el("div", { class: "sub" }, `识别 read ${p.plate_read}${p.plate_corrected ? " · 已更正 corrected" : ""}`));
+    row.appendChild(plate);
+    row.appendChild(el("td", {}, p.vehicle_type ? `${VEHICLE_TYPES[p.vehicle_type] || p.vehicle_type}` : "—"));
+    row.appendChild(el("td", {}, [p.insurer, p.policy_no].filter(Boolean).join(" ") || "—"));
+    row.appendChild(checkCell(p.checks));
+    row.addEventListener("click", () => editParty(p));
+    body.appendChild(row);
+  }
+  if (c.facts) fillFacts(c.facts);
+  const open = c.status === "new" && me && me.role === "dispatcher";
+  for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate"]) document.getElementById(id).disabled = !open;
+  document.getElementById("hand-over").disabled = !open || c.eligibility !== "eligible";
+  const read = c.vehicle ? c.vehicle.plate : "";
+  document.getElementById("p-read").textContent = read || "—";
+  document.getElementById("p-use-read").disabled = !read;
+}
+
+function editParty(p) {
+  document.getElementById("p-id").value = p.id;
+  document.getElementById("p-role").value = p.role;
+  document.getElementById("p-name").value = p.name;
+  document.getElementById("p-id-number").value = p.id_number;
+  document.getElementById("p-phone").value = p.phone;
+  document.getElementById("p-licence").value = p.licence_no || "";
+  document.getElementById("p-plate").value = p.plate || "";
+  document.getElementById("p-use-read").checked = Boolean(p.plate_read);
+  document.getElementById("p-type").value = p.vehicle_type || "";
+  document.getElementById("p-insurer").value = p.insurer || "";
+  document.getElementById("p-policy").value = p.policy_no || "";
+}
+
+function fillFacts(f) {
+  document.getElementById("f-injury").value = f.injury;
+  document.getElementById("f-movable").checked = f.vehicles_movable;
+  document.getElementById("f-impairment").checked = f.suspected_impairment;
+  document.getElementById("f-hazardous").checked = f.hazardous_goods;
+  document.getElementById("f-hit-and-run").checked = f.hit_and_run;
+  document.getElementById("f-disputed").checked = f.facts_disputed;
+  document.getElementById("f-owner-present").checked = Boolean(f.owner_present);
+  document.getElementById("f-place").value = f.place;
+  document.getElementById("f-weather").value = f.weather;
+}
+
+const value = (id) => document.getElementById(id).value.trim() || null;
+
+document.getElementById("p-use-read").addEventListener("change", (event) => {
+  if (event.target.checked && !value("p-plate")) document.getElementById("p-plate").value = current.case.vehicle.plate;
+});
+
+document.getElementById("party-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = {
+    role: value("p-role"), name: value("p-name"), id_number: value("p-id-number"), phone: value("p-phone"),
+    licence_no: value("p-licence"), plate: value("p-plate"), vehicle_type: value("p-type"),
+    insurer: value("p-insurer"), policy_no: value("p-policy"),
+    plate_read_source: document.getElementById("p-use-read").checked ? "report" : null,
+  };
+  const id = value("p-id");
+  await send(id ? "PUT" : "POST", `/api/cases/${caseId}/parties${id ? `/${id}` : ""}`, body);
+  document.getElementById("party-form").reset();
+  document.getElementById("p-id").value = "";
+  render(await api(`/api/cases/${caseId}/work`));
+});
+
+document.getElementById("run-checks").addEventListener("click", async () => {
+  render(await send("POST", `/api/cases/${caseId}/checks`));
+});
+
+document.getElementById("facts-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  render(await send("PUT", `/api/cases/${caseId}/facts`, {
+    injury: value("f-injury"),
+    vehicles_movable: document.getElementById("f-movable").checked,
+    suspected_impairment: document.getElementById("f-impairment").checked,
+    hazardous_goods: document.getElementById("f-hazardous").checked,
+    hit_and_run: document.getElementById("f-hit-and-run").checked,
+    facts_disputed: document.getElementById("f-disputed").checked,
+    owner_present: document.getElementById("f-owner-present").checked,
+    place: value("f-place"), weather: value("f-weather"),
+  }));
+});
+
+document.getElementById("hand-over").addEventListener("click", async () => {
+  render(await send("POST", `/api/cases/${caseId}/hand-over`));
+});
+
+document.getElementById("escalate").addEventListener("click", async () => {
+  render(await send("POST", `/api/cases/${caseId}/escalate`, { reason: value("escalate-reason") }));
+});
+
+(async () => {
+  const select = document.getElementById("p-type");
+  for (const [code, name] of Object.entries(VEHICLE_TYPES)) select.appendChild(el("option", { value: code }, `${code} ${name}`));
+  me = await api("/api/me");
+  document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
+  render(await api(`/api/cases/${caseId}/work`));
+})().catch((error) => showError(String(error.message || error)));

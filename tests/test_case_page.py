@@ -1,0 +1,88 @@
+"""The case page in headless Chromium: a dispatcher enters the parties and facts, runs the
+checks, sees bad input refused with its reason, and hands the case to the officers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from protocol.messages import encode
+from server.users import Role
+from tests.browser import chromium
+from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
+from tests.conftest import PASSWORD, RunningServer, add_user
+from tests.reports import WUHUA, in_car_report
+from tests.services import Mosquitto
+from tests.wire import publish_report, raw_device
+
+
+async def login(page: Page, url: str, username: str) -> None:
+    await page.goto(url + "/login")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    await expect(page).to_have_url(url + "/console")
+
+
+async def fill_driver(page: Page, d: dict[str, str], *, use_read: bool = False) -> None:
+    await page.select_option("#p-role", "driver")
+    await page.fill("#p-name", d["name"])
+    await page.fill("#p-id-number", d["id_number"])
+    await page.fill("#p-phone", "13888000001")
+    await page.fill("#p-licence", d["id_number"])
+    if use_read:
+        await page.check("#p-use-read")  # pre-fills the plate with the device's read
+    else:
+        await page.fill("#p-plate", d["plate"])
+    await page.select_option("#p-type", "K33")
+    await page.fill("#p-insurer", "中国人民财产保险股份有限公司昆明市分公司")
+    await page.fill("#p-policy", d["policy"])
+
+
+async def test_dispatcher_completes_a_case_in_the_browser(
+    server: RunningServer, broker: Mosquitto, tmp_path: Path
+) -> None:
+    await seed_registry(server.cfg.database_url, tmp_path / "registry")
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    async with raw_device(broker.port, "car-0700") as (client, acks):
+        await publish_report(client, "car-0700", encode(in_car_report("car-0700", WUHUA)))
+        case_no = (await asyncio.wait_for(acks.get(), 10)).case_no
+
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await login(page, server.url, "wuhua")
+        await page.click(f'tr[data-case="{case_no}"] .case-no a')
+        await expect(page.locator("#case-no")).to_have_text(str(case_no))
+
+        await fill_driver(page, DRIVER_A, use_read=True)
+        await expect(page.locator("#p-plate")).to_have_value("云A5H821")
+        await page.fill("#p-id-number", "530402196505056621")  # one digit wrong
+        await page.click("#p-save")
+        await expect(page.locator("#error")).to_contain_text("check character")
+        await expect(page.locator("#parties tr")).to_have_count(0)
+        await page.fill("#p-id-number", DRIVER_A["id_number"])
+        await page.click("#p-save")
+        await expect(page.locator('tr[data-party="甲"] .plate')).to_contain_text("识别 read 云A5H821")
+        await expect(page.locator("#error")).to_be_hidden()
+
+        await fill_driver(page, DRIVER_B)
+        await page.fill("#p-plate", "云A58")
+        await page.click("#p-save")
+        await expect(page.locator("#error")).to_contain_text("not a valid plate")
+        await page.fill("#p-plate", DRIVER_B["plate"])
+        await page.click("#p-save")
+        await expect(page.locator('tr[data-party="乙"]')).to_be_visible()
+
+        await page.fill("#f-place", "五华区翠湖南路")
+        await page.click("#f-save")
+        await expect(page.locator("#eligibility")).to_have_attribute("data-verdict", "incomplete")
+        await expect(page.locator("#hand-over")).to_be_disabled()
+        await page.click("#run-checks")
+        await expect(page.locator('tr[data-party="乙"] .check-pass')).to_have_count(3)
+        await expect(page.locator("#eligibility")).to_have_attribute("data-verdict", "eligible")
+        await page.click("#hand-over")
+        await expect(page.locator("#case-status")).to_have_attribute("data-state", "handed_over")
+        await expect(page.locator("#p-save")).to_be_disabled()
+        await page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
