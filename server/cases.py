@@ -8,6 +8,8 @@ another worker in the meantime, yields the existing case instead of a second one
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import Report, Trigger, utc_iso
+from server.casework.events import GENESIS, Actor, event_row, first_events
 from server.db.models import Case, CaseCounter, Device, DeviceStatus, Unit
 from server.geo.fences import FenceSet
 from server.routing import Routing, all_units, route
@@ -159,6 +162,7 @@ class CaseStore:
                 # One multi-row INSERT ... RETURNING, the ids in the order of the rows.
                 for row, case_id in zip(rows, conn.execute(_ADD_CASES, rows).scalars(), strict=True):
                     created[row["report_id"]] = self._case({"id": case_id, **row})
+                first_events(conn, [opened_event(case, received_at) for case in created.values()])
         outcomes: list[Outcome] = []
         for report in reports:
             if report.device_id in retired:
@@ -272,6 +276,19 @@ class CaseStore:
             if status is not None:
                 query = query.where(Case.status == status)
             return list((await session.scalars(query)).all())
+
+
+def opened_event(case: Case, at: datetime) -> dict[str, Any]:
+    """The first link of a case's event log: the report as the device sent it, by its hash."""
+    report = json.dumps(case.report, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    detail = {
+        "case_no": case.case_no,
+        "report_id": case.report_id,
+        "unit": case.unit_adcode,
+        "report_sha256": hashlib.sha256(report.encode()).hexdigest(),
+    }
+    actor = Actor(None, f"device:{case.device_id}", "mqtt")
+    return event_row(case.id, 1, GENESIS, at, actor, "case.opened", detail)
 
 
 def now_utc() -> datetime:

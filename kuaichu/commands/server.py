@@ -37,7 +37,11 @@ def register(commands: Any) -> None:
     migrate = sub.add_parser("migrate", help="upgrade the database schema and exit")
     migrate.set_defaults(handler=_migrate)
 
-    for p in (run, add, migrate):
+    audit = sub.add_parser("audit", help="verify a case's event chain and every evidence file's hash")
+    audit.add_argument("case", metavar="CASE", help="case number (or id)")
+    audit.set_defaults(handler=_audit)
+
+    for p in (run, add, migrate, audit):
         p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"server.toml (default {DEFAULT_CONFIG})")
 
 
@@ -103,3 +107,28 @@ def _migrate(args: argparse.Namespace) -> int:
     cfg = load_server_config(args.config)
     asyncio.run(upgrade_schema(cfg.database_url))
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from server.casework.audit import AuditReport, audit_case
+    from server.config import load_server_config
+    from server.db.engine import make_engine, make_sessionmaker
+
+    cfg = load_server_config(args.config)
+
+    async def check() -> AuditReport | None:
+        engine = make_engine(cfg.database_url)
+        try:
+            return await audit_case(make_sessionmaker(engine), cfg.evidence_dir, args.case)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(check())
+    if report is None:
+        print(f"kuaichu server audit: no case {args.case}", file=sys.stderr)
+        return 2
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    verdict = "intact" if report.whole else f"NOT intact: {len(report.problems)} problem(s)"
+    print(f"case {report.case_no}: {report.events} events, {report.evidence} evidence files; {verdict}")
+    return 0 if report.whole else 1

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import DispatcherDep, Operator, OperatorDep, StateDep
 from server.api.state import ServerState
+from server.casework.events import Actor
 from server.casework.parties import FactsIn, PartyIn
-from server.casework.store import Actor, CaseWorkError, party_json
+from server.casework.store import CaseWorkError, party_json
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
 
@@ -43,6 +44,13 @@ def refused(exc: CaseWorkError) -> HTTPException:
 async def work(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
     await visible_case(state, operator, case_id)
     return await state.work.work(case_id)
+
+
+@router.get("/events")
+async def events(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
+    """The case's log, and whether its chain is whole."""
+    await visible_case(state, operator, case_id)
+    return await state.work.events(case_id)
 
 
 @router.post("/parties", status_code=status.HTTP_201_CREATED)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +19,10 @@ from protocol.messages import utc_iso
 from server.cases import case_summary, now_utc
 from server.casework.checks import KINDS, CheckResult, PartyFacts, check_insurance, check_licence, check_vehicle
 from server.casework.eligibility import ELIGIBLE, decide
+from server.casework.events import Actor, append, chain_errors, event_json
 from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole
 from server.casework.registry import Registry, RegistryUnavailable
-from server.db.models import Case, Party, PartyCheck
+from server.db.models import Case, CaseEvent, Party, PartyCheck
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +36,6 @@ class CaseWorkError(Exception):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who did something, and from where (the console's address, or ``system``)."""
-
-    user_id: int
-    username: str
-    source: str
 
 
 def party_json(p: Party) -> dict[str, Any]:
@@ -94,6 +85,12 @@ class CaseWork:
             "parties": [party_json(p) | {"checks": latest[p.id]} for p in parties],
         }
 
+    async def events(self, case_id: int) -> dict[str, Any]:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq))
+            events = list(rows.all())
+        return {"events": [event_json(e) for e in events], "chain_problems": chain_errors(events)}
+
     async def add_party(self, case_id: int, body: PartyIn, actor: Actor) -> Party:
         async with self._sessions.begin() as session:
             case = await self._open_case(session, case_id)
@@ -106,6 +103,7 @@ class CaseWork:
             session.add(party)
             await session.flush()
             await self._recompute(session, case)
+            await append(session, case_id, actor, "party.added", _party_detail(party), party.updated_at)
         return party
 
     async def update_party(self, case_id: int, party_id: int, body: PartyIn, actor: Actor) -> Party:
@@ -117,6 +115,7 @@ class CaseWork:
             self._fill(party, body, case, actor)
             await session.flush()
             await self._recompute(session, case)
+            await append(session, case_id, actor, "party.updated", _party_detail(party), party.updated_at)
         return party
 
     async def set_facts(self, case_id: int, body: FactsIn, actor: Actor) -> Case:
@@ -124,6 +123,7 @@ class CaseWork:
             case = await self._open_case(session, case_id)
             case.facts = body.model_dump(mode="json")
             await self._recompute(session, case)
+            await append(session, case_id, actor, "facts.set", _verdict_detail(case, facts=case.facts), now_utc())
         return case
 
     async def run_checks(self, case_id: int, actor: Actor) -> list[PartyCheck]:
@@ -144,7 +144,7 @@ class CaseWork:
                 reason=r.reason,
                 record=r.record,
                 checked_at=now,
-                checked_by=actor.user_id,
+                checked_by=operator_id(actor),
             )
             for party, party_results in zip(parties, results, strict=True)
             for r in party_results
@@ -154,6 +154,8 @@ class CaseWork:
             session.add_all(rows)
             await session.flush()
             await self._recompute(session, case)
+            outcomes = [{"party": r.party_id, "kind": r.kind, "result": r.result, "reason": r.reason} for r in rows]
+            await append(session, case_id, actor, "checks.run", _verdict_detail(case, checks=outcomes), now)
         logger.info("case %d: %d checks run", case_id, len(rows))
         return rows
 
@@ -164,6 +166,8 @@ class CaseWork:
             case.status = "escalated"
             case.escalated_at = now_utc()
             case.escalation_reason = reason or case.eligibility_reason or "escalated by the dispatcher"
+            detail = {"reason": case.escalation_reason}
+            await append(session, case_id, actor, "case.escalated", detail, case.escalated_at)
         return case
 
     async def hand_over(self, case_id: int, actor: Actor) -> Case:
@@ -174,6 +178,7 @@ class CaseWork:
                 raise CaseWorkError(f"not ready for the officers: {case.eligibility_reason}")
             case.status = "handed_over"
             case.handed_over_at = now_utc()
+            await append(session, case_id, actor, "case.handed_over", _verdict_detail(case), case.handed_over_at)
         return case
 
     async def _check(self, party: Party, accident_at: datetime) -> list[CheckResult]:
@@ -211,7 +216,7 @@ class CaseWork:
         party.role = body.role.value
         party.policy_no = body.policy_no
         party.updated_at = now_utc()
-        party.updated_by = actor.user_id
+        party.updated_by = operator_id(actor)
 
     @staticmethod
     async def _open_case(session: AsyncSession, case_id: int) -> Case:
@@ -254,6 +259,20 @@ class CaseWork:
         )
         case.eligibility = verdict.verdict
         case.eligibility_reason = verdict.reason[:300]
+
+
+def operator_id(actor: Actor) -> int:
+    if actor.user_id is None:
+        raise CaseWorkError("only a console operator may do this", 403)
+    return actor.user_id
+
+
+def _party_detail(party: Party) -> dict[str, Any]:
+    return {k: v for k, v in party_json(party).items() if k not in ("updated_at",)}
+
+
+def _verdict_detail(case: Case, **extra: Any) -> dict[str, Any]:
+    return {"eligibility": case.eligibility, "reason": case.eligibility_reason, **extra}
 
 
 def _unknown(kind: str, exc: RegistryUnavailable) -> CheckResult:

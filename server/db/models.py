@@ -174,6 +174,25 @@ class PartyCheck(Base):
     checked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
 
+class CaseEvent(Base):
+    """One action on a case, chained to the one before by its hash (server/casework/events.py).
+    Append-only: the database refuses UPDATE and DELETE on this table."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer, comment="1, 2, ... per case")
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(60), comment="username, device:ID or system")
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(64), comment="the console's address, mqtt, or cli")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class RegistryLicence(Base):
     """Driving licences, as the registry (``kuaichu registry import``) holds them."""
 

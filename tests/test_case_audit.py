@@ -1,0 +1,151 @@
+"""The per-case event log and ``kuaichu server audit``, on SQLite and PostgreSQL: every action is
+chained; the table refuses edits; an edit made anyway, a lost event and an altered evidence file
+are each found and named."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from server.cases import now_utc
+from server.db.engine import make_engine
+from server.db.models import Evidence
+from server.users import Role
+from tests import pki
+from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry
+from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.services import Mosquitto
+from tests.test_casework_api import FACTS, case_id, logged_in, new_case
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def audit_server(
+    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
+) -> AsyncIterator[RunningServer]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    await seed_registry(server.cfg.database_url, tmp_path / "registry")
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    yield server
+    await server.stop()
+
+
+def audit(server: RunningServer, config: Path, case_no: str) -> subprocess.CompletedProcess[str]:
+    cfg = server.cfg
+    config.write_text(
+        f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
+        + pki.tls_table(pki.current().server_tls())
+        + f'[database]\nurl = "{cfg.database_url}"\nmigrate = false\n'
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", "server", "audit", case_no, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+
+
+async def sql(url: str, *statements: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def test_every_action_is_chained_and_tampering_is_found(
+    audit_server: RunningServer, broker: Mosquitto, tmp_path: Path
+) -> None:
+    server = audit_server
+    case_no = await new_case(broker)
+    wuhua = await logged_in(server, "wuhua")
+    cid = await case_id(wuhua, case_no)
+    base = f"/api/cases/{cid}"
+    await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_A, plate_read_source="report"))
+    await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_B))
+    await wuhua.http.put(f"{base}/facts", json=FACTS)
+    await wuhua.http.post(f"{base}/checks")
+    await wuhua.http.post(f"{base}/hand-over")
+    log = (await wuhua.http.get(f"{base}/events")).json()
+    await wuhua.close()
+    assert [e["action"] for e in log["events"]] == [
+        "case.opened",
+        "party.added",
+        "party.added",
+        "facts.set",
+        "checks.run",
+        "case.handed_over",
+    ]
+    assert log["chain_problems"] == []
+    opened, added = log["events"][0], log["events"][1]
+    assert opened["actor"] == "device:car-0600" and opened["source"] == "mqtt"
+    assert added["actor"] == "wuhua" and added["source"] == "127.0.0.1" and added["detail"]["plate_read"] == "云A5H821"
+
+    # A still of the case, as the call code stores one: file plus its SHA-256.
+    still = server.cfg.evidence_dir / case_no / "still-1.jpg"
+    still.parent.mkdir(parents=True, exist_ok=True)
+    still.write_bytes(b"\xff\xd8 a still of the scene \xff\xd9")
+    engine = make_engine(server.cfg.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                Evidence.__table__.insert().values(  # type: ignore[attr-defined]
+                    case_id=cid,
+                    kind="still",
+                    path=f"{case_no}/still-1.jpg",
+                    sha256=hashlib.sha256(still.read_bytes()).hexdigest(),
+                    size_bytes=still.stat().st_size,
+                    created_at=now_utc(),
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    done = await asyncio.to_thread(audit, server, tmp_path / "server.toml", case_no)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"case {case_no}: 6 events, 1 evidence files; intact" in done.stdout
+
+    url = server.cfg.database_url
+    # The table refuses edits and deletions.
+    for statement in (
+        f"UPDATE case_events SET actor = 'someone' WHERE case_id = {cid} AND seq = 2",
+        f"DELETE FROM case_events WHERE case_id = {cid} AND seq = 6",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            await sql(url, statement)
+
+    # Someone who can drop the guard edits the record anyway, and changes the still.
+    pg = "postgresql" in url
+    drop = (
+        ["DROP TRIGGER case_events_append_only ON case_events"]
+        if pg
+        else ["DROP TRIGGER case_events_no_update", "DROP TRIGGER case_events_no_delete"]
+    )
+    await sql(
+        url,
+        *drop,
+        f"UPDATE case_events SET actor = 'someone' WHERE case_id = {cid} AND seq = 2",
+        f"DELETE FROM case_events WHERE case_id = {cid} AND seq = 4",
+    )
+    still.write_bytes(b"\xff\xd8 another picture \xff\xd9")
+    done = await asyncio.to_thread(audit, server, tmp_path / "server.toml", case_no)
+    assert done.returncode == 1
+    assert "FAIL event 2 (party.added): content altered since it was written" in done.stdout
+    assert "FAIL event 4 is missing (found 5 in its place)" in done.stdout
+    assert f"FAIL evidence 1 (still {case_no}/still-1.jpg): altered" in done.stdout
+    assert "NOT intact" in done.stdout
+
+    missing = await asyncio.to_thread(audit, server, tmp_path / "server.toml", "530102209901010001")
+    assert missing.returncode == 2 and "no case" in missing.stderr
