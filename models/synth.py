@@ -44,9 +44,15 @@ def _serial(rng: random.Random, n: int) -> str:
     return "".join(chars)
 
 
-def random_training_plate(rng: random.Random) -> tuple[str, PlateKind, bool]:
-    """A valid text of any form, any province: (text, colour, double row)."""
-    kind, double, form, _ = rng.choices(_MIX, weights=[m[3] for m in _MIX])[0]
+FORMS = [f"{kind.value}{' double' if double else ''} {form}" for kind, double, form, _ in _MIX]
+
+
+def random_training_plate(rng: random.Random, form_name: str | None = None) -> tuple[str, PlateKind, bool]:
+    """A valid text of any form (or of ``form_name``, one of FORMS), any province: (text, colour, double row)."""
+    if form_name is None:
+        kind, double, form, _ = rng.choices(_MIX, weights=[m[3] for m in _MIX])[0]
+    else:
+        kind, double, form, _ = _MIX[FORMS.index(form_name)]
     prefix = rng.choice(PROVINCES) + rng.choice(LETTERS)
     if form == "ordinary":
         text = prefix + _serial(rng, 5)
@@ -157,14 +163,19 @@ def random_quad(rng: random.Random, w: float, h: float, cx: float, cy: float) ->
 
 def paste_plate(canvas: Image.Image, plate: Image.Image, quad: Quad) -> None:
     """Warp the RGBA ``plate`` onto ``quad`` of ``canvas``."""
-    coeffs = perspective_coeffs(quad, [(0, 0), (plate.width, 0), (plate.width, plate.height), (0, plate.height)])
-    warped = plate.transform(canvas.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC)
-    canvas.paste(warped, (0, 0), warped)
+    x0, y0 = math.floor(min(p[0] for p in quad)), math.floor(min(p[1] for p in quad))
+    x1, y1 = math.ceil(max(p[0] for p in quad)), math.ceil(max(p[1] for p in quad))
+    local = [(x - x0, y - y0) for x, y in quad]
+    coeffs = perspective_coeffs(local, [(0, 0), (plate.width, 0), (plate.width, plate.height), (0, plate.height)])
+    warped = plate.transform((x1 - x0, y1 - y0), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC)
+    canvas.paste(warped, (x0, y0), warped)
 
 
-def synth_crop(rng: random.Random) -> tuple[NDArray[np.uint8], str, PlateKind]:
-    """One recogniser sample: the straightened input, its text and its colour."""
-    text, kind, double = random_training_plate(rng)
+def synth_crop(
+    rng: random.Random, spec: tuple[str, PlateKind, bool] | None = None
+) -> tuple[NDArray[np.uint8], str, PlateKind]:
+    """One recogniser sample (of ``spec``: text, colour, double row; or a random one): input, text, colour."""
+    text, kind, double = spec or random_training_plate(rng)
     width_px = rng.uniform(60, 260)  # the plate's width in the photo
     plate = render_plate(text, px_per_mm=rng.uniform(0.6, 1.6), kind=kind, double_row=double)
     ratio = plate.height / plate.width
@@ -184,7 +195,7 @@ class SceneFrames:
         self._rng = rng
         self._scenes = [Scene(width, height, seed=rng.randrange(10**6)) for _ in range(scenes)]
 
-    def frame(self) -> tuple[Image.Image, list[tuple[str, Quad]]]:
+    def frame(self, spoil: bool = True) -> tuple[Image.Image, list[tuple[str, Quad]]]:
         rng = self._rng
         scene = rng.choice(self._scenes)
         rendered = scene.render(rng.randrange(600), counter=False)
@@ -199,4 +210,4 @@ class SceneFrames:
             quad = random_quad(rng, w, h, cx, cy)
             paste_plate(canvas, art, quad)
             plates.append((text, quad))
-        return degrade(rng, canvas), plates
+        return (degrade(rng, canvas) if spoil else canvas), plates

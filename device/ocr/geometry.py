@@ -80,3 +80,22 @@ def straighten(image: Image.Image, corners: Quad, double_row: bool | None = None
     out.paste(region(_TOP_ROW, _TOP_ROW_W), (0, 0))
     out.paste(region(_BOTTOM_ROW, REC_W - _TOP_ROW_W), (_TOP_ROW_W, 0))
     return np.asarray(out, np.uint8)
+
+
+# The detector sees the frame shrunk to fit DET_W x DET_H (the rest padded with grey) and answers
+# on a grid of DET_STRIDE pixels: how likely a plate's centre is in each cell, and where its four
+# corners are from the cell's centre, in units of CORNER_UNIT detector pixels.
+DET_W, DET_H = 448, 256
+DET_STRIDE = 4
+CORNER_UNIT = 16.0
+PAD_GREY = 114
+
+
+def letterbox(image: Image.Image, size: tuple[int, int] = (DET_W, DET_H)) -> tuple[NDArray[np.uint8], float]:
+    """``image`` shrunk (or grown) to fit ``size`` at its own aspect, top-left, grey elsewhere; and the scale."""
+    w, h = size
+    scale = min(w / image.width, h / image.height)
+    nw, nh = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    out = np.full((h, w, 3), PAD_GREY, np.uint8)
+    out[:nh, :nw] = np.asarray(image.convert("RGB").resize((nw, nh), Image.Resampling.BILINEAR), np.uint8)
+    return out, scale

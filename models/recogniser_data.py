@@ -1,0 +1,136 @@
+"""Build the recogniser's training and validation sets (models/work/recogniser-*.npz).
+
+Training: synthetic crops of every kind (models/synth.py) and many re-cut, re-spoiled copies of
+each real training photograph's plate. Validation: the held-out real plates, cut once from their
+labelled corners. Run: ``models/.venv-train/bin/python -m models.recogniser_data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from device.ocr.geometry import REC_H, REC_W, Quad, straighten
+from models.realdata import REPO, RealPlate, Split, real_plates
+from models.synth import degrade, jitter, synth_crop
+from protocol.plates import ALPHABET, PlateKind, plate_kind
+
+WORK = REPO / "models" / "work"
+MAX_LEN = 8
+KINDS = list(PlateKind)
+
+
+def encode(text: str) -> list[int]:
+    return [ALPHABET.index(c) for c in text] + [-1] * (MAX_LEN - len(text))
+
+
+def crop_quad(plate: RealPlate, image: Image.Image) -> Quad:
+    if plate.corners is not None:
+        return plate.corners
+    w, h = image.size
+    return ((0, 0), (w, 0), (w, h), (0, h))
+
+
+def _synth_chunk(args: tuple[int, int]) -> tuple[NDArray[np.uint8], list[str], list[int]]:
+    seed, n = args
+    rng = random.Random(seed)
+    xs, texts, kinds = np.zeros((n, REC_H, REC_W, 3), np.uint8), [], []
+    for i in range(n):
+        xs[i], text, kind = synth_crop(rng)
+        texts.append(text)
+        kinds.append(KINDS.index(kind))
+    return xs, texts, kinds
+
+
+def _real_chunk(args: tuple[int, list[RealPlate], int]) -> tuple[NDArray[np.uint8], list[str], list[int]]:
+    seed, plates, copies = args
+    rng = random.Random(seed)
+    xs, texts, kinds = np.zeros((len(plates) * copies, REC_H, REC_W, 3), np.uint8), [], []
+    i = 0
+    for plate in plates:
+        image = Image.open(plate.path).convert("RGB")
+        quad = crop_quad(plate, image)
+        kind = plate_kind(plate.text) or PlateKind.BLUE
+        for _ in range(copies):
+            # Spoil a region around the plate only: cheaper than the whole photograph.
+            xs[i] = straighten(_spoiled_around(rng, image, quad), jitter(rng, quad, 0.08))
+            texts.append(plate.text)
+            kinds.append(KINDS.index(kind))
+            i += 1
+    return xs, texts, kinds
+
+
+def _spoiled_around(rng: random.Random, image: Image.Image, quad: Quad) -> Image.Image:
+    xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+    w, h = max(xs) - min(xs), max(ys) - min(ys)
+    x0, y0 = max(0, int(min(xs) - w * 0.3)), max(0, int(min(ys) - h * 0.6))
+    region = image.crop((x0, y0, min(image.width, int(max(xs) + w * 0.3)), min(image.height, int(max(ys) + h * 0.6))))
+    scale = rng.uniform(0.25, 1.0) if rng.random() < 0.5 else 1.0  # the plate seen from further away
+    if scale < 1.0:
+        small = region.resize((max(8, round(region.width * scale)), max(4, round(region.height * scale))))
+        region = small.resize(region.size, Image.Resampling.BILINEAR)
+    spoiled = degrade(rng, region) if rng.random() < 0.7 else region
+    canvas = image.copy()
+    canvas.paste(spoiled, (x0, y0))
+    return canvas
+
+
+def build(synthetic: int, copies: int, workers: int) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    chunk = 1000
+    xs: list[NDArray[np.uint8]] = []
+    texts: list[str] = []
+    kinds: list[int] = []
+    train_real = real_plates(Split.TRAIN)
+    jobs_real = [(10_000 + i, train_real[i : i + 10], copies) for i in range(0, len(train_real), 10)]
+    jobs_synth = [(i, min(chunk, synthetic - i)) for i in range(0, synthetic, chunk)]
+    with ProcessPoolExecutor(workers) as pool:
+        for x, t, k in pool.map(_real_chunk, jobs_real):
+            xs.append(x)
+            texts.extend(t)
+            kinds.extend(k)
+        print(f"real: {len(texts)} crops from {len(train_real)} photos, {time.monotonic() - started:.0f} s", flush=True)
+        for done, (x, t, k) in enumerate(pool.map(_synth_chunk, jobs_synth), 1):
+            xs.append(x)
+            texts.extend(t)
+            kinds.extend(k)
+            print(f"synthetic: {done * chunk}/{synthetic}, {time.monotonic() - started:.0f} s", flush=True)
+    np.savez(
+        WORK / "recogniser-train.npz",
+        x=np.concatenate(xs),
+        y=np.array([encode(t) for t in texts], np.int32),
+        kind=np.array(kinds, np.int32),
+    )
+    val = real_plates(Split.VALIDATION)
+    vx = np.zeros((len(val), REC_H, REC_W, 3), np.uint8)
+    for i, plate in enumerate(val):
+        image = Image.open(plate.path).convert("RGB")
+        vx[i] = straighten(image, crop_quad(plate, image))
+    np.savez(
+        WORK / "recogniser-validation.npz",
+        x=vx,
+        y=np.array([encode(p.text) for p in val], np.int32),
+        kind=np.array([KINDS.index(plate_kind(p.text) or PlateKind.BLUE) for p in val], np.int32),
+    )
+    print(f"saved {len(texts)} training and {len(val)} validation crops in {time.monotonic() - started:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--synthetic", type=int, default=40_000)
+    parser.add_argument("--copies", type=int, default=40, help="re-cut copies of each real training plate")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    build(args.synthetic, args.copies, args.workers)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
