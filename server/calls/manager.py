@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 from kuaichu.peers import close_peer
 from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
 from protocol.topics import Channel, device_topic
+from server.calls.forwarding import ForwardedVideo, KeyframeAsker, forward_encoded, relay_picture_loss
 from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
 from server.calls.store import CallStore
@@ -40,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int], Awaitable[None]]
 MEDIA_STALL_S = 3.0
-# What a console's encoder may be behind before older frames go: 200 ms of video, 100 ms of sound.
-CONSOLE_VIDEO_FRAMES = 3
+# What a console's connection may be behind before it skips ahead: 1 s of video (forwarded as
+# encoded, so it can only skip to a key frame; a burst of a few frames is normal), 100 ms of sound.
+CONSOLE_VIDEO_PACKETS = 15
 CONSOLE_AUDIO_FRAMES = 5
 
 
@@ -58,6 +60,7 @@ class LiveCall:
     unit: str
     started_at: datetime
     recorder: SegmentRecorder
+    keyframes: KeyframeAsker
     relay: MediaRelay = field(default_factory=MediaRelay)
     video: SteadyTrack = field(default_factory=lambda: SteadyTrack("video"))
     audio: SteadyTrack = field(default_factory=lambda: SteadyTrack("audio"))
@@ -149,14 +152,16 @@ class CallManager:
 
     def _start(self, call_id: str, device_id: str, case: Case, started_at: datetime) -> LiveCall:
         folder = self._store.evidence_dir / case.case_no
+        keyframes = KeyframeAsker()
         recorder = SegmentRecorder(
             folder,
             f"call-{call_id}",
             self._cfg.segment_s,
             self._cfg.fps,
             lambda segment: self._spawn_for(call_id, self._segment_closed(case.id, call_id, segment)),
+            keyframes,
         )
-        live = LiveCall(call_id, device_id, case.id, case.case_no, case.unit_adcode, started_at, recorder)
+        live = LiveCall(call_id, device_id, case.id, case.case_no, case.unit_adcode, started_at, recorder, keyframes)
         self._calls[call_id] = live
         self._spawn(live, self._feed_recorder(live, live.video, "video"))
         self._spawn(live, self._feed_recorder(live, live.audio, "device"))
@@ -172,6 +177,8 @@ class CallManager:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                forward_encoded(track)
             (live.video if track.kind == "video" else live.audio).attach(track)
 
         @pc.on("connectionstatechange")
@@ -197,6 +204,7 @@ class CallManager:
                 await self.end(live.call_id, "the device's offer was unusable", notify_device=False)
             return
         old, live.device_pc, live.attempt = live.device_pc, pc, signal.attempt
+        live.keyframes.pc = pc
         if old is not None:
             await close_peer(old, f"call {live.call_id} attempt {signal.attempt - 1}")
         await self._store.update(live.call_id, attempts=signal.attempt)
@@ -259,7 +267,8 @@ class CallManager:
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            pc.addTrack(ConsoleView(live.relay.subscribe(live.video), keep=CONSOLE_VIDEO_FRAMES))
+            video = ForwardedVideo(live.relay.subscribe(live.video), CONSOLE_VIDEO_PACKETS, live.keyframes)
+            relay_picture_loss(pc.addTrack(video), live.keyframes)
             pc.addTrack(ConsoleView(live.relay.subscribe(live.audio), keep=CONSOLE_AUDIO_FRAMES))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, TypeError, AttributeError) as exc:
@@ -336,7 +345,7 @@ class CallManager:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await source.recv()
-                if isinstance(frame, av.VideoFrame):
+                if isinstance(frame, av.Packet):
                     live.recorder.video(frame)
                 elif isinstance(frame, av.AudioFrame):
                     live.last_media = time.monotonic()

@@ -41,7 +41,7 @@ class SteadyTrack(MediaStreamTrack):
         self._source = source
         self._changed.set()
 
-    async def recv(self) -> av.VideoFrame | av.AudioFrame:
+    async def recv(self) -> av.Packet[Any] | av.AudioFrame:
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -56,8 +56,8 @@ class SteadyTrack(MediaStreamTrack):
                 if self._source is source:
                     self._source = None  # wait for the device's next connection
                 continue
-            if isinstance(frame, av.VideoFrame):
-                frame.pts = round((time.monotonic() - self._start) * 90000)
+            if isinstance(frame, av.Packet):  # video, forwarded as the unit encoded it
+                frame.pts = frame.dts = round((time.monotonic() - self._start) * 90000)
                 frame.time_base = VIDEO_CLOCK
                 return frame
             if isinstance(frame, av.AudioFrame):
@@ -68,8 +68,8 @@ class SteadyTrack(MediaStreamTrack):
 
 
 class ConsoleView(MediaStreamTrack):
-    """A console's copy of one of the call's tracks: every frame while its encoder keeps up, only
-    the newest ``keep`` when it falls behind.
+    """A console's copy of the unit's sound: every frame while its encoder keeps up, only the newest
+    ``keep`` when it falls behind. (The video is forwarded as encoded: ``forwarding.ForwardedVideo``.)
 
     The relay's unbuffered copy keeps only the newest frame, so of two frames that reach the
     server close together (its decoders and event loop are shared by every call) the first was

@@ -1,11 +1,13 @@
-"""A call's recording: video and both voices, in short self-contained segments, encoded off the loop.
+"""A call's recording: video and both voices, in short self-contained segments, written off the loop.
 
 Evidence must survive the call dying and the server dying. So the recording is a series of
-Matroska files of ``segment_s`` each (H.264 video, 16 kHz PCM for the device's and the
-dispatcher's audio), every one closed, hashed (SHA-256) and reported before the next begins: a
-crash loses at most the segment being written, and even that file stays readable up to its last
-cluster. Encoding runs on a thread of its own; the event loop only hands frames over, and a
-recorder that falls behind drops video frames rather than holding up the call.
+Matroska files of ``segment_s`` each (the unit's VP8 exactly as it sent it, 16 kHz PCM for the
+device's and the dispatcher's audio), every one closed, hashed (SHA-256) and reported before the
+next begins: a crash loses at most the segment being written, and even that file stays readable up
+to its last cluster. A segment starts on a key frame, so each file plays on its own; the recorder
+asks the unit for one when a segment is due. Writing runs on a thread of its own; the event loop
+only hands packets over, and a recorder that falls behind drops video rather than holding up the
+call.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import av
 from av.audio.stream import AudioStream
+
+from server.calls.forwarding import vp8_size
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +59,14 @@ def sha256_of(path: Path) -> str:
 class _Writer:
     """One open segment file; used by the recorder thread only."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: int, started: float) -> None:
+    def __init__(self, path: Path, size: tuple[int, int], fps: int, started: float) -> None:
         self.path = path
         self.started = started  # monotonic time of the segment's zero
         self.wall_start = datetime.now(UTC)
         self.last = started
         self._container = av.open(str(path), "w", format="matroska")
-        video = self._container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency"})
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video = self._container.add_stream("libvpx", rate=fps)  # described, never used to encode
+        (video.width, video.height), video.pix_fmt = size, "yuv420p"
         video.codec_context.time_base = MS
         self._video = video
         self._audio: dict[str, AudioStream] = {}
@@ -76,20 +81,17 @@ class _Writer:
         }
         self._last_video_ms = -1
 
-    def video(self, frame: av.VideoFrame, at: float) -> None:
+    def video(self, packet: av.Packet[Any], at: float) -> None:
         ms = round((at - self.started) * 1000)
         if ms <= self._last_video_ms:
             ms = self._last_video_ms + 1
         self._last_video_ms = ms
-        # Always a copy: the relay hands the same frame to the consoles' encoders, which must not
-        # see this recording's timestamps.
-        frame = av.VideoFrame.from_ndarray(
-            frame.reformat(width=self._video.width, height=self._video.height, format="yuv420p").to_ndarray(),
-            format="yuv420p",
-        )
-        frame.pts, frame.time_base = ms, MS
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        # Always a copy: the relay hands the same packet to the consoles' connections, which must
+        # not see this recording's timestamps.
+        own = av.Packet(bytes(packet))
+        own.pts = own.dts = ms
+        own.time_base, own.is_keyframe, own.stream = MS, packet.is_keyframe, self._video
+        self._container.mux(own)
         self.last = at
 
     def audio(self, name: str, frame: av.AudioFrame, at: float) -> None:
@@ -106,8 +108,6 @@ class _Writer:
         self.last = max(self.last, at)
 
     def close(self) -> None:
-        for packet in self._video.encode(None):
-            self._container.mux(packet)
         for stream in self._audio.values():
             for packet in stream.encode(None):
                 self._container.mux(packet)
@@ -115,8 +115,9 @@ class _Writer:
 
 
 class SegmentRecorder:
-    """Feed it frames from the event loop (``video``, ``audio``); ``on_segment`` is called on the
-    loop for every closed file, in order. ``stop`` closes the last one."""
+    """Feed it from the event loop (``video`` packets, ``audio`` frames); ``on_segment`` is called
+    on the loop for every closed file, in order, ``want_keyframe`` when a segment is due and waits
+    for a key frame. ``stop`` closes the last one."""
 
     def __init__(
         self,
@@ -125,14 +126,16 @@ class SegmentRecorder:
         segment_s: float,
         fps: int,
         on_segment: Callable[[Segment], None],
+        want_keyframe: Callable[[], None],
     ) -> None:
         self._folder = folder
         self._name = name
         self._segment_s = segment_s
         self._fps = fps
         self._on_segment = on_segment
+        self._want_keyframe = want_keyframe
         self._loop = asyncio.get_running_loop()
-        self._items: queue.Queue[tuple[str, av.VideoFrame | av.AudioFrame, float] | None] = queue.Queue()
+        self._items: queue.Queue[tuple[str, av.Packet[Any] | av.AudioFrame, float] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
         self._stopped = asyncio.Event()
         self._index = self._next_index()
@@ -145,11 +148,11 @@ class SegmentRecorder:
         existing = sorted(self._folder.glob(f"{self._name}-*.mkv")) if self._folder.exists() else []
         return int(existing[-1].stem.rsplit("-", 1)[1]) + 1 if existing else 1
 
-    def video(self, frame: av.VideoFrame) -> None:
+    def video(self, packet: av.Packet[Any]) -> None:
         if self._items.qsize() > QUEUE_LIMIT:
             self.dropped_video += 1
             return
-        self._items.put(("video", frame, time.monotonic()))
+        self._items.put(("video", packet, time.monotonic()))
 
     def audio(self, source: str, frame: av.AudioFrame) -> None:
         self._items.put((source, frame, time.monotonic()))
@@ -162,31 +165,30 @@ class SegmentRecorder:
 
     def _run(self) -> None:
         writer: _Writer | None = None
-        size = (640, 480)
+        asked = False
         try:
             while True:
                 item = self._items.get()
                 if item is None:
                     break
-                kind, frame, at = item
-                if writer is not None and at - writer.started >= self._segment_s and kind == "video":
-                    self._close(writer)  # a new segment starts on a picture, with a key frame
-                    writer = None
+                kind, media, at = item
+                if kind == "video":
+                    assert isinstance(media, av.Packet)
+                    due = writer is None or at - writer.started >= self._segment_s
+                    if due and media.is_keyframe:
+                        if writer is not None:
+                            self._close(writer)
+                        writer, asked = self._open(media, at), False
+                    elif due and not asked:
+                        self._loop.call_soon_threadsafe(self._want_keyframe)
+                        asked = True
                 if writer is None:
-                    if kind != "video":
-                        continue  # a segment begins with a picture; a few ms of voice before it are lost
-                    assert isinstance(frame, av.VideoFrame)
-                    size = (frame.width, frame.height)
-                    path = self._folder / f"{self._name}-{self._index:05d}.mkv"
-                    self._index += 1
-                    writer = _Writer(path, size[0], size[1], self._fps, at)
+                    continue  # a segment begins with a key frame; what comes before it is not playable
                 try:
-                    if kind == "video":
-                        assert isinstance(frame, av.VideoFrame)
-                        writer.video(frame, at)
+                    if isinstance(media, av.Packet):
+                        writer.video(media, at)
                     else:
-                        assert isinstance(frame, av.AudioFrame)
-                        writer.audio(kind, frame, at)
+                        writer.audio(kind, media, at)
                 except (av.FFmpegError, ValueError) as exc:
                     logger.warning("recorder %s: a %s frame could not be written: %s", self._name, kind, exc)
         except Exception:
@@ -195,6 +197,13 @@ class SegmentRecorder:
             if writer is not None:
                 self._close(writer)
             self._loop.call_soon_threadsafe(self._stopped.set)
+
+    def _open(self, keyframe: av.Packet[Any], at: float) -> _Writer:
+        size = vp8_size(bytes(keyframe))
+        assert size is not None  # what forwarding marks as a key frame has its size
+        path = self._folder / f"{self._name}-{self._index:05d}.mkv"
+        self._index += 1
+        return _Writer(path, size, self._fps, at)
 
     def _close(self, writer: _Writer) -> None:
         try:

@@ -1,0 +1,193 @@
+"""The unit's video forwarded as the unit encoded it: the worker never decodes or re-encodes a picture.
+
+Decoding every unit's VP8 and encoding it again for each console cost a worker most of a core per
+call (``docs/benchmarks.md``), while the console can show, and the recording can keep, exactly
+the packets the unit sent, as a selective forwarding unit does. What that asks for instead:
+
+- aiortc's receiver decodes in a thread of its own (``decoder_worker``); for a track handed to
+  ``forward_encoded`` that thread passes each reassembled frame on as an ``av.Packet`` instead.
+  aiortc has no switch for this, so its worker function is replaced once, by one that behaves
+  exactly as aiortc's for every other track.
+- An encoded stream can only be joined at a key frame: a console or a recording segment starts
+  on one, and asks the unit for one (an RTCP picture-loss indication) rather than wait for the
+  next (the unit's encoder makes one every 3,000 frames unless asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
+
+logger = logging.getLogger(__name__)
+
+VIDEO_CLOCK = fractions.Fraction(1, 90000)
+KEYFRAME_EVERY_S = 0.5  # the most often the unit is asked for a key frame
+
+_forwarded: weakref.WeakSet[asyncio.Queue[Any]] = weakref.WeakSet()
+_aiortc_decoder_worker = aiortc.rtcrtpreceiver.decoder_worker
+
+
+def vp8_size(data: bytes) -> tuple[int, int] | None:
+    """The picture size if ``data`` is a VP8 key frame (RFC 6386 9.1), else None."""
+    if len(data) < 10 or data[0] & 1 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
+
+
+def forward_encoded(track: MediaStreamTrack) -> None:
+    """From now on ``track`` (a remote VP8 track, before its connection starts) yields packets."""
+    assert isinstance(track, RemoteStreamTrack)
+    _forwarded.add(track._queue)
+
+
+def _worker(
+    loop: asyncio.AbstractEventLoop,
+    input_q: queue.Queue[Any],
+    output_q: asyncio.Queue[Any],
+    decode_error: threading.Event,
+) -> None:
+    if output_q not in _forwarded:
+        _aiortc_decoder_worker(loop, input_q, output_q, decode_error)
+        return
+    while (task := input_q.get()) is not None:
+        _, encoded = task
+        packet = av.Packet(encoded.data)
+        packet.pts = packet.dts = encoded.timestamp
+        packet.time_base = VIDEO_CLOCK
+        packet.is_keyframe = vp8_size(encoded.data) is not None
+        asyncio.run_coroutine_threadsafe(output_q.put(packet), loop)
+    asyncio.run_coroutine_threadsafe(output_q.put(None), loop)
+
+
+aiortc.rtcrtpreceiver.decoder_worker = _worker
+
+
+class KeyframeAsker:
+    """Asks the unit's current connection for a key frame, at most every ``KEYFRAME_EVERY_S``."""
+
+    def __init__(self) -> None:
+        self.pc: RTCPeerConnection | None = None
+        self._last = -KEYFRAME_EVERY_S
+        self._pending: asyncio.Task[None] | None = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self.pc is None or now - self._last < KEYFRAME_EVERY_S or self._pending is not None:
+            return
+        self._last = now
+        self._pending = asyncio.ensure_future(self._ask(self.pc))
+        self._pending.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("asking for a key frame failed: %s", task.exception())
+
+    @staticmethod
+    async def _ask(pc: RTCPeerConnection) -> None:
+        for receiver in pc.getReceivers():
+            if receiver.track is not None and receiver.track.kind == "video":
+                for source in receiver.getSynchronizationSources():
+                    await receiver._send_rtcp_pli(source.source)
+
+
+def relay_picture_loss(sender: RTCRtpSender, ask: Callable[[], None]) -> None:
+    """A console that lost picture data (PLI or FIR from its browser) gets a key frame from the unit.
+
+    aiortc's sender answers those by encoding a key frame itself, which a forwarded stream cannot.
+    """
+    handle = sender._handle_rtcp_packet
+
+    async def handle_and_relay(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt != RTCP_PSFB_APP:
+            ask()
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_and_relay  # type: ignore[method-assign]
+
+
+class ForwardedVideo(MediaStreamTrack):
+    """A console's copy of the unit's video packets, starting at a key frame.
+
+    While the console's connection keeps up it gets every packet. When more than ``keep`` wait,
+    the console is behind: it jumps to the newest key frame waiting, or drops them all and picks up
+    at the next key frame, which it asks for (dropping packets in between a key frame and its
+    successors would corrupt every picture until the next one).
+    """
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, keep: int, ask: Callable[[], None]) -> None:
+        super().__init__()
+        self._source = source  # a buffered relay copy, emptied here as soon as it fills
+        self._ask = ask
+        self._keep = keep
+        self._packets: collections.deque[av.Packet[Any]] = collections.deque()
+        self._synced = False
+        self._ended = False
+        self._arrived = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self.skipped = 0
+
+    async def _fill(self) -> None:
+        try:
+            while True:
+                packet = await self._source.recv()
+                assert isinstance(packet, av.Packet)
+                if not self._synced and not packet.is_keyframe:
+                    self.skipped += 1
+                    self._ask()
+                    continue
+                self._synced = True
+                self._packets.append(packet)
+                if len(self._packets) > self._keep:
+                    self._catch_up()
+                self._arrived.set()
+        except MediaStreamError:
+            self._ended = True
+            self._arrived.set()
+
+    def _catch_up(self) -> None:
+        """Jump to the newest key frame waiting, or, with none after the first, to the next one."""
+        newest = max((i for i, p in enumerate(self._packets) if p.is_keyframe), default=0)
+        drop = newest or len(self._packets)
+        for _ in range(drop):
+            self._packets.popleft()
+        self.skipped += drop
+        if not self._packets:
+            self._synced = False
+            self._ask()
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._fill())
+        while not self._packets:
+            if self._ended:
+                self.stop()
+                raise MediaStreamError
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._packets.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._pump is not None:
+            self._pump.cancel()
+        self._source.stop()
