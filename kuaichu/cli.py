@@ -16,9 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kuaichu.commands import demo, device, protocol, provision, registry, server
+    from kuaichu.commands import demo, device, protocol, provision, registry, server, verify
 
-    for module in (server, device, demo, protocol, provision, registry):
+    for module in (server, device, demo, protocol, provision, registry, verify):
         module.register(commands)
     return parser
 

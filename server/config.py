@@ -31,6 +31,12 @@ class HttpSection(ConfigSection):
     port: int = Field(default=8080, ge=0, le=65535)
     session_ttl_h: float = Field(default=12, gt=0, le=24 * 7)
     secure_cookies: bool = Field(default=True, description="set false only when serving plain HTTP on loopback")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="the address parties reach the console at, for the determination's QR code and SMS links; "
+        "default http://host:port",
+    )
 
 
 class GeoSection(ConfigSection):
@@ -88,6 +94,14 @@ class ServerConfig(ConfigSection):
         if not self.http.secure_cookies and self.http.host not in LOOPBACK:
             raise ValueError("http.secure_cookies may be false only on a loopback address")
         return self
+
+    @property
+    def public_url(self) -> str:
+        return (self.http.public_url or f"http://{self.http.host}:{self.http.port}").rstrip("/")
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.server.data_dir / "documents"
 
     @property
     def evidence_dir(self) -> Path:

@@ -20,6 +20,8 @@ from server.calls.signalling import Signalling
 from server.calls.store import CallStore
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
+from server.casework.determination import Determinations
+from server.casework.keys import UnitKeys
 from server.casework.registry import TableRegistry
 from server.casework.store import CaseWork
 from server.config import ServerConfig
@@ -62,7 +64,17 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     await cases.ensure_units()
     devices = DeviceStore(sessions)
     work = CaseWork(sessions, TableRegistry(sessions))
-    state = ServerState(cfg=cfg, cases=cases, users=UserStore(sessions), devices=devices, hub=CaseHub(), work=work)
+    keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
+    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url)
+    state = ServerState(
+        cfg=cfg,
+        cases=cases,
+        users=UserStore(sessions),
+        devices=devices,
+        hub=CaseHub(),
+        work=work,
+        determinations=determinations,
+    )
     return state, devices
 
 

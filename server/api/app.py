@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import auth, calls, cases, casework, demo, devices, ws
+from server.api import auth, calls, cases, casework, demo, determinations, devices, ws
 from server.api.state import ServerState
 
 CONSOLE = resources.files("server").joinpath("console")
@@ -24,6 +24,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(casework.router)
+    app.include_router(determinations.router)
     app.include_router(devices.router)
     app.include_router(calls.router)
     app.include_router(ws.router)
@@ -42,6 +43,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/case", include_in_schema=False)
     async def case_page() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("case.html")))
+
+    @app.get("/verify/{token}", include_in_schema=False)
+    async def verify_page(token: str) -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("verify.html")))
 
     @app.get("/fleet", include_in_schema=False)
     async def fleet_page() -> FileResponse:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
+from server.casework.determination import Determinations
 from server.casework.store import CaseWork
 from server.config import ServerConfig
 from server.devices import DeviceStore
@@ -22,6 +23,7 @@ class ServerState:
     devices: DeviceStore
     hub: CaseHub
     work: CaseWork
+    determinations: Determinations
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker

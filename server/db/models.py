@@ -193,6 +193,40 @@ class CaseEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class Determination(Base):
+    """One issued version of a case's 道路交通事故认定书. Issued means immutable: a correction is a
+    new version with its reason, and every version stays."""
+
+    __tablename__ = "determinations"
+    __table_args__ = (UniqueConstraint("case_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    situation: Mapped[str] = mapped_column(String(20))
+    facts: Mapped[str] = mapped_column(String(2000))
+    legal_basis: Mapped[str] = mapped_column(String(1000))
+    liabilities: Mapped[dict[str, Any]] = mapped_column(comment="party id -> liability")
+    correction_reason: Mapped[str | None] = mapped_column(String(300))
+    issued_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    issued_at: Mapped[datetime]
+    token: Mapped[str] = mapped_column(String(32), unique=True, comment="in the QR code's verification link")
+    path: Mapped[str] = mapped_column(String(260), comment="relative to the documents folder")
+    sha256: Mapped[str] = mapped_column(String(64), comment="of the signed file as issued")
+    manifest: Mapped[dict[str, Any]]
+    signature: Mapped[str] = mapped_column(String(100))
+    key_id: Mapped[str] = mapped_column(ForeignKey("unit_keys.key_id"))
+
+
+class UnitKey(Base):
+    """An issuing unit's public signing key (the private half stays on the server's disk)."""
+
+    __tablename__ = "unit_keys"
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit_adcode: Mapped[str] = mapped_column(ForeignKey("units.adcode"))
+    public_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
 class RegistryLicence(Base):
     """Driving licences, as the registry (``kuaichu registry import``) holds them."""
 

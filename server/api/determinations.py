@@ -1,0 +1,84 @@
+"""The officer's determination over HTTP, and the public verification of a determination PDF.
+
+Issuing is for officers who serve the case's unit. The verification page and its API need no
+login (a party or an insurer scans the QR code) and show no personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import FileResponse
+
+from server.api.casework import actor, refused, visible_case
+from server.api.deps import OfficerDep, OperatorDep, StateDep
+from server.casework.determination import DeterminationIn, Officer
+from server.casework.liability import LIABILITIES, SITUATIONS, propose
+from server.casework.store import CaseWorkError
+
+router = APIRouter(tags=["determination"])
+MAX_PDF_BYTES = 5 * 1024 * 1024
+
+
+@router.get("/api/situations")
+async def situations(operator: OperatorDep) -> dict[str, Any]:
+    """Each situation's name and usual outcome for two parties when 甲 is at fault."""
+    return {
+        "liabilities": LIABILITIES,
+        "situations": {
+            key: {"name": s.name, "proposal": propose(key, 2, 0)[0], "legal_basis": propose(key, 2, 0)[1]}
+            for key, s in SITUATIONS.items()
+        },
+    }
+
+
+@router.post("/api/cases/{case_id}/determinations", status_code=status.HTTP_201_CREATED)
+async def issue(
+    case_id: int, body: DeterminationIn, operator: OfficerDep, state: StateDep, request: Request
+) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        row = await state.determinations.issue(case_id, body, Officer(actor(operator, request), operator.display_name))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+    versions = await state.determinations.of_case(case_id)
+    return next(v for v in versions if v["id"] == row.id)
+
+
+@router.get("/api/cases/{case_id}/determinations")
+async def versions(case_id: int, operator: OperatorDep, state: StateDep) -> list[dict[str, Any]]:
+    await visible_case(state, operator, case_id)
+    return await state.determinations.of_case(case_id)
+
+
+@router.get("/api/determinations/{determination_id}/pdf")
+async def pdf(determination_id: int, operator: OperatorDep, state: StateDep) -> FileResponse:
+    found = await state.determinations.get(determination_id)
+    if found is None or not operator.sees(found[1].unit_adcode):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such determination")
+    row, case = found
+    return FileResponse(
+        state.determinations.folder / row.path,
+        media_type="application/pdf",
+        filename=f"{case.case_no}-v{row.version}.pdf",
+    )
+
+
+@router.get("/api/verify/{token}")
+async def registered(token: str, state: StateDep) -> dict[str, Any]:
+    found = await state.determinations.by_token(token)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no determination with this code")
+    return found
+
+
+@router.post("/api/verify")
+async def check(request: Request, state: StateDep) -> dict[str, Any]:
+    """Upload a PDF (the raw body): is it a genuine, unaltered determination, and the current version?"""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_PDF_BYTES:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "a determination is far smaller")
+    return await state.determinations.check(bytes(body))

@@ -1,0 +1,175 @@
+"""The officer's determination over the real API, on SQLite and PostgreSQL: role checks, liability
+consistency, the signed PDF (embedded CJK font, extractable text, QR link), verification by the
+public API and ``kuaichu verify``, tampering, and corrections as new versions."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from server.users import Role
+from tests import pki
+from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry
+from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.services import Mosquitto
+from tests.test_casework_api import FACTS, case_id, detail, logged_in, new_case
+from tests.wire import Console
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def det_server(request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto) -> AsyncIterator[RunningServer]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    await seed_registry(server.cfg.database_url, tmp_path / "registry")
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    await add_user(server.cfg, "officer", Role.OFFICER, ["530102"])
+    await add_user(server.cfg, "guandu-officer", Role.OFFICER, ["530111"])
+    yield server
+    await server.stop()
+
+
+async def handed_over_case(server: RunningServer, broker: Mosquitto) -> tuple[int, list[int]]:
+    case_no = await new_case(broker)
+    wuhua = await logged_in(server, "wuhua")
+    cid = await case_id(wuhua, case_no)
+    base = f"/api/cases/{cid}"
+    ids = [
+        (await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_A, plate_read_source="report"))).json()["id"],
+        (await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_B))).json()["id"],
+    ]
+    await wuhua.http.put(f"{base}/facts", json=FACTS)
+    await wuhua.http.post(f"{base}/checks")
+    assert (await wuhua.http.post(f"{base}/hand-over")).status_code == 200
+    await wuhua.close()
+    return cid, ids
+
+
+def decision(ids: list[int], shares: tuple[str, str] = ("全部", "无"), **extra: object) -> dict[str, object]:
+    return {
+        "situation": "rear_end",
+        "liabilities": [{"party_id": i, "liability": s} for i, s in zip(ids, shares, strict=True)],
+        "facts": "甲驾驶小型轿车沿翠湖南路由东向西行驶，未与前车保持安全距离，追尾乙驾驶的小型轿车，两车受损。",
+        "legal_basis": "《中华人民共和国道路交通安全法》第四十三条",
+        **extra,
+    }
+
+
+def kuaichu_verify(server: RunningServer, folder: Path, pdf: bytes) -> subprocess.CompletedProcess[str]:
+    cfg = server.cfg
+    config, path = folder / "server.toml", folder / "doc.pdf"
+    config.write_text(
+        f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
+        + pki.tls_table(pki.current().server_tls())
+        + f'[database]\nurl = "{cfg.database_url}"\nmigrate = false\n'
+    )
+    path.write_bytes(pdf)
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", "verify", str(path), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+
+
+def text_of(pdf: bytes) -> str:
+    """The document's text, whitespace removed. fpdf2 writes CFF (OpenType) CJK fonts with an
+    embedded encoding CMap beside a correct ToUnicode map; pypdf decodes it with a NUL before each
+    character, which is dropped here (every character itself comes out right)."""
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    return "".join("".join(page.extract_text().replace("\x00", "").split()) for page in reader.pages)
+
+
+async def test_an_officer_issues_a_signed_determination(
+    det_server: RunningServer, broker: Mosquitto, tmp_path: Path
+) -> None:
+    server = det_server
+    cid, ids = await handed_over_case(server, broker)
+    base = f"/api/cases/{cid}"
+    officer = await logged_in(server, "officer")
+    wuhua = await logged_in(server, "wuhua")
+    other = await logged_in(server, "guandu-officer")
+
+    assert (await wuhua.http.post(f"{base}/determinations", json=decision(ids))).status_code == 403
+    assert (await other.http.post(f"{base}/determinations", json=decision(ids))).status_code == 404
+    assert (await other.http.get(f"{base}/work")).status_code == 404
+    bad = await officer.http.post(f"{base}/determinations", json=decision(ids, ("主要", "无")))
+    assert bad.status_code == 422 and "inconsistent liabilities 主要/无" in detail(bad)
+    one = decision(ids) | {"liabilities": [{"party_id": ids[0], "liability": "全部"}]}
+    bad = await officer.http.post(f"{base}/determinations", json=one)
+    assert bad.status_code == 422 and "one liability for each party" in detail(bad)
+    assert (await officer.http.get(f"{base}/determinations")).json() == []
+
+    issued = await officer.http.post(f"{base}/determinations", json=decision(ids))
+    assert issued.status_code == 201, issued.text
+    v1 = issued.json()
+    assert v1["version"] == 1 and v1["current"]
+    pdf = (await officer.http.get(f"/api/determinations/{v1['id']}/pdf")).content
+    assert pdf.startswith(b"%PDF")
+    text = text_of(pdf)
+    for expected in (
+        "道路交通事故认定书（简易程序）",
+        "五华区",
+        "李建华",
+        "云A5H821",
+        "当事人甲李建华负全部责任",
+        "当事人乙王芳负无责任",
+        "第四十三条",
+        "送达之日起三日内",
+        "中国人民财产保险股份有限公司昆明市分公司",
+        f"/verify/{v1['token']}",
+    ):
+        assert expected in text, expected
+    assert b"/FontFile" in pdf  # the font is embedded
+
+    # Public verification: genuine; any change to the document shows.
+    public = Console(server.url)
+    check = (await public.http.post("/api/verify", content=pdf)).json()
+    assert check == {
+        "genuine": True,
+        "reason": "genuine and unaltered",
+        "case_no": v1["case_no"],
+        "version": 1,
+        "current": True,
+    }
+    page = (await public.http.get(f"/api/verify/{v1['token']}")).json()
+    assert page["sha256"] == v1["sha256"] and "李建华" not in str(page)
+    i = pdf.find(b"/Author")
+    tampered = pdf[: i + 10] + bytes([pdf[i + 10] ^ 1]) + pdf[i + 11 :]
+    result = (await public.http.post("/api/verify", content=tampered)).json()
+    assert result["genuine"] is False and "altered" in result["reason"]
+    junk = (await public.http.post("/api/verify", content=b"%PDF-1.4 not ours")).json()
+    assert junk["genuine"] is False and "no signature block" in junk["reason"]
+    done = await asyncio.to_thread(kuaichu_verify, server, tmp_path, pdf)
+    assert done.returncode == 0 and "genuine and unaltered" in done.stdout and "the current version" in done.stdout
+    done = await asyncio.to_thread(kuaichu_verify, server, tmp_path, tampered)
+    assert done.returncode == 1 and "NOT genuine" in done.stdout
+
+    # Corrections: a new version with its reason; the first stays, no longer current.
+    again = await officer.http.post(f"{base}/determinations", json=decision(ids, ("主要", "次要")))
+    assert again.status_code == 422 and "needs its reason" in detail(again)
+    corrected = await officer.http.post(
+        f"{base}/determinations", json=decision(ids, ("主要", "次要"), correction_reason="乙车未开启危险报警闪光灯")
+    )
+    assert corrected.status_code == 201
+    versions = (await officer.http.get(f"{base}/determinations")).json()
+    assert [(v["version"], v["current"]) for v in versions] == [(1, False), (2, True)]
+    pdf2 = (await officer.http.get(f"/api/determinations/{versions[1]['id']}/pdf")).content
+    assert "更正原因：乙车未开启危险报警闪光灯" in text_of(pdf2)
+    old = (await public.http.post("/api/verify", content=pdf)).json()
+    assert old["genuine"] is True and old["current"] is False
+    stored = server.cfg.documents_dir / f"{v1['case_no']}/v1.pdf"
+    assert stored.read_bytes() == pdf and stored.stat().st_mode & 0o222 == 0  # kept read-only, as issued
+    events = (await officer.http.get(f"{base}/events")).json()
+    assert [e["action"] for e in events["events"]][-2:] == ["determination.issued", "determination.issued"]
+    assert events["chain_problems"] == []
+    for console in (officer, wuhua, other, public):
+        await console.close()
