@@ -7,6 +7,10 @@ same thing: frames from aiortc's own VP8 encoder (``aiortc.codecs.vpx.Vp8Encoder
 640x480, 15 fps and the 1.5 Mbit/s a unit's call reaches on loopback after some 25 s. Frame ``n``
 of the clip is the scene's frame ``n``, counter stamped, so a recording says which frames arrived.
 
+A unit answers the server's request for a key frame (a console joining, a recording segment due)
+with its next picture; a clip cannot, so it has a key frame every second (``KEYFRAME_EVERY``), and
+the server waits at most that long.
+
 The file is IVF (the plain VP8 container: a 32-byte header, then each frame with its size and
 timestamp), so ``ffprobe`` reads it too.
 """
@@ -23,6 +27,7 @@ from aiortc.codecs.vpx import MAX_BITRATE, Vp8Encoder, vp8_depayload
 from device.sim.scene import Scene
 
 CLIP_BITRATE = MAX_BITRATE
+KEYFRAME_EVERY = 15
 _HEADER = struct.Struct("<4sHH4sHHIII4x")
 _FRAME = struct.Struct("<IQ")
 
@@ -37,7 +42,7 @@ def make_clip(path: Path, frames: int, width: int = 640, height: int = 480, fps:
         for number in range(frames):
             frame = av.VideoFrame.from_ndarray(scene.render(number).image, format="rgb24")
             frame.pts, frame.time_base = number, fractions.Fraction(1, fps)
-            payloads, _ = encoder.encode(frame)
+            payloads, _ = encoder.encode(frame, force_keyframe=number % KEYFRAME_EVERY == 0)
             data = b"".join(vp8_depayload(p) for p in payloads)
             out.write(_FRAME.pack(len(data), number) + data)
 
