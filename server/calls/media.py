@@ -20,6 +20,8 @@ from aiortc.mediastreams import MediaStreamError
 from av.frame import Frame
 from av.packet import Packet
 
+import kuaichu.audio_level  # noqa: F401  (aiortc sends the voices with it)
+
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 VOICE_RATE = 48000
 VOICE_SAMPLES = 960  # 20 ms, one Opus frame
