@@ -79,6 +79,13 @@ class CallsSection(ConfigSection):
     max_call_min: float = Field(default=60, gt=0, le=24 * 60)
 
 
+class DocumentsSection(ConfigSection):
+    font_cache_dir: Path | None = Field(
+        default=None,
+        description="where the determination's font (built once from Noto CJK) is kept; default data_dir/fonts",
+    )
+
+
 class ServerConfig(ConfigSection):
     server: ServerSection
     broker: BrokerSection
@@ -88,6 +95,7 @@ class ServerConfig(ConfigSection):
     demo: DemoSection = DemoSection()
     fleet: FleetSection = FleetSection()
     calls: CallsSection = CallsSection()
+    documents: DocumentsSection = DocumentsSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:
@@ -98,6 +106,10 @@ class ServerConfig(ConfigSection):
     @property
     def public_url(self) -> str:
         return (self.http.public_url or f"http://{self.http.host}:{self.http.port}").rstrip("/")
+
+    @property
+    def font_cache_dir(self) -> Path:
+        return self.documents.font_cache_dir or self.server.data_dir / "fonts"
 
     @property
     def documents_dir(self) -> Path:

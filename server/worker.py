@@ -21,6 +21,7 @@ from server.calls.store import CallStore
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
 from server.casework.determination import Determinations
+from server.casework.font import DocumentFont
 from server.casework.keys import UnitKeys
 from server.casework.registry import TableRegistry
 from server.casework.store import CaseWork
@@ -65,7 +66,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     devices = DeviceStore(sessions)
     work = CaseWork(sessions, TableRegistry(sessions))
     keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
-    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url)
+    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, DocumentFont(cfg.font_cache_dir))
     state = ServerState(
         cfg=cfg,
         cases=cases,

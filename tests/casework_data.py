@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from server.casework.registry_import import import_file
+from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
 
 # (name, ID number, plate, vehicle type, licence classes, policy) — ID numbers with valid check characters.
@@ -99,3 +100,7 @@ def driver(d: dict[str, str], **changes: Any) -> dict[str, Any]:
         "policy_no": d["policy"],
     }
     return body | changes
+
+
+def with_font_cache(cfg: ServerConfig, folder: Path) -> ServerConfig:
+    return ServerConfig.model_validate(cfg.model_dump() | {"documents": {"font_cache_dir": folder}})

@@ -103,6 +103,12 @@ async def add_user(cfg: ServerConfig, username: str, role: Role, units: list[str
 
 
 @pytest.fixture(scope="session")
+def font_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One determination font for the session (server/casework/font.py): it takes ~10 s to build."""
+    return tmp_path_factory.mktemp("fonts")
+
+
+@pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[str]:
     from tests.services import postgresql
 

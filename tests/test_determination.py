@@ -15,9 +15,11 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from server.casework.document import DocumentData, PartyLine, render
+from server.casework.font import DocumentFont
 from server.users import Role
 from tests import pki
-from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry
+from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry, with_font_cache
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
 from tests.services import Mosquitto
 from tests.test_casework_api import FACTS, case_id, detail, logged_in, new_case
@@ -25,9 +27,12 @@ from tests.wire import Console
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def det_server(request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto) -> AsyncIterator[RunningServer]:
+async def det_server(
+    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto, font_cache: Path
+) -> AsyncIterator[RunningServer]:
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    cfg = make_server_config(tmp_path / "server", broker.port, database_url=url)
+    server = await start_server(with_font_cache(cfg, font_cache))
     await seed_registry(server.cfg.database_url, tmp_path / "registry")
     await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
     await add_user(server.cfg, "officer", Role.OFFICER, ["530102"])
@@ -81,11 +86,9 @@ def kuaichu_verify(server: RunningServer, folder: Path, pdf: bytes) -> subproces
 
 
 def text_of(pdf: bytes) -> str:
-    """The document's text, whitespace removed. fpdf2 writes CFF (OpenType) CJK fonts with an
-    embedded encoding CMap beside a correct ToUnicode map; pypdf decodes it with a NUL before each
-    character, which is dropped here (every character itself comes out right)."""
+    """The document's text as an extractor reads it, whitespace removed."""
     reader = pypdf.PdfReader(io.BytesIO(pdf))
-    return "".join("".join(page.extract_text().replace("\x00", "").split()) for page in reader.pages)
+    return "".join("".join(page.extract_text().split()) for page in reader.pages)
 
 
 async def test_an_officer_issues_a_signed_determination(
@@ -173,3 +176,30 @@ async def test_an_officer_issues_a_signed_determination(
     assert events["chain_problems"] == []
     for console in (officer, wuhua, other, public):
         await console.close()
+
+
+def test_a_rare_character_gets_a_font_of_its_own(font_cache: Path) -> None:
+    # 䶮 (CJK Extension A) is outside GB 2312, so outside the cached font.
+    party = PartyLine("甲", "机动车驾驶人", "刘䶮", "11010519491231002X", "13888000001", "", "", "", "全部")
+    other = PartyLine("乙", "财产所有人", "王芳", "530402196505056620", "13888000002", "", "", "", "无")
+    data = DocumentData(
+        "公交认字〔2026〕第1号",
+        "530102202611250001",
+        1,
+        None,
+        "2026年11月25日",
+        "翠湖南路",
+        "晴",
+        [party, other],
+        "甲倒车时撞到乙的围墙。",
+        "倒车",
+        "第五十条",
+        "五华区交通警察大队",
+        "民警",
+        "2026年11月25日",
+        "http://127.0.0.1/verify/x",
+        [],
+    )
+    fonts = DocumentFont(font_cache)
+    assert "当事人甲刘䶮负全部责任" in text_of(render(data, fonts))
+    assert fonts.common_path.exists()

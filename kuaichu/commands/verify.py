@@ -20,6 +20,7 @@ def register(commands: Any) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     from server.casework.determination import Determinations
+    from server.casework.font import DocumentFont
     from server.casework.keys import UnitKeys
     from server.config import load_server_config
     from server.db.engine import make_engine, make_sessionmaker
@@ -36,7 +37,9 @@ def _verify(args: argparse.Namespace) -> int:
         try:
             sessions = make_sessionmaker(engine)
             keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
-            return await Determinations(sessions, keys, cfg.documents_dir, cfg.public_url).check(pdf)
+            return await Determinations(
+                sessions, keys, cfg.documents_dir, cfg.public_url, DocumentFont(cfg.font_cache_dir)
+            ).check(pdf)
         finally:
             await engine.dispose()
 

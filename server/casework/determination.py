@@ -22,6 +22,7 @@ from protocol.messages import utc_iso
 from server.cases import now_utc
 from server.casework.document import DocumentData, PartyLine, render
 from server.casework.events import Actor, append
+from server.casework.font import DocumentFont
 from server.casework.keys import UnitKeys, public_keys
 from server.casework.liability import SITUATIONS, liability_error
 from server.casework.licence_classes import vehicle_type_name
@@ -84,9 +85,15 @@ def determination_json(d: Determination, case_no: str, latest: int) -> dict[str,
 
 class Determinations:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], keys: UnitKeys, folder: Path, public_url: str
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        keys: UnitKeys,
+        folder: Path,
+        public_url: str,
+        fonts: DocumentFont,
     ) -> None:
         self._sessions = sessions
+        self._fonts = fonts
         self._keys = keys
         self.folder = folder
         self._public_url = public_url
@@ -135,7 +142,7 @@ class Determinations:
                 "evidence_root": evidence_root([(e.id, e.kind, e.sha256) for e in evidence]),
                 "events_head": head,
             }
-            signed, manifest, signature = await asyncio.to_thread(_render_and_sign, data, manifest, key)
+            signed, manifest, signature = await asyncio.to_thread(_render_and_sign, data, manifest, key, self._fonts)
             relative = f"{case.case_no}/v{version}.pdf"
             sha256 = manifest_file_hash(signed)
             await asyncio.to_thread(_write_new, self.folder / relative, signed)
@@ -290,8 +297,10 @@ class Determinations:
         )
 
 
-def _render_and_sign(data: DocumentData, manifest: dict[str, Any], key: Any) -> tuple[bytes, dict[str, Any], str]:
-    return sign(render(data), manifest, key)
+def _render_and_sign(
+    data: DocumentData, manifest: dict[str, Any], key: Any, fonts: DocumentFont
+) -> tuple[bytes, dict[str, Any], str]:
+    return sign(render(data, fonts), manifest, key)
 
 
 def manifest_file_hash(signed: bytes) -> str:
