@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 
 from server.api.casework import actor, refused, visible_case
 from server.api.deps import OfficerDep, OperatorDep, StateDep
 from server.casework.determination import DeterminationIn, Officer
 from server.casework.liability import LIABILITIES, SITUATIONS, propose
+from server.casework.parties import POSITIONS
 from server.casework.store import CaseWorkError
 
 router = APIRouter(tags=["determination"])
@@ -31,6 +32,20 @@ async def situations(operator: OperatorDep) -> dict[str, Any]:
             for key, s in SITUATIONS.items()
         },
     }
+
+
+@router.get("/api/situations/{situation}/proposal")
+async def proposal(
+    situation: str,
+    operator: OperatorDep,
+    parties: int = Query(ge=2, le=len(POSITIONS)),
+    at_fault: int = Query(ge=0, lt=len(POSITIONS)),
+) -> dict[str, Any]:
+    """The usual liabilities (party order) and legal basis when party ``at_fault`` (0-based) is to blame."""
+    if situation not in SITUATIONS or at_fault >= parties:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "unknown situation or party")
+    shares, basis = propose(situation, parties, at_fault)
+    return {"liabilities": shares, "legal_basis": basis}
 
 
 @router.post("/api/cases/{case_id}/determinations", status_code=status.HTTP_201_CREATED)

@@ -180,5 +180,8 @@ document.getElementById("escalate").addEventListener("click", async () => {
   for (const [code, name] of Object.entries(VEHICLE_TYPES)) select.appendChild(el("option", { value: code }, `${code} ${name}`));
   me = await api("/api/me");
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
+  const determine = document.getElementById("determine-link");
+  determine.href = `/determine?id=${caseId}`;
+  determine.hidden = me.role !== "officer";
   render(await api(`/api/cases/${caseId}/work`));
 })().catch((error) => showError(String(error.message || error)));

@@ -1,0 +1,173 @@
+"use strict";
+// The officer's page: review everything collected for a handed-over case on one page, start from
+// the usual outcome of the situation, set each party's liability, the facts and the legal basis,
+// and issue the signed determination (or a corrected version, with its reason).
+
+const caseId = new URLSearchParams(window.location.search).get("id");
+let work = null;
+
+function el(tag, attrs = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function showError(text) {
+  const box = document.getElementById("error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  if (response.status === 401) {
+    window.location.assign("/login");
+    throw new Error("login required");
+  }
+  const body = await response.json();
+  if (!response.ok) {
+    const detail = Array.isArray(body.detail)
+      ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
+      : body.detail;
+    showError(detail);
+    throw new Error(detail);
+  }
+  showError("");
+  return body;
+}
+
+const local = (iso) => new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+
+function renderWork() {
+  const c = work.case;
+  document.getElementById("case-no").textContent = c.case_no;
+  const badge = document.getElementById("case-status");
+  badge.dataset.state = c.status;
+  badge.textContent = c.status;
+  document.getElementById("report-line").textContent = `${local(c.triggered_at)} · ${c.device_id} (${c.device_kind}) · ${c.unit.name}`;
+  document.getElementById("location").textContent = c.position
+    ? `GCJ-02 ${c.position.lat_gcj02.toFixed(5)}, ${c.position.lon_gcj02.toFixed(5)} (${c.position.source}${c.position.trusted ? "" : ", untrusted"})`
+    : "无位置 no position";
+  const f = c.facts;
+  document.getElementById("facts-line").textContent = f
+    ? `${f.place} · ${f.weather} · 伤情 injury ${f.injury} · 能移动 movable ${f.vehicles_movable ? "是 yes" : "否 no"}`
+    : "—";
+  document.getElementById("eligibility").textContent = c.eligibility || "—";
+  document.getElementById("eligibility-reason").textContent = c.eligibility_reason || "";
+  const body = document.getElementById("parties");
+  body.replaceChildren();
+  const atFault = document.getElementById("at-fault");
+  atFault.replaceChildren();
+  const shares = document.getElementById("liabilities");
+  shares.replaceChildren();
+  work.parties.forEach((p, i) => {
+    const row = el("tr", { "data-party": p.label });
+    row.appendChild(el("td", {}, p.label));
+    row.appendChild(el("td", {}, p.name));
+    row.appendChild(el("td", {}, p.plate ? `${p.plate}${p.plate_read ? ` (${p.plate_read})` : ""}` : "—"));
+    row.appendChild(el("td", {}, p.licence_no || "—"));
+    row.appendChild(el("td", {}, [p.insurer, p.policy_no].filter(Boolean).join(" ") || "—"));
+    const checks = el("td", {});
+    for (const [kind, check] of Object.entries(p.checks)) {
+      checks.appendChild(el("div", { class: `check check-${check ? check.result : "none"}` }, check ? `${kind}: ${check.result} — ${check.reason}` : `${kind}: —`));
+    }
+    row.appendChild(checks);
+    body.appendChild(row);
+    atFault.appendChild(el("option", { value: String(i) }, `${p.label} ${p.name}`));
+    const label = el("label", {}, `${p.label} ${p.name} `);
+    const select = el("select", { "data-party-id": String(p.id), "data-label": p.label });
+    for (const share of ["全部", "主要", "同等", "次要", "无"]) select.appendChild(el("option", { value: share }, share));
+    label.appendChild(select);
+    shares.appendChild(label);
+  });
+}
+
+async function loadEvidence() {
+  const list = document.getElementById("evidence");
+  list.replaceChildren();
+  const items = await api(`/api/cases/${caseId}/evidence`);
+  document.getElementById("no-evidence").hidden = items.length > 0;
+  for (const e of items) {
+    const figure = el("figure", { class: "evidence", "data-kind": e.kind });
+    const link = el("a", { href: e.url, target: "_blank" });
+    if (e.kind === "still") link.appendChild(el("img", { src: e.url, alt: e.kind }));
+    else link.textContent = `${e.kind} ${e.media_start ? local(e.media_start) : ""}`;
+    figure.appendChild(link);
+    figure.appendChild(el("figcaption", { class: "sub" }, `SHA-256 ${e.sha256.slice(0, 16)}…`));
+    list.appendChild(figure);
+  }
+}
+
+async function loadVersions() {
+  const versions = await api(`/api/cases/${caseId}/determinations`);
+  const body = document.getElementById("versions");
+  body.replaceChildren();
+  for (const v of versions) {
+    const row = el("tr", { "data-version": String(v.version) });
+    row.appendChild(el("td", {}, `第 ${v.version} 版 v${v.version}${v.current ? " · 现行 current" : ""}`));
+    row.appendChild(el("td", {}, local(v.issued_at)));
+    row.appendChild(el("td", {}, v.correction_reason || ""));
+    const links = el("td", {});
+    links.appendChild(el("a", { href: `/api/determinations/${v.id}/pdf`, class: "pdf", target: "_blank" }, "PDF"));
+    links.appendChild(document.createTextNode(" · "));
+    links.appendChild(el("a", { href: `/verify/${v.token}`, class: "verify", target: "_blank" }, "核验 verify"));
+    row.appendChild(links);
+    body.appendChild(row);
+  }
+  document.getElementById("correction-label").hidden = versions.length === 0;
+}
+
+async function loadEvents() {
+  const log = await api(`/api/cases/${caseId}/events`);
+  document.getElementById("chain").textContent = log.chain_problems.length
+    ? `日志链断裂 chain broken: ${log.chain_problems.join("; ")}`
+    : `日志链完整 chain intact · ${log.events.length} events`;
+  const body = document.getElementById("events");
+  body.replaceChildren();
+  for (const e of log.events) {
+    const row = el("tr", {});
+    for (const text of [String(e.seq), local(e.at), e.actor, e.action, e.source]) row.appendChild(el("td", {}, text));
+    body.appendChild(row);
+  }
+}
+
+document.getElementById("propose").addEventListener("click", async () => {
+  const situation = document.getElementById("situation").value;
+  const atFault = document.getElementById("at-fault").value;
+  const p = await api(`/api/situations/${situation}/proposal?parties=${work.parties.length}&at_fault=${atFault}`);
+  document.querySelectorAll("#liabilities select").forEach((select, i) => { select.value = p.liabilities[i]; });
+  document.getElementById("legal-basis").value = p.legal_basis;
+});
+
+document.getElementById("determination-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = {
+    situation: document.getElementById("situation").value,
+    liabilities: [...document.querySelectorAll("#liabilities select")].map((s) => ({ party_id: Number(s.dataset.partyId), liability: s.value })),
+    facts: document.getElementById("facts").value.trim(),
+    legal_basis: document.getElementById("legal-basis").value.trim(),
+    correction_reason: document.getElementById("correction-reason").value.trim() || null,
+  };
+  await api(`/api/cases/${caseId}/determinations`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  document.getElementById("correction-reason").value = "";
+  work = await api(`/api/cases/${caseId}/work`);
+  renderWork();
+  await Promise.all([loadVersions(), loadEvents()]);
+});
+
+(async () => {
+  const me = await api("/api/me");
+  document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
+  if (me.role !== "officer") {
+    document.getElementById("forbidden").hidden = false;
+    return;
+  }
+  const table = await api("/api/situations");
+  const select = document.getElementById("situation");
+  for (const [key, s] of Object.entries(table.situations)) select.appendChild(el("option", { value: key }, `${s.name} ${key}`));
+  work = await api(`/api/cases/${caseId}/work`);
+  renderWork();
+  document.getElementById("review").hidden = false;
+  await Promise.all([loadEvidence(), loadVersions(), loadEvents()]);
+})().catch((error) => showError(String(error.message || error)));
