@@ -1,5 +1,6 @@
-"""A console's copy of a call's video, behind aiortc's relay: frames that arrive together all
-reach the console's encoder, and an encoder that falls behind gets only the newest few."""
+"""A console's copy of a call's sound, behind aiortc's relay: frames that arrive together all
+reach the console's encoder, and an encoder that falls behind gets only the newest few. The voices
+of the consoles on a call reach the device mixed, on time."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import asyncio
 import fractions
 
 import av
+import numpy as np
 import pytest
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
-from server.calls.media import ConsoleView
+from server.calls.media import ConsoleView, VoiceToDevice
 
 
 class Bursts(MediaStreamTrack):
@@ -76,3 +78,40 @@ async def test_a_stopped_console_view_stops_its_relay_copy() -> None:
     assert copy.readyState == "ended"
     with pytest.raises(MediaStreamError):
         await view.recv()
+
+
+def tone(hz: float, start: int) -> av.AudioFrame:
+    """20 ms of a console's microphone (48 kHz mono, as a browser sends it), from sample ``start``."""
+    t = (start + np.arange(960)) / 48000
+    frame = av.AudioFrame.from_ndarray(
+        (6000 * np.sin(2 * np.pi * hz * t)).astype(np.int16).reshape(1, -1), layout="mono"
+    )
+    frame.sample_rate = 48000
+    return frame
+
+
+def strength(pcm: np.ndarray, hz: float) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
+    return float(spectrum[round(hz * len(pcm) / 48000)] / len(pcm))
+
+
+async def test_two_consoles_talking_at_once_reach_the_device_mixed_in_time() -> None:
+    heard: list[av.AudioFrame] = []
+    voice = VoiceToDevice(heard.append)
+    sent = []
+    for slot in range(25):  # half a second, each console's microphone arriving in real time
+        voice.speak("dispatcher", tone(450, slot * 960))
+        voice.speak("officer", tone(1000, slot * 960))
+        sent.append(await voice.recv())
+    voice.leave("officer")
+    for slot in range(25, 35):
+        voice.speak("dispatcher", tone(450, slot * 960))
+        sent.append(await voice.recv())
+    sent.append(await voice.recv())  # nobody talks: silence, still on time
+    assert heard == sent
+    pcm = [f.to_ndarray().reshape(-1) for f in sent]
+    # 450 and 1000 Hz fall on the bins of a 20 ms frame: a tone there reads 3000, an absent one ~0.
+    assert all(strength(p, 450) > 2500 and strength(p, 1000) > 2500 for p in pcm[:25])  # both, every frame
+    assert all(strength(p, 450) > 2500 and strength(p, 1000) < 10 for p in pcm[25:35])  # the officer left
+    assert not pcm[35].any()
+    assert [f.pts for f in sent] == [n * 960 for n in range(36)]

@@ -162,6 +162,7 @@ class CallManager:
             keyframes,
         )
         live = LiveCall(call_id, device_id, case.id, case.case_no, case.unit_adcode, started_at, recorder, keyframes)
+        live.voice.heard = lambda frame: recorder.audio("dispatcher", frame)  # what the driver heard
         self._calls[call_id] = live
         self._spawn(live, self._feed_recorder(live, live.video, "video"))
         self._spawn(live, self._feed_recorder(live, live.audio, "device"))
@@ -263,7 +264,7 @@ class CallManager:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._spawn(live, self._dispatcher_voice(live, track))
+                self._spawn(live, self._dispatcher_voice(live, viewer, track))
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -362,13 +363,13 @@ class CallManager:
             elif live.state == "reconnecting" and not silent and _connected(live.device_pc):
                 await self._set_state(live, "live")
 
-    async def _dispatcher_voice(self, live: LiveCall, track: MediaStreamTrack) -> None:
+    async def _dispatcher_voice(self, live: LiveCall, viewer: str, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 if isinstance(frame, av.AudioFrame):
-                    live.voice.speak(frame)
-                    live.recorder.audio("dispatcher", frame)
+                    live.voice.speak(viewer, frame)
+        live.voice.leave(viewer)
 
     async def _segment_closed(self, case_id: int, call_id: str, segment: Segment) -> None:
         await self._store.add_segment(case_id, call_id, segment, now_utc())

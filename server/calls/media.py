@@ -3,7 +3,7 @@
 A device whose link drops offers again and brings new tracks; the consoles watching, and the
 recorder, must not notice more than a pause. So everything downstream reads a ``SteadyTrack``,
 whose source is swapped underneath and whose timestamps run on the server's clock. The voice for
-the device is a ``VoiceToDevice``: silence until a dispatcher speaks, then the dispatcher.
+the device is a ``VoiceToDevice``: silence until a dispatcher speaks, then the consoles mixed.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import asyncio
 import collections
 import fractions
 import time
+from collections.abc import Callable
 from typing import Any
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.frame import Frame
@@ -26,6 +28,7 @@ VIDEO_CLOCK = fractions.Fraction(1, 90000)
 VOICE_RATE = 48000
 VOICE_SAMPLES = 960  # 20 ms, one Opus frame
 VOICE_CLOCK = fractions.Fraction(1, VOICE_RATE)
+VOICE_BACKLOG = 10  # 200 ms of one console's voice may wait for the device's next frames
 
 
 class SteadyTrack(MediaStreamTrack):
@@ -118,31 +121,34 @@ class ConsoleView(MediaStreamTrack):
 
 
 class VoiceToDevice(MediaStreamTrack):
-    """What the device's speaker plays: the dispatcher's microphone, or silence, at 20 ms a frame.
+    """What the device's speaker plays: the consoles' microphones mixed, or silence, 20 ms a frame.
 
     A frame is due every 20 ms on the server's clock whether or not a dispatcher talks, so the
-    device's audio keeps flowing (and its jitter buffer steady) as dispatchers come and go.
+    device's audio keeps flowing (and its jitter buffer steady) as dispatchers come and go. Each
+    console sends its microphone all the time (silence when muted), so two consoles on a call (the
+    dispatcher and a supervising officer) are mixed slot by slot; queued one after the other they
+    would play at half speed and fall ever further behind. ``heard`` gets each frame as sent: the
+    recording keeps what the driver heard.
     """
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, heard: Callable[[av.AudioFrame], None] | None = None) -> None:
         super().__init__()
-        self._frames: asyncio.Queue[av.AudioFrame] = asyncio.Queue(maxsize=10)
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=VOICE_RATE)
-        self._pending = bytearray()
+        self._voices: dict[str, _Voice] = {}
         self._sent = 0
         self._start: float | None = None
+        self.heard = heard
 
-    def speak(self, frame: av.AudioFrame) -> None:
-        """A piece of the dispatcher's voice; called as it arrives from the console."""
-        for out in self._resampler.resample(frame):
-            self._pending += out.to_ndarray().tobytes()
-        while len(self._pending) >= VOICE_SAMPLES * 2:
-            chunk, self._pending = bytes(self._pending[: VOICE_SAMPLES * 2]), self._pending[VOICE_SAMPLES * 2 :]
-            if self._frames.full():
-                self._frames.get_nowait()  # keep the conversation live: drop the oldest
-            self._frames.put_nowait(_voice_frame(chunk))
+    def speak(self, console: str, frame: av.AudioFrame) -> None:
+        """A piece of one console's microphone; called as it arrives."""
+        voice = self._voices.get(console)
+        if voice is None:
+            voice = self._voices[console] = _Voice()
+        voice.add(frame)
+
+    def leave(self, console: str) -> None:
+        self._voices.pop(console, None)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -153,14 +159,41 @@ class VoiceToDevice(MediaStreamTrack):
         due = self._start + self._sent * VOICE_SAMPLES / VOICE_RATE
         if due > loop_now:
             await asyncio.sleep(due - loop_now)
-        try:
-            frame = self._frames.get_nowait()
-        except asyncio.QueueEmpty:
-            frame = _voice_frame(bytes(VOICE_SAMPLES * 2))
+        chunks = [chunk for voice in self._voices.values() if (chunk := voice.take()) is not None]
+        if not chunks:
+            pcm = bytes(VOICE_SAMPLES * 2)
+        elif len(chunks) == 1:
+            pcm = chunks[0]
+        else:
+            mixed = np.sum([np.frombuffer(c, np.int16) for c in chunks], axis=0, dtype=np.int32)
+            pcm = np.clip(mixed, -32768, 32767).astype(np.int16).tobytes()
+        frame = _voice_frame(pcm)
         frame.pts = self._sent * VOICE_SAMPLES
         frame.time_base = VOICE_CLOCK
         self._sent += 1
+        if self.heard is not None:
+            self.heard(frame)
         return frame
+
+
+class _Voice:
+    """One console's microphone as 20 ms chunks of 48 kHz mono, at most ``VOICE_BACKLOG`` waiting."""
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=VOICE_RATE)
+        self._pending = bytearray()
+        self._chunks: collections.deque[bytes] = collections.deque(maxlen=VOICE_BACKLOG)
+
+    def add(self, frame: av.AudioFrame) -> None:
+        for out in self._resampler.resample(frame):
+            self._pending += out.to_ndarray().tobytes()
+        while len(self._pending) >= VOICE_SAMPLES * 2:
+            # A full backlog drops its oldest chunk: the conversation stays live.
+            self._chunks.append(bytes(self._pending[: VOICE_SAMPLES * 2]))
+            del self._pending[: VOICE_SAMPLES * 2]
+
+    def take(self) -> bytes | None:
+        return self._chunks.popleft() if self._chunks else None
 
 
 def _voice_frame(pcm: bytes) -> av.AudioFrame:
