@@ -79,6 +79,29 @@ class CallsSection(ConfigSection):
     max_call_min: float = Field(default=60, gt=0, le=24 * 60)
 
 
+class SmsSection(ConfigSection):
+    gateway_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the SMS provider's send endpoint (JSON POST); none: messages wait in the outbox",
+    )
+    token_file: Path | None = Field(default=None, description="file holding the bearer token for the provider")
+    receipt_token_file: Path | None = Field(
+        default=None, description="file holding the token the provider presents with delivery receipts"
+    )
+    timeout_s: float = Field(default=10, gt=0, le=120)
+    retry_base_s: float = Field(default=5, gt=0, le=3600, description="first retry delay; doubles per attempt")
+    retry_max_s: float = Field(default=600, gt=0, le=24 * 3600)
+    max_attempts: int = Field(default=100, ge=1, le=10_000, description="then the message is marked failed")
+    poll_s: float = Field(default=2, gt=0, le=60, description="how often the sender looks for due messages")
+
+    @model_validator(mode="after")
+    def _token_with_gateway(self) -> Self:
+        if self.gateway_url is not None and self.token_file is None:
+            raise ValueError("sms.gateway_url needs sms.token_file")
+        return self
+
+
 class DocumentsSection(ConfigSection):
     font_cache_dir: Path | None = Field(
         default=None,
@@ -96,6 +119,7 @@ class ServerConfig(ConfigSection):
     fleet: FleetSection = FleetSection()
     calls: CallsSection = CallsSection()
     documents: DocumentsSection = DocumentsSection()
+    sms: SmsSection = SmsSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:

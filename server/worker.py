@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import uvicorn
 
@@ -27,6 +28,8 @@ from server.casework.registry import TableRegistry
 from server.casework.store import CaseWork
 from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker, make_sync_engine, upgrade_schema
+from server.delivery.outbox import SmsOutbox
+from server.delivery.sms import HttpSmsGateway
 from server.devices import DeviceStore
 from server.events import CaseHub
 from server.geo.fences import FenceSet
@@ -50,6 +53,22 @@ def load_fences(cfg: ServerConfig) -> FenceSet:
     return FenceSet.load_default()
 
 
+def sms_gateway(cfg: ServerConfig) -> HttpSmsGateway | None:
+    if cfg.sms.gateway_url is None or cfg.sms.token_file is None:
+        return None
+    return HttpSmsGateway(cfg.sms.gateway_url, read_secret(cfg.sms.token_file, "sms.token_file"), cfg.sms.timeout_s)
+
+
+def read_secret(path: Path, key: str) -> str:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise RuntimeError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    if not secret:
+        raise RuntimeError(f"{key}: {path} is empty")
+    return secret
+
+
 async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerState, DeviceStore]:
     """The database-backed stores, with the schema upgraded and the units in place."""
     cfg.server.data_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +85,10 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     devices = DeviceStore(sessions)
     work = CaseWork(sessions, TableRegistry(sessions))
     keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
-    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, DocumentFont(cfg.font_cache_dir))
+    sms = SmsOutbox(sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id)
+    stack.push_async_callback(sms.close)
+    fonts = DocumentFont(cfg.font_cache_dir)
+    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, sms)
     state = ServerState(
         cfg=cfg,
         cases=cases,
@@ -75,6 +97,10 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         hub=CaseHub(),
         work=work,
         determinations=determinations,
+        sms=sms,
+        receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
+        if cfg.sms.receipt_token_file
+        else None,
     )
     return state, devices
 
@@ -115,6 +141,10 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),
         ]
+        if state.sms.configured:
+            tasks.append(asyncio.create_task(state.sms.run(), name="sms"))
+        else:
+            logger.warning("no SMS gateway configured ([sms] gateway_url): messages wait in the outbox")
         if signalling is not None:
             tasks.append(asyncio.create_task(signalling.run(), name="calls"))
             tasks.append(asyncio.create_task(uploads.run(), name="uploads"))
@@ -138,6 +168,6 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         finally:
             http.should_exit = True
             for task in tasks:
-                if task.get_name() in ("intake", "calls", "uploads"):
+                if task.get_name() in ("intake", "calls", "uploads", "sms"):
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,13 +6,16 @@ login (a party or an insurer scans the QR code) and show no personal data.
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from server.api.casework import actor, refused, visible_case
 from server.api.deps import OfficerDep, OperatorDep, StateDep
+from server.cases import now_utc
 from server.casework.determination import DeterminationIn, Officer
 from server.casework.liability import LIABILITIES, SITUATIONS, propose
 from server.casework.parties import POSITIONS
@@ -86,6 +89,41 @@ async def registered(token: str, state: StateDep) -> dict[str, Any]:
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no determination with this code")
     return found
+
+
+@router.get("/api/verify/{token}/pdf")
+async def registered_pdf(token: str, state: StateDep) -> FileResponse:
+    """The document itself, for whoever holds its code (the parties, by SMS or from the QR code)."""
+    found = await state.determinations.file_by_token(token)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no determination with this code")
+    path, name = found
+    return FileResponse(path, media_type="application/pdf", filename=name)
+
+
+@router.get("/api/cases/{case_id}/deliveries")
+async def deliveries(case_id: int, operator: OperatorDep, state: StateDep) -> list[dict[str, Any]]:
+    await visible_case(state, operator, case_id)
+    return await state.sms.of_case(case_id)
+
+
+class Receipt(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=64)
+    status: Literal["delivered", "failed"]
+    at: AwareDatetime | None = None
+
+
+@router.post("/api/sms/receipts", status_code=status.HTTP_204_NO_CONTENT)
+async def receipt(body: Receipt, request: Request, state: StateDep) -> None:
+    """The SMS provider's delivery report, authenticated by the receipt token."""
+    expected = state.receipt_token
+    given = request.headers.get("authorization", "")
+    if expected is None or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bad receipt token")
+    if not await state.sms.receipt(body.id, body.status == "delivered", body.at or now_utc()):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
 
 
 @router.post("/api/verify")

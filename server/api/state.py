@@ -10,6 +10,7 @@ from server.cases import CaseStore
 from server.casework.determination import Determinations
 from server.casework.store import CaseWork
 from server.config import ServerConfig
+from server.delivery.outbox import SmsOutbox
 from server.devices import DeviceStore
 from server.events import CaseHub
 from server.users import LoginThrottle, UserStore
@@ -24,6 +25,8 @@ class ServerState:
     hub: CaseHub
     work: CaseWork
     determinations: Determinations
+    sms: SmsOutbox
+    receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker

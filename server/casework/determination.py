@@ -30,6 +30,7 @@ from server.casework.parties import POSITIONS
 from server.casework.signing import evidence_root, sign, verify
 from server.casework.store import CaseWorkError, operator_id
 from server.db.models import Case, CaseEvent, Determination, Evidence, Party, PartyCheck
+from server.delivery.outbox import SmsOutbox, queue_messages
 
 logger = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -91,9 +92,11 @@ class Determinations:
         folder: Path,
         public_url: str,
         fonts: DocumentFont,
+        sms: SmsOutbox | None = None,
     ) -> None:
         self._sessions = sessions
         self._fonts = fonts
+        self._sms = sms
         self._keys = keys
         self.folder = folder
         self._public_url = public_url
@@ -164,8 +167,10 @@ class Determinations:
                 key_id=kid,
             )
             session.add(row)
-            if case.status == "handed_over":
-                case.status = "determined"
+            await session.flush()
+            queue_messages(session, case, row, parties, f"{self._public_url}/verify/{token}", now)
+            if case.status in ("handed_over", "delivered"):
+                case.status, case.delivered_at = "determined", None
             detail = {
                 "version": version,
                 "sha256": sha256,
@@ -174,6 +179,8 @@ class Determinations:
             }
             await append(session, case_id, officer.actor, "determination.issued", detail, now)
         logger.info("case %d: determination v%d issued", case_id, version)
+        if self._sms is not None:
+            self._sms.wake()
         return row
 
     async def of_case(self, case_id: int) -> list[dict[str, Any]]:
@@ -216,6 +223,14 @@ class Determinations:
             "unit": case.unit.name,
             "sha256": row.sha256,
         }
+
+    async def file_by_token(self, token: str) -> tuple[Path, str] | None:
+        async with self._sessions() as session:
+            row = await session.scalar(select(Determination).where(Determination.token == token))
+            case = await session.get(Case, row.case_id) if row is not None else None
+        if row is None or case is None:
+            return None
+        return self.folder / row.path, f"{case.case_no}-v{row.version}.pdf"
 
     async def check(self, pdf: bytes) -> dict[str, Any]:
         """Whether ``pdf`` is a genuine, unaltered determination, and whether it is the current version."""

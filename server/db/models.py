@@ -132,6 +132,7 @@ class Case(Base):
     escalated_at: Mapped[datetime | None]
     escalation_reason: Mapped[str | None] = mapped_column(String(300))
     handed_over_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None] = mapped_column(comment="every party of the current version reached")
 
     unit: Mapped[Unit] = relationship(lazy="joined")
 
@@ -215,6 +216,28 @@ class Determination(Base):
     manifest: Mapped[dict[str, Any]]
     signature: Mapped[str] = mapped_column(String(100))
     key_id: Mapped[str] = mapped_column(ForeignKey("unit_keys.key_id"))
+
+
+class SmsMessage(Base):
+    """One SMS to one party, kept until the provider reports it delivered: the outbox survives
+    restarts, and ``reached_at`` starts that party's three days to ask for a review."""
+
+    __tablename__ = "sms_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    determination_id: Mapped[int] = mapped_column(ForeignKey("determinations.id"))
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"))
+    phone: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(10), index=True)  # pending / sent / reached / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None] = mapped_column(comment="a worker is sending it until then")
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(comment="the provider took it")
+    reached_at: Mapped[datetime | None] = mapped_column(comment="the provider reported it delivered")
 
 
 class UnitKey(Base):

@@ -1,0 +1,214 @@
+"""The SMS outbox: one row per message, written in the same transaction as the determination it
+announces, sent by whichever worker claims it, retried with backoff while the provider is down,
+and kept across restarts. Delivery receipts record when each party was reached; once every party
+of the current version is reached the case is ``delivered``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.cases import now_utc
+from server.casework.events import Actor, append
+from server.config import SmsSection
+from server.db.models import Case, Determination, Party, SmsMessage
+from server.delivery.sms import SmsError, SmsGateway
+
+logger = logging.getLogger(__name__)
+SYSTEM = Actor(None, "system", "sms")
+CLAIM_S = 120  # a worker that dies mid-send lets another take the message after this
+
+
+def sms_text(case_no: str, version: int, url: str) -> str:
+    corrected = f"（第{version}版，更正）" if version > 1 else ""
+    return (
+        f"【快处】您的道路交通事故认定书{corrected}已出具，案件编号{case_no}，查看：{url} 。"
+        "如有异议，可自送达之日起三日内书面申请复核。"
+    )
+
+
+def queue_messages(
+    session: AsyncSession, case: Case, determination: Determination, parties: list[Party], url: str, now: datetime
+) -> list[SmsMessage]:
+    """One message per party, in the caller's transaction (the determination's own)."""
+    rows = [
+        SmsMessage(
+            case_id=case.id,
+            determination_id=determination.id,
+            party_id=p.id,
+            phone=p.phone,
+            text=sms_text(case.case_no, determination.version, url),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for p in parties
+    ]
+    session.add_all(rows)
+    return rows
+
+
+class SmsOutbox:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], gateway: SmsGateway | None, cfg: SmsSection, worker: str
+    ) -> None:
+        self._sessions = sessions
+        self._gateway = gateway
+        self._cfg = cfg
+        self._worker = worker
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._gateway is not None:
+            await self._gateway.close()
+
+    @property
+    def configured(self) -> bool:
+        return self._gateway is not None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except Exception:
+                logger.exception("sms outbox: a round failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._cfg.poll_s)
+            self._wake.clear()
+
+    async def send_due(self) -> int:
+        """Send every message that is due and not claimed by another worker; returns how many went."""
+        assert self._gateway is not None
+        now = now_utc()
+        async with self._sessions() as session:
+            due = (
+                await session.scalars(
+                    select(SmsMessage.id)
+                    .where(
+                        SmsMessage.status == "pending",
+                        SmsMessage.next_attempt_at <= now,
+                        or_(SmsMessage.claimed_until.is_(None), SmsMessage.claimed_until < now),
+                    )
+                    .order_by(SmsMessage.id)
+                    .limit(50)
+                )
+            ).all()
+        sent = 0
+        for message_id in due:
+            message = await self._claim(message_id, now)
+            if message is not None:
+                sent += await self._send(message)
+        return sent
+
+    async def _claim(self, message_id: int, now: datetime) -> SmsMessage | None:
+        async with self._sessions.begin() as session:
+            claimed = await session.execute(
+                update(SmsMessage)
+                .where(
+                    SmsMessage.id == message_id,
+                    SmsMessage.status == "pending",
+                    or_(SmsMessage.claimed_until.is_(None), SmsMessage.claimed_until < now),
+                )
+                .values(claimed_until=now + timedelta(seconds=CLAIM_S))
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return await session.get(SmsMessage, message_id)
+
+    async def _send(self, message: SmsMessage) -> int:
+        assert self._gateway is not None
+        try:
+            provider_id = await self._gateway.send(message.phone, message.text, f"kc-{message.id}")
+        except SmsError as exc:
+            await self._failed(message, str(exc), exc.retryable)
+            return 0
+        async with self._sessions.begin() as session:
+            row = await session.get(SmsMessage, message.id)
+            assert row is not None
+            row.status, row.provider_id, row.sent_at = "sent", provider_id, now_utc()
+            row.attempts += 1
+            row.claimed_until, row.last_error = None, None
+        logger.info("sms %d for case %d taken by the provider", message.id, message.case_id)
+        return 1
+
+    async def _failed(self, message: SmsMessage, error: str, retryable: bool) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(SmsMessage, message.id)
+            assert row is not None
+            row.attempts += 1
+            row.last_error = error[:200]
+            row.claimed_until = None
+            if not retryable or row.attempts >= self._cfg.max_attempts:
+                row.status = "failed"
+                case = await session.get(Case, row.case_id)
+                if case is not None:
+                    case.flag = "SMS to a party failed: deliver the determination another way"[:120]
+                await append(
+                    session, row.case_id, SYSTEM, "delivery.failed", {"sms": row.id, "error": error}, now_utc()
+                )
+            else:
+                delay = min(self._cfg.retry_base_s * 2 ** (row.attempts - 1), self._cfg.retry_max_s)
+                row.next_attempt_at = now_utc() + timedelta(seconds=delay)
+        logger.warning("sms %d for case %d: %s", message.id, message.case_id, error)
+
+    async def receipt(self, provider_id: str, delivered: bool, at: datetime) -> bool:
+        """The provider's delivery report; False when no such message is known."""
+        async with self._sessions.begin() as session:
+            row = await session.scalar(select(SmsMessage).where(SmsMessage.provider_id == provider_id))
+            if row is None:
+                return False
+            if row.status in ("reached", "failed"):
+                return True  # a repeated receipt
+            case = await session.scalar(select(Case).where(Case.id == row.case_id).with_for_update(of=Case))
+            assert case is not None
+            if not delivered:
+                row.status, row.last_error = "failed", "the provider could not deliver it"
+                case.flag = "SMS to a party not delivered: deliver the determination another way"[:120]
+                await append(session, case.id, SYSTEM, "delivery.failed", {"sms": row.id, "party": row.party_id}, at)
+                return True
+            row.status, row.reached_at = "reached", at
+            detail = {"sms": row.id, "party": row.party_id, "determination": row.determination_id}
+            await append(session, case.id, SYSTEM, "delivery.reached", detail, at)
+            await self._maybe_delivered(session, case, at)
+        return True
+
+    @staticmethod
+    async def _maybe_delivered(session: AsyncSession, case: Case, at: datetime) -> None:
+        latest = await session.scalar(
+            select(Determination.id).where(Determination.case_id == case.id).order_by(Determination.version.desc())
+        )
+        waiting = await session.scalar(
+            select(func.count()).where(SmsMessage.determination_id == latest, SmsMessage.status != "reached")
+        )
+        if waiting == 0 and case.status == "determined":
+            case.status, case.delivered_at = "delivered", at
+            await append(session, case.id, SYSTEM, "case.delivered", {"determination": latest}, at)
+
+    async def of_case(self, case_id: int) -> list[dict[str, Any]]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(select(SmsMessage).where(SmsMessage.case_id == case_id).order_by(SmsMessage.id))
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "party_id": r.party_id,
+                "determination_id": r.determination_id,
+                "status": r.status,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+                "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+                "reached_at": r.reached_at.isoformat() if r.reached_at else None,
+            }
+            for r in rows
+        ]

@@ -1,0 +1,81 @@
+"""A local HTTP server playing the SMS provider: takes messages (or fails on purpose), and reports
+delivery back to the Kuaichu server's receipt endpoint, as a real provider would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+
+TOKEN = "provider-token-for-tests"
+RECEIPT_TOKEN = "receipt-token-for-tests"
+
+
+@dataclass
+class Provider:
+    port: int
+    receipts_to: str  # the Kuaichu server's base URL
+    fail_next: int = 0  # answer 503 to this many requests first
+    received: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/send"
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/send")
+        async def send(request: Request) -> dict[str, str]:
+            self.requests += 1
+            if request.headers.get("authorization") != f"Bearer {TOKEN}":
+                raise HTTPException(401, "bad token")
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                raise HTTPException(503, "busy")
+            body = await request.json()
+            self.received.append(body)
+            message_id = f"p-{len(self.received)}"
+            task = asyncio.create_task(self._deliver(message_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return {"id": message_id}
+
+        return app
+
+    async def _deliver(self, message_id: str) -> None:
+        await asyncio.sleep(0.1)
+        async with httpx.AsyncClient() as client:
+            await client.post(
+                f"{self.receipts_to}/api/sms/receipts",
+                json={"id": message_id, "status": "delivered"},
+                headers={"Authorization": f"Bearer {RECEIPT_TOKEN}"},
+            )
+
+
+@asynccontextmanager
+async def sms_provider(port: int, receipts_to: str, fail_next: int = 0) -> AsyncIterator[Provider]:
+    provider = Provider(port, receipts_to, fail_next)
+    server = uvicorn.Server(
+        uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield provider
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for pending in list(provider._tasks):
+            pending.cancel()

@@ -1,0 +1,130 @@
+"""Delivery by SMS, on SQLite and PostgreSQL: the outbox keeps every message while the provider is
+down and across a server restart, retries, records when each party was reached, and marks the
+case delivered; receipts need the provider's token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.config import ServerConfig
+from server.users import Role
+from tests.casework_data import seed_registry
+from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.services import Mosquitto, free_port
+from tests.sms_provider import RECEIPT_TOKEN, TOKEN, sms_provider
+from tests.test_casework_api import logged_in
+from tests.test_determination import decision, handed_over_case
+
+
+def sms_config(cfg: ServerConfig, folder: Path, font_cache: Path, provider_port: int) -> ServerConfig:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "token").write_text(TOKEN + "\n")
+    (folder / "receipt-token").write_text(RECEIPT_TOKEN + "\n")
+    return ServerConfig.model_validate(
+        cfg.model_dump()
+        | {
+            "documents": {"font_cache_dir": font_cache},
+            "sms": {
+                "gateway_url": f"http://127.0.0.1:{provider_port}/send",
+                "token_file": folder / "token",
+                "receipt_token_file": folder / "receipt-token",
+                "timeout_s": 2,
+                "retry_base_s": 0.2,
+                "retry_max_s": 1,
+                "poll_s": 0.1,
+            },
+        }
+    )
+
+
+async def wait_for(what: str, check: Callable[[], Any], within_s: float = 20) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_sms_gateway_down_for_a_while_loses_nothing(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto, font_cache: Path
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    provider_port = free_port()
+    cfg = sms_config(
+        make_server_config(tmp_path / "server", broker.port, database_url=url),
+        tmp_path / "sms",
+        font_cache,
+        provider_port,
+    )
+    server: RunningServer = await start_server(cfg)
+    try:
+        await seed_registry(cfg.database_url, tmp_path / "registry")
+        await add_user(cfg, "wuhua", Role.DISPATCHER, ["530102"])
+        await add_user(cfg, "officer", Role.OFFICER, ["530102"])
+        cid, ids = await handed_over_case(server, broker)
+        officer = await logged_in(server, "officer")
+        issued = (await officer.http.post(f"/api/cases/{cid}/determinations", json=decision(ids))).json()
+
+        # The provider is down: the messages wait, and the attempts show why.
+        async def tried_twice() -> bool:
+            rows = (await officer.http.get(f"/api/cases/{cid}/deliveries")).json()
+            return all(r["attempts"] >= 2 for r in rows) and len(rows) == 2
+
+        await wait_for("two failed attempts", tried_twice)
+        rows = (await officer.http.get(f"/api/cases/{cid}/deliveries")).json()
+        assert {r["status"] for r in rows} == {"pending"}
+        assert all("provider unreachable" in r["last_error"] for r in rows)
+        await officer.close()
+
+        # The server restarts meanwhile; the outbox is in the database.
+        await server.stop()
+        server = await start_server(cfg)
+        async with sms_provider(provider_port, server.url, fail_next=2) as provider:
+            officer = await logged_in(server, "officer")
+
+            async def delivered() -> bool:
+                work = (await officer.http.get(f"/api/cases/{cid}/work")).json()
+                return bool(work["case"]["status"] == "delivered")
+
+            await wait_for("the case delivered", delivered)
+            rows = (await officer.http.get(f"/api/cases/{cid}/deliveries")).json()
+            assert [r["status"] for r in rows] == ["reached", "reached"]
+            assert all(r["reached_at"] for r in rows)
+            assert provider.requests >= 4  # two refused with 503, then both taken
+            assert sorted(m["to"] for m in provider.received) == ["13888000001", "13888000001"]
+            text = provider.received[0]["text"]
+            assert issued["case_no"] in text and f"/verify/{issued['token']}" in text and "三日内" in text
+            assert len(provider.received) == 2  # each party once, nothing sent twice
+
+            events = [e["action"] for e in (await officer.http.get(f"/api/cases/{cid}/events")).json()["events"]]
+            assert events[-3:] == ["delivery.reached", "delivery.reached", "case.delivered"]
+            link = text.split("查看：")[1].split(" ")[0]
+            token = link.rsplit("/", 1)[1]
+            async with httpx.AsyncClient(base_url=server.url) as public:
+                pdf = (await public.get(f"/api/verify/{token}/pdf")).content
+                assert (await public.post("/api/verify", content=pdf)).json()["genuine"] is True
+                forged = await public.post(
+                    "/api/sms/receipts",
+                    json={"id": "p-1", "status": "delivered"},
+                    headers={"Authorization": "Bearer x"},
+                )
+                assert forged.status_code == 401
+                unknown = await public.post(
+                    "/api/sms/receipts",
+                    json={"id": "nope", "status": "delivered"},
+                    headers={"Authorization": f"Bearer {RECEIPT_TOKEN}"},
+                )
+                assert unknown.status_code == 404
+            await officer.close()
+    finally:
+        await server.stop()
