@@ -23,6 +23,7 @@ class Provider:
     port: int
     receipts_to: str  # the Kuaichu server's base URL
     fail_next: int = 0  # answer 503 to this many requests first
+    receipt_delay_s: float = 0.1  # from taking a message to reporting it delivered
     received: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -53,7 +54,7 @@ class Provider:
         return app
 
     async def _deliver(self, message_id: str) -> None:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(self.receipt_delay_s)
         async with httpx.AsyncClient() as client:
             await client.post(
                 f"{self.receipts_to}/api/sms/receipts",
@@ -63,8 +64,10 @@ class Provider:
 
 
 @asynccontextmanager
-async def sms_provider(port: int, receipts_to: str, fail_next: int = 0) -> AsyncIterator[Provider]:
-    provider = Provider(port, receipts_to, fail_next)
+async def sms_provider(
+    port: int, receipts_to: str, fail_next: int = 0, receipt_delay_s: float = 0.1
+) -> AsyncIterator[Provider]:
+    provider = Provider(port, receipts_to, fail_next, receipt_delay_s)
     server = uvicorn.Server(
         uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )

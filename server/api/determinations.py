@@ -57,11 +57,14 @@ async def issue(
 ) -> dict[str, Any]:
     await visible_case(state, operator, case_id)
     try:
-        row = await state.determinations.issue(case_id, body, Officer(actor(operator, request), operator.display_name))
+        issued = await state.determinations.issue(
+            case_id, body, Officer(actor(operator, request), operator.display_name)
+        )
     except CaseWorkError as exc:
         raise refused(exc) from None
     versions = await state.determinations.of_case(case_id)
-    return next(v for v in versions if v["id"] == row.id)
+    found = next(v for v in versions if v["id"] == issued.determination.id)
+    return found | {"render_ms": round(issued.render_ms, 1)}
 
 
 @router.get("/api/cases/{case_id}/determinations")

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,12 @@ class DeterminationIn(BaseModel):
 
 
 @dataclass(frozen=True)
+class Issued:
+    determination: Determination
+    render_ms: float  # rendering and signing the PDF, off the event loop
+
+
+@dataclass(frozen=True)
 class Officer:
     actor: Actor
     display_name: str
@@ -101,7 +108,7 @@ class Determinations:
         self.folder = folder
         self._public_url = public_url
 
-    async def issue(self, case_id: int, body: DeterminationIn, officer: Officer) -> Determination:
+    async def issue(self, case_id: int, body: DeterminationIn, officer: Officer) -> Issued:
         async with self._sessions.begin() as session:
             case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
             if case is None:
@@ -145,7 +152,9 @@ class Determinations:
                 "evidence_root": evidence_root([(e.id, e.kind, e.sha256) for e in evidence]),
                 "events_head": head,
             }
+            started = time.perf_counter()
             signed, manifest, signature = await asyncio.to_thread(_render_and_sign, data, manifest, key, self._fonts)
+            render_ms = (time.perf_counter() - started) * 1000
             relative = f"{case.case_no}/v{version}.pdf"
             sha256 = manifest_file_hash(signed)
             await asyncio.to_thread(_write_new, self.folder / relative, signed)
@@ -181,7 +190,7 @@ class Determinations:
         logger.info("case %d: determination v%d issued", case_id, version)
         if self._sms is not None:
             self._sms.wake()
-        return row
+        return Issued(row, render_ms)
 
     async def of_case(self, case_id: int) -> list[dict[str, Any]]:
         async with self._sessions() as session:
