@@ -18,6 +18,7 @@ from typing import Any
 from device.call.agent import CallAgent
 from device.config import DeviceConfig
 from device.evidence.agent import EvidenceAgent
+from device.hal.indicators import Beep, Signal
 from device.hardware import Hardware
 from device.link import Link
 from device.outbox import Outbox
@@ -30,6 +31,7 @@ from device.reporting import (
     Event,
     LinkChanged,
     NewReport,
+    Prompt,
     Refused,
     ReportingMachine,
     Say,
@@ -138,6 +140,13 @@ class DeviceApp:
     def _on_command(self, command: Command) -> None:
         if command.type.startswith("call."):
             self.call.on_command(command)
+        elif command.type == "road.clear":
+            logger.info("%s: case %s: the dispatcher says clear the road", self.tag, command.case_no)
+            self.hw.indicators.show(Signal.CLEAR_ROAD)
+            self._speech.put_nowait(Say(Prompt.CLEAR_ROAD))
+        elif command.type == "document.ready":
+            logger.info("%s: case %s: the determination is issued (%s)", self.tag, command.case_no, command.url)
+            self.hw.indicators.beep(Beep.CASE_NUMBER)
         else:
             self.evidence.on_command(command)
 

@@ -34,6 +34,7 @@ class Prompt(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     DISPATCHER = "dispatcher"  # a dispatcher will contact you by video
+    CLEAR_ROAD = "clear_road"  # the evidence is complete: leave the scene now
 
 
 # --- events -------------------------------------------------------------------------------

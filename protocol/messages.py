@@ -356,7 +356,15 @@ class Command(Versioned):
     """What the server asks of a device. Published on ``kc/v1/dev/{device_id}/cmd``, QoS 1."""
 
     type: Literal[
-        "call.answer", "call.end", "still.request", "clip.request", "upload.ack", "upload.done", "upload.refused"
+        "call.answer",
+        "call.end",
+        "still.request",
+        "clip.request",
+        "upload.ack",
+        "upload.done",
+        "upload.refused",
+        "road.clear",
+        "document.ready",
     ]
     call_id: CallId | None = Field(default=None, description="the call it concerns; required but for upload.*")
     attempt: int = Field(default=1, ge=1, le=1000, description="call.answer: the offer it answers")
@@ -374,6 +382,9 @@ class Command(Versioned):
         default=None, ge=0, le=MAX_UPLOAD_BYTES, description="upload.ack: the next byte the server expects"
     )
     sha256: Sha256 | None = Field(default=None, description="upload.done: the hash of the file the server stored")
+    url: Annotated[str, Field(pattern=r"^https?://\S{1,300}$")] | None = Field(
+        default=None, description="document.ready: where the parties fetch the determination (for a QR code)"
+    )
 
     @model_validator(mode="after")
     def _fields_of_type(self) -> Self:
@@ -389,6 +400,8 @@ class Command(Versioned):
             "upload.ack": ("upload_id", "offset"),
             "upload.done": ("upload_id", "sha256"),
             "upload.refused": ("upload_id", "reason"),
+            "road.clear": ("case_no",),
+            "document.ready": ("case_no", "url"),
         }[self.type]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Self
 
@@ -102,10 +103,21 @@ class SmsSection(ConfigSection):
         return self
 
 
+class ClearingSection(ConfigSection):
+    move_off_m: float = Field(
+        default=30, gt=0, le=1000, description="an in-car unit this far from the scene has moved off"
+    )
+    move_off_s: float = Field(
+        default=300, gt=0, le=3600, description="flag the case if the unit has not moved off this long after"
+    )
+    check_every_s: float = Field(default=2, gt=0, le=60)
+
+
 class DocumentsSection(ConfigSection):
     font_cache_dir: Path | None = Field(
         default=None,
-        description="where the determination's font (built once from Noto CJK) is kept; default data_dir/fonts",
+        description="where the determination's font (built once from Noto CJK) is kept; "
+        "default $XDG_CACHE_HOME/kuaichu/fonts (~/.cache/kuaichu/fonts)",
     )
 
 
@@ -120,6 +132,7 @@ class ServerConfig(ConfigSection):
     calls: CallsSection = CallsSection()
     documents: DocumentsSection = DocumentsSection()
     sms: SmsSection = SmsSection()
+    clearing: ClearingSection = ClearingSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:
@@ -133,7 +146,10 @@ class ServerConfig(ConfigSection):
 
     @property
     def font_cache_dir(self) -> Path:
-        return self.documents.font_cache_dir or self.server.data_dir / "fonts"
+        if self.documents.font_cache_dir is not None:
+            return self.documents.font_cache_dir
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(cache) / "kuaichu" / "fonts"
 
     @property
     def documents_dir(self) -> Path:

@@ -21,7 +21,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from kuaichu.mqtt import make_client, publish_nowait
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
-from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
+from protocol.messages import Ack, Command, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
@@ -263,6 +263,19 @@ class Intake:
             self._hub.deliver(case.unit_adcode, event)
             events.append(event)
         return sends
+
+    async def command(self, device_id: str, command: Command) -> bool:
+        """``command`` to the device on its cmd topic (QoS 1, the broker keeps it for a unit that is
+        briefly away); False when the broker did not take it."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(device_topic(device_id, Channel.CMD), encode(command), qos=1, timeout=10)
+        except aiomqtt.MqttError as exc:
+            logger.warning("device %s: %s not sent (%s)", device_id, command.type, exc)
+            return False
+        return True
 
     def _send(self, sends: list[tuple[str, bytes, int]]) -> None:
         client = self._client

@@ -21,6 +21,7 @@ from server.calls.signalling import Signalling
 from server.calls.store import CallStore
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
+from server.casework.clearing import ClearingWatch
 from server.casework.determination import Determinations
 from server.casework.font import DocumentFont
 from server.casework.keys import UnitKeys
@@ -51,6 +52,14 @@ def load_fences(cfg: ServerConfig) -> FenceSet:
     if cfg.geo.districts_file and cfg.geo.city_file:
         return FenceSet.load(cfg.geo.districts_file, cfg.geo.city_file)
     return FenceSet.load_default()
+
+
+async def _warm_font(state: ServerState) -> None:
+    """The determination's font is built once (seconds of CPU) before anyone needs it."""
+    try:
+        await asyncio.to_thread(state.determinations.fonts.prepare)
+    except Exception:
+        logger.exception("the determination font could not be built: issuing will fail until it can")
 
 
 def sms_gateway(cfg: ServerConfig) -> HttpSmsGateway | None:
@@ -109,6 +118,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
         state, devices = await open_state(cfg, stack)
         intake = Intake(cfg, state.cases, devices, state.hub)
+        state = dataclasses.replace(state, commands=intake.command)
+        state.determinations.commands = intake.command
         signalling = Signalling(cfg) if cfg.calls.media else None
         if signalling is not None:
             store = CallStore(state.cases.sessions, cfg.evidence_dir)
@@ -141,6 +152,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),
         ]
+        tasks.append(asyncio.create_task(ClearingWatch(state.cases.sessions, cfg.clearing).run(), name="clearing"))
+        warm_font = asyncio.create_task(_warm_font(state), name="font")
         if state.sms.configured:
             tasks.append(asyncio.create_task(state.sms.run(), name="sms"))
         else:
@@ -168,6 +181,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         finally:
             http.should_exit = True
             for task in tasks:
-                if task.get_name() in ("intake", "calls", "uploads", "sms"):
+                if task.get_name() in ("intake", "calls", "uploads", "sms", "clearing"):
                     task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            warm_font.cancel()
+            await asyncio.gather(*tasks, warm_font, return_exceptions=True)

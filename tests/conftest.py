@@ -104,8 +104,13 @@ async def add_user(cfg: ServerConfig, username: str, role: Role, units: list[str
 
 @pytest.fixture(scope="session")
 def font_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One determination font for the session (server/casework/font.py): it takes ~10 s to build."""
-    return tmp_path_factory.mktemp("fonts")
+    """One determination font for the session (server/casework/font.py), built here once: it takes
+    ~10 s, which would otherwise land in the first test's request."""
+    from server.casework.font import DocumentFont
+
+    folder = tmp_path_factory.mktemp("fonts")
+    DocumentFont(folder).prepare()
+    return folder
 
 
 @pytest.fixture(scope="session")

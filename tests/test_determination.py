@@ -172,7 +172,10 @@ async def test_an_officer_issues_a_signed_determination(
     stored = server.cfg.documents_dir / f"{v1['case_no']}/v1.pdf"
     assert stored.read_bytes() == pdf and stored.stat().st_mode & 0o222 == 0  # kept read-only, as issued
     events = (await officer.http.get(f"{base}/events")).json()
-    assert [e["action"] for e in events["events"]][-2:] == ["determination.issued", "determination.issued"]
+    issued_events = [e for e in events["events"] if e["action"] in ("determination.issued", "delivery.device")]
+    assert [e["action"] for e in issued_events] == ["determination.issued", "delivery.device"] * 2
+    # The reporting unit was told where to fetch it (the broker took the command).
+    assert issued_events[1]["detail"] == {"sent": True, "url": f"{server.cfg.public_url}/verify/{v1['token']}"}
     assert events["chain_problems"] == []
     for console in (officer, wuhua, other, public):
         await console.close()

@@ -37,6 +37,7 @@ class Signal(StrEnum):
     RETRYING = "retrying"  # the link dropped, the device keeps trying: double blink
     FAILED = "failed"  # it gave up: SOS, the driver must call 122
     OFFLINE = "offline"  # no link to the server, nothing to report: slow even blink
+    CLEAR_ROAD = "clear-road"  # the dispatcher says leave the scene: triple blink
 
 
 class Beep(StrEnum):
@@ -64,6 +65,7 @@ _LED: dict[Signal, tuple[Step, ...]] = {
     Signal.RETRYING: _units("1010000000"),
     Signal.FAILED: _units("10101" + "000" + "11101110111" + "000" + "10101" + "0000000"),
     Signal.OFFLINE: ((True, 1.0), (False, 1.0)),
+    Signal.CLEAR_ROAD: _units("10101" + "0000000"),
 }
 
 _BUZZER: dict[Beep, tuple[Step, ...]] = {

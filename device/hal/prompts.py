@@ -31,6 +31,7 @@ PROMPT_TEXTS: dict[str, str] = {
     "retrying": "网络中断，正在重试",
     "failed": "报警失败，请拨打122",
     "dispatcher": "民警将通过视频与您联系",
+    "clear_road": "请立即驶离现场",
     # Requests of ``kuaichu device selftest`` to the technician at the unit.
     "selftest_button": "请按住报警按钮",
     "selftest_hazard": "请打开双闪灯",

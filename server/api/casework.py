@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.messages import Command
 from server.api.deps import DispatcherDep, Operator, OperatorDep, StateDep
 from server.api.state import ServerState
 from server.casework.events import Actor
@@ -106,6 +107,21 @@ async def escalate(
         await state.work.escalate(case_id, body.reason, actor(operator, request))
     except CaseWorkError as exc:
         raise refused(exc) from None
+    return await state.work.work(case_id)
+
+
+@router.post("/clear-road")
+async def clear_road(case_id: int, operator: DispatcherDep, state: StateDep, request: Request) -> dict[str, Any]:
+    """Tell the reporting unit to have the parties leave: it speaks and shows it."""
+    await visible_case(state, operator, case_id)
+    try:
+        case = await state.work.clearable(case_id)
+    except CaseWorkError as exc:
+        raise refused(exc) from None
+    command = Command(type="road.clear", case_no=case.case_no)
+    if state.commands is None or not await state.commands(case.device_id, command):
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the broker did not take the command; try again")
+    await state.work.road_cleared(case_id, actor(operator, request))
     return await state.work.work(case_id)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from protocol.messages import Command
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
@@ -27,6 +29,7 @@ class ServerState:
     determinations: Determinations
     sms: SmsOutbox
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
+    commands: Callable[[str, Command], Awaitable[bool]] | None = None  # to a device's cmd topic
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker

@@ -10,7 +10,9 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from protocol.messages import utc_iso
+from protocol.messages import Command, utc_iso
 from server.cases import now_utc
 from server.casework.document import DocumentData, PartyLine, render
 from server.casework.events import Actor, append
@@ -35,6 +37,7 @@ from server.delivery.outbox import SmsOutbox, queue_messages
 
 logger = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+SYSTEM_DEVICE = Actor(None, "system", "mqtt")
 ROLE_NAMES = {
     "driver": "机动车驾驶人",
     "non_motor": "非机动车驾驶人",
@@ -102,8 +105,10 @@ class Determinations:
         sms: SmsOutbox | None = None,
     ) -> None:
         self._sessions = sessions
-        self._fonts = fonts
+        self.fonts = fonts
         self._sms = sms
+        # The worker's way to a device's cmd topic, once its MQTT intake exists.
+        self.commands: Callable[[str, Command], Awaitable[bool]] | None = None
         self._keys = keys
         self.folder = folder
         self._public_url = public_url
@@ -153,7 +158,7 @@ class Determinations:
                 "events_head": head,
             }
             started = time.perf_counter()
-            signed, manifest, signature = await asyncio.to_thread(_render_and_sign, data, manifest, key, self._fonts)
+            signed, manifest, signature = await asyncio.to_thread(_render_and_sign, data, manifest, key, self.fonts)
             render_ms = (time.perf_counter() - started) * 1000
             relative = f"{case.case_no}/v{version}.pdf"
             sha256 = manifest_file_hash(signed)
@@ -190,7 +195,18 @@ class Determinations:
         logger.info("case %d: determination v%d issued", case_id, version)
         if self._sms is not None:
             self._sms.wake()
+        await self._tell_device(case, token, now)
         return Issued(row, render_ms)
+
+    async def _tell_device(self, case: Case, token: str, now: datetime) -> None:
+        """The reporting unit learns where the document is (a kiosk shows it as a QR code)."""
+        if self.commands is None:
+            return
+        url = f"{self._public_url}/verify/{token}"
+        sent = await self.commands(case.device_id, Command(type="document.ready", case_no=case.case_no, url=url))
+        async with self._sessions.begin() as session:
+            await session.scalar(select(Case.id).where(Case.id == case.id).with_for_update(of=Case))
+            await append(session, case.id, SYSTEM_DEVICE, "delivery.device", {"sent": sent, "url": url}, now_utc())
 
     async def of_case(self, case_id: int) -> list[dict[str, Any]]:
         async with self._sessions() as session:

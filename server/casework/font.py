@@ -121,16 +121,21 @@ class DocumentFont:
         tag = hashlib.sha256(f"{SOURCE}:{stat.st_size}:{stat.st_mtime_ns}:1".encode()).hexdigest()[:12]
         return self._cache_dir / f"noto-serif-sc-gb2312-{tag}.ttf"
 
-    def for_text(self, text: str, scratch: Path) -> Path:
-        """A font file covering ``text``: the common one, or one built into ``scratch`` for it."""
+    def prepare(self) -> tuple[Path, frozenset[int]]:
+        """The common font, built first if it is not cached yet (the worker does this at start-up)."""
         with self._lock:
             if self._common is None:
                 self._common = common_characters()
             path = self.common_path
             if not path.exists():
                 build(self._common, path)
+            return path, self._common
+
+    def for_text(self, text: str, scratch: Path) -> Path:
+        """A font file covering ``text``: the common one, or one built into ``scratch`` for it."""
+        path, common = self.prepare()
         needed = {ord(c) for c in text if not c.isspace()}
-        if needed <= self._common:
+        if needed <= common:
             return path
         own = scratch / "document-font.ttf"
         build(frozenset(needed | self._common_core()), own)

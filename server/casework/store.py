@@ -170,6 +170,30 @@ class CaseWork:
             await append(session, case_id, actor, "case.escalated", detail, case.escalated_at)
         return case
 
+    async def clearable(self, case_id: int) -> Case:
+        """The case, if the road may be cleared for it now: while the dispatcher works on it, and
+        after hand-over (the officer decides later, from the evidence)."""
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id)
+        if case is None:
+            raise CaseWorkError("no such case", 404)
+        if case.status not in (OPEN, "handed_over"):
+            raise CaseWorkError(f"the case is {case.status.replace('_', ' ')}")
+        return case
+
+    async def road_cleared(self, case_id: int, actor: Actor) -> Case:
+        """Record that the unit took the clear-the-road command (the first time starts the watch)."""
+        async with self._sessions.begin() as session:
+            case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
+            if case is None:
+                raise CaseWorkError("no such case", 404)
+            now = now_utc()
+            repeat = case.clear_sent_at is not None
+            if not repeat:
+                case.clear_sent_at = now
+            await append(session, case_id, actor, "road.clear", {"repeat": repeat}, now)
+        return case
+
     async def hand_over(self, case_id: int, actor: Actor) -> Case:
         async with self._sessions.begin() as session:
             case = await self._open_case(session, case_id)
@@ -287,4 +311,8 @@ def case_work_fields(case: Case) -> dict[str, Any]:
         "escalated_at": utc_iso(case.escalated_at) if case.escalated_at else None,
         "escalation_reason": case.escalation_reason,
         "handed_over_at": utc_iso(case.handed_over_at) if case.handed_over_at else None,
+        "clear_sent_at": utc_iso(case.clear_sent_at) if case.clear_sent_at else None,
+        "moved_off_at": utc_iso(case.moved_off_at) if case.moved_off_at else None,
+        "clear_overdue_at": utc_iso(case.clear_overdue_at) if case.clear_overdue_at else None,
+        "delivered_at": utc_iso(case.delivered_at) if case.delivered_at else None,
     }

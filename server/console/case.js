@@ -94,6 +94,12 @@ function render(work) {
     body.appendChild(row);
   }
   if (c.facts) fillFacts(c.facts);
+  const clear = document.getElementById("clear-state");
+  clear.dataset.state = c.moved_off_at ? "moved-off" : c.clear_overdue_at ? "overdue" : c.clear_sent_at ? "sent" : "";
+  clear.textContent = c.moved_off_at ? `已驶离 moved off ${localTime(c.moved_off_at)}`
+    : c.clear_overdue_at ? `未驶离 not moved off (${c.flag || ""})`
+      : c.clear_sent_at ? `已通知撤离 told to clear ${localTime(c.clear_sent_at)}` : "";
+  document.getElementById("clear-road").disabled = !(me && me.role === "dispatcher" && ["new", "handed_over"].includes(c.status));
   const open = c.status === "new" && me && me.role === "dispatcher";
   for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate"]) document.getElementById(id).disabled = !open;
   document.getElementById("hand-over").disabled = !open || c.eligibility !== "eligible";
@@ -165,6 +171,12 @@ document.getElementById("facts-form").addEventListener("submit", async (event) =
     owner_present: document.getElementById("f-owner-present").checked,
     place: value("f-place"), weather: value("f-weather"),
   }));
+});
+
+const localTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+
+document.getElementById("clear-road").addEventListener("click", async () => {
+  render(await send("POST", `/api/cases/${caseId}/clear-road`));
 });
 
 document.getElementById("hand-over").addEventListener("click", async () => {
