@@ -15,8 +15,8 @@ from protocol.messages import Command
 from server.api.deps import DispatcherDep, Operator, OperatorDep, StateDep
 from server.api.state import ServerState
 from server.casework.events import Actor
-from server.casework.parties import FactsIn, PartyIn
-from server.casework.store import CaseWorkError, party_json
+from server.casework.parties import FactsIn, PartyIn, StatementIn
+from server.casework.store import CaseWorkError, party_json, statement_json
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
 
@@ -108,6 +108,17 @@ async def escalate(
     except CaseWorkError as exc:
         raise refused(exc) from None
     return await state.work.work(case_id)
+
+
+@router.post("/statements", status_code=status.HTTP_201_CREATED)
+async def add_statement(
+    case_id: int, body: StatementIn, operator: DispatcherDep, state: StateDep, request: Request
+) -> dict[str, Any]:
+    await visible_case(state, operator, case_id)
+    try:
+        return statement_json(await state.work.add_statement(case_id, body, actor(operator, request)))
+    except CaseWorkError as exc:
+        raise refused(exc) from None
 
 
 @router.post("/clear-road")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.casework.idcard import id_number_error
 from server.casework.licence_classes import VEHICLE_TYPES
@@ -96,3 +96,22 @@ class FactsIn(BaseModel):
     )
     place: str = Field(min_length=2, max_length=120, description="where, as written on the determination")
     weather: str = Field(min_length=1, max_length=20)
+
+
+class StatementIn(BaseModel):
+    """A party's account: the span of the call recording it was given in, and its summary."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    party_id: int
+    start: AwareDatetime
+    end: AwareDatetime
+    summary: str = Field(min_length=2, max_length=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("the span must end after it starts")
+        if (self.end - self.start).total_seconds() > 30 * 60:
+            raise ValueError("a statement span is at most 30 minutes")
+        return self

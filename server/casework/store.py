@@ -20,9 +20,9 @@ from server.cases import case_summary, now_utc
 from server.casework.checks import KINDS, CheckResult, PartyFacts, check_insurance, check_licence, check_vehicle
 from server.casework.eligibility import ELIGIBLE, decide
 from server.casework.events import Actor, append, chain_errors, event_json
-from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole
+from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole, StatementIn
 from server.casework.registry import Registry, RegistryUnavailable
-from server.db.models import Case, CaseEvent, Party, PartyCheck
+from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, Statement
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,13 @@ class CaseWork:
                 raise CaseWorkError("no such case", 404)
             parties = await self._parties(session, case_id)
             latest = await self._latest_checks(session, parties)
+            statements = (
+                await session.scalars(select(Statement).where(Statement.case_id == case_id).order_by(Statement.id))
+            ).all()
         return {
             "case": case_summary(case) | case_work_fields(case),
             "parties": [party_json(p) | {"checks": latest[p.id]} for p in parties],
+            "statements": [statement_json(s) for s in statements],
         }
 
     async def events(self, case_id: int) -> dict[str, Any]:
@@ -169,6 +173,42 @@ class CaseWork:
             detail = {"reason": case.escalation_reason}
             await append(session, case_id, actor, "case.escalated", detail, case.escalated_at)
         return case
+
+    async def add_statement(self, case_id: int, body: StatementIn, actor: Actor) -> Statement:
+        """Kept only where the call recording covers the whole span: the summary points at evidence."""
+        async with self._sessions.begin() as session:
+            case = await self._open_case(session, case_id)
+            party = await session.get(Party, body.party_id)
+            if party is None or party.case_id != case_id:
+                raise CaseWorkError("no such party", 404)
+            segments = list(
+                (
+                    await session.scalars(
+                        select(Evidence)
+                        .where(Evidence.case_id == case_id, Evidence.kind == "recording")
+                        .where(Evidence.media_start.is_not(None), Evidence.media_end.is_not(None))
+                        .order_by(Evidence.media_start)
+                    )
+                ).all()
+            )
+            covering = covered_by(segments, body.start, body.end)
+            if covering is None:
+                raise CaseWorkError("the call recording does not cover this span", 422)
+            now = now_utc()
+            row = Statement(
+                case_id=case_id,
+                party_id=party.id,
+                span_start=body.start,
+                span_end=body.end,
+                summary=body.summary,
+                recorded_by=operator_id(actor),
+                recorded_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            detail = statement_json(row) | {"segments": [e.id for e in covering]}
+            await append(session, case.id, actor, "statement.added", detail, now)
+        return row
 
     async def clearable(self, case_id: int) -> Case:
         """The case, if the road may be cleared for it now: while the dispatcher works on it, and
@@ -283,6 +323,37 @@ class CaseWork:
         )
         case.eligibility = verdict.verdict
         case.eligibility_reason = verdict.reason[:300]
+
+
+def statement_json(s: Statement) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "party_id": s.party_id,
+        "start": utc_iso(s.span_start),
+        "end": utc_iso(s.span_end),
+        "summary": s.summary,
+        "recorded_at": utc_iso(s.recorded_at),
+    }
+
+
+def covered_by(segments: list[Evidence], start: datetime, end: datetime) -> list[Evidence] | None:
+    """The recording segments that together cover [start, end] without a gap, or None.
+
+    Segments follow each other with a few milliseconds between them; up to a second of gap counts
+    as continuous."""
+    used: list[Evidence] = []
+    reached = start
+    for segment in segments:
+        assert segment.media_start is not None and segment.media_end is not None
+        if segment.media_end <= reached:
+            continue
+        if (segment.media_start - reached).total_seconds() > 1.0:
+            return None
+        used.append(segment)
+        reached = segment.media_end
+        if reached >= end:
+            return used
+    return None
 
 
 def operator_id(actor: Actor) -> int:

@@ -94,6 +94,13 @@ function render(work) {
     body.appendChild(row);
   }
   if (c.facts) fillFacts(c.facts);
+  const partySelect = document.getElementById("s-party");
+  const chosen = partySelect.value;
+  partySelect.replaceChildren(...work.parties.map((p) => el("option", { value: String(p.id) }, `${p.label} ${p.name}`)));
+  if (chosen) partySelect.value = chosen;
+  const labels = new Map(work.parties.map((p) => [p.id, p.label]));
+  document.getElementById("statements").replaceChildren(...(work.statements || []).map((s) =>
+    el("li", { "data-statement": String(s.id) }, `${labels.get(s.party_id)} ${localTime(s.start)}–${localTime(s.end)}: ${s.summary}`)));
   const clear = document.getElementById("clear-state");
   clear.dataset.state = c.moved_off_at ? "moved-off" : c.clear_overdue_at ? "overdue" : c.clear_sent_at ? "sent" : "";
   clear.textContent = c.moved_off_at ? `已驶离 moved off ${localTime(c.moved_off_at)}`
@@ -101,7 +108,7 @@ function render(work) {
       : c.clear_sent_at ? `已通知撤离 told to clear ${localTime(c.clear_sent_at)}` : "";
   document.getElementById("clear-road").disabled = !(me && me.role === "dispatcher" && ["new", "handed_over"].includes(c.status));
   const open = c.status === "new" && me && me.role === "dispatcher";
-  for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate"]) document.getElementById(id).disabled = !open;
+  for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate", "s-save"]) document.getElementById(id).disabled = !open;
   document.getElementById("hand-over").disabled = !open || c.eligibility !== "eligible";
   const read = c.vehicle ? c.vehicle.plate : "";
   document.getElementById("p-read").textContent = read || "—";
@@ -174,6 +181,25 @@ document.getElementById("facts-form").addEventListener("submit", async (event) =
 });
 
 const localTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+
+const marks = {};
+for (const which of ["start", "end"]) {
+  document.getElementById(`s-mark-${which}`).addEventListener("click", () => {
+    marks[which] = new Date().toISOString();
+    document.getElementById(`s-${which}`).value = localTime(marks[which]);
+  });
+}
+
+document.getElementById("statement-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await send("POST", `/api/cases/${caseId}/statements`, {
+    party_id: Number(value("s-party")), start: marks.start, end: marks.end, summary: value("s-summary"),
+  });
+  document.getElementById("statement-form").reset();
+  delete marks.start;
+  delete marks.end;
+  render(await api(`/api/cases/${caseId}/work`));
+});
 
 document.getElementById("clear-road").addEventListener("click", async () => {
   render(await send("POST", `/api/cases/${caseId}/clear-road`));

@@ -54,6 +54,9 @@ function renderWork() {
     ? `${f.place} · ${f.weather} · 伤情 injury ${f.injury} · 能移动 movable ${f.vehicles_movable ? "是 yes" : "否 no"}`
     : "—";
   document.getElementById("eligibility").textContent = c.eligibility || "—";
+  const labels = new Map(work.parties.map((p) => [p.id, p.label]));
+  document.getElementById("statements").replaceChildren(...(work.statements || []).map((s) =>
+    el("li", { "data-statement": String(s.id) }, `${labels.get(s.party_id)} ${local(s.start)}–${local(s.end)}: ${s.summary}`)));
   document.getElementById("eligibility-reason").textContent = c.eligibility_reason || "";
   const body = document.getElementById("parties");
   body.replaceChildren();

@@ -163,6 +163,20 @@ class Party(Base):
     updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
 
+class Statement(Base):
+    """A party's brief account: a marked span of the call recording and the dispatcher's summary."""
+
+    __tablename__ = "statements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"))
+    span_start: Mapped[datetime] = mapped_column(comment="wall-clock time in the call recording")
+    span_end: Mapped[datetime]
+    summary: Mapped[str] = mapped_column(String(1000))
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime]
+
+
 class PartyCheck(Base):
     """One automatic check of one party, with the registry record as it was seen at the time."""
 
