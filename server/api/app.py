@@ -44,6 +44,10 @@ def create_app(state: ServerState) -> FastAPI:
     async def case_page() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("case.html")))
 
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard_page() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("dashboard.html")))
+
     @app.get("/determine", include_in_schema=False)
     async def determine_page() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("determine.html")))

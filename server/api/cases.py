@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
 from server.api.deps import OperatorDep, StateDep
-from server.cases import case_summary
+from server.cases import case_summary, now_utc
+from server.casework.dashboard import Dashboard
 from server.db.models import Unit
 
 router = APIRouter(prefix="/api", tags=["cases"])
@@ -37,6 +38,24 @@ async def list_cases(
     else:
         wanted = sorted(visible) if visible is not None else None
     return [case_summary(c) for c in await state.cases.list_for_units(wanted, limit, case_status)]
+
+
+@router.get("/dashboard")
+async def dashboard(
+    operator: OperatorDep, state: StateDep, days: int = Query(default=14, ge=1, le=90)
+) -> list[dict[str, Any]]:
+    """Per district (of the units the operator serves) and local day: cases, eligible vs
+    escalated, median and 90th-percentile handling time in minutes."""
+    return await Dashboard(state.cases.sessions).by_unit_and_day(operator.visible_units, days, now_utc())
+
+
+@router.get("/cases/{case_id}/milestones")
+async def milestones(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
+    """Report -> answered -> evidence complete -> cleared -> determined -> delivered."""
+    case = await state.cases.get(case_id)
+    if case is None or not operator.sees(case.unit_adcode):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
+    return await Dashboard(state.cases.sessions).case_milestones(case_id)
 
 
 @router.get("/cases/{case_id}")

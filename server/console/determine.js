@@ -121,6 +121,17 @@ async function loadVersions() {
   document.getElementById("correction-label").hidden = versions.length === 0;
 }
 
+const MILESTONES = { reported: "报警 reported", answered: "接听 answered", evidence_complete: "取证完成 evidence complete", cleared: "撤离 cleared", determined: "认定 determined", delivered: "送达 delivered" };
+
+async function loadMilestones() {
+  const m = await api(`/api/cases/${caseId}/milestones`);
+  document.getElementById("milestones").replaceChildren(...Object.entries(MILESTONES).map(([key, name]) => {
+    const done = m[key];
+    return el("li", { "data-milestone": key, "data-done": String(Boolean(done)) },
+      done ? `${name}: ${local(done.at)} (+${Math.round(done.after_s)} s)` : `${name}: —`);
+  }));
+}
+
 async function loadEvents() {
   const log = await api(`/api/cases/${caseId}/events`);
   document.getElementById("chain").textContent = log.chain_problems.length
@@ -156,7 +167,7 @@ document.getElementById("determination-form").addEventListener("submit", async (
   document.getElementById("correction-reason").value = "";
   work = await api(`/api/cases/${caseId}/work`);
   renderWork();
-  await Promise.all([loadVersions(), loadEvents()]);
+  await Promise.all([loadVersions(), loadEvents(), loadMilestones()]);
 });
 
 (async () => {
@@ -172,5 +183,5 @@ document.getElementById("determination-form").addEventListener("submit", async (
   work = await api(`/api/cases/${caseId}/work`);
   renderWork();
   document.getElementById("review").hidden = false;
-  await Promise.all([loadEvidence(), loadVersions(), loadEvents()]);
+  await Promise.all([loadEvidence(), loadVersions(), loadEvents(), loadMilestones()]);
 })().catch((error) => showError(String(error.message || error)));
