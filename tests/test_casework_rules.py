@@ -39,7 +39,13 @@ def test_valid_plates(plate: str) -> None:
 
 @pytest.mark.parametrize(
     ("plate", "why"),
-    [("XA12345", "province"), ("云AO1234", "not a valid"), ("云A1234", "not a valid"), ("云AD1234A", "not a valid")],
+    [
+        ("XA12345", "province"),
+        ("云AO1234", "not a valid"),
+        ("云A1234", "not a valid"),
+        ("云AD1234A", "not a valid"),
+        ("云A3DG5E", "not a valid"),  # three letters in the serial: never issued
+    ],
 )
 def test_invalid_plates(plate: str, why: str) -> None:
     assert why in (plate_error(plate) or "")
