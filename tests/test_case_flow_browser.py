@@ -1,27 +1,28 @@
-"""A whole case in headless Chromium: reported by a unit, completed by the dispatcher, decided by
-the officer, and the issued PDF checked on the public verification page (genuine, then altered)."""
+"""A whole case in headless Chromium: a simulated in-car unit's button press, the dispatcher's
+evidence and hand-over, the officer's determination from the officers' queue, delivery by SMS
+through a local provider, and the PDF checked on the public verification page (genuine, then
+altered)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from pathlib import Path
 
 from playwright.async_api import expect
 
-from protocol.messages import encode
 from server.cases import now_utc
 from server.db.engine import make_engine
 from server.db.models import Evidence
 from server.users import Role
 from tests.browser import chromium
-from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry, with_font_cache
+from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
 from tests.conftest import add_user, make_server_config, start_server
-from tests.reports import WUHUA, in_car_report
-from tests.services import Mosquitto
+from tests.devices import device_config, running_device
+from tests.services import Mosquitto, free_port
+from tests.sms_provider import sms_provider
 from tests.test_case_page import fill_driver, login
-from tests.wire import publish_report, raw_device
+from tests.test_delivery import sms_config
 
 FACTS_TEXT = "甲驾驶小型轿车沿翠湖南路由东向西行驶，未与前车保持安全距离，追尾乙驾驶的小型轿车，两车受损。"
 
@@ -49,20 +50,24 @@ async def add_still(url: str, evidence_dir: Path, case_id: int, case_no: str) ->
         await engine.dispose()
 
 
-async def test_a_case_from_report_to_a_verifiable_determination(
+async def test_a_case_from_a_press_to_a_delivered_verifiable_determination(
     broker: Mosquitto, tmp_path: Path, font_cache: Path
 ) -> None:
-    server = await start_server(with_font_cache(make_server_config(tmp_path / "server", broker.port), font_cache))
+    provider_port = free_port()
+    cfg = sms_config(make_server_config(tmp_path / "server", broker.port), tmp_path / "sms", font_cache, provider_port)
+    server = await start_server(cfg)
     try:
         await seed_registry(server.cfg.database_url, tmp_path / "registry")
         await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
         await add_user(server.cfg, "officer", Role.OFFICER, ["530102"])
-        async with raw_device(broker.port, "car-0800") as (client, acks):
-            await publish_report(client, "car-0800", encode(in_car_report("car-0800", WUHUA)))
-            ack = await asyncio.wait_for(acks.get(), 10)
-        case_no = str(ack.case_no)
-
-        async with chromium() as browser:
+        async with (
+            running_device(device_config(tmp_path / "car", broker.port, "car-0800")) as device,
+            sms_provider(provider_port, server.url) as provider,
+            chromium() as browser,
+        ):
+            await device.wait_fix()
+            await device.press()
+            case_no = await device.case_number()
             dispatcher = await (await browser.new_context()).new_page()
             await login(dispatcher, server.url, "wuhua")
             await dispatcher.click(f'tr[data-case="{case_no}"] .case-no a')
@@ -86,8 +91,7 @@ async def test_a_case_from_report_to_a_verifiable_determination(
 
             officer = await (await browser.new_context(accept_downloads=True)).new_page()
             await login(officer, server.url, "officer")
-            await officer.goto(f"{server.url}/case?id={case_id}")
-            await officer.click("#determine-link")
+            await officer.click(f'tr[data-case="{case_no}"] .case-no a')  # the queue opens the officer's page
             await expect(officer.locator("#case-no")).to_have_text(case_no)
             await expect(officer.locator('#evidence figure[data-kind="still"] img')).to_be_visible()
             await expect(officer.locator('#parties tr[data-party="乙"] .check-pass')).to_have_count(3)
@@ -108,7 +112,13 @@ async def test_a_case_from_report_to_a_verifiable_determination(
             version = officer.locator('#versions tr[data-version="1"]')
             # The session's first document builds the font first (about 10 s of a core).
             await expect(version).to_contain_text("current", timeout=60_000)
-            await expect(officer.locator("#case-status")).to_have_attribute("data-state", "determined")
+            # Both parties get their SMS; the provider's receipts make the case delivered.
+            await officer.reload()
+            await expect(officer.locator("#case-status")).to_have_attribute("data-state", "delivered", timeout=20_000)
+            await expect(officer.locator('#milestones li[data-milestone="delivered"]')).to_have_attribute(
+                "data-done", "true"
+            )
+            assert len(provider.received) == 2 and all(case_no in m["text"] for m in provider.received)
 
             pdf_url = server.url + (await version.locator("a.pdf").get_attribute("href") or "")
             pdf = await (await officer.request.get(pdf_url)).body()

@@ -5,6 +5,7 @@
 
 const TRIGGERS = { button: "一键报警 button", hazard: "双闪 hazard", kiosk: "报警亭 kiosk", test: "测试 test" };
 const unitSections = new Map();
+let role = null; // the operator's: officers open a case on the determination page
 const seen = new Set();
 
 function el(tag, attrs = {}, text = "") {
@@ -43,7 +44,7 @@ function ensureUnit(unit) {
 function caseRow(c) {
   const row = el("tr", { "data-case": c.case_no, class: c.flag ? "flagged" : "" });
   const number = el("td", { class: "case-no" });
-  number.appendChild(el("a", { href: `/case?id=${c.id}` }, c.case_no));
+  number.appendChild(el("a", { href: role === "officer" ? `/determine?id=${c.id}` : `/case?id=${c.id}` }, c.case_no));
   row.appendChild(number);
   row.appendChild(el("td", {}, localTime(c.triggered_at)));
   row.appendChild(el("td", {}, TRIGGERS[c.trigger] || c.trigger));
@@ -94,6 +95,7 @@ function connect(delay = 500) {
       const op = message.operator;
       document.getElementById("operator").textContent = `${op.display_name} · ${op.role}`;
       document.getElementById("fleet-link").hidden = op.role !== "admin";
+      role = op.role;
       await loadQueue();
       setLive("live", "实时 live");
       window.dispatchEvent(new CustomEvent("kuaichu-queue-loaded", { detail: { ws } }));
