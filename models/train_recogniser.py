@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import tensorflow as tf
 from numpy.typing import NDArray
 from tensorflow import keras
 
+from models.export import to_int8
 from protocol.plates import ALPHABET
 
 WORK = Path(__file__).resolve().parent / "work"
@@ -141,22 +141,6 @@ def train(epochs: int, batch: int, lr: float) -> keras.Model:
             flush=True,
         )
     return export
-
-
-def to_int8(export: keras.Model, representative: NDArray[np.uint8], out: Path) -> None:
-    def samples():  # type: ignore[no-untyped-def]
-        for i in range(len(representative)):
-            yield [representative[i : i + 1].astype(np.float32)]
-
-    with tempfile.TemporaryDirectory() as tmp:
-        export.export(tmp, verbose=False)
-        conv = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = samples
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.uint8
-        out.write_bytes(conv.convert())
-    print(f"wrote {out} ({out.stat().st_size} bytes)", flush=True)
 
 
 def main(argv: list[str]) -> None:

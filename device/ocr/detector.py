@@ -1,0 +1,97 @@
+"""Finding plates in a frame: the detector's heat map peaks and the corners it gives for each.
+
+The frame is letterboxed to the detector's input; a small plate there (a car across the street in
+a 2028 x 1520 still) has its corners only to a few pixels, too coarse to straighten it well, so
+each small find is looked at again through a window around it at the detector's full input size,
+and the corners of that second look are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
+
+from device.ocr.errors import ModelError
+from device.ocr.geometry import CORNER_UNIT, DET_H, DET_STRIDE, DET_W, Quad, letterbox
+from device.ocr.runtime import TfliteModel
+
+MIN_SCORE = 0.35
+# A find narrower than this many detector pixels is looked at again, up close.
+REFINE_BELOW_PX = 120
+REFINE_WINDOW = 2.2  # the second look's window, in plate widths
+
+
+@dataclass(frozen=True)
+class Detection:
+    corners: Quad  # tl, tr, br, bl, frame pixels
+    score: float
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        xs, ys = [p[0] for p in self.corners], [p[1] for p in self.corners]
+        return (math.floor(min(xs)), math.floor(min(ys)), math.ceil(max(xs)), math.ceil(max(ys)))
+
+
+class Detector:
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        self.model = TfliteModel(path, threads)
+        shapes = self.model.output_shapes()
+        grid = (DET_H // DET_STRIDE, DET_W // DET_STRIDE)
+        if self.model.input_shape != (1, DET_H, DET_W, 3) or sorted(shapes) != [(*grid, 1), (*grid, 8)]:
+            raise ModelError(f"{path} is not a plate detector (input {self.model.input_shape}, outputs {shapes})")
+        self._heat = shapes.index((*grid, 1))
+
+    def _raw(self, image: Image.Image) -> list[Detection]:
+        x, scale = letterbox(image)
+        outputs = self.model.run(x)
+        heat, offsets = outputs[self._heat][..., 0], outputs[1 - self._heat]
+        padded = np.pad(heat, 1, constant_values=0.0)
+        peaks = (heat >= sliding_window_view(padded, (3, 3)).max(axis=(2, 3))) & (heat >= MIN_SCORE)
+        found = []
+        for gy, gx in zip(*np.nonzero(peaks), strict=True):
+            cx, cy = (gx + 0.5) * DET_STRIDE, (gy + 0.5) * DET_STRIDE
+            o = offsets[gy, gx] * CORNER_UNIT
+            pts = [((cx + o[2 * k]) / scale, (cy + o[2 * k + 1]) / scale) for k in range(4)]
+            found.append(Detection((pts[0], pts[1], pts[2], pts[3]), float(heat[gy, gx])))
+        found.sort(key=lambda d: -d.score)
+        kept: list[Detection] = []
+        for d in found:  # one plate, one find: drop peaks inside a better find's box
+            cx = sum(p[0] for p in d.corners) / 4
+            cy = sum(p[1] for p in d.corners) / 4
+            if not any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept):
+                kept.append(d)
+        return kept
+
+    def detect(self, image: Image.Image) -> list[Detection]:
+        """Every plate in the RGB ``image``, best first."""
+        scale = min(DET_W / image.width, DET_H / image.height)
+        out = []
+        for d in self._raw(image):
+            if (d.box[2] - d.box[0]) * scale < REFINE_BELOW_PX:
+                d = self._refine(image, d)
+            out.append(d)
+        return out
+
+    def _refine(self, image: Image.Image, d: Detection) -> Detection:
+        x0, y0, x1, y1 = d.box
+        ww = max(x1 - x0, 8) * REFINE_WINDOW
+        wh = ww * DET_H / DET_W
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = round(cx - ww / 2), round(cy - wh / 2)
+        window = image.crop((left, top, left + round(ww), top + round(wh)))
+        near = [
+            c
+            for c in self._raw(window)
+            if abs(sum(p[0] for p in c.corners) / 4 - ww / 2) < ww / 4
+            and abs(sum(p[1] for p in c.corners) / 4 - wh / 2) < wh / 4
+        ]
+        if not near:
+            return d
+        best = near[0]
+        a, b, c, e = ((p[0] + left, p[1] + top) for p in best.corners)
+        return Detection((a, b, c, e), max(d.score, best.score))

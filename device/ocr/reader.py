@@ -1,0 +1,120 @@
+"""The plate reader: an image in, every readable plate out (text, confidences, where, colour, crop).
+
+Images come from the unit's own camera, but also from a technician's command line, so anything
+that is not a sane image (not an image at all, truncated, a decompression bomb) is an
+``ImageError`` before any pixel is decoded or the models are touched. Reads are returned best first.
+The TFLite interpreters are not thread-safe; one lock serialises reads, so the device can run
+them in ``asyncio.to_thread`` from anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from device.ocr.detector import Detector
+from device.ocr.errors import ImageError
+from device.ocr.geometry import Quad, straighten
+from device.ocr.recogniser import Recogniser
+from protocol.plates import PlateKind
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DETECTOR_FILE = "detector.tflite"
+RECOGNISER_FILE = "recogniser.tflite"
+MAX_IMAGE_BYTES = 40 * 1024 * 1024
+# A 2028 x 1520 still is 3 MP; a phone photo 12-50 MP. Beyond this the decode alone would cost a
+# Pi seconds and hundreds of MB.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    text: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+    kind: PlateKind
+    corners: Quad  # tl, tr, br, bl in image pixels
+    crop: NDArray[np.uint8]  # the straightened plate the recogniser read, REC_H x REC_W x 3
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        xs, ys = [p[0] for p in self.corners], [p[1] for p in self.corners]
+        return (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "char_confidences": [round(c, 4) for c in self.char_confidences],
+            "box": list(self.box),
+            "corners": [[round(x, 1), round(y, 1)] for x, y in self.corners],
+            "kind": self.kind.value,
+        }
+
+
+def load_image(source: Path | bytes) -> Image.Image:
+    """The RGB image in ``source`` (a file or its bytes), or ImageError saying what is wrong with it."""
+    if isinstance(source, Path):
+        try:
+            if source.stat().st_size > MAX_IMAGE_BYTES:
+                raise ImageError(f"{source}: larger than {MAX_IMAGE_BYTES // 2**20} MB")
+            data = source.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{source}: cannot be read ({exc.strerror or exc})") from exc
+    else:
+        data = source
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"image larger than {MAX_IMAGE_BYTES // 2**20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ImageError(f"image of {image.width} x {image.height} pixels is too large to read plates in")
+            image.load()
+            return image.convert("RGB")
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"not a readable image: {exc}") from exc
+
+
+class PlateReader:
+    """The detector and recogniser together; ModelError if either model is missing or corrupt."""
+
+    def __init__(self, models_dir: Path = MODELS_DIR, threads: int = 1) -> None:
+        self.detector = Detector(models_dir / DETECTOR_FILE, threads)
+        self.recogniser = Recogniser(models_dir / RECOGNISER_FILE, threads)
+        self._lock = threading.Lock()
+
+    @property
+    def model_bytes(self) -> int:
+        return self.detector.model.size_bytes + self.recogniser.model.size_bytes
+
+    def read_frame(self, image: Image.Image) -> list[PlateRead]:
+        """Every plate found in a camera frame or still that reads as a valid plate, best first."""
+        with self._lock:
+            reads = [self._read(image, d.corners) for d in self.detector.detect(image)]
+        return sorted((r for r in reads if r is not None), key=lambda r: -r.confidence)
+
+    def read_crop(self, image: Image.Image) -> list[PlateRead]:
+        """``image`` is one plate, cut out already: its read, or nothing if it does not read as a plate."""
+        w, h = image.size
+        with self._lock:
+            read = self._read(image, ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))))
+        return [] if read is None else [read]
+
+    def _read(self, image: Image.Image, corners: Quad) -> PlateRead | None:
+        crop = straighten(image, corners)
+        text = self.recogniser.read(crop)
+        if text is None:
+            return None
+        return PlateRead(text.text, text.confidence, text.char_confidences, text.kind, corners, crop)
