@@ -13,9 +13,11 @@ from playwright.async_api import expect
 from device.hal.indicators import Signal
 from device.hal.prompts import CLIP_RATE, CLIPS_DIR, clip_file, read_clip, resample_pcm16
 from device.reporting import AppState
-from protocol.messages import encode
+from protocol.messages import Command, encode
+from protocol.topics import Channel, device_topic
 from server.config import ServerConfig
 from server.users import Role
+from tests import pki
 from tests.browser import chromium
 from tests.conftest import add_user, make_server_config, start_server
 from tests.devices import RunningDevice, device_config, running_device
@@ -23,7 +25,7 @@ from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
 from tests.test_case_page import login
 from tests.test_casework_api import case_id, logged_in
-from tests.wire import publish_report, raw_device
+from tests.wire import mqtt_client, publish_report, raw_device
 
 
 async def heard(device: RunningDevice, prompt: str, within_s: float = 60) -> None:
@@ -78,6 +80,17 @@ async def test_the_unit_is_told_to_clear_the_road_and_moves_off(broker: Mosquitt
             assert "road.clear" in actions and "road.moved_off" in actions
             moved = next(e for e in events if e["action"] == "road.moved_off")
             assert moved["detail"]["distance_m"] >= 30
+
+            # document.ready, as the server sends it on issue: the unit beeps twice.
+            buzzer = device.hw.pins.pin(device.app.cfg.gpio.buzzer_pin)
+            buzzer.clear_states()
+            ready = Command(type="document.ready", case_no=case_no, url=f"{server.url}/verify/abc")
+            async with mqtt_client(broker.port, "kuaichu-server-test", pki.current().server_tls()) as as_server:
+                await as_server.publish(device_topic("car-0900", Channel.CMD), encode(ready), qos=1)
+            deadline = time.monotonic() + 10
+            while sum(1 for state in buzzer.states if state.state) < 2:
+                assert time.monotonic() < deadline, "no double beep"
+                await asyncio.sleep(0.05)
             for console in (wuhua, officer):
                 await console.close()
     finally:
