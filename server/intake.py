@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -263,6 +264,12 @@ class Intake:
             self._hub.deliver(case.unit_adcode, event)
             events.append(event)
         return sends
+
+    async def case_changed(self, summary: dict[str, Any]) -> None:
+        """A case's new state to every console that serves its unit, on this worker and the others."""
+        event = json.dumps({"type": "case.update", "case": summary}, ensure_ascii=False)
+        self._hub.deliver(summary["unit"]["adcode"], event)
+        self._send([(CASE_EVENTS, event.encode(), 1)])
 
     async def command(self, device_id: str, command: Command) -> bool:
         """``command`` to the device on its cmd topic (QoS 1, the broker keeps it for a unit that is

@@ -118,7 +118,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
         state, devices = await open_state(cfg, stack)
         intake = Intake(cfg, state.cases, devices, state.hub)
-        state = dataclasses.replace(state, commands=intake.command)
+        state = dataclasses.replace(state, commands=intake.command, case_changed=intake.case_changed)
+        state.sms.case_changed = intake.case_changed
         state.determinations.commands = intake.command
         signalling = Signalling(cfg) if cfg.calls.media else None
         if signalling is not None:

@@ -127,8 +127,12 @@ async def test_a_case_from_parties_to_the_officers_queue(work_server: RunningSer
     assert work["case"]["eligibility"] == "eligible"
 
     assert (await officer.http.post(f"{base}/hand-over")).status_code == 403
+    await officer.connect_live()
     handed = await wuhua.http.post(f"{base}/hand-over")
     assert handed.status_code == 200 and handed.json()["case"]["status"] == "handed_over"
+    update = await officer.next_event()  # the officers' consoles hear of it at once
+    assert update["type"] == "case.update" and update["case"]["case_no"] == case_no
+    assert update["case"]["status"] == "handed_over"
     queue = (await officer.http.get("/api/cases", params={"status": "handed_over"})).json()
     assert [c["case_no"] for c in queue] == [case_no]
 

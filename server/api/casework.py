@@ -37,6 +37,13 @@ async def visible_case(state: ServerState, operator: Operator, case_id: int) -> 
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
 
 
+async def changed(state: ServerState, work: dict[str, Any]) -> dict[str, Any]:
+    """Tell every console of the case's new state; returns ``work``."""
+    if state.case_changed is not None:
+        await state.case_changed(work["case"])
+    return work
+
+
 def refused(exc: CaseWorkError) -> HTTPException:
     return HTTPException(exc.status, str(exc))
 
@@ -107,7 +114,7 @@ async def escalate(
         await state.work.escalate(case_id, body.reason, actor(operator, request))
     except CaseWorkError as exc:
         raise refused(exc) from None
-    return await state.work.work(case_id)
+    return await changed(state, await state.work.work(case_id))
 
 
 @router.post("/statements", status_code=status.HTTP_201_CREATED)
@@ -133,7 +140,7 @@ async def clear_road(case_id: int, operator: DispatcherDep, state: StateDep, req
     if state.commands is None or not await state.commands(case.device_id, command):
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the broker did not take the command; try again")
     await state.work.road_cleared(case_id, actor(operator, request))
-    return await state.work.work(case_id)
+    return await changed(state, await state.work.work(case_id))
 
 
 @router.post("/hand-over")
@@ -143,4 +150,4 @@ async def hand_over(case_id: int, operator: DispatcherDep, state: StateDep, requ
         await state.work.hand_over(case_id, actor(operator, request))
     except CaseWorkError as exc:
         raise refused(exc) from None
-    return await state.work.work(case_id)
+    return await changed(state, await state.work.work(case_id))

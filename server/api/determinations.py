@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from server.api.casework import actor, refused, visible_case
+from server.api.casework import actor, changed, refused, visible_case
 from server.api.deps import OfficerDep, OperatorDep, StateDep
 from server.cases import now_utc
 from server.casework.determination import DeterminationIn, Officer
@@ -62,6 +62,7 @@ async def issue(
         )
     except CaseWorkError as exc:
         raise refused(exc) from None
+    await changed(state, await state.work.work(case_id))
     versions = await state.determinations.of_case(case_id)
     found = next(v for v in versions if v["id"] == issued.determination.id)
     return found | {"render_ms": round(issued.render_ms, 1)}

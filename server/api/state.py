@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from protocol.messages import Command
 from server.calls.manager import CallManager
@@ -30,6 +31,7 @@ class ServerState:
     sms: SmsOutbox
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
     commands: Callable[[str, Command], Awaitable[bool]] | None = None  # to a device's cmd topic
+    case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # to every console
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker

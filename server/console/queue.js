@@ -55,7 +55,8 @@ function caseRow(c) {
     ? `${c.position.lat_gcj02.toFixed(5)}, ${c.position.lon_gcj02.toFixed(5)}${c.position.trusted ? "" : " ⚠"}`
     : "—";
   row.appendChild(el("td", { class: "position" }, pos));
-  const status = el("td", { class: "status" }, c.status === "new" ? "新报警 new" : c.status);
+  row.dataset.status = c.status;
+  const status = el("td", { class: "status" }, STATUSES[c.status] || c.status);
   if (c.flag) status.appendChild(el("div", { class: "flag" }, c.flag));
   row.appendChild(status);
   row.appendChild(el("td", { class: "call" }));
@@ -72,6 +73,17 @@ function addCase(c, isNew) {
   body.insertBefore(row, body.firstChild);
   section.querySelector(".empty").hidden = true;
   section.querySelector(".unit-count").textContent = `· ${body.children.length}`;
+}
+
+const STATUSES = { new: "新报警 new", handed_over: "待认定 handed over", escalated: "转现场 escalated", determined: "已认定 determined", delivered: "已送达 delivered" };
+
+function updateCase(c) {
+  const row = document.querySelector(`tr[data-case="${c.case_no}"]`);
+  if (!row) return addCase(c, true);
+  const fresh = caseRow(c);
+  row.querySelector(".status").replaceWith(fresh.querySelector(".status"));
+  row.className = fresh.className;
+  row.dataset.status = c.status;
 }
 
 async function loadQueue() {
@@ -101,6 +113,8 @@ function connect(delay = 500) {
       window.dispatchEvent(new CustomEvent("kuaichu-queue-loaded", { detail: { ws } }));
     } else if (message.type === "case.new") {
       addCase(message.case, true);
+    } else if (message.type === "case.update") {
+      updateCase(message.case);
     }
     window.dispatchEvent(new CustomEvent("kuaichu-message", { detail: { message, ws } }));
   });

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.cases import now_utc
+from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
 from server.config import SmsSection
 from server.db.models import Case, Determination, Party, SmsMessage
@@ -64,6 +65,8 @@ class SmsOutbox:
         self._cfg = cfg
         self._worker = worker
         self._wake = asyncio.Event()
+        # Consoles hear of a case delivered through this, once the worker's intake exists.
+        self.case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -180,6 +183,9 @@ class SmsOutbox:
             detail = {"sms": row.id, "party": row.party_id, "determination": row.determination_id}
             await append(session, case.id, SYSTEM, "delivery.reached", detail, at)
             await self._maybe_delivered(session, case, at)
+            summary = case_summary(case)
+        if self.case_changed is not None:
+            await self.case_changed(summary)
         return True
 
     @staticmethod
