@@ -182,7 +182,9 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         finally:
             http.should_exit = True
             for task in tasks:
-                if task.get_name() in ("intake", "calls", "uploads", "sms", "clearing"):
+                # uvicorn closes its own sockets (should_exit); every other task is cancelled, so a
+                # task added later cannot keep the worker from stopping.
+                if task.get_name() != "http":
                     task.cancel()
             warm_font.cancel()
             await asyncio.gather(*tasks, warm_font, return_exceptions=True)
