@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from server.cases import now_utc
-from server.db.engine import make_engine
-from server.db.models import Evidence
+from server.casework.events import Actor, append, chain_errors
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.models import Case, CaseEvent, Evidence
 from server.users import Role
 from tests import pki
 from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry
@@ -149,3 +150,30 @@ async def test_every_action_is_chained_and_tampering_is_found(
 
     missing = await asyncio.to_thread(audit, server, tmp_path / "server.toml", "530102209901010001")
     assert missing.returncode == 2 and "no case" in missing.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_concurrent_actions_on_one_case_take_turns_in_the_chain(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    try:
+        case_no = await new_case(broker)
+        engine = make_engine(server.cfg.database_url)
+        sessions = make_sessionmaker(engine)
+        async with sessions() as session:
+            cid = (await session.scalars(select(Case.id).where(Case.case_no == case_no))).one()
+
+        async def act(i: int) -> None:
+            async with sessions.begin() as session:
+                await session.scalar(select(Case).where(Case.id == cid))  # a read first, as real actions do
+                await append(session, cid, Actor(None, "system", "test"), "test.action", {"i": i}, now_utc())
+
+        await asyncio.gather(*(act(i) for i in range(20)))
+        async with sessions() as session:
+            events = list((await session.scalars(select(CaseEvent).where(CaseEvent.case_id == cid))).all())
+        await engine.dispose()
+        assert len(events) == 21 and chain_errors(sorted(events, key=lambda e: e.seq)) == []
+    finally:
+        await server.stop()

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CaseEvent
+from server.db.models import Case, CaseEvent
 
 GENESIS = "0" * 64
 
@@ -81,7 +81,19 @@ def event_row(
 async def append(
     session: AsyncSession, case_id: int, actor: Actor, action: str, detail: dict[str, Any], at: datetime
 ) -> CaseEvent:
-    """Add the case's next event in the caller's transaction (which holds the case row)."""
+    """Add the case's next event in the caller's transaction.
+
+    The case's row is locked first, so that two transactions appending to one case (an officer
+    issuing while a delivery receipt arrives) take their turns instead of both reading the same
+    last event. On SQLite the driver opens the transaction only at the first write, and a
+    SELECT ... FOR UPDATE is no write: a write that changes nothing takes the database's lock.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        no_change = update(Case).where(Case.id == case_id).values(id=Case.id)
+        await session.execute(no_change.execution_options(synchronize_session=False))
+    else:
+        await session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
     last = await session.scalar(
         select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq.desc()).limit(1)
     )
