@@ -83,7 +83,9 @@ def load_image(source: Path | bytes) -> Image.Image:
             return image.convert("RGB")
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image too large to read plates in: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"not a readable image: {exc}") from exc
 
 
