@@ -24,6 +24,7 @@ class Provider:
     receipts_to: str  # the Kuaichu server's base URL
     fail_next: int = 0  # answer 503 to this many requests first
     receipt_delay_s: float = 0.1  # from taking a message to reporting it delivered
+    receipt_first: bool = False  # report delivery before even answering the send
     received: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -46,28 +47,31 @@ class Provider:
             body = await request.json()
             self.received.append(body)
             message_id = f"p-{len(self.received)}"
-            task = asyncio.create_task(self._deliver(message_id))
+            if self.receipt_first:
+                await self._deliver(message_id, body["ref"])
+                return {"id": message_id}
+            task = asyncio.create_task(self._deliver(message_id, body["ref"]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return {"id": message_id}
 
         return app
 
-    async def _deliver(self, message_id: str) -> None:
+    async def _deliver(self, message_id: str, ref: str) -> None:
         await asyncio.sleep(self.receipt_delay_s)
         async with httpx.AsyncClient() as client:
             await client.post(
                 f"{self.receipts_to}/api/sms/receipts",
-                json={"id": message_id, "status": "delivered"},
+                json={"id": message_id, "ref": ref, "status": "delivered"},
                 headers={"Authorization": f"Bearer {RECEIPT_TOKEN}"},
             )
 
 
 @asynccontextmanager
 async def sms_provider(
-    port: int, receipts_to: str, fail_next: int = 0, receipt_delay_s: float = 0.1
+    port: int, receipts_to: str, fail_next: int = 0, receipt_delay_s: float = 0.1, receipt_first: bool = False
 ) -> AsyncIterator[Provider]:
-    provider = Provider(port, receipts_to, fail_next, receipt_delay_s)
+    provider = Provider(port, receipts_to, fail_next, receipt_delay_s, receipt_first)
     server = uvicorn.Server(
         uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )

@@ -128,3 +128,29 @@ async def test_the_sms_gateway_down_for_a_while_loses_nothing(
             await officer.close()
     finally:
         await server.stop()
+
+
+async def test_a_receipt_that_overtakes_the_send_answer_still_counts(
+    tmp_path: Path, broker: Mosquitto, font_cache: Path
+) -> None:
+    provider_port = free_port()
+    cfg = sms_config(make_server_config(tmp_path / "server", broker.port), tmp_path / "sms", font_cache, provider_port)
+    server = await start_server(cfg)
+    try:
+        await seed_registry(cfg.database_url, tmp_path / "registry")
+        await add_user(cfg, "wuhua", Role.DISPATCHER, ["530102"])
+        await add_user(cfg, "officer", Role.OFFICER, ["530102"])
+        async with sms_provider(provider_port, server.url, receipt_first=True):
+            cid, ids = await handed_over_case(server, broker)
+            officer = await logged_in(server, "officer")
+            await officer.http.post(f"/api/cases/{cid}/determinations", json=decision(ids))
+
+            async def delivered() -> bool:
+                return bool((await officer.http.get(f"/api/cases/{cid}/work")).json()["case"]["status"] == "delivered")
+
+            await wait_for("the case delivered", delivered)
+            rows = (await officer.http.get(f"/api/cases/{cid}/deliveries")).json()
+            assert [r["status"] for r in rows] == ["reached", "reached"]
+            await officer.close()
+    finally:
+        await server.stop()

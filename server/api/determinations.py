@@ -114,7 +114,8 @@ async def deliveries(case_id: int, operator: OperatorDep, state: StateDep) -> li
 class Receipt(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=64, description="the provider's id for the message")
+    ref: str | None = Field(default=None, max_length=64, description="our reference, as given with the message")
     status: Literal["delivered", "failed"]
     at: AwareDatetime | None = None
 
@@ -126,7 +127,7 @@ async def receipt(body: Receipt, request: Request, state: StateDep) -> None:
     given = request.headers.get("authorization", "")
     if expected is None or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bad receipt token")
-    if not await state.sms.receipt(body.id, body.status == "delivered", body.at or now_utc()):
+    if not await state.sms.receipt(body.id, body.ref, body.status == "delivered", body.at or now_utc()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,11 @@ from server.delivery.sms import SmsError, SmsGateway
 logger = logging.getLogger(__name__)
 SYSTEM = Actor(None, "system", "sms")
 CLAIM_S = 120  # a worker that dies mid-send lets another take the message after this
+REF = re.compile(r"kc-(\d{1,12})")  # our reference for a message, as the provider echoes it
+
+
+def ref_of(message_id: int) -> str:
+    return f"kc-{message_id}"
 
 
 def sms_text(case_no: str, version: int, url: str) -> str:
@@ -131,14 +137,17 @@ class SmsOutbox:
     async def _send(self, message: SmsMessage) -> int:
         assert self._gateway is not None
         try:
-            provider_id = await self._gateway.send(message.phone, message.text, f"kc-{message.id}")
+            provider_id = await self._gateway.send(message.phone, message.text, ref_of(message.id))
         except SmsError as exc:
             await self._failed(message, str(exc), exc.retryable)
             return 0
         async with self._sessions.begin() as session:
             row = await session.get(SmsMessage, message.id)
             assert row is not None
-            row.status, row.provider_id, row.sent_at = "sent", provider_id, now_utc()
+            # A fast provider's receipt may have come in already: it is not undone.
+            if row.status == "pending":
+                row.status = "sent"
+            row.provider_id, row.sent_at = provider_id, now_utc()
             row.attempts += 1
             row.claimed_until, row.last_error = None, None
         logger.info("sms %d for case %d taken by the provider", message.id, message.case_id)
@@ -164,12 +173,18 @@ class SmsOutbox:
                 row.next_attempt_at = now_utc() + timedelta(seconds=delay)
         logger.warning("sms %d for case %d: %s", message.id, message.case_id, error)
 
-    async def receipt(self, provider_id: str, delivered: bool, at: datetime) -> bool:
-        """The provider's delivery report; False when no such message is known."""
+    async def receipt(self, provider_id: str, ref: str | None, delivered: bool, at: datetime) -> bool:
+        """The provider's delivery report, by its id for the message or by our ``ref`` (a receipt
+        can arrive before the provider's answer to the send has); False when no such message."""
         async with self._sessions.begin() as session:
             row = await session.scalar(select(SmsMessage).where(SmsMessage.provider_id == provider_id))
+            if row is None and ref is not None and (match := REF.fullmatch(ref)):
+                row = await session.get(SmsMessage, int(match.group(1)))
+                if row is not None and row.provider_id not in (None, provider_id):
+                    row = None
             if row is None:
                 return False
+            row.provider_id = provider_id
             if row.status in ("reached", "failed"):
                 return True  # a repeated receipt
             case = await session.scalar(select(Case).where(Case.id == row.case_id).with_for_update(of=Case))
