@@ -123,8 +123,9 @@ async def one_case(
     issued_at = time.perf_counter()
 
     async def delivered() -> float:
-        while (await officer.get(f"{base}/work")).json()["case"]["status"] != "delivered":
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(120):  # a case never delivered is an error, not a hang
+            while (await officer.get(f"{base}/work")).json()["case"]["status"] != "delivered":
+                await asyncio.sleep(0.05)
         return time.perf_counter() - issued_at
 
     return times, float(issued.json()["render_ms"]), asyncio.create_task(delivered())
@@ -143,6 +144,7 @@ async def run(count: int) -> None:
             f.write(
                 f'\n[sms]\ngateway_url = "http://127.0.0.1:{provider_port}/send"\ntoken_file = "{root / "sms-token"}"\n'
                 f'receipt_token_file = "{root / "receipt-token"}"\npoll_s = 0.05\n'
+                "retry_base_s = 0.5\nretry_max_s = 5\n"
             )
         await prepare(root, config)
         server = await kuaichu("server", "run", "--config", str(config))
