@@ -19,7 +19,7 @@ from PIL import Image
 
 from device.ocr.geometry import REC_H, REC_W, Quad, straighten
 from models.realdata import REPO, RealPlate, Split, real_plates
-from models.synth import degrade, jitter, synth_crop
+from models.synth import CORNER_ERROR, degrade, jitter, synth_crop
 from protocol.plates import ALPHABET, PlateKind, plate_kind
 
 WORK = REPO / "models" / "work"
@@ -60,7 +60,7 @@ def _real_chunk(args: tuple[int, list[RealPlate], int]) -> tuple[NDArray[np.uint
         kind = plate_kind(plate.text) or PlateKind.BLUE
         for _ in range(copies):
             # Spoil a region around the plate only: cheaper than the whole photograph.
-            xs[i] = straighten(_spoiled_around(rng, image, quad), jitter(rng, quad, 0.08))
+            xs[i] = straighten(_spoiled_around(rng, image, quad), jitter(rng, quad, CORNER_ERROR))
             texts.append(plate.text)
             kinds.append(KINDS.index(kind))
             i += 1
