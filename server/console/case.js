@@ -10,40 +10,8 @@ const VEHICLE_TYPES = { K33: "小型轿车", K31: "小型普通客车", K41: "�
 let current = null;
 let me = null;
 
-function el(tag, attrs = {}, text = "") {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
-  return node;
-}
-
-function showError(text) {
-  const box = document.getElementById("error");
-  box.textContent = text;
-  box.hidden = !text;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  const body = response.status === 204 ? null : await response.json();
-  if (!response.ok) {
-    // FastAPI's validation errors are a list; our own refusals a string.
-    const detail = Array.isArray(body.detail)
-      ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
-      : body.detail;
-    showError(detail);
-    throw new Error(detail);
-  }
-  showError("");
-  return body;
-}
-
 const send = (method, path, body) =>
-  api(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) });
+  request(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) });
 
 function checkCell(checks) {
   const cell = el("td", { class: "checks" });
@@ -159,7 +127,7 @@ document.getElementById("party-form").addEventListener("submit", async (event) =
   await send(id ? "PUT" : "POST", `/api/cases/${caseId}/parties${id ? `/${id}` : ""}`, body);
   document.getElementById("party-form").reset();
   document.getElementById("p-id").value = "";
-  render(await api(`/api/cases/${caseId}/work`));
+  render(await request(`/api/cases/${caseId}/work`));
 });
 
 document.getElementById("run-checks").addEventListener("click", async () => {
@@ -198,7 +166,7 @@ document.getElementById("statement-form").addEventListener("submit", async (even
   document.getElementById("statement-form").reset();
   delete marks.start;
   delete marks.end;
-  render(await api(`/api/cases/${caseId}/work`));
+  render(await request(`/api/cases/${caseId}/work`));
 });
 
 document.getElementById("clear-road").addEventListener("click", async () => {
@@ -216,10 +184,10 @@ document.getElementById("escalate").addEventListener("click", async () => {
 (async () => {
   const select = document.getElementById("p-type");
   for (const [code, name] of Object.entries(VEHICLE_TYPES)) select.appendChild(el("option", { value: code }, `${code} ${name}`));
-  me = await api("/api/me");
+  me = await request("/api/me");
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   const determine = document.getElementById("determine-link");
   determine.href = `/determine?id=${caseId}`;
   determine.hidden = me.role !== "officer";
-  render(await api(`/api/cases/${caseId}/work`));
+  render(await request(`/api/cases/${caseId}/work`));
 })().catch((error) => showError(String(error.message || error)));

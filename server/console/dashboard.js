@@ -5,13 +5,6 @@
 const SVG = "http://www.w3.org/2000/svg";
 const PILOT_MIN = 5;
 
-function el(tag, attrs = {}, text = "") {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
-  return node;
-}
-
 function svg(tag, attrs = {}, text = "") {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));

@@ -6,37 +6,6 @@
 const caseId = new URLSearchParams(window.location.search).get("id");
 let work = null;
 
-function el(tag, attrs = {}, text = "") {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
-  return node;
-}
-
-function showError(text) {
-  const box = document.getElementById("error");
-  box.textContent = text;
-  box.hidden = !text;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  const body = await response.json();
-  if (!response.ok) {
-    const detail = Array.isArray(body.detail)
-      ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
-      : body.detail;
-    showError(detail);
-    throw new Error(detail);
-  }
-  showError("");
-  return body;
-}
-
 const local = (iso) => new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
 
 function renderWork() {
@@ -89,7 +58,7 @@ function renderWork() {
 async function loadEvidence() {
   const list = document.getElementById("evidence");
   list.replaceChildren();
-  const items = await api(`/api/cases/${caseId}/evidence`);
+  const items = await request(`/api/cases/${caseId}/evidence`);
   document.getElementById("no-evidence").hidden = items.length > 0;
   for (const e of items) {
     const figure = el("figure", { class: "evidence", "data-kind": e.kind });
@@ -103,7 +72,7 @@ async function loadEvidence() {
 }
 
 async function loadVersions() {
-  const versions = await api(`/api/cases/${caseId}/determinations`);
+  const versions = await request(`/api/cases/${caseId}/determinations`);
   const body = document.getElementById("versions");
   body.replaceChildren();
   for (const v of versions) {
@@ -124,7 +93,7 @@ async function loadVersions() {
 const MILESTONES = { reported: "报警 reported", answered: "接听 answered", evidence_complete: "取证完成 evidence complete", cleared: "撤离 cleared", determined: "认定 determined", delivered: "送达 delivered" };
 
 async function loadMilestones() {
-  const m = await api(`/api/cases/${caseId}/milestones`);
+  const m = await request(`/api/cases/${caseId}/milestones`);
   document.getElementById("milestones").replaceChildren(...Object.entries(MILESTONES).map(([key, name]) => {
     const done = m[key];
     return el("li", { "data-milestone": key, "data-done": String(Boolean(done)) },
@@ -133,7 +102,7 @@ async function loadMilestones() {
 }
 
 async function loadEvents() {
-  const log = await api(`/api/cases/${caseId}/events`);
+  const log = await request(`/api/cases/${caseId}/events`);
   document.getElementById("chain").textContent = log.chain_problems.length
     ? `日志链断裂 chain broken: ${log.chain_problems.join("; ")}`
     : `日志链完整 chain intact · ${log.events.length} events`;
@@ -149,7 +118,7 @@ async function loadEvents() {
 document.getElementById("propose").addEventListener("click", async () => {
   const situation = document.getElementById("situation").value;
   const atFault = document.getElementById("at-fault").value;
-  const p = await api(`/api/situations/${situation}/proposal?parties=${work.parties.length}&at_fault=${atFault}`);
+  const p = await request(`/api/situations/${situation}/proposal?parties=${work.parties.length}&at_fault=${atFault}`);
   document.querySelectorAll("#liabilities select").forEach((select, i) => { select.value = p.liabilities[i]; });
   document.getElementById("legal-basis").value = p.legal_basis;
 });
@@ -163,24 +132,24 @@ document.getElementById("determination-form").addEventListener("submit", async (
     legal_basis: document.getElementById("legal-basis").value.trim(),
     correction_reason: document.getElementById("correction-reason").value.trim() || null,
   };
-  await api(`/api/cases/${caseId}/determinations`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  await request(`/api/cases/${caseId}/determinations`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   document.getElementById("correction-reason").value = "";
-  work = await api(`/api/cases/${caseId}/work`);
+  work = await request(`/api/cases/${caseId}/work`);
   renderWork();
   await Promise.all([loadVersions(), loadEvents(), loadMilestones()]);
 });
 
 (async () => {
-  const me = await api("/api/me");
+  const me = await request("/api/me");
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   if (me.role !== "officer") {
     document.getElementById("forbidden").hidden = false;
     return;
   }
-  const table = await api("/api/situations");
+  const table = await request("/api/situations");
   const select = document.getElementById("situation");
   for (const [key, s] of Object.entries(table.situations)) select.appendChild(el("option", { value: key }, `${s.name} ${key}`));
-  work = await api(`/api/cases/${caseId}/work`);
+  work = await request(`/api/cases/${caseId}/work`);
   renderWork();
   document.getElementById("review").hidden = false;
   await Promise.all([loadEvidence(), loadVersions(), loadEvents(), loadMilestones()]);

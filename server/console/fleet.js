@@ -8,13 +8,6 @@ const REFRESH_MS = 5000;
 const STATUS = { registered: "已登记 registered", unregistered: "未登记 unregistered", retired: "已停用 retired" };
 const PART = { ok: "正常 ok", degraded: "降级 degraded", failed: "故障 failed", absent: "缺失 absent" };
 
-function el(tag, attrs = {}, text = "") {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
-  return node;
-}
-
 function localTime(iso) {
   return new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
 }
