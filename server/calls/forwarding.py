@@ -29,9 +29,11 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
-from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
+from av.frame import Frame
+
+from server.calls.media import ConsoleView
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ def relay_picture_loss(sender: RTCRtpSender, ask: Callable[[], None]) -> None:
     sender._handle_rtcp_packet = handle_and_relay  # type: ignore[method-assign]
 
 
-class ForwardedVideo(MediaStreamTrack):
+class ForwardedVideo(ConsoleView):
     """A console's copy of the unit's video packets, starting at a key frame.
 
     While the console's connection keeps up it gets every packet. When more than ``keep`` wait,
@@ -130,64 +132,32 @@ class ForwardedVideo(MediaStreamTrack):
     successors would corrupt every picture until the next one).
     """
 
-    kind = "video"
-
     def __init__(self, source: MediaStreamTrack, keep: int, ask: Callable[[], None]) -> None:
-        super().__init__()
-        self._source = source  # a buffered relay copy, emptied here as soon as it fills
-        self._ask = ask
+        super().__init__(source, keep)
+        self._frames = collections.deque()  # no maxlen: only whole runs from a key frame go
         self._keep = keep
-        self._packets: collections.deque[av.Packet[Any]] = collections.deque()
+        self._ask = ask
         self._synced = False
-        self._ended = False
-        self._arrived = asyncio.Event()
-        self._pump: asyncio.Task[None] | None = None
         self.skipped = 0
 
-    async def _fill(self) -> None:
-        try:
-            while True:
-                packet = await self._source.recv()
-                assert isinstance(packet, av.Packet)
-                if not self._synced and not packet.is_keyframe:
-                    self.skipped += 1
-                    self._ask()
-                    continue
-                self._synced = True
-                self._packets.append(packet)
-                if len(self._packets) > self._keep:
-                    self._catch_up()
-                self._arrived.set()
-        except MediaStreamError:
-            self._ended = True
-            self._arrived.set()
+    def _arrive(self, item: Frame | av.Packet[Any]) -> None:
+        assert isinstance(item, av.Packet)
+        if not self._synced and not item.is_keyframe:
+            self.skipped += 1
+            self._ask()
+            return
+        self._synced = True
+        self._frames.append(item)
+        if len(self._frames) > self._keep:
+            self._catch_up()
 
     def _catch_up(self) -> None:
         """Jump to the newest key frame waiting, or, with none after the first, to the next one."""
-        newest = max((i for i, p in enumerate(self._packets) if p.is_keyframe), default=0)
-        drop = newest or len(self._packets)
+        newest = max((i for i, p in enumerate(self._frames) if isinstance(p, av.Packet) and p.is_keyframe), default=0)
+        drop = newest or len(self._frames)
         for _ in range(drop):
-            self._packets.popleft()
+            self._frames.popleft()
         self.skipped += drop
-        if not self._packets:
+        if not self._frames:
             self._synced = False
             self._ask()
-
-    async def recv(self) -> av.Packet[Any]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._pump is None:
-            self._pump = asyncio.ensure_future(self._fill())
-        while not self._packets:
-            if self._ended:
-                self.stop()
-                raise MediaStreamError
-            self._arrived.clear()
-            await self._arrived.wait()
-        return self._packets.popleft()
-
-    def stop(self) -> None:
-        super().stop()
-        if self._pump is not None:
-            self._pump.cancel()
-        self._source.stop()

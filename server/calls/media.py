@@ -91,10 +91,13 @@ class ConsoleView(MediaStreamTrack):
         self._arrived = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
 
+    def _arrive(self, item: Frame | Packet[Any]) -> None:
+        self._frames.append(item)  # the deque drops the oldest beyond ``keep``
+
     async def _fill(self) -> None:
         try:
             while True:
-                self._frames.append(await self._source.recv())
+                self._arrive(await self._source.recv())
                 self._arrived.set()
         except MediaStreamError:
             self._ended = True
