@@ -127,3 +127,23 @@ def pg_url(pg_cluster: str) -> str:
     from tests.services import create_database
 
     return create_database(pg_cluster)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def case_server(
+    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
+) -> AsyncIterator[RunningServer]:
+    """A worker for the case-work tests, on each database, with the demo registry and the operators
+    of two districts: dispatchers wuhua (530102) and guandu (530111), officers officer (530102) and
+    guandu-officer (530111)."""
+    from tests.casework_data import seed_registry
+
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    await seed_registry(server.cfg.database_url, tmp_path / "registry")
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    await add_user(server.cfg, "guandu", Role.DISPATCHER, ["530111"])
+    await add_user(server.cfg, "officer", Role.OFFICER, ["530102"])
+    await add_user(server.cfg, "guandu-officer", Role.OFFICER, ["530111"])
+    yield server
+    await server.stop()

@@ -9,7 +9,6 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,24 +19,11 @@ from server.cases import now_utc
 from server.casework.events import Actor, append, chain_errors
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Case, CaseEvent, Evidence
-from server.users import Role
 from tests import pki
-from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry
-from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.casework_data import DRIVER_A, DRIVER_B, driver
+from tests.conftest import RunningServer, make_server_config, start_server
 from tests.services import Mosquitto
 from tests.test_casework_api import FACTS, case_id, logged_in, new_case
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def audit_server(
-    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
-) -> AsyncIterator[RunningServer]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
-    await seed_registry(server.cfg.database_url, tmp_path / "registry")
-    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
-    yield server
-    await server.stop()
 
 
 def audit(server: RunningServer, config: Path, case_no: str) -> subprocess.CompletedProcess[str]:
@@ -67,9 +53,9 @@ async def sql(url: str, *statements: str) -> None:
 
 
 async def test_every_action_is_chained_and_tampering_is_found(
-    audit_server: RunningServer, broker: Mosquitto, tmp_path: Path
+    case_server: RunningServer, broker: Mosquitto, tmp_path: Path
 ) -> None:
-    server = audit_server
+    server = case_server
     case_no = await new_case(broker)
     wuhua = await logged_in(server, "wuhua")
     cid = await case_id(wuhua, case_no)

@@ -4,16 +4,11 @@ checks, facts, eligibility, hand-over to the officers and escalation, with the r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from protocol.messages import encode
-from server.users import Role
-from tests.casework_data import DRIVER_A, DRIVER_B, DRIVER_C, driver, seed_registry
-from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.casework_data import DRIVER_A, DRIVER_B, DRIVER_C, driver
+from tests.conftest import PASSWORD, RunningServer
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
 from tests.wire import Console, publish_report, raw_device
@@ -28,20 +23,6 @@ FACTS = {
     "place": "五华区翠湖南路与洪化桥交叉口",
     "weather": "晴",
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def work_server(
-    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
-) -> AsyncIterator[RunningServer]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
-    await seed_registry(server.cfg.database_url, tmp_path / "registry")
-    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
-    await add_user(server.cfg, "guandu", Role.DISPATCHER, ["530111"])
-    await add_user(server.cfg, "officer", Role.OFFICER, ["530102"])
-    yield server
-    await server.stop()
 
 
 async def logged_in(server: RunningServer, name: str) -> Console:
@@ -68,9 +49,9 @@ def detail(response: Any) -> str:
     return str(response.json()["detail"])
 
 
-async def test_a_case_from_parties_to_the_officers_queue(work_server: RunningServer, broker: Mosquitto) -> None:
+async def test_a_case_from_parties_to_the_officers_queue(case_server: RunningServer, broker: Mosquitto) -> None:
     case_no = await new_case(broker)
-    wuhua = await logged_in(work_server, "wuhua")
+    wuhua = await logged_in(case_server, "wuhua")
     cid = await case_id(wuhua, case_no)
     base = f"/api/cases/{cid}"
 
@@ -88,10 +69,10 @@ async def test_a_case_from_parties_to_the_officers_queue(work_server: RunningSer
     assert b.json()["label"] == "乙"
 
     # Roles: an officer reads but does not edit; another district's dispatcher sees nothing.
-    officer = await logged_in(work_server, "officer")
+    officer = await logged_in(case_server, "officer")
     assert (await officer.http.post(f"{base}/parties", json=driver(DRIVER_C))).status_code == 403
     assert (await officer.http.get(f"{base}/work")).status_code == 200
-    guandu = await logged_in(work_server, "guandu")
+    guandu = await logged_in(case_server, "guandu")
     assert (await guandu.http.get(f"{base}/work")).status_code == 404
     assert (await guandu.http.post(f"{base}/checks")).status_code == 404
 
@@ -143,10 +124,10 @@ async def test_a_case_from_parties_to_the_officers_queue(work_server: RunningSer
 
 
 async def test_an_uninsured_vehicle_is_escalated_with_everything_kept(
-    work_server: RunningServer, broker: Mosquitto
+    case_server: RunningServer, broker: Mosquitto
 ) -> None:
     case_no = await new_case(broker)
-    wuhua = await logged_in(work_server, "wuhua")
+    wuhua = await logged_in(case_server, "wuhua")
     base = f"/api/cases/{await case_id(wuhua, case_no)}"
     await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_A, plate="云A5H821", plate_read_source="report"))
     await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_C))
@@ -168,9 +149,9 @@ async def test_an_uninsured_vehicle_is_escalated_with_everything_kept(
     await wuhua.close()
 
 
-async def test_a_corrected_plate_keeps_the_read(work_server: RunningServer, broker: Mosquitto) -> None:
+async def test_a_corrected_plate_keeps_the_read(case_server: RunningServer, broker: Mosquitto) -> None:
     case_no = await new_case(broker)
-    wuhua = await logged_in(work_server, "wuhua")
+    wuhua = await logged_in(case_server, "wuhua")
     base = f"/api/cases/{await case_id(wuhua, case_no)}"
     party = await wuhua.http.post(
         f"{base}/parties", json=driver(DRIVER_B, plate="云 ad·12345", plate_read_source="report")

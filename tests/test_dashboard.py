@@ -3,10 +3,8 @@ PostgreSQL, and the dashboard page's charts in headless Chromium."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from playwright.async_api import expect
 
 from server.users import Role
@@ -19,21 +17,8 @@ from tests.test_casework_api import case_id, logged_in, new_case
 from tests.test_determination import handed_over_case
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def dash_server(
-    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
-) -> AsyncIterator[RunningServer]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
-    await seed_registry(server.cfg.database_url, tmp_path / "registry")
-    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
-    await add_user(server.cfg, "guandu", Role.DISPATCHER, ["530111"])
-    yield server
-    await server.stop()
-
-
-async def test_milestones_and_the_dashboard(dash_server: RunningServer, broker: Mosquitto) -> None:
-    server = dash_server
+async def test_milestones_and_the_dashboard(case_server: RunningServer, broker: Mosquitto) -> None:
+    server = case_server
     handed, _ = await handed_over_case(server, broker)
     wuhua = await logged_in(server, "wuhua")
     assert (await wuhua.http.post(f"/api/cases/{handed}/clear-road")).status_code == 200

@@ -9,36 +9,18 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pypdf
-import pytest
 
 from server.casework.document import DocumentData, PartyLine, render
 from server.casework.font import DocumentFont
-from server.users import Role
 from tests import pki
-from tests.casework_data import DRIVER_A, DRIVER_B, driver, seed_registry, with_font_cache
-from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.casework_data import DRIVER_A, DRIVER_B, driver
+from tests.conftest import RunningServer
 from tests.services import Mosquitto
 from tests.test_casework_api import FACTS, case_id, detail, logged_in, new_case
 from tests.wire import Console
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def det_server(
-    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto, font_cache: Path
-) -> AsyncIterator[RunningServer]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    cfg = make_server_config(tmp_path / "server", broker.port, database_url=url)
-    server = await start_server(with_font_cache(cfg, font_cache))
-    await seed_registry(server.cfg.database_url, tmp_path / "registry")
-    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
-    await add_user(server.cfg, "officer", Role.OFFICER, ["530102"])
-    await add_user(server.cfg, "guandu-officer", Role.OFFICER, ["530111"])
-    yield server
-    await server.stop()
 
 
 async def handed_over_case(server: RunningServer, broker: Mosquitto) -> tuple[int, list[int]]:
@@ -92,9 +74,9 @@ def text_of(pdf: bytes) -> str:
 
 
 async def test_an_officer_issues_a_signed_determination(
-    det_server: RunningServer, broker: Mosquitto, tmp_path: Path
+    case_server: RunningServer, broker: Mosquitto, tmp_path: Path
 ) -> None:
-    server = det_server
+    server = case_server
     cid, ids = await handed_over_case(server, broker)
     base = f"/api/cases/{cid}"
     officer = await logged_in(server, "officer")
