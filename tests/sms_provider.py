@@ -25,6 +25,7 @@ class Provider:
     fail_next: int = 0  # answer 503 to this many requests first
     receipt_delay_s: float = 0.1  # from taking a message to reporting it delivered
     receipt_first: bool = False  # report delivery before even answering the send
+    receipts: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: receipts wait for it
     received: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -59,6 +60,7 @@ class Provider:
 
     async def _deliver(self, message_id: str, ref: str) -> None:
         await asyncio.sleep(self.receipt_delay_s)
+        await self.receipts.wait()
         async with httpx.AsyncClient() as client:
             await client.post(
                 f"{self.receipts_to}/api/sms/receipts",
@@ -72,6 +74,7 @@ async def sms_provider(
     port: int, receipts_to: str, fail_next: int = 0, receipt_delay_s: float = 0.1, receipt_first: bool = False
 ) -> AsyncIterator[Provider]:
     provider = Provider(port, receipts_to, fail_next, receipt_delay_s, receipt_first)
+    provider.receipts.set()
     server = uvicorn.Server(
         uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )

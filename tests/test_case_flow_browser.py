@@ -108,13 +108,24 @@ async def test_a_case_from_a_press_to_a_delivered_verifiable_determination(
             await expect(officer.locator("#error")).to_contain_text("inconsistent liabilities 全部/次要")
             await officer.click("#propose")
             await expect(officer.locator('#liabilities select[data-label="乙"]')).to_have_value("无")
+            provider.receipts.clear()  # the phones have not answered yet
             await officer.click("#issue")
             version = officer.locator('#versions tr[data-version="1"]')
             # The session's first document builds the font first (about 10 s of a core).
             await expect(version).to_contain_text("current", timeout=60_000)
-            # Both parties get their SMS; the provider's receipts make the case delivered.
-            await officer.reload()
+            for label in ("甲", "乙"):
+                await expect(officer.locator(f'#deliveries tr[data-party^="{label}"]')).to_have_attribute(
+                    "data-state", "sent"
+                )
+            await expect(officer.locator("#case-status")).to_have_attribute("data-state", "determined")
+            # The provider's receipts make the case delivered, and the officer's page shows it as it
+            # happens, without a reload.
+            provider.receipts.set()
             await expect(officer.locator("#case-status")).to_have_attribute("data-state", "delivered", timeout=20_000)
+            for label in ("甲", "乙"):
+                await expect(officer.locator(f'#deliveries tr[data-party^="{label}"]')).to_have_attribute(
+                    "data-state", "reached"
+                )
             await expect(officer.locator('#milestones li[data-milestone="delivered"]')).to_have_attribute(
                 "data-done", "true"
             )

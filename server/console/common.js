@@ -34,3 +34,21 @@ async function request(path, options = {}) {
   showError("");
   return body;
 }
+
+// A case page's live view of its own case: calls onUpdate with the case's summary whenever the
+// server pushes a change (a delivery receipt, another operator's action), and onUpdate(null) once
+// connected, since a change may have come before the feed did. A dropped feed is reconnected.
+function watchCase(caseId, onUpdate, delay = 0) {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${window.location.host}/api/ws`);
+  ws.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "hello") onUpdate(null);
+    else if (message.type === "case.update" && String(message.case.id) === String(caseId)) onUpdate(message.case);
+  });
+  ws.addEventListener("close", () => {
+    const next = Math.min(Math.max(delay * 2, 500), 10000);
+    const again = () => setTimeout(() => watchCase(caseId, onUpdate, next), next);
+    request("/api/me").then(again, again); // a lost session goes to the login page instead
+  });
+}

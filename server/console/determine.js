@@ -8,12 +8,19 @@ let work = null;
 
 const local = (iso) => new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
 
-function renderWork() {
-  const c = work.case;
-  document.getElementById("case-no").textContent = c.case_no;
+function renderStatus(c) {
   const badge = document.getElementById("case-status");
   badge.dataset.state = c.status;
   badge.textContent = c.status;
+  const flag = document.getElementById("case-flag");
+  flag.textContent = c.flag || "";
+  flag.hidden = !c.flag;
+}
+
+function renderWork() {
+  const c = work.case;
+  document.getElementById("case-no").textContent = c.case_no;
+  renderStatus(c);
   document.getElementById("report-line").textContent = `${local(c.triggered_at)} · ${c.device_id} (${c.device_kind}) · ${c.unit.name}`;
   document.getElementById("location").textContent = c.position
     ? `GCJ-02 ${c.position.lat_gcj02.toFixed(5)}, ${c.position.lon_gcj02.toFixed(5)} (${c.position.source}${c.position.trusted ? "" : ", untrusted"})`
@@ -90,6 +97,32 @@ async function loadVersions() {
   document.getElementById("correction-label").hidden = versions.length === 0;
 }
 
+const SMS_STATES = { pending: "待发 pending", sent: "已发 sent", reached: "已送达 reached", failed: "失败 failed" };
+
+async function loadDeliveries() {
+  const [messages, versions] = await Promise.all([request(`/api/cases/${caseId}/deliveries`), request(`/api/cases/${caseId}/determinations`)]);
+  const labels = new Map(work.parties.map((p) => [p.id, `${p.label} ${p.name}`]));
+  const versionOf = new Map(versions.map((v) => [v.id, v.version]));
+  document.getElementById("no-deliveries").hidden = messages.length > 0;
+  document.getElementById("deliveries").replaceChildren(...messages.map((m) => {
+    const row = el("tr", { "data-sms": String(m.id), "data-party": labels.get(m.party_id) || "", "data-state": m.status });
+    row.appendChild(el("td", {}, labels.get(m.party_id) || "—"));
+    row.appendChild(el("td", {}, `v${versionOf.get(m.determination_id) ?? "?"}`));
+    row.appendChild(el("td", { class: "sms-state" }, (SMS_STATES[m.status] || m.status) + (m.last_error ? ` — ${m.last_error}` : "")));
+    row.appendChild(el("td", {}, m.sent_at ? local(m.sent_at) : "—"));
+    row.appendChild(el("td", {}, m.reached_at ? local(m.reached_at) : "—"));
+    row.appendChild(el("td", {}, String(m.attempts)));
+    return row;
+  }));
+}
+
+// Receipts and other operators change the case while the officer looks at it; the decision form
+// is left alone, so nothing the officer is choosing is lost.
+async function caseChanged(summary) {
+  renderStatus(summary || (await request(`/api/cases/${caseId}/work`)).case);
+  await Promise.all([loadDeliveries(), loadEvents(), loadMilestones()]);
+}
+
 const MILESTONES = { reported: "报警 reported", answered: "接听 answered", evidence_complete: "取证完成 evidence complete", cleared: "撤离 cleared", determined: "认定 determined", delivered: "送达 delivered" };
 
 async function loadMilestones() {
@@ -136,7 +169,7 @@ document.getElementById("determination-form").addEventListener("submit", async (
   document.getElementById("correction-reason").value = "";
   work = await request(`/api/cases/${caseId}/work`);
   renderWork();
-  await Promise.all([loadVersions(), loadEvents(), loadMilestones()]);
+  await Promise.all([loadVersions(), loadEvents(), loadMilestones(), loadDeliveries()]);
 });
 
 (async () => {
@@ -152,5 +185,6 @@ document.getElementById("determination-form").addEventListener("submit", async (
   work = await request(`/api/cases/${caseId}/work`);
   renderWork();
   document.getElementById("review").hidden = false;
-  await Promise.all([loadEvidence(), loadVersions(), loadEvents(), loadMilestones()]);
+  await Promise.all([loadEvidence(), loadVersions()]);
+  watchCase(caseId, (summary) => caseChanged(summary).catch((error) => showError(String(error.message || error))));
 })().catch((error) => showError(String(error.message || error)));

@@ -151,6 +151,7 @@ class SmsOutbox:
             row.attempts += 1
             row.claimed_until, row.last_error = None, None
         logger.info("sms %d for case %d taken by the provider", message.id, message.case_id)
+        await self._announce(message.case_id)
         return 1
 
     async def _failed(self, message: SmsMessage, error: str, retryable: bool) -> None:
@@ -172,6 +173,17 @@ class SmsOutbox:
                 delay = min(self._cfg.retry_base_s * 2 ** (row.attempts - 1), self._cfg.retry_max_s)
                 row.next_attempt_at = now_utc() + timedelta(seconds=delay)
         logger.warning("sms %d for case %d: %s", message.id, message.case_id, error)
+        await self._announce(message.case_id)
+
+    async def _announce(self, case_id: int) -> None:
+        """Consoles showing the case hear that a message moved on (sent, retrying, failed)."""
+        if self.case_changed is None:
+            return
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id)
+            summary = None if case is None else case_summary(case)
+        if summary is not None:
+            await self.case_changed(summary)
 
     async def receipt(self, provider_id: str, ref: str | None, delivered: bool, at: datetime) -> bool:
         """The provider's delivery report, by its id for the message or by our ``ref`` (a receipt
