@@ -37,6 +37,7 @@ class Channel(StrEnum):
     CALL = "call"  # device -> server, QoS 1: live-call signalling (offers, hang-ups)
     SCENE = "scene"  # device -> server, QoS 1: stills and sound while a call's video cannot connect
     UPLOAD = "upload"  # device -> server, QoS 1: stills and clips the server asked for, in chunks
+    PLATES = "plates"  # device -> server, QoS 1: plates read on the device, after a report or when asked
 
 
 def is_device_id(value: str) -> bool:

@@ -33,6 +33,7 @@ DEVICE_ACCESS: dict[Channel, Access] = {
     Channel.CALL: Access.WRITE,
     Channel.SCENE: Access.WRITE,
     Channel.UPLOAD: Access.WRITE,
+    Channel.PLATES: Access.WRITE,
 }
 
 CONF_NAME = "mosquitto.conf"

@@ -371,7 +371,18 @@ def test_the_will_is_minimal() -> None:
 
 
 def test_json_schema_export_has_every_model() -> None:
-    assert set(SCHEMAS) == {"report", "ack", "state", "heartbeat", "selftest", "call", "scene", "cmd", "upload"}
+    assert set(SCHEMAS) == {
+        "report",
+        "ack",
+        "state",
+        "heartbeat",
+        "selftest",
+        "call",
+        "scene",
+        "cmd",
+        "upload",
+        "plates",
+    }
     for name, model in SCHEMAS.items():
         schema = json.loads(json.dumps(model.model_json_schema(), ensure_ascii=False))
         assert schema["type"] == "object", name
