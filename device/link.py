@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
+from kuaichu.backoff import Backoff
 from kuaichu.mqtt import BrokerSection, make_client
 from protocol import ProtocolError
 from protocol.messages import Ack, Command, Presence, decode, encode
@@ -47,7 +48,7 @@ class Link:
 
     async def run(self) -> None:
         will = aiomqtt.Will(self.topic(Channel.STATE), encode(Presence(state="offline")), qos=1, retain=True)
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0)
         while True:
             try:
                 async with make_client(self._broker, self._device_id, will=will) as client:
@@ -57,7 +58,7 @@ class Link:
                     await client.publish(self.topic(Channel.STATE), encode(online), qos=1, retain=True)
                     self._client = client
                     self.connected.set()
-                    backoff = 0.5
+                    backoff.reset()
                     logger.info("device %s: connected to %s:%d", self._device_id, self._broker.host, self._broker.port)
                     await self._on_change(True)
                     try:
@@ -72,15 +73,17 @@ class Link:
                             )
                         raise
             except aiomqtt.MqttError as exc:
-                logger.warning("device %s: broker link down (%s); retrying in %.1fs", self._device_id, exc, backoff)
+                delay = backoff.next()
+                logger.warning("device %s: broker link down (%s); retrying in %.1fs", self._device_id, exc, delay)
+            else:
+                delay = backoff.next()
             finally:
                 was_up = self.connected.is_set()
                 self._client = None
                 self.connected.clear()
                 if was_up:
                     await self._on_change(False)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+            await asyncio.sleep(delay)
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value

@@ -19,6 +19,7 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from kuaichu.backoff import Backoff
 from kuaichu.mqtt import make_client, publish_nowait
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
@@ -81,7 +82,7 @@ class Intake:
                 writer.cancel()
 
     async def _connection_loop(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5, 10.0)
         identifier = f"kuaichu-server-{self._cfg.server.worker_id}"
         while True:
             try:
@@ -95,19 +96,21 @@ class Intake:
                     await client.subscribe(CASE_EVENTS, options=SubscribeOptions(qos=1, noLocal=True))
                     self._client = client
                     self.connected.set()
-                    backoff = 0.5
+                    backoff.reset()
                     logger.info(
                         "intake %s: connected to broker %s:%d", identifier, self._cfg.broker.host, self._cfg.broker.port
                     )
                     async for message in client.messages:
                         self._on_message(message)
             except aiomqtt.MqttError as exc:
-                logger.warning("intake %s: broker connection lost (%s); retrying in %.1fs", identifier, exc, backoff)
+                delay = backoff.next()
+                logger.warning("intake %s: broker connection lost (%s); retrying in %.1fs", identifier, exc, delay)
+            else:
+                delay = backoff.next()
             finally:
                 self._client = None
                 self.connected.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            await asyncio.sleep(delay)
 
     def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value

@@ -14,6 +14,7 @@ import logging
 
 import aiomqtt
 
+from kuaichu.backoff import Backoff
 from kuaichu.mqtt import make_client
 from protocol import ProtocolError
 from protocol.messages import CallSignal, decode
@@ -48,7 +49,7 @@ class Signalling:
 
     async def run(self) -> None:
         identifier = f"kuaichu-server-{self._cfg.server.worker_id}-calls"
-        backoff = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             try:
                 async with make_client(self._cfg.broker, identifier) as client:
@@ -57,16 +58,18 @@ class Signalling:
                     await client.subscribe(device_filter(Channel.UPLOAD), qos=1)
                     self._client = client
                     self.connected.set()
-                    backoff = 0.5
+                    backoff.reset()
                     async for message in client.messages:
                         self._on_message(message)
             except aiomqtt.MqttError as exc:
-                logger.warning("call signalling: broker connection lost (%s); retrying in %.1fs", exc, backoff)
+                delay = backoff.next()
+                logger.warning("call signalling: broker connection lost (%s); retrying in %.1fs", exc, delay)
+            else:
+                delay = backoff.next()
             finally:
                 self._client = None
                 self.connected.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            await asyncio.sleep(delay)
 
     def _on_message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
