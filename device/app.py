@@ -18,6 +18,7 @@ from typing import Any
 from device.call.agent import CallAgent
 from device.config import DeviceConfig
 from device.evidence.agent import EvidenceAgent
+from device.evidence.plates import PlateAgent
 from device.hal.indicators import Beep, Signal
 from device.hardware import Hardware
 from device.link import Link
@@ -60,6 +61,7 @@ class DeviceApp:
         self.link = Link(cfg.broker, cfg.device.id, FIRMWARE, self._on_ack, self._on_link, self._on_command)
         self.call = CallAgent(cfg, hardware, self.link.publish, self.link.connected)
         self.evidence = EvidenceAgent(cfg, hardware.camera, self.link.publish, self.link.connected)
+        self.plates = PlateAgent(cfg.plates, hardware.camera, self.link.publish, self.link.connected)
         self._lock = asyncio.Lock()  # one event at a time through the machine, effects in order
         self._wake = asyncio.Event()  # the sender has something new to look at
         self._speech: asyncio.Queue[Say | SayCaseNo] = asyncio.Queue()
@@ -83,6 +85,7 @@ class DeviceApp:
         await self.outbox.open()
         try:
             await self.hw.start(self.trigger)
+            await self.plates.start()
             await self._restore()
             # What start-up loaded lives as long as the firmware: out of the collector's full scans,
             # which take some 80 ms here and many times that on a Pi, whenever they come.
@@ -97,6 +100,7 @@ class DeviceApp:
                     group.create_task(self.evidence.run(), name="evidence"),
                 ]
         finally:
+            self.plates.stop()
             await self.call.stop()
             await self.hw.stop()
             await self.outbox.close()
@@ -140,6 +144,8 @@ class DeviceApp:
     def _on_command(self, command: Command) -> None:
         if command.type.startswith("call."):
             self.call.on_command(command)
+        elif command.type == "plates.request":
+            self.plates.on_command(command)
         elif command.type == "road.clear":
             logger.info("%s: case %s: the dispatcher says clear the road", self.tag, command.case_no)
             self.hw.indicators.show(Signal.CLEAR_ROAD)
@@ -191,7 +197,7 @@ class DeviceApp:
                         at,
                         self.hw.position(at),
                         self.hw.track_points(self.cfg.report.track_s),
-                        self.hw.health(),
+                        self.plates.in_health(self.hw.health()),
                     )
                     # Stored as already being sent: the first attempt goes out right here, and the
                     # sender only takes it up if no answer comes within ack_timeout_s.
@@ -202,6 +208,7 @@ class DeviceApp:
                     # before the press, the light, the beep and the voice take their share of a small CPU.
                     await asyncio.sleep(0)
                     self.evidence.freeze(report_id, at)
+                    self.plates.after_report(report_id)
                     self._wake.set()  # the sender sets its timer for the resend
                 case Show(signal):
                     self.hw.indicators.show(signal)
@@ -266,7 +273,7 @@ class DeviceApp:
                 self.machine.state.value,
                 await self.outbox.count_pending(),
                 self.hw.position(now),
-                self.hw.health(),
+                self.plates.in_health(self.hw.health()),
             )
             await self.link.publish(Channel.HEARTBEAT, encode(heartbeat), qos=0)
 

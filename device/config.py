@@ -140,6 +140,24 @@ class EvidenceSection(ConfigSection):
     )
 
 
+class PlatesSection(ConfigSection):
+    """The on-device plate reader (``device.evidence.plates``)."""
+
+    enabled: bool = Field(default=True, description="read plates on the unit; off, the heartbeat says 'absent'")
+    models_dir: Path | None = Field(
+        default=None, description="the reader's detector.tflite and recogniser.tflite (default: the firmware's models/)"
+    )
+    on_report: bool = Field(
+        default=True, description="read the plates in a still taken at each press and send them after the report"
+    )
+    read_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        le=60,
+        description="a still and its read that take longer are given up, and the dispatcher told why",
+    )
+
+
 class DeviceConfig(ConfigSection):
     device: DeviceSection
     broker: BrokerSection
@@ -152,6 +170,7 @@ class DeviceConfig(ConfigSection):
     report: ReportSection = ReportSection()
     webrtc: WebRtcSection = WebRtcSection()
     evidence: EvidenceSection = EvidenceSection()
+    plates: PlatesSection = PlatesSection()
 
     @model_validator(mode="after")
     def _kind_has_its_place(self) -> Self:

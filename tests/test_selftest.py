@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -15,11 +16,13 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from device.config import DeviceConfig
+from device.config import DeviceConfig, PlatesSection
 from device.hal.audio import tone
 from device.hal.audio_simulated import SimulatedAudio
 from device.hal.pins import make_pin_factory
 from device.hal.prompts import Prompts
+from device.ocr.reader import DETECTOR_FILE, MODELS_DIR, RECOGNISER_FILE
+from device.selftest.plates import REFERENCE_TEXT, check_plate_reader
 from device.selftest.run import SelfTestError, SelfTestOptions, run_selftest
 from device.selftest.technician import Technician, check_hazard
 from device.selftest.tone import TONE_HZ, listen_for
@@ -122,7 +125,7 @@ async def run_cli(*args: str) -> tuple[int, str]:
     return await proc.wait(), out.decode()
 
 
-async def test_a_full_run_passes_every_check_but_the_missing_plate_reader(
+async def test_a_full_run_passes_every_check(
     server: RunningServer, broker: Mosquitto, tmp_path: Path, sock: Path
 ) -> None:
     cfg = unit(tmp_path, broker.port, "car-st-01", sock)
@@ -146,14 +149,14 @@ async def test_a_full_run_passes_every_check_but_the_missing_plate_reader(
                 assert (await send_control(sock, {"cmd": "hazard", "on": True}))["ok"] is True
             elif "switch them off again" in line:
                 assert (await send_control(sock, {"cmd": "hazard", "on": False}))["ok"] is True
-        assert await proc.wait() == 1  # the plate reader is not built yet: the run has failed
+        assert await proc.wait() == 0
         result = decode(SelfTest, out.read_bytes())
         published = await asyncio.wait_for(watcher.selftests.get(), 10)
 
     assert [check.name for check in result.checks] == ORDER
-    assert statuses(result) == {name: FAIL if name == "plate_reader" else PASS for name in ORDER}
-    assert result.passed is False
-    assert "no plate reader in this firmware" in detail(result, "plate_reader")
+    assert statuses(result) == dict.fromkeys(ORDER, PASS)
+    assert result.passed is True
+    assert detail(result, "plate_reader").startswith(f"read the reference plate {REFERENCE_TEXT} (confidence ")
     assert "320x240 frame" in detail(result, "camera")
     assert "satellites, HDOP" in detail(result, "gnss")
     assert "1000 Hz tone heard" in detail(result, "audio")
@@ -168,8 +171,8 @@ async def test_a_full_run_passes_every_check_but_the_missing_plate_reader(
     assert not (cfg.device.data_dir / "outbox.sqlite").exists()
 
     text = "".join(lines)
-    assert "FAIL  plate_reader  no plate reader in this firmware" in text
-    assert "FAILED: 10 passed, 1 failed (plate_reader), 0 skipped" in text
+    assert f"PASS  plate_reader  read the reference plate {REFERENCE_TEXT}" in text
+    assert "PASSED: 11 passed, 0 failed, 0 skipped" in text
     assert f"JSON copy: {out}" in text
     assert f"Sent to the server on {device_topic('car-st-01', Channel.SELFTEST)}." in text
 
@@ -185,7 +188,7 @@ async def test_a_silent_receiver_nobody_at_the_button_and_no_server(
     result = await run_selftest(cfg, options)
 
     checks = {check.name: check for check in result.checks}
-    failed = {"gnss", "button", "hazard", "plate_reader", "clock", "test_report"}
+    failed = {"gnss", "button", "hazard", "clock", "test_report"}
     assert statuses(result) == {name: FAIL if name in failed else PASS for name in ORDER}
     assert checks["gnss"].detail.startswith("no fix within 3 s: silent for")
     assert "wiring" in checks["gnss"].detail
@@ -200,7 +203,7 @@ async def test_a_silent_receiver_nobody_at_the_button_and_no_server(
     out = capsys.readouterr().out
     assert ">>> Press and hold the report button for 0.3 s (within 1 s)" in out
     assert "FAIL  gnss          no fix within 3 s" in out
-    assert "FAILED: 5 passed, 6 failed (gnss, button, hazard, plate_reader, clock, test_report)" in out
+    assert "FAILED: 6 passed, 5 failed (gnss, button, hazard, clock, test_report)" in out
     assert "JSON copy: not written" in out
 
 
@@ -277,6 +280,29 @@ async def test_a_kiosk_skips_the_hazard_check(fleet_pki: pki.FleetPki, tmp_path:
     outcome = await check_hazard(technician, kiosk, timeout_s=1)
 
     assert (outcome.status, outcome.detail) == (SKIP, "a kiosk has no hazard-warning input")
+
+
+async def test_the_plate_check_fails_on_missing_or_corrupt_models_naming_the_file(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    for model in MODELS_DIR.glob("*.tflite"):
+        shutil.copy(model, models)
+    assert (await check_plate_reader(PlatesSection(models_dir=models))).status is PASS
+
+    (models / RECOGNISER_FILE).write_bytes((models / RECOGNISER_FILE).read_bytes()[:5000])  # truncated
+    corrupt = await check_plate_reader(PlatesSection(models_dir=models))
+    assert corrupt.status is FAIL
+    assert corrupt.detail.startswith("plate reader off: model file") and RECOGNISER_FILE in corrupt.detail
+
+    (models / DETECTOR_FILE).unlink()
+    missing = await check_plate_reader(PlatesSection(models_dir=models))
+    assert (missing.status, missing.detail) == (
+        FAIL,
+        f"plate reader off: model file {models / DETECTOR_FILE} is missing",
+    )
+
+    off = await check_plate_reader(PlatesSection(enabled=False))
+    assert off.status is SKIP and "switched off" in off.detail
 
 
 def test_the_tone_stands_out_of_noise_and_silence_is_not_a_tone() -> None:

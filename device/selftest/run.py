@@ -103,7 +103,7 @@ async def run_selftest(cfg: DeviceConfig, options: SelfTestOptions) -> SelfTest:
         await progress.run("buzzer", check_output(hardware.indicators, hardware.pins, "buzzer", gpio.buzzer_pin))
         technician.tell(f"Listen: a {TONE_S:g} s {TONE_HZ:g} Hz test tone from the speaker.")
         await progress.run("audio", check_audio(hardware.audio))
-        await progress.run("plate_reader", check_plate_reader())
+        await progress.run("plate_reader", check_plate_reader(cfg.plates))
         have_fix = gnss.status is CheckStatus.PASS
         await progress.run("clock", check_clock(hardware.gnss, have_fix, options.max_clock_offset_s))
 

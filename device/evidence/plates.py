@@ -1,0 +1,213 @@
+"""Plates read on the unit: from a still taken at each press, and from a full-resolution still when
+the dispatcher asks (``plates.request``).
+
+Why the reads follow the report instead of travelling in it: the report is the message that must
+reach the dispatcher within a fraction of a second, and it goes from the outbox that makes it
+survive a power cut. A still costs up to a second on a Pi (the sensor switches mode and back) and
+a second or two in the simulator, the read tens of milliseconds more; held for them, the report
+would be late by that much, and fifty units pressing at once in the benchmark would be later
+still. So the report goes at once, unchanged, and the reads follow on the unit's own ``plates``
+topic, tied to the case by the report id. The still is taken right after the report has been
+handed to the link, before the call starts, so the reads are usually at the server before the
+video connects. A failed camera, a missing model or a read that hangs (bounded by
+``read_timeout_s``) costs the report nothing; the reading says why it has no plates instead.
+
+The reader is loaded once, on a worker thread, when the unit starts. One whose models are missing
+or corrupt leaves plate reading off: the heartbeat's health says ``plate_reader: failed`` with the
+reason, and every reading says so. Reads run on a worker thread (``asyncio.to_thread``); the reader
+serialises its interpreters itself. Readings are not kept across a restart: a later
+``plates.request`` reads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from PIL import Image
+from pydantic import ValidationError
+
+from device.config import PlatesSection
+from device.evidence.uploads import Publish
+from device.hal.camera import Camera, Frame
+from device.ocr.errors import OcrError
+from device.ocr.reader import MAX_IMAGE_PIXELS, MODELS_DIR, PlateRead, PlateReader
+from protocol.ids import new_report_id
+from protocol.messages import (
+    MAX_PLATE_READS,
+    PLATE_CROP_MAX_BYTES,
+    Command,
+    Health,
+    PartState,
+    PlateReadOut,
+    PlateReads,
+    encode,
+)
+from protocol.topics import Channel
+
+logger = logging.getLogger(__name__)
+
+CROP_QUALITIES = (90, 75, 50)  # a crop over PLATE_CROP_MAX_BYTES is encoded again, smaller
+RESEND_S = 1.0
+
+
+class NoReads(Exception):
+    """No plates can come from this reading; the message says why, for the dispatcher."""
+
+
+def crop_jpeg(read: PlateRead) -> bytes | None:
+    """The straightened plate as a JPEG within the protocol's bound (None if it cannot be made to fit)."""
+    image = Image.fromarray(read.crop)
+    for quality in CROP_QUALITIES:
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality)
+        if out.tell() <= PLATE_CROP_MAX_BYTES:
+            return out.getvalue()
+    return None
+
+
+def reads_in(reader: PlateReader, frame: Frame) -> list[PlateReadOut]:
+    """The plates in a camera frame, best first, as the protocol carries them. Blocking."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype.name != "uint8":
+        raise NoReads(f"the camera gave an unreadable still ({frame.dtype.name}, shape {frame.shape})")
+    height, width = frame.shape[:2]
+    if width * height > MAX_IMAGE_PIXELS:
+        raise NoReads(f"a still of {width} x {height} pixels is too large to read plates in")
+    out = []
+    for read in reader.read_frame(Image.fromarray(frame)):
+        jpeg = crop_jpeg(read)
+        x1, y1, x2, y2 = read.box  # corners may lie a little outside a plate at the frame's edge
+        box = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
+        try:
+            out.append(
+                PlateReadOut(
+                    text=read.text,
+                    confidence=min(1.0, max(0.0, read.confidence)),
+                    kind=read.kind,
+                    box=box,
+                    crop=base64.b64encode(jpeg or b"").decode(),
+                )
+            )
+        except ValidationError as exc:  # a crop that would not fit, a box squeezed to nothing
+            logger.warning("plates: a read of %s left out: %s", read.text, exc.errors()[0]["msg"])
+            continue
+        if len(out) == MAX_PLATE_READS:
+            break
+    return out
+
+
+class PlateAgent:
+    def __init__(self, cfg: PlatesSection, camera: Camera, publish: Publish, link_up: asyncio.Event) -> None:
+        self._cfg = cfg
+        self._camera = camera
+        self._publish = publish
+        self._link_up = link_up
+        self.reader: PlateReader | None = None
+        self._state = PartState.ABSENT
+        self._note = "switched off in the configuration" if not cfg.enabled else "not loaded yet"
+        self._requests: set[str] = set()  # request ids answered since start: a repeated request is one
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Load the reader; a reader that cannot load leaves plate reading off, and says why."""
+        if not self._cfg.enabled:
+            return
+        try:
+            self.reader = await asyncio.to_thread(PlateReader, self._cfg.models_dir or MODELS_DIR)
+        except OcrError as exc:
+            self._state, self._note = PartState.FAILED, str(exc)
+            logger.error("plate reader off: %s", exc)
+            return
+        self._state, self._note = PartState.OK, ""
+        logger.info("plate reader loaded (%d KiB of models)", self.reader.model_bytes // 1024)
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def in_health(self, health: Health) -> Health:
+        """``health`` with the plate reader's state, and its reason among the notes if it is off."""
+        notes = list(health.notes)
+        if self._state is PartState.FAILED:
+            notes = [*notes[:7], f"plate_reader: {self._note}"[:120]]
+        return health.model_copy(update={"plate_reader": self._state, "notes": notes})
+
+    # --- readings -------------------------------------------------------------------------------
+
+    def after_report(self, report_id: str) -> None:
+        """A report has just been handed to the link: read the plates at the scene and send them."""
+        if self._cfg.enabled and self._cfg.on_report:
+            self._spawn(self._answer(new_report_id(), "report", report_id))
+
+    def on_command(self, command: Command) -> None:
+        """``plates.request``: read the plates in a full-resolution still now, for that case."""
+        request_id, report_id = command.upload_id or "", command.report_id or ""
+        if request_id in self._requests:
+            logger.info("plates %s: repeated request ignored", request_id)
+            return
+        self._requests.add(request_id)
+        logger.info("plates %s: asked for, case %s", request_id, command.case_no)
+        self._spawn(self._answer(request_id, "request", report_id))
+
+    async def reading(self, reading_id: str, source: Literal["report", "request"], report_id: str) -> PlateReads:
+        """One reading: a still, its plates, or why there are none. Never raises for a bad still."""
+        try:
+            async with asyncio.timeout(self._cfg.read_timeout_s):
+                captured_at, plates = await self._read()
+        except NoReads as exc:
+            return PlateReads(reading_id=reading_id, source=source, report_id=report_id, error=str(exc)[:120])
+        except TimeoutError:
+            reason = f"no still read within {self._cfg.read_timeout_s:g} s"
+            return PlateReads(reading_id=reading_id, source=source, report_id=report_id, error=reason)
+        return PlateReads(
+            reading_id=reading_id, source=source, report_id=report_id, captured_at=captured_at, plates=plates
+        )
+
+    async def _read(self) -> tuple[datetime, list[PlateReadOut]]:
+        reader = self.reader
+        if reader is None:
+            raise NoReads(f"plate reader off: {self._note}")
+        try:
+            frame = await self._camera.still()
+        except Exception as exc:  # whatever the camera driver raised, the dispatcher hears why
+            logger.warning("plates: no still: %s", exc)
+            raise NoReads(f"no still from the camera: {exc}") from exc
+        captured_at = datetime.now(UTC)
+        try:
+            return captured_at, await asyncio.to_thread(reads_in, reader, frame)
+        except NoReads:
+            raise
+        except OcrError as exc:
+            raise NoReads(f"plate reader: {exc}") from exc
+        except Exception as exc:  # a runtime that fails mid-read must not take the unit down with it
+            logger.exception("plates: the read failed")
+            raise NoReads(f"the read failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _answer(self, reading_id: str, source: Literal["report", "request"], report_id: str) -> None:
+        message = await self.reading(reading_id, source, report_id)
+        if message.error is not None:
+            logger.warning("plates %s (%s): none read: %s", reading_id, source, message.error)
+        else:
+            logger.info("plates %s (%s): %d read", reading_id, source, len(message.plates))
+        payload = encode(message)
+        while True:  # QoS 1 from here; a link that is down is waited for
+            await self._link_up.wait()
+            if await self._publish(Channel.PLATES, payload):
+                break
+            await asyncio.sleep(RESEND_S)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("plate reading failed", exc_info=task.exception())
