@@ -21,6 +21,7 @@ packages=(
   postgresql           # server binaries for the PostgreSQL tests (a throwaway cluster per run)
   systemd              # systemd-analyze, to verify the device's units
   coturn               # TURN server for the relay-only call tests (the tests start their own)
+  libzbar0             # zbar, which the kiosk screen tests read QR codes back with (pyzbar)
 )
 on_pi=0
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then

@@ -150,9 +150,14 @@ class DeviceApp:
             logger.info("%s: case %s: the dispatcher says clear the road", self.tag, command.case_no)
             self.hw.indicators.show(Signal.CLEAR_ROAD)
             self._speech.put_nowait(Say(Prompt.CLEAR_ROAD))
+            if self.hw.screen is not None and command.case_no is not None:
+                self.hw.screen.clear_road(command.case_no)
         elif command.type == "document.ready":
-            logger.info("%s: case %s: the determination is issued (%s)", self.tag, command.case_no, command.url)
+            logger.info("%s: case %s: the determination is issued", self.tag, command.case_no)
+            # A unit with no screen beeps; the parties have the link by SMS. A kiosk shows it as a QR code.
             self.hw.indicators.beep(Beep.CASE_NUMBER)
+            if self.hw.screen is not None and command.case_no is not None and command.url is not None:
+                self._spawn(self.hw.screen.document(command.case_no, command.url))
         else:
             self.evidence.on_command(command)
 
@@ -212,6 +217,8 @@ class DeviceApp:
                     self._wake.set()  # the sender sets its timer for the resend
                 case Show(signal):
                     self.hw.indicators.show(signal)
+                    if self.hw.screen is not None:
+                        self.hw.screen.signal(signal, self.machine.case_no)
                 case Sound(beep):
                     self.hw.indicators.beep(beep)
                 case Say() | SayCaseNo():

@@ -91,6 +91,25 @@ class AudioSection(ConfigSection):
     sample_rate: int = Field(default=16000, ge=8000, le=48000)
 
 
+class ScreenSection(ConfigSection):
+    """A kiosk's touch screen (``device.hal.screen``); an in-car unit has none and guides by LED and voice."""
+
+    backend: Literal["none", "browser", "simulated"] = Field(
+        default="none",
+        description="'browser': a local page that Chromium shows in kiosk mode; 'simulated': each screen "
+        "written to output_dir (demo and tests); 'none': no screen",
+    )
+    host: str = Field(default="127.0.0.1", description="browser: the page is served here (keep it local)")
+    port: int = Field(default=8088, ge=1, le=65535, description="browser: and on this port")
+    output_dir: Path | None = Field(default=None, description="simulated: where screens go (default data_dir/screen)")
+    notice_s: float = Field(
+        default=600,
+        gt=0,
+        le=24 * 3600,
+        description="'clear the road' and a determination's QR code stay on screen this long",
+    )
+
+
 class ReportSection(ConfigSection):
     ack_timeout_s: float = Field(default=3.0, gt=0, le=120)
     retry_max_s: float = Field(default=60.0, gt=0, description="resend interval grows from ack_timeout_s up to this")
@@ -167,6 +186,7 @@ class DeviceConfig(ConfigSection):
     gnss: GnssSection = GnssSection()
     camera: CameraSection = CameraSection()
     audio: AudioSection = AudioSection()
+    screen: ScreenSection = ScreenSection()
     report: ReportSection = ReportSection()
     webrtc: WebRtcSection = WebRtcSection()
     evidence: EvidenceSection = EvidenceSection()
@@ -178,6 +198,8 @@ class DeviceConfig(ConfigSection):
             raise ValueError("an in-car unit needs a [vehicle] section")
         if self.device.kind is DeviceKind.KIOSK and self.site is None:
             raise ValueError("a kiosk needs a [site] section")
+        if self.device.kind is DeviceKind.IN_CAR and self.screen.backend != "none":
+            raise ValueError("an in-car unit has no screen: it guides by LED and voice ([screen] backend = 'none')")
         return self
 
 

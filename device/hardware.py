@@ -1,7 +1,8 @@
 """All of a device's parts, opened from its configuration, as one object the app can hold.
 
 The backends are chosen here by configuration (gpiozero pin factory, serial or simulated GNSS,
-picamera2 or simulated camera, pyaudio or simulated audio); nothing above this module knows which.
+picamera2 or simulated camera, pyaudio or simulated audio, a kiosk's screen in Chromium or
+simulated); nothing above this module knows which.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from device.hal.gnss import Gnss, make_gnss
 from device.hal.indicators import Indicators
 from device.hal.pins import make_pin_factory
 from device.hal.prompts import Prompts
+from device.hal.screen import Screen, make_screen
 from device.hal.trigger import Triggers
 from kuaichu.version import FIRMWARE
 from protocol.messages import Health, Position, TrackPoint, Trigger
@@ -37,6 +39,7 @@ class Hardware:
     camera: Camera
     audio: Audio
     prompts: Prompts
+    screen: Screen | None = None  # a kiosk's; an in-car unit has none
     triggers: Triggers | None = None
     started: float = field(default_factory=time.monotonic)
     free_mb: int = 0
@@ -53,10 +56,14 @@ class Hardware:
             camera=make_camera(cfg.camera),
             audio=audio,
             prompts=Prompts(audio),
+            screen=make_screen(cfg.screen, cfg.device.data_dir),
         )
 
     async def start(self, on_trigger: Callable[[Trigger], None]) -> None:
-        await asyncio.gather(self.gnss.start(), self.camera.start(), self.audio.start(), self.refresh_storage())
+        parts = [self.gnss.start(), self.camera.start(), self.audio.start(), self.refresh_storage()]
+        if self.screen is not None:
+            parts.append(self.screen.start())
+        await asyncio.gather(*parts)
         # Last: a press must find everything it reports on already running.
         self.triggers = Triggers(self.cfg.gpio, self.pins, on_trigger)
 
@@ -64,7 +71,10 @@ class Hardware:
         if self.triggers is not None:
             self.triggers.close()
         self.indicators.close()
-        await asyncio.gather(self.gnss.stop(), self.camera.stop(), self.audio.stop(), return_exceptions=True)
+        parts = [self.gnss.stop(), self.camera.stop(), self.audio.stop()]
+        if self.screen is not None:
+            parts.append(self.screen.stop())
+        await asyncio.gather(*parts, return_exceptions=True)
 
     def position(self, now: datetime) -> Position | None:
         return self.gnss.position(now)
@@ -84,6 +94,8 @@ class Hardware:
         for name, (_, note) in parts.items():
             if note:
                 notes.append(f"{name}: {note}"[:120])
+        if self.screen is not None and self.screen.note:
+            notes.append(f"screen: {self.screen.note}"[:120])
         free_mb = self.free_mb
         if free_mb < LOW_STORAGE_MB:
             notes.append(f"storage: only {free_mb} MB free")

@@ -114,7 +114,7 @@ def _tls_table(table: str, folder: Path, cert: str, key: str) -> str:
     )
 
 
-def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Path]:
+def write_configs(root: Path, broker_port: int, http_port: int, screen_port: int) -> dict[str, Path]:
     """Broker, server and device configuration files; returns the paths by process name."""
     for sub in ("server", "control", "logs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -130,11 +130,11 @@ def write_configs(root: Path, broker_port: int, http_port: int) -> dict[str, Pat
     paths = {"broker": pki / "broker" / "mosquitto.conf", "server": server}
 
     for device_id in (CAR_ID, KIOSK_ID):
-        paths[device_id] = write_device_config(root, pki, device_id, broker_port)
+        paths[device_id] = write_device_config(root, pki, device_id, broker_port, screen_port)
     return paths
 
 
-def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int) -> Path:
+def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int, screen_port: int) -> Path:
     """The unit's configuration as ``kuaichu provision device`` writes it, switched to simulated
     hardware and to files in the demo folder instead of ``/etc/kuaichu`` on a Pi."""
     from device.config import DeviceConfig
@@ -155,6 +155,7 @@ def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int)
     if placement.kind is DeviceKind.KIOSK:
         data["gpio"]["long_press_s"] = 0.5  # a touch on a kiosk, not a button in a car
         data["site"]["address"] = KIOSK_ADDRESS
+        data["screen"].update(backend="browser", port=screen_port)  # what its Chromium would show
     for part in ("gnss", "camera", "audio"):
         data[part]["backend"] = "simulated"
     data["report"]["heartbeat_s"] = 10
@@ -259,7 +260,8 @@ async def run_demo(root: Path, http_port: int) -> int:
     """Run until Ctrl-C; ``root`` is the (absolute) demo folder."""
     broker_port = free_port()
     http_port = free_port(http_port)
-    paths = await asyncio.to_thread(write_configs, root, broker_port, http_port)  # certificates, files
+    screen_port = free_port()
+    paths = await asyncio.to_thread(write_configs, root, broker_port, http_port, screen_port)  # certificates, files
     logs = root / "logs"
     kuaichu = [sys.executable, "-m", "kuaichu.cli"]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -283,7 +285,7 @@ async def run_demo(root: Path, http_port: int) -> int:
         # The banner tells people to press: the devices must be able to take it when it shows.
         for name, proc in procs[2:]:
             await _wait_socket(control_socket(root, name), proc, name)
-        _banner(http_port, broker_port, logins, root)
+        _banner(http_port, broker_port, screen_port, logins, root)
         while not stop.is_set():
             for name, proc in procs:
                 if proc.poll() is not None:
@@ -303,7 +305,7 @@ async def run_demo(root: Path, http_port: int) -> int:
     return 0
 
 
-def _banner(http_port: int, broker_port: int, logins: dict[str, str], root: Path) -> None:
+def _banner(http_port: int, broker_port: int, screen_port: int, logins: dict[str, str], root: Path) -> None:
     users = {u.username: u for u in USERS}
     print("\nKuaichu demo is running. Ctrl-C stops everything.\n")
     print(f"  Console   http://127.0.0.1:{http_port}/console")
@@ -311,7 +313,7 @@ def _banner(http_port: int, broker_port: int, logins: dict[str, str], root: Path
         user = users.get(username)
         print(f"            {username:<11} {password:<14} {user.name if user else ''}")
     print(f"  Devices   {CAR_ID}: in-car unit 云A5H821 driving around 翠湖 (五华区)")
-    print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区)")
+    print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区), its screen http://127.0.0.1:{screen_port}/")
     print(f"  Press     kuaichu demo press {CAR_ID}     (or the console's demo panel)")
     print(f"  Broker    127.0.0.1:{broker_port} (mutual TLS, per-device ACL; fleet PKI in {root / 'pki'})")
     print(f"  Logs      {root / 'logs'}\n", flush=True)

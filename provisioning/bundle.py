@@ -73,6 +73,7 @@ def device_config(
         data["vehicle"] = {"plate": placement.plate, "vin": placement.vin}
     else:
         data["site"] = {"name": placement.site_name or device_id, "lat": placement.lat, "lon": placement.lon}
+        data["screen"] = {"backend": "browser"}  # its touch screen: the local page Chromium shows in kiosk mode
     return validate_config(DeviceConfig, data, Path(CONFIG_NAME))
 
 

@@ -154,6 +154,18 @@ DEVICE_MISTAKES = [
         "a kiosk needs a [site] section",
     ),
     (
+        "in-car with a screen",
+        DEVICE_TOML + '\n[screen]\nbackend = "browser"\n',
+        "",
+        "an in-car unit has no screen",
+    ),
+    (
+        "kiosk screen of an unknown kind",
+        KIOSK_TOML + '\n[screen]\nbackend = "framebuffer"\n',
+        "screen.backend",
+        "'none', 'browser' or 'simulated'",
+    ),
+    (
         "equal pins",
         _edit(DEVICE_TOML, "led_pin = 22", "led_pin = 17"),
         "gpio",
