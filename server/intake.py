@@ -29,6 +29,7 @@ from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
 from server.devices import DeviceStore, Status
 from server.events import CaseHub
+from server.plates import Plates
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Intake:
         self._writing = asyncio.Lock()
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self.plates: Plates | None = None  # where the devices' plate readings go
 
     async def run(self) -> None:
         writers = [
@@ -90,6 +92,7 @@ class Intake:
                     await client.subscribe(shared(device_filter(Channel.REPORT)), qos=1)
                     await client.subscribe(shared(device_filter(Channel.HEARTBEAT)), qos=0)
                     await client.subscribe(shared(device_filter(Channel.SELFTEST)), qos=1)
+                    await client.subscribe(shared(device_filter(Channel.PLATES)), qos=1)
                     # Not shared: the broker sends retained presence only to ordinary subscriptions.
                     await client.subscribe(device_filter(Channel.STATE), qos=1)
                     # no_local: this worker's own events reach its consoles directly, not via the broker.
@@ -136,6 +139,8 @@ class Intake:
             self._on_status(device_id, Presence, payload)
         elif channel is Channel.SELFTEST:
             self._on_status(device_id, SelfTest, payload)
+        elif channel is Channel.PLATES and self.plates is not None:
+            self.plates.on_message(device_id, payload)
 
     def _on_report(self, device_id: str, payload: bytes) -> None:
         try:

@@ -35,6 +35,7 @@ from server.devices import DeviceStore
 from server.events import CaseHub
 from server.geo.fences import FenceSet
 from server.intake import Intake
+from server.plates import Plates
 from server.users import UserStore
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         work=work,
         determinations=determinations,
         sms=sms,
+        plates=Plates(sessions),
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
         if cfg.sms.receipt_token_file
         else None,
@@ -121,6 +123,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         state = dataclasses.replace(state, commands=intake.command, case_changed=intake.case_changed)
         state.sms.case_changed = intake.case_changed
         state.determinations.commands = intake.command
+        state.plates.send = intake.command
+        intake.plates = state.plates
         signalling = Signalling(cfg) if cfg.calls.media else None
         if signalling is not None:
             store = CallStore(state.cases.sessions, cfg.evidence_dir)
@@ -154,6 +158,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(http.serve(), name="http"),
         ]
         tasks.append(asyncio.create_task(ClearingWatch(state.cases.sessions, cfg.clearing).run(), name="clearing"))
+        tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
         warm_font = asyncio.create_task(_warm_font(state), name="font")
         if state.sms.configured:
             tasks.append(asyncio.create_task(state.sms.run(), name="sms"))

@@ -16,6 +16,7 @@ from server.config import ServerConfig
 from server.delivery.outbox import SmsOutbox
 from server.devices import DeviceStore
 from server.events import CaseHub
+from server.plates import Plates
 from server.users import LoginThrottle, UserStore
 
 
@@ -29,6 +30,7 @@ class ServerState:
     work: CaseWork
     determinations: Determinations
     sms: SmsOutbox
+    plates: Plates
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
     commands: Callable[[str, Command], Awaitable[bool]] | None = None  # to a device's cmd topic
     case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # to every console

@@ -30,9 +30,12 @@ class PartyIn(BaseModel):
     phone: str = Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")
     licence_no: str | None = Field(default=None, pattern=r"^[0-9A-Z]{12,18}$")
     plate: str | None = Field(default=None, description="as confirmed or corrected by the dispatcher")
-    plate_read_source: Literal["report"] | None = Field(
-        default=None, description="take the device's read of the plate as this party's read"
+    plate_read_source: Literal["report", "reader"] | None = Field(
+        default=None,
+        description="take a device's read of the plate as this party's read: 'report', the plate the reporting "
+        "unit carries (as provisioned); 'reader', a plate its reader read in a still (plate_read_id)",
     )
+    plate_read_id: int | None = Field(default=None, description="reader: the read, from the case's plate readings")
     vehicle_type: str | None = Field(default=None, description="GA 24.4 code, e.g. K33")
     insurer: str | None = Field(default=None, max_length=40)
     policy_no: str | None = Field(default=None, pattern=r"^[0-9A-Z-]{6,40}$")
@@ -63,6 +66,12 @@ class PartyIn(BaseModel):
         if value and value not in VEHICLE_TYPES:
             raise ValueError(f"unknown vehicle type {value!r}; one of {', '.join(VEHICLE_TYPES)}")
         return value or None
+
+    @model_validator(mode="after")
+    def _read_named(self) -> Self:
+        if (self.plate_read_source == "reader") != (self.plate_read_id is not None):
+            raise ValueError("plate_read_id goes with plate_read_source 'reader', and only with it")
+        return self
 
     @model_validator(mode="after")
     def _driver_has_vehicle(self) -> Self:

@@ -22,7 +22,8 @@ from server.casework.eligibility import ELIGIBLE, decide
 from server.casework.events import Actor, append, chain_errors, event_json
 from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole, StatementIn
 from server.casework.registry import Registry, RegistryUnavailable
-from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, Statement
+from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, PlateRead, Statement
+from server.plates import Plates, PlatesError, mark
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class CaseWork:
                 raise CaseWorkError(f"a case has at most {MAX_PARTIES} parties", 422)
             last = await session.scalar(select(func.max(Party.position)).where(Party.case_id == case_id)) or 0
             party = Party(case_id=case_id, position=last + 1)
-            self._fill(party, body, case, actor)
+            self._fill(party, body, case, actor, await self._reader_read(session, case, body))
             session.add(party)
             await session.flush()
             await self._recompute(session, case)
@@ -116,7 +117,7 @@ class CaseWork:
             party = await session.get(Party, party_id)
             if party is None or party.case_id != case_id:
                 raise CaseWorkError("no such party", 404)
-            self._fill(party, body, case, actor)
+            self._fill(party, body, case, actor, await self._reader_read(session, case, body))
             await session.flush()
             await self._recompute(session, case)
             await append(session, case_id, actor, "party.updated", _party_detail(party), party.updated_at)
@@ -267,12 +268,25 @@ class CaseWork:
         return [licence_result, vehicle_result, insurance_result]
 
     @staticmethod
-    def _fill(party: Party, body: PartyIn, case: Case, actor: Actor) -> None:
+    async def _reader_read(session: AsyncSession, case: Case, body: PartyIn) -> PlateRead | None:
+        if body.plate_read_id is None:
+            return None
+        try:
+            return await Plates.read_of(session, case, body.plate_read_id)
+        except PlatesError as exc:
+            raise CaseWorkError(str(exc), 422) from None
+
+    @staticmethod
+    def _fill(party: Party, body: PartyIn, case: Case, actor: Actor, read: PlateRead | None) -> None:
         if body.plate_read_source == "report":
             vehicle = case.report.get("vehicle") or {}
             if "plate" not in vehicle:
                 raise CaseWorkError("the report carries no plate read", 422)
             party.plate_read = vehicle["plate"]
+        elif read is not None:
+            party.plate_read = read.text
+            if body.plate is not None:  # the party's plate is what the dispatcher confirmed the read as
+                mark(read, body.plate, operator_id(actor))
         elif body.plate is None:
             party.plate_read = None
         for key in ("role", "name", "id_number", "phone", "licence_no", "plate", "vehicle_type", "insurer"):

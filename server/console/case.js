@@ -9,6 +9,7 @@ const VERDICTS = { eligible: "适用 eligible", ineligible: "不适用 ineligibl
 const VEHICLE_TYPES = { K33: "小型轿车", K31: "小型普通客车", K41: "微型普通客车", K21: "中型普通客车", K11: "大型普通客车", H31: "轻型普通货车", H41: "微型普通货车", H21: "中型普通货车", H11: "重型普通货车", Q11: "重型半挂牵引车", N11: "三轮汽车", M11: "普通正三轮摩托车", M21: "普通二轮摩托车", M22: "轻便二轮摩托车" };
 let current = null;
 let me = null;
+let readings = []; // the unit's plate readings, newest first (GET /api/cases/{id}/plates)
 
 const send = (method, path, body) =>
   request(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) });
@@ -78,9 +79,97 @@ function render(work) {
   const open = c.status === "new" && me && me.role === "dispatcher";
   for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate", "s-save"]) document.getElementById(id).disabled = !open;
   document.getElementById("hand-over").disabled = !open || c.eligibility !== "eligible";
-  const read = c.vehicle ? c.vehicle.plate : "";
-  document.getElementById("p-read").textContent = read || "—";
-  document.getElementById("p-use-read").disabled = !read;
+  document.getElementById("plates-read").disabled = !(me && me.role === "dispatcher");
+  readChoices();
+}
+
+// The reads the party form can take a plate from: the reader's, best first and each text once,
+// then the plate the reporting unit carries (as provisioned).
+function readChoices() {
+  const select = document.getElementById("p-read");
+  const chosen = select.value;
+  const seen = new Set();
+  const options = [];
+  for (const reading of readings) {
+    for (const r of reading.plates) {
+      if (seen.has(r.text)) continue;
+      seen.add(r.text);
+      options.push(el("option", { value: `reader:${r.id}`, "data-text": r.text }, `${r.text} 识别 read ${r.confidence.toFixed(2)}`));
+    }
+  }
+  const own = current && current.case.vehicle ? current.case.vehicle.plate : "";
+  if (own) options.push(el("option", { value: "report", "data-text": own }, `${own} 本机车辆 the unit's vehicle`));
+  select.replaceChildren(...options);
+  if (chosen && options.some((o) => o.value === chosen)) select.value = chosen;
+  document.getElementById("p-use-read").disabled = options.length === 0;
+}
+
+const chosenRead = () => {
+  const option = document.getElementById("p-read").selectedOptions[0];
+  return option ? { value: option.value, text: option.dataset.text } : null;
+};
+
+// A new party's plate starts as the reader's best read that no party has yet; the dispatcher
+// confirms it by saving, or corrects it (the correction is kept with the read).
+function prefillPlate() {
+  if (document.getElementById("p-id").value || document.getElementById("p-plate").value) return;
+  const taken = new Set((current ? current.parties : []).map((p) => p.plate));
+  const select = document.getElementById("p-read");
+  const option = [...select.options].find((o) => o.value.startsWith("reader:") && !taken.has(o.dataset.text));
+  if (!option) return;
+  select.value = option.value;
+  document.getElementById("p-use-read").checked = true;
+  document.getElementById("p-plate").value = option.dataset.text;
+}
+
+function renderPlates(list) {
+  readings = list;
+  const items = [];
+  for (const reading of readings) {
+    const when = localTime(reading.captured_at || reading.received_at);
+    const source = reading.source === "report" ? "报警时 at the report" : "调度请求 on request";
+    if (reading.error) {
+      items.push(el("li", { class: "reading-error", "data-reading": reading.reading_id }, `${when} ${source}: 未识别 no reads — ${reading.error}`));
+      continue;
+    }
+    if (reading.plates.length === 0) {
+      items.push(el("li", { class: "reading-empty", "data-reading": reading.reading_id }, `${when} ${source}: 未发现车牌 no plate in the still`));
+    }
+    for (const r of reading.plates) items.push(readItem(r, `${when} ${source}`));
+  }
+  document.getElementById("plate-reads").replaceChildren(...items);
+  readChoices();
+  prefillPlate();
+}
+
+function readItem(r, where) {
+  const item = el("li", { "data-read": String(r.id) });
+  item.appendChild(el("img", { class: "plate-crop", src: r.crop, alt: r.text }));
+  item.appendChild(el("span", { class: "read-text" }, r.text));
+  item.appendChild(el("span", { class: "sub" }, `${r.confidence.toFixed(2)} · ${r.kind} · ${where}`));
+  const input = el("input", { class: "read-confirm", maxlength: "10", "aria-label": `plate ${r.text}` });
+  input.value = r.confirmed_text || r.text;
+  item.appendChild(input);
+  const save = el("button", { type: "button", class: "read-save" }, "确认/更正 Confirm");
+  save.disabled = !(me && me.role === "dispatcher");
+  save.addEventListener("click", async () => {
+    await send("PUT", `/api/cases/${caseId}/plates/reads/${r.id}`, { text: input.value });
+    await loadPlates();
+  });
+  item.appendChild(save);
+  const state = r.confirmed_text === null ? "" : r.corrected ? `已更正 corrected → ${r.confirmed_text}` : "已确认 confirmed";
+  item.appendChild(el("span", { class: "read-state", "data-state": r.confirmed_text === null ? "" : r.corrected ? "corrected" : "confirmed" }, state));
+  return item;
+}
+
+async function loadPlates() {
+  renderPlates((await request(`/api/cases/${caseId}/plates`)).readings);
+}
+
+// The reads sent after the report follow it by a second or two: look again until they are here.
+async function awaitReportReads(tries = 15) {
+  await loadPlates();
+  if (tries > 0 && !readings.some((r) => r.source === "report")) setTimeout(() => awaitReportReads(tries - 1), 2000);
 }
 
 function editParty(p) {
@@ -92,6 +181,8 @@ function editParty(p) {
   document.getElementById("p-licence").value = p.licence_no || "";
   document.getElementById("p-plate").value = p.plate || "";
   document.getElementById("p-use-read").checked = Boolean(p.plate_read);
+  const read = [...document.getElementById("p-read").options].find((o) => o.dataset.text === p.plate_read);
+  if (read) document.getElementById("p-read").value = read.value;
   document.getElementById("p-type").value = p.vehicle_type || "";
   document.getElementById("p-insurer").value = p.insurer || "";
   document.getElementById("p-policy").value = p.policy_no || "";
@@ -112,7 +203,30 @@ function fillFacts(f) {
 const value = (id) => document.getElementById(id).value.trim() || null;
 
 document.getElementById("p-use-read").addEventListener("change", (event) => {
-  if (event.target.checked && !value("p-plate")) document.getElementById("p-plate").value = current.case.vehicle.plate;
+  const read = chosenRead();
+  if (event.target.checked && read && !value("p-plate")) document.getElementById("p-plate").value = read.text;
+});
+
+document.getElementById("p-new").addEventListener("click", () => setTimeout(prefillPlate, 0)); // after the reset
+
+document.getElementById("p-read").addEventListener("change", () => {
+  const read = chosenRead();
+  if (read && document.getElementById("p-use-read").checked) document.getElementById("p-plate").value = read.text;
+});
+
+document.getElementById("plates-read").addEventListener("click", async () => {
+  const state = document.getElementById("plates-state");
+  state.dataset.state = "waiting";
+  state.textContent = "等待设备 asking the unit…";
+  try {
+    const reading = await send("POST", `/api/cases/${caseId}/plates/read`);
+    state.dataset.state = reading.error ? "error" : "done";
+    state.textContent = reading.error ? `未识别 no reads: ${reading.error}` : `识别 ${reading.plates.length} 块 plate(s) read`;
+  } catch (error) {
+    state.dataset.state = "error";
+    state.textContent = "";
+  }
+  await loadPlates();
 });
 
 document.getElementById("party-form").addEventListener("submit", async (event) => {
@@ -121,13 +235,19 @@ document.getElementById("party-form").addEventListener("submit", async (event) =
     role: value("p-role"), name: value("p-name"), id_number: value("p-id-number"), phone: value("p-phone"),
     licence_no: value("p-licence"), plate: value("p-plate"), vehicle_type: value("p-type"),
     insurer: value("p-insurer"), policy_no: value("p-policy"),
-    plate_read_source: document.getElementById("p-use-read").checked ? "report" : null,
   };
+  const read = document.getElementById("p-use-read").checked ? chosenRead() : null;
+  if (read && read.value === "report") body.plate_read_source = "report";
+  if (read && read.value.startsWith("reader:")) {
+    body.plate_read_source = "reader";
+    body.plate_read_id = Number(read.value.slice("reader:".length));
+  }
   const id = value("p-id");
   await send(id ? "PUT" : "POST", `/api/cases/${caseId}/parties${id ? `/${id}` : ""}`, body);
   document.getElementById("party-form").reset();
   document.getElementById("p-id").value = "";
   render(await request(`/api/cases/${caseId}/work`));
+  await loadPlates();
 });
 
 document.getElementById("run-checks").addEventListener("click", async () => {
@@ -190,4 +310,5 @@ document.getElementById("escalate").addEventListener("click", async () => {
   determine.href = `/determine?id=${caseId}`;
   determine.hidden = me.role !== "officer";
   render(await request(`/api/cases/${caseId}/work`));
+  await awaitReportReads();
 })().catch((error) => showError(String(error.message || error)));

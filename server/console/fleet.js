@@ -63,8 +63,9 @@ function healthCell(d) {
     cell.textContent = "—";
     return cell;
   }
-  for (const part of ["camera", "gnss", "audio"]) {
+  for (const part of ["camera", "gnss", "audio", "plate_reader"]) {
     const state = d.health[part];
+    if (state === undefined) continue; // firmware without a plate reader does not say
     cell.appendChild(el("span", { class: `part part-${state}`, title: PART[state] || state }, `${part} ${state}`));
   }
   cell.appendChild(el("div", { class: "sub" }, `storage ${d.health.storage_free_mb} MB free`));

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -339,6 +340,43 @@ class Evidence(Base):
     created_at: Mapped[datetime]
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), comment="who asked for it, if anyone")
     note: Mapped[str | None] = mapped_column(String(120))
+
+
+class PlateReading(Base):
+    """One look for plates by a device: sent after its report, or asked for by a dispatcher (then
+    recorded when asked, and answered when the device's reading arrives). Tied to its case by the
+    report id and the device, so a reading that overtakes its report is kept all the same."""
+
+    __tablename__ = "plate_readings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reading_id: Mapped[str] = mapped_column(String(26), unique=True, comment="the device's ULID, or the request's")
+    device_id: Mapped[str] = mapped_column(String(32))
+    report_id: Mapped[str] = mapped_column(String(26), index=True)
+    source: Mapped[str] = mapped_column(String(8))  # report / request
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime | None]
+    captured_at: Mapped[datetime | None] = mapped_column(comment="when the device took the still")
+    received_at: Mapped[datetime | None] = mapped_column(comment="null while a request waits for the device")
+    error: Mapped[str | None] = mapped_column(String(120), comment="why the device read no plates")
+
+
+class PlateRead(Base):
+    """One plate as a device read it, with the straightened crop it read, and what the dispatcher
+    confirmed or corrected it to: together, the reader's training data of tomorrow."""
+
+    __tablename__ = "plate_reads"
+    __table_args__ = (UniqueConstraint("reading_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reading_id: Mapped[int] = mapped_column(ForeignKey("plate_readings.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, comment="0 = the device's best read")
+    text: Mapped[str] = mapped_column(String(10))
+    confidence: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(8))
+    box: Mapped[list[int]] = mapped_column(JSON, comment="x1, y1, x2, y2 in the still")
+    crop: Mapped[bytes] = mapped_column(LargeBinary, comment="JPEG of the straightened plate")
+    confirmed_text: Mapped[str | None] = mapped_column(String(10), comment="as the dispatcher confirmed or corrected")
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None]
 
 
 class CaseCounter(Base):
