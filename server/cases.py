@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import Report, Trigger, utc_iso
-from server.casework.events import GENESIS, Actor, event_row, first_events
+from server.casework.events import GENESIS, device_actor, event_row, first_events
 from server.db.models import Case, CaseCounter, Device, DeviceStatus, Unit
 from server.geo.fences import FenceSet
 from server.routing import Routing, all_units, route
@@ -287,8 +287,7 @@ def opened_event(case: Case, at: datetime) -> dict[str, Any]:
         "unit": case.unit_adcode,
         "report_sha256": hashlib.sha256(report.encode()).hexdigest(),
     }
-    actor = Actor(None, f"device:{case.device_id}", "mqtt")
-    return event_row(case.id, 1, GENESIS, at, actor, "case.opened", detail)
+    return event_row(case.id, 1, GENESIS, at, device_actor(case.device_id), "case.opened", detail)
 
 
 def now_utc() -> datetime:

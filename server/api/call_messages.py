@@ -23,6 +23,7 @@ from protocol.messages import PRETRIGGER_MAX_S, EvidenceKind
 from server.api.deps import Operator
 from server.api.state import ServerState
 from server.calls.manager import CallError
+from server.casework.events import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ class ConsoleMessage(BaseModel):
     seconds: Annotated[int, Field(ge=1, le=PRETRIGGER_MAX_S)] = 10  # clip.take: how much before the press
 
 
-async def handle(state: ServerState, operator: Operator, viewer: str, text: str) -> dict[str, Any]:
-    """One message from a console; returns the reply to send it."""
+async def handle(state: ServerState, operator: Operator, actor: Actor, viewer: str, text: str) -> dict[str, Any]:
+    """One message from a console; returns the reply to send it. ``actor`` is the operator as the
+    case log names them, from the console's address."""
     try:
         if len(text) > MAX_MESSAGE_BYTES:
             raise ValueError("message too large")
@@ -53,14 +55,14 @@ async def handle(state: ServerState, operator: Operator, viewer: str, text: str)
     try:
         if message.type in ("still.take", "clip.take"):
             kind = EvidenceKind.STILL if message.type == "still.take" else EvidenceKind.CLIP
-            upload_id = await uploads.request(kind, message.call_id, operator.id, operator.sees, message.seconds)
+            upload_id = await uploads.request(kind, message.call_id, actor, operator.sees, message.seconds)
             return {"type": "evidence.requested", "call_id": message.call_id, "upload_id": upload_id, "kind": kind}
         if message.type == "call.end":
-            await calls.end_by(message.call_id, operator.id, operator.sees)
+            await calls.end_by(message.call_id, actor, operator.sees)
             return {"type": "call.ended", "call_id": message.call_id}
         if message.sdp is None:
             raise CallError("a join carries the console's offer")
-        answer = await calls.join(message.call_id, viewer, operator.id, operator.sees, message.sdp)
+        answer = await calls.join(message.call_id, viewer, actor, operator.sees, message.sdp)
     except CallError as exc:
         return {"type": "call.error", "call_id": message.call_id, "reason": str(exc)}
     return {"type": "call.answer", "call_id": message.call_id, "sdp": answer}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import FileResponse
 
 from protocol.ids import REPORT_ID_PATTERN
+from server.api.casework import actor
 from server.api.deps import OperatorDep, StateDep
 from server.api.state import ServerState
 from server.calls.manager import CallError, CallManager
@@ -41,9 +42,9 @@ async def active_calls(operator: OperatorDep, state: StateDep) -> dict[str, Any]
 
 
 @router.post("/calls/{call_id}/end", status_code=status.HTTP_204_NO_CONTENT)
-async def end_call(call_id: CallIdPath, operator: OperatorDep, state: StateDep) -> None:
+async def end_call(call_id: CallIdPath, operator: OperatorDep, state: StateDep, request: Request) -> None:
     try:
-        await calls_of(state).end_by(call_id, operator.id, operator.sees)
+        await calls_of(state).end_by(call_id, actor(operator, request), operator.sees)
     except CallError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 

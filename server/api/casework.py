@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.requests import HTTPConnection
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages import Command
@@ -27,8 +28,9 @@ class EscalationBody(BaseModel):
     reason: str | None = Field(default=None, max_length=300, description="default: the eligibility reason")
 
 
-def actor(operator: Operator, request: Request) -> Actor:
-    return Actor(operator.id, operator.username, request.client.host if request.client else "unknown")
+def actor(operator: Operator, connection: HTTPConnection) -> Actor:
+    """The operator as the case log names them, from the address of their request or console socket."""
+    return Actor(operator.id, operator.username, connection.client.host if connection.client else "unknown")
 
 
 async def visible_case(state: ServerState, operator: Operator, case_id: int) -> None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from server.api import call_messages
 from server.api.auth import operator_json
+from server.api.casework import actor
 from server.api.deps import SESSION_COOKIE, Operator, get_ws_state, operator_from_token
 from server.api.state import ServerState
 from server.events import Subscriber
@@ -54,9 +55,10 @@ async def _read_client(websocket: WebSocket, state: ServerState, operator: Opera
     """Call messages from the console, answered through its feed so that one task writes the
     socket; reading is also how a closed socket is noticed, and the console's calls left."""
     viewer = secrets.token_hex(8)
+    by = actor(operator, websocket)
     try:
         while True:
-            reply = await call_messages.handle(state, operator, viewer, await websocket.receive_text())
+            reply = await call_messages.handle(state, operator, by, viewer, await websocket.receive_text())
             sub.put(json.dumps(reply, ensure_ascii=False))
     except WebSocketDisconnect:
         return

@@ -28,6 +28,7 @@ from server.calls.store import CallStore
 from server.calls.upload_files import IncomingFolder
 from server.calls.uploads import evidence_json
 from server.cases import now_utc
+from server.casework.events import device_actor
 from server.db.models import Evidence
 from server.events import CaseHub
 
@@ -100,7 +101,8 @@ class SceneReceiver:
                 media_end=until,
                 created_at=now_utc(),
                 note=f"sent by device {device_id} while the video could not connect",
-            )
+            ),
+            device_actor(device_id),
         )
         logger.debug("%s kept as evidence %d", tag, evidence.id)
         event = {"type": "call.scene", "call_id": live.call_id, "evidence": evidence_json(evidence, live.case_no)}

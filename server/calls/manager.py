@@ -33,6 +33,7 @@ from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
 from server.calls.store import CallStore
 from server.cases import now_utc
+from server.casework.events import Actor, device_actor
 from server.config import CallsSection
 from server.db.models import Case
 from server.events import CaseHub
@@ -45,6 +46,8 @@ MEDIA_STALL_S = 3.0
 # encoded, so it can only skip to a key frame; a burst of a few frames is normal), 100 ms of sound.
 CONSOLE_VIDEO_PACKETS = 15
 CONSOLE_AUDIO_FRAMES = 5
+# Calls the server itself ends: no media for too long, the longest call time, an unusable offer.
+SYSTEM = Actor(None, "system", "calls")
 
 
 class CallError(Exception):
@@ -72,7 +75,6 @@ class LiveCall:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     grace: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
-    answered: bool = False
     went_live: bool = False
     last_media: float = field(default_factory=time.monotonic)  # the device's audio: a frame every 20 ms
 
@@ -115,7 +117,8 @@ class CallManager:
         if signal.type == "hangup":
             live = self._calls.get(signal.call_id)
             if live is not None and live.device_id == device_id:
-                await self.end(signal.call_id, f"ended by the device: {signal.reason}", notify_device=False)
+                reason = f"ended by the device: {signal.reason}"
+                await self.end(signal.call_id, reason, device_actor(device_id), notify_device=False)
             return
         try:
             live = await self._call_for(device_id, signal)
@@ -252,10 +255,9 @@ class CallManager:
 
     # --- the consoles' side -----------------------------------------------------------------
 
-    async def join(
-        self, call_id: str, viewer: str, operator_id: int, sees: Callable[[str], bool], offer_sdp: str
-    ) -> str:
-        """A console's offer (video to receive, its microphone to send); returns the answer SDP."""
+    async def join(self, call_id: str, viewer: str, actor: Actor, sees: Callable[[str], bool], offer_sdp: str) -> str:
+        """A console's offer (video to receive, its microphone to send); returns the answer SDP.
+        ``actor`` is the operator, from the console's address."""
         live = self._calls.get(call_id)
         if live is None or not sees(live.unit):
             raise CallError("no such call")  # someone else's call is absent, not forbidden
@@ -280,10 +282,8 @@ class CallManager:
         if old is not None:
             await _close_viewer(old)  # the same console again (a reloaded tab): its old connection goes
         live.viewers[viewer] = pc
-        if not live.answered:
-            live.answered = True
-            await self._store.update(call_id, answered_by=operator_id)
-        logger.info("call %s: operator %d watching", call_id, operator_id)
+        await self._store.joined(call_id, actor, now_utc())
+        logger.info("call %s: operator %s watching", call_id, actor.user_id)
         self._event(live)
         return pc.localDescription.sdp
 
@@ -295,14 +295,13 @@ class CallManager:
                 await _close_viewer(pc)
                 self._event(live)
 
-    async def end_by(self, call_id: str, operator_id: int, sees: Callable[[str], bool]) -> None:
+    async def end_by(self, call_id: str, actor: Actor, sees: Callable[[str], bool]) -> None:
         live = self._calls.get(call_id)
         if live is None or not sees(live.unit):
             raise CallError("no such call")
-        await self._store.update(call_id, ended_by=operator_id)
-        await self.end(call_id, "ended by the dispatcher")
+        await self.end(call_id, "ended by the dispatcher", actor)
 
-    async def end(self, call_id: str, reason: str, *, notify_device: bool = True) -> None:
+    async def end(self, call_id: str, reason: str, actor: Actor = SYSTEM, *, notify_device: bool = True) -> None:
         live = self._calls.pop(call_id, None)
         if live is None:
             return
@@ -311,7 +310,7 @@ class CallManager:
         if notify_device:
             await self._command(live.device_id, Command(type="call.end", call_id=call_id, reason=reason[:120]))
         await self._close_media(live)
-        await self._store.update(call_id, state="ended", ended_at=now_utc(), end_reason=reason[:120])
+        await self._store.ended(call_id, actor, reason, now_utc())
         self._event(live)
 
     async def close(self) -> None:

@@ -1,15 +1,24 @@
-"""Calls and evidence in the database. Writes are rare (a few per call), so plain async sessions."""
+"""Calls and evidence in the database. Writes are rare (a few per call), so plain async sessions.
+
+Every change that is an action on the case (a call started, joined or ended; an evidence file
+stored or asked for) goes into the case's event log in the same transaction as its row.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.calls.recorder import Segment
+from server.casework.events import Actor, append, device_actor, lock_case
 from server.db.models import Call, Case, Evidence
+
+# The server's own recorder keeps the call's segments; nobody asked for each one.
+RECORDER = Actor(None, "system", "recorder")
 
 
 class CallStore:
@@ -30,9 +39,12 @@ class CallStore:
             return await session.scalar(select(Call).where(Call.call_id == call_id))
 
     async def open(self, call_id: str, case: Case, device_id: str, now: datetime) -> Call:
+        """The device's first offer (or scene sample) of a call."""
         async with self._sessions.begin() as session:
+            await lock_case(session, case.id)
             call = Call(call_id=call_id, case_id=case.id, device_id=device_id, state="connecting", started_at=now)
             session.add(call)
+            await append(session, case.id, device_actor(device_id), "call.started", {"call_id": call_id}, now)
         return call
 
     async def update(self, call_id: str, **values: object) -> None:
@@ -42,6 +54,27 @@ class CallStore:
                 return
             for key, value in values.items():
                 setattr(call, key, value)
+
+    async def joined(self, call_id: str, actor: Actor, now: datetime) -> None:
+        """An operator's console joined the call; the first to join answered it."""
+        async with self._sessions.begin() as session:
+            call = await self._locked_call(session, call_id)
+            if call is None:
+                return
+            answered = call.answered_by is None
+            if answered:
+                call.answered_by = actor.user_id
+            await append(session, call.case_id, actor, "call.joined", {"call_id": call_id, "answered": answered}, now)
+
+    async def ended(self, call_id: str, actor: Actor, reason: str, now: datetime) -> None:
+        async with self._sessions.begin() as session:
+            call = await self._locked_call(session, call_id)
+            if call is None or call.state == "ended":
+                return
+            call.state, call.ended_at, call.end_reason = "ended", now, reason[:120]
+            if actor.user_id is not None:
+                call.ended_by = actor.user_id
+            await append(session, call.case_id, actor, "call.ended", {"call_id": call_id, "reason": reason[:120]}, now)
 
     async def add_segment(
         self, case_id: int, call_id: str | None, segment: Segment, now: datetime, note: str | None = None
@@ -58,13 +91,31 @@ class CallStore:
                 media_end=segment.media_end,
                 created_at=now,
                 note=note,
-            )
+            ),
+            RECORDER,
         )
 
-    async def add_file(self, evidence: Evidence) -> Evidence:
+    async def add_file(self, evidence: Evidence, actor: Actor, **detail: Any) -> Evidence:
+        """Keep ``evidence``, logged as stored by ``actor`` with its SHA-256 (and ``detail``)."""
         async with self._sessions.begin() as session:
+            await lock_case(session, evidence.case_id)
             session.add(evidence)
+            await session.flush()  # its id, for the event
+            stored = {
+                "evidence_id": evidence.id,
+                "kind": evidence.kind,
+                "file": evidence.path,
+                "sha256": evidence.sha256,
+                "size_bytes": evidence.size_bytes,
+                "call_id": evidence.call_id,
+            }
+            await append(session, evidence.case_id, actor, "evidence.stored", stored | detail, evidence.created_at)
         return evidence
+
+    async def log(self, case_id: int, actor: Actor, action: str, detail: dict[str, Any], now: datetime) -> None:
+        """An action on the case with no row of its own (a still asked for, an upload given up)."""
+        async with self._sessions.begin() as session:
+            await append(session, case_id, actor, action, detail, now)
 
     async def evidence(self, evidence_id: int) -> Evidence | None:
         async with self._sessions() as session:
@@ -86,3 +137,12 @@ class CallStore:
     async def unfinished(self) -> list[Call]:
         async with self._sessions() as session:
             return list((await session.scalars(select(Call).where(Call.state != "ended"))).all())
+
+    async def _locked_call(self, session: AsyncSession, call_id: str) -> Call | None:
+        """The call, its case locked first (``lock_case``), then read again inside the lock."""
+        case_id = await session.scalar(select(Call.case_id).where(Call.call_id == call_id))
+        if case_id is None:
+            return None
+        await lock_case(session, case_id)
+        again = select(Call).where(Call.call_id == call_id).execution_options(populate_existing=True)
+        return await session.scalar(again)

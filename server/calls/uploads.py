@@ -8,7 +8,8 @@ call it was asked for, declaring the same file as its first chunk, and start whe
 received so far end (anything else is answered with the offset wanted, so the device resumes
 from there after a drop). A finished file whose SHA-256 is not the declared one is discarded;
 a good one is linked into the case's evidence folder, recorded with the operator, and shown on
-the consoles of the case's unit.
+the consoles of the case's unit. The request, the stored file (with its SHA-256) and an upload given
+up each go into the case's event log.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from server.calls.recorder import sha256_of
 from server.calls.store import CallStore
 from server.calls.upload_files import IncomingFolder, UploadRequest
 from server.cases import now_utc
+from server.casework.events import Actor, device_actor
 from server.db.models import Evidence
 from server.events import CaseHub
 
@@ -55,15 +57,19 @@ class UploadReceiver:
     # --- the console's side ---------------------------------------------------------------------
 
     async def request(
-        self, kind: EvidenceKind, call_id: str, operator_id: int, sees: Callable[[str], bool], seconds: int = 10
+        self, kind: EvidenceKind, call_id: str, actor: Actor, sees: Callable[[str], bool], seconds: int = 10
     ) -> str:
-        """Ask the call's device for a still or a clip; returns the upload id the evidence will carry."""
+        """Ask the call's device for a still or a clip for the operator ``actor``; returns the upload
+        id the evidence will carry."""
         call = await self._store.get(call_id)
         case = await self._store.case_by_id(call.case_id) if call is not None else None
         if call is None or case is None or not sees(case.unit_adcode):
             raise CallError("no such call")  # someone else's call is absent, not forbidden
         if call.state == "ended":
             raise CallError("the call has ended")
+        if actor.user_id is None:
+            raise CallError("evidence is asked for by an operator")
+        now = now_utc()
         request = UploadRequest(
             upload_id=new_report_id(),
             kind=kind.value,
@@ -72,10 +78,14 @@ class UploadReceiver:
             case_id=case.id,
             case_no=case.case_no,
             unit=case.unit_adcode,
-            operator_id=operator_id,
-            requested_at=utc_iso(now_utc()),
+            operator_id=actor.user_id,
+            requested_at=utc_iso(now),
         )
         await asyncio.to_thread(self._incoming.save, request)
+        asked: dict[str, Any] = {"call_id": call_id, "upload_id": request.upload_id, "kind": kind.value}
+        if kind is EvidenceKind.CLIP:
+            asked["seconds"] = seconds
+        await self._store.log(case.id, actor, "evidence.requested", asked, now)
         command = Command(
             type="still.request" if kind is EvidenceKind.STILL else "clip.request",
             call_id=call_id,
@@ -88,7 +98,7 @@ class UploadReceiver:
         logger.info(
             "call %s: operator %d asked device %s for a %s (upload %s)",
             call_id,
-            operator_id,
+            actor.user_id,
             call.device_id,
             kind.value,
             request.upload_id,
@@ -149,7 +159,7 @@ class UploadReceiver:
             "call %s: device %s has no %s to send: %s", request.call_id, device_id, request.kind, upload.reason
         )
         await asyncio.to_thread(self._incoming.discard, request.upload_id)
-        self._failed(request, upload.reason or "")
+        await self._failed(request, upload.reason or "")
 
     async def _chunk(self, device_id: str, request: UploadRequest, upload: Upload) -> None:
         self._check_belongs(device_id, request, upload)
@@ -191,7 +201,10 @@ class UploadReceiver:
                 await self._give_up(request, "a file of that name is already stored")
         # Recorded already if the server stopped between this and answering the device.
         evidence = await self._store.evidence_at(relative) or await self._store.add_file(
-            self._evidence(device_id, request, relative, digest)
+            self._evidence(device_id, request, relative, digest),
+            device_actor(device_id),
+            upload_id=request.upload_id,
+            requested_by=request.operator_id,
         )
         await asyncio.to_thread(self._incoming.discard, request.upload_id)
         await self._reply(device_id, Command(type="upload.done", upload_id=request.upload_id, sha256=digest))
@@ -237,10 +250,12 @@ class UploadReceiver:
     async def _give_up(self, request: UploadRequest, reason: str) -> None:
         """The upload is wrong beyond repair: what was received goes, the console is told."""
         await asyncio.to_thread(self._incoming.discard, request.upload_id)
-        self._failed(request, reason)
+        await self._failed(request, reason)
         raise UploadRefused(reason)
 
-    def _failed(self, request: UploadRequest, reason: str) -> None:
+    async def _failed(self, request: UploadRequest, reason: str) -> None:
+        failed = {"call_id": request.call_id, "upload_id": request.upload_id, "kind": request.kind, "reason": reason}
+        await self._store.log(request.case_id, device_actor(request.device_id), "evidence.failed", failed, now_utc())
         event = {
             "type": "evidence.failed",
             "upload": {

@@ -32,6 +32,11 @@ class Actor:
     source: str
 
 
+def device_actor(device_id: str) -> Actor:
+    """A reporting unit, for what it did itself (its report, its call, the evidence it sent)."""
+    return Actor(None, f"device:{device_id}", "mqtt")
+
+
 def event_hash(
     case_id: int,
     seq: int,
@@ -78,15 +83,15 @@ def event_row(
     }
 
 
-async def append(
-    session: AsyncSession, case_id: int, actor: Actor, action: str, detail: dict[str, Any], at: datetime
-) -> CaseEvent:
-    """Add the case's next event in the caller's transaction.
+async def lock_case(session: AsyncSession, case_id: int) -> None:
+    """Lock the case's row for the rest of the caller's transaction.
 
-    The case's row is locked first, so that two transactions appending to one case (an officer
-    issuing while a delivery receipt arrives) take their turns instead of both reading the same
-    last event. On SQLite the driver opens the transaction only at the first write, and a
-    SELECT ... FOR UPDATE is no write: a write that changes nothing takes the database's lock.
+    Two transactions appending to one case (an officer issuing while a delivery receipt arrives)
+    then take their turns instead of both reading the same last event. Code that also inserts a
+    row referring to the case (a call, an evidence file) locks it first: on PostgreSQL the insert's
+    key-share lock taken before this would let two such transactions deadlock. On SQLite the driver
+    opens the transaction only at the first write, and a SELECT ... FOR UPDATE is no write: a write
+    that changes nothing takes the database's lock.
     """
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
@@ -94,6 +99,13 @@ async def append(
         await session.execute(no_change.execution_options(synchronize_session=False))
     else:
         await session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+
+
+async def append(
+    session: AsyncSession, case_id: int, actor: Actor, action: str, detail: dict[str, Any], at: datetime
+) -> CaseEvent:
+    """Add the case's next event in the caller's transaction, the case locked first (``lock_case``)."""
+    await lock_case(session, case_id)
     last = await session.scalar(
         select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq.desc()).limit(1)
     )
