@@ -157,7 +157,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),
         ]
-        tasks.append(asyncio.create_task(ClearingWatch(state.cases.sessions, cfg.clearing).run(), name="clearing"))
+        clearing = ClearingWatch(state.cases.sessions, cfg.clearing, intake.case_changed)
+        tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
         warm_font = asyncio.create_task(_warm_font(state), name="font")
         if state.sms.configured:

@@ -3,7 +3,8 @@ confirmation that the vehicle has moved off.
 
 The watch reads what every worker already keeps, the device's last heartbeat (with its position)
 in the database, so it survives restarts and sees heartbeats taken by any worker. A unit that has
-not moved ``move_off_m`` from the scene within ``move_off_s`` of the command flags its case.
+not moved ``move_off_m`` from the scene within ``move_off_s`` of the command flags its case; the
+consoles showing the case hear of the move-off or the flag at once (``case.update``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import Heartbeat
-from server.cases import now_utc
+from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
 from server.config import ClearingSection
 from server.db.models import Case, Device
@@ -36,9 +39,15 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 class ClearingWatch:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cfg: ClearingSection) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cfg: ClearingSection,
+        case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._cfg = cfg
+        self._case_changed = case_changed
 
     async def run(self) -> None:
         while True:
@@ -60,14 +69,17 @@ class ClearingWatch:
             ).all()
         for case_id in open_ids:
             async with self._sessions.begin() as session:
-                await self._check_case(session, case_id, now)
+                changed = await self._check_case(session, case_id, now)
+            if changed is not None and self._case_changed is not None:
+                await self._case_changed(changed)
 
-    async def _check_case(self, session: AsyncSession, case_id: int, now: datetime) -> None:
+    async def _check_case(self, session: AsyncSession, case_id: int, now: datetime) -> dict[str, Any] | None:
+        """The case's summary if it moved off or is flagged now, else None."""
         case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
         if case is None or case.clear_sent_at is None or case.moved_off_at or case.clear_overdue_at:
-            return
+            return None
         if case.report.get("device_kind") != "in-car":
-            return  # a kiosk stays where it is: the parties walk away from it
+            return None  # a kiosk stays where it is: the parties walk away from it
         device = await session.get(Device, case.device_id)
         moved = self._moved(case, device) if device is not None else None
         if moved is not None:
@@ -75,11 +87,14 @@ class ClearingWatch:
             case.moved_off_at = at
             await append(session, case.id, SYSTEM, "road.moved_off", {"distance_m": round(metres)}, at)
             logger.info("case %d: the unit moved off %.0f m", case.id, metres)
-        elif now - case.clear_sent_at > timedelta(seconds=self._cfg.move_off_s):
+            return case_summary(case)
+        if now - case.clear_sent_at > timedelta(seconds=self._cfg.move_off_s):
             case.clear_overdue_at = now
             case.flag = f"not moved off within {self._cfg.move_off_s:g} s of the clear-the-road command"
             await append(session, case.id, SYSTEM, "road.not_moved_off", {"after_s": self._cfg.move_off_s}, now)
             logger.warning("case %d: the unit has not moved off", case.id)
+            return case_summary(case)
+        return None
 
     def _moved(self, case: Case, device: Device) -> tuple[datetime, float] | None:
         """When and how far, if the unit's last heartbeat after the command is far enough away."""
