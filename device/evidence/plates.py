@@ -12,11 +12,15 @@ handed to the link, before the call starts, so the reads are usually at the serv
 video connects. A failed camera, a missing model or a read that hangs (bounded by
 ``read_timeout_s``) costs the report nothing; the reading says why it has no plates instead.
 
-The reader is loaded once, on a worker thread, when the unit starts. One whose models are missing
-or corrupt leaves plate reading off: the heartbeat's health says ``plate_reader: failed`` with the
-reason, and every reading says so. Reads run on a worker thread (``asyncio.to_thread``); the reader
-serialises its interpreters itself. Readings are not kept across a restart: a later
-``plates.request`` reads again.
+The models are checked when the unit starts, by loading them in a short-lived process of their
+own: the TFLite runtime and two interpreters cost the unit some 25 MB for as long as it runs
+(bench/report_latency.py's idle unit: 113 MB without, 137-142 MB with), which an idle unit, that
+is nearly every unit nearly all the time, need not carry. Models that are missing or corrupt leave
+plate reading off: the heartbeat's health says ``plate_reader: failed`` with the reason, and every
+reading says so. The reader itself is loaded at the first reading, and again at a later one if
+that failed (a technician may have put the models right meanwhile). Reads run on a worker thread
+(``asyncio.to_thread``); the reader serialises its interpreters itself. Readings are not kept
+across a restart: a later ``plates.request`` reads again.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import asyncio
 import base64
 import io
 import logging
+import sys
 from collections.abc import Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image
@@ -54,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 CROP_QUALITIES = (90, 75, 50)  # a crop over PLATE_CROP_MAX_BYTES is encoded again, smaller
 RESEND_S = 1.0
+CHECK_TIMEOUT_S = 60.0  # a Pi imports the runtime and loads both models in a few seconds
 
 
 class NoReads(Exception):
@@ -101,30 +108,70 @@ def reads_in(reader: PlateReader, frame: Frame) -> list[PlateReadOut]:
     return out
 
 
+async def check_models(models_dir: Path) -> tuple[PartState, str]:
+    """Whether the reader loads from ``models_dir``, tried in a process of its own (see the module
+    docstring); FAILED with the reason if it does not."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        __name__,
+        str(models_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return PartState.FAILED, f"the models did not load within {CHECK_TIMEOUT_S:g} s"
+    if proc.returncode == 0:
+        return PartState.OK, ""
+    return PartState.FAILED, out.decode(errors="replace").strip() or f"the model check exited with {proc.returncode}"
+
+
 class PlateAgent:
     def __init__(self, cfg: PlatesSection, camera: Camera, publish: Publish, link_up: asyncio.Event) -> None:
         self._cfg = cfg
         self._camera = camera
         self._publish = publish
         self._link_up = link_up
+        self._models_dir = cfg.models_dir or MODELS_DIR
         self.reader: PlateReader | None = None
+        self._loading = asyncio.Lock()
         self._state = PartState.ABSENT
         self._note = "switched off in the configuration" if not cfg.enabled else "not loaded yet"
         self._requests: set[str] = set()  # request ids answered since start: a repeated request is one
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Load the reader; a reader that cannot load leaves plate reading off, and says why."""
+        """Check the models; models that do not load leave plate reading off, and say why."""
         if not self._cfg.enabled:
             return
-        try:
-            self.reader = await asyncio.to_thread(PlateReader, self._cfg.models_dir or MODELS_DIR)
-        except OcrError as exc:
-            self._state, self._note = PartState.FAILED, str(exc)
-            logger.error("plate reader off: %s", exc)
-            return
-        self._state, self._note = PartState.OK, ""
-        logger.info("plate reader loaded (%d KiB of models)", self.reader.model_bytes // 1024)
+        state, note = await check_models(self._models_dir)
+        self._state, self._note = state, self._short(note)
+        if self._state is PartState.FAILED:
+            logger.error("plate reader off: %s", note)
+        else:
+            logger.info("plate reader: the models in %s load", self._models_dir)
+
+    async def _reader(self) -> PlateReader:
+        async with self._loading:
+            if self.reader is None:
+                try:
+                    self.reader = await asyncio.to_thread(PlateReader, self._models_dir)
+                except OcrError as exc:
+                    logger.error("plate reader off: %s", exc)
+                    self._state, self._note = PartState.FAILED, self._short(str(exc))
+                    raise NoReads(f"plate reader off: {self._note}") from exc
+                self._state, self._note = PartState.OK, ""
+            return self.reader
+
+    def _short(self, reason: str) -> str:
+        """``reason`` without the models folder (the configured one, logged in full): the file name
+        and what is wrong with it fit in the 120 characters a heartbeat note or a reading has."""
+        return reason.replace(f"{self._models_dir}/", "")
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -169,9 +216,9 @@ class PlateAgent:
         )
 
     async def _read(self) -> tuple[datetime, list[PlateReadOut]]:
-        reader = self.reader
-        if reader is None:
-            raise NoReads(f"plate reader off: {self._note}")
+        if not self._cfg.enabled:
+            raise NoReads("plate reading is switched off on this unit")
+        reader = await self._reader()
         try:
             frame = await self._camera.still()
         except Exception as exc:  # whatever the camera driver raised, the dispatcher hears why
@@ -211,3 +258,17 @@ class PlateAgent:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("plate reading failed", exc_info=task.exception())
+
+
+def _check(models_dir: Path) -> int:
+    """``python -m device.evidence.plates MODELS_DIR``: 0 if the reader loads, else 1 and why."""
+    try:
+        PlateReader(models_dir)
+    except OcrError as exc:
+        print(exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_check(Path(sys.argv[1])))

@@ -1,0 +1,186 @@
+"""The unit's plate reading (device.evidence.plates) with the shipped models and rendered stills:
+what a bad still, a failing camera or missing models give instead of reads, and that the report
+never waits for any of it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from device.config import CameraSection, PlatesSection
+from device.evidence.plates import PlateAgent
+from device.hal.camera import CameraError, Frame
+from device.hal.camera_simulated import SimulatedCamera, still_size
+from device.ocr.reader import DETECTOR_FILE, MODELS_DIR, RECOGNISER_FILE
+from protocol.ids import new_report_id
+from protocol.messages import PLATE_CROP_MAX_BYTES, Health, PartState, PlateReads
+from protocol.plates import plate_form
+from server.users import Role
+from tests.conftest import RunningServer, add_user
+from tests.devices import device_config, running_device
+from tests.services import Mosquitto
+from tests.test_device_e2e import cases_in
+from tests.test_plate_reads import logged_in, readings
+
+WIDTH, HEIGHT = 320, 240
+HEALTH = Health(camera=PartState.OK, gnss=PartState.OK, audio=PartState.OK, storage_free_mb=1, firmware="t", uptime_s=1)
+
+
+class StillCamera(SimulatedCamera):
+    """The simulated camera, whose stills are whatever the test hands it (a driver gone wrong)."""
+
+    def __init__(self, still: Any) -> None:
+        super().__init__(CameraSection(backend="simulated", width=WIDTH, height=HEIGHT, fps=2))
+        self.next_still = still
+
+    async def still(self) -> Frame:
+        still = self.next_still
+        if isinstance(still, Exception):
+            raise still
+        if isinstance(still, asyncio.Event):
+            await still.wait()
+            return await super().still()
+        if still is None:
+            return await super().still()
+        frame: Frame = still
+        return frame
+
+
+async def never_published(channel: Any, payload: bytes) -> bool:
+    raise AssertionError("these tests read, they do not send")
+
+
+@pytest.fixture
+async def camera() -> AsyncIterator[StillCamera]:
+    cam = StillCamera(None)
+    await cam.start()
+    yield cam
+    await cam.stop()
+
+
+def agent_for(camera: StillCamera, **plates: Any) -> PlateAgent:
+    return PlateAgent(PlatesSection(**plates), camera, never_published, asyncio.Event())
+
+
+async def read(agent: PlateAgent) -> PlateReads:
+    return await agent.reading(new_report_id(), "request", new_report_id())
+
+
+async def test_a_still_of_the_simulated_scene_reads_as_plates_with_their_crops(camera: StillCamera) -> None:
+    agent = agent_for(camera)
+    await agent.start()
+    assert agent.in_health(HEALTH).plate_reader is PartState.OK
+    reading = await read(agent)
+    assert reading.error is None and reading.captured_at is not None and reading.plates
+    w, h = still_size(WIDTH, HEIGHT)
+    for plate in reading.plates:
+        assert plate_form(plate.text) is not None and 0 < plate.confidence <= 1
+        x1, y1, x2, y2 = plate.box
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        jpeg = plate.crop_jpeg()
+        assert len(jpeg) <= PLATE_CROP_MAX_BYTES
+        with Image.open(io.BytesIO(jpeg)) as crop:
+            assert crop.format == "JPEG" and crop.size == (128, 32)
+    assert len(base64.b64encode(reading.plates[0].crop_jpeg())) == len(reading.plates[0].crop)
+
+
+async def test_bad_stills_and_a_failing_camera_give_a_reason_never_a_crash(camera: StillCamera) -> None:
+    agent = agent_for(camera)
+    await agent.start()
+    camera.next_still = np.full((720, 1280, 3), 128, np.uint8)  # nothing in it
+    nothing = await read(agent)
+    assert (nothing.plates, nothing.error) == ([], None)
+
+    camera.next_still = np.zeros((480, 640), np.uint8)
+    assert (await read(agent)).error == "the camera gave an unreadable still (uint8, shape (480, 640))"
+    camera.next_still = np.zeros((480, 640, 3), np.float32)
+    assert (await read(agent)).error == "the camera gave an unreadable still (float32, shape (480, 640, 3))"
+    camera.next_still = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (9000, 8000, 3))  # 72 MP, no memory
+    assert (await read(agent)).error == "a still of 8000 x 9000 pixels is too large to read plates in"
+    camera.next_still = np.zeros((1, 1, 3), np.uint8)
+    assert (await read(agent)).plates == []
+
+    camera.next_still = CameraError("camera not running: capture failed: ETIMEDOUT")
+    failed = await read(agent)
+    assert failed.error == "no still from the camera: camera not running: capture failed: ETIMEDOUT"
+    camera.next_still = asyncio.Event()  # a still that never comes
+    impatient = agent_for(camera, read_timeout_s=0.5)
+    await impatient.start()
+    assert (await read(impatient)).error == "no still read within 0.5 s"
+
+    camera.next_still = None  # and the unit reads on as before
+    assert (await read(agent)).plates
+
+
+async def test_missing_or_corrupt_models_turn_reading_off_with_the_reason_until_they_are_put_right(
+    camera: StillCamera, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    agent = agent_for(camera, models_dir=models)
+    await agent.start()
+    health = agent.in_health(HEALTH)
+    missing = f"model file {DETECTOR_FILE} is missing"
+    assert health.plate_reader is PartState.FAILED and health.notes == [f"plate_reader: {missing}"]
+    assert (await read(agent)).error == f"plate reader off: {missing}"
+
+    for model in MODELS_DIR.glob("*.tflite"):
+        shutil.copy(model, models)
+    (models / RECOGNISER_FILE).write_bytes(b"TFL3" + bytes(2000))  # corrupt
+    corrupt = await read(agent)
+    assert corrupt.error is not None
+    assert corrupt.error.startswith(f"plate reader off: model file {RECOGNISER_FILE} does not load: ")
+    assert agent.in_health(HEALTH).plate_reader is PartState.FAILED
+
+    shutil.copy(MODELS_DIR / RECOGNISER_FILE, models)  # the technician puts it right: no restart needed
+    assert (await read(agent)).plates
+    assert agent.in_health(HEALTH) == HEALTH.model_copy(update={"plate_reader": PartState.OK})
+
+    off = agent_for(camera, enabled=False)
+    await off.start()
+    assert off.in_health(HEALTH).plate_reader is PartState.ABSENT
+    assert (await read(off)).error == "plate reading is switched off on this unit"
+
+
+async def test_the_report_goes_out_while_the_still_for_its_plates_is_still_being_taken(
+    broker: Mosquitto, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    release = asyncio.Event()
+    simulated_still = SimulatedCamera.still
+
+    async def held_still(self: SimulatedCamera) -> Frame:
+        await release.wait()  # the sensor is slow to switch modes, for as long as the test likes
+        return await simulated_still(self)
+
+    monkeypatch.setattr(SimulatedCamera, "still", held_still)
+    car = device_config(
+        tmp_path / "car",
+        broker.port,
+        "car-plates-03",
+        camera={"width": WIDTH, "height": HEIGHT},
+        webrtc={"call_on_accept": False},
+        plates={"read_timeout_s": 60},
+    )
+    console = await logged_in(server, "wuhua")
+    try:
+        async with running_device(car) as device:
+            await device.wait_fix()
+            await device.press()
+            case_no = await device.case_number()  # answered while the still is held
+            [case] = [c for c in await cases_in(server.cfg.database_url) if c.case_no == case_no]
+            assert (await console.http.get(f"/api/cases/{case.id}/plates")).json()["readings"] == []
+            release.set()
+            [reading] = await readings(console, case.id, "report")
+            assert reading["error"] is None and reading["plates"]
+    finally:
+        await console.close()
