@@ -58,6 +58,16 @@ def free_port(preferred: int = 0) -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Ports:
+    """The demo's local ports, free ones picked at each start."""
+
+    broker: int
+    http: int
+    screen: int  # the kiosk's screen page
+    sms: int  # the simulated SMS provider (kuaichu.demo_sms)
+
+
 def control_socket(root: Path, device_id: str) -> Path:
     return root / "control" / f"{device_id}.sock"
 
@@ -114,27 +124,33 @@ def _tls_table(table: str, folder: Path, cert: str, key: str) -> str:
     )
 
 
-def write_configs(root: Path, broker_port: int, http_port: int, screen_port: int) -> dict[str, Path]:
-    """Broker, server and device configuration files; returns the paths by process name."""
+def write_configs(root: Path, ports: Ports) -> dict[str, Path]:
+    """Broker, server and device configuration files, and the SMS tokens; returns the paths by
+    process name."""
+    from kuaichu.demo_sms import write_tokens
+
     for sub in ("server", "control", "logs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    pki = ensure_fleet(root, broker_port)
+    pki = ensure_fleet(root, ports.broker)
+    token, receipt_token = write_tokens(root / "sms")
     server = root / "server.toml"
     server.write_text(
         f"[server]\ndata_dir = {_toml_path(root / 'server')}\n\n"
-        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {ports.broker}\n\n'
         + _tls_table("broker.tls", pki / "server", "client.crt", "client.key")
-        + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n\n'
+        + f'[http]\nhost = "127.0.0.1"\nport = {ports.http}\nsecure_cookies = false\n\n'
+        f'[sms]\ngateway_url = "http://127.0.0.1:{ports.sms}/send"\n'
+        f"token_file = {_toml_path(token)}\nreceipt_token_file = {_toml_path(receipt_token)}\n\n"
         f"[demo]\ncontrol_dir = {_toml_path(root / 'control')}\n"
     )
     paths = {"broker": pki / "broker" / "mosquitto.conf", "server": server}
 
     for device_id in (CAR_ID, KIOSK_ID):
-        paths[device_id] = write_device_config(root, pki, device_id, broker_port, screen_port)
+        paths[device_id] = write_device_config(root, pki, device_id, ports)
     return paths
 
 
-def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int, screen_port: int) -> Path:
+def write_device_config(root: Path, pki: Path, device_id: str, ports: Ports) -> Path:
     """The unit's configuration as ``kuaichu provision device`` writes it, switched to simulated
     hardware and to files in the demo folder instead of ``/etc/kuaichu`` on a Pi."""
     from device.config import DeviceConfig
@@ -142,7 +158,7 @@ def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int,
     from provisioning import bundle
 
     placement = demo_placement(device_id)
-    data = bundle.device_config(device_id, placement, "127.0.0.1", broker_port).model_dump()
+    data = bundle.device_config(device_id, placement, "127.0.0.1", ports.broker).model_dump()
     folder = root / "devices" / device_id
     certs = pki / "devices" / device_id
     data["device"]["data_dir"] = folder
@@ -155,7 +171,7 @@ def write_device_config(root: Path, pki: Path, device_id: str, broker_port: int,
     if placement.kind is DeviceKind.KIOSK:
         data["gpio"]["long_press_s"] = 0.5  # a touch on a kiosk, not a button in a car
         data["site"]["address"] = KIOSK_ADDRESS
-        data["screen"].update(backend="browser", port=screen_port)  # what its Chromium would show
+        data["screen"].update(backend="browser", port=ports.screen)  # what its Chromium would show
     for part in ("gnss", "camera", "audio"):
         data[part]["backend"] = "simulated"
     data["report"]["heartbeat_s"] = 10
@@ -258,11 +274,14 @@ async def _wait_socket(path: Path, proc: subprocess.Popen[bytes], what: str, wit
 
 async def run_demo(root: Path, http_port: int) -> int:
     """Run until Ctrl-C; ``root`` is the (absolute) demo folder."""
-    broker_port = free_port()
-    http_port = free_port(http_port)
-    screen_port = free_port()
-    paths = await asyncio.to_thread(write_configs, root, broker_port, http_port, screen_port)  # certificates, files
+    from kuaichu.demo_sms import DemoSms
+
+    ports = Ports(broker=free_port(), http=free_port(http_port), screen=free_port(), sms=free_port())
+    paths = await asyncio.to_thread(write_configs, root, ports)  # certificates, files
     logs = root / "logs"
+    sms = DemoSms(root / "sms", f"http://127.0.0.1:{ports.http}")
+    sms_up = asyncio.Event()
+    provider = asyncio.create_task(sms.serve(ports.sms, sms_up), name="sms")
     kuaichu = [sys.executable, "-m", "kuaichu.cli"]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     stop = asyncio.Event()
@@ -270,22 +289,25 @@ async def run_demo(root: Path, http_port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await asyncio.wait({provider, asyncio.create_task(sms_up.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if provider.done():
+            provider.result()  # it could not take its port: say why
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         broker = _spawn("mosquitto", [mosquitto, "-c", str(paths["broker"])], logs)
         procs.append(("mosquitto", broker))
-        await _wait_port(broker_port, broker, "mosquitto")
+        await _wait_port(ports.broker, broker, "mosquitto")
         logins = await ensure_users(paths["server"], root / "logins.json")
         server = _spawn("server", [*kuaichu, "server", "run", "--config", str(paths["server"])], logs)
         procs.append(("server", server))
-        await _wait_port(http_port, server, "the server")
-        await register_devices(root / "pki", http_port, logins["admin"], logs)
+        await _wait_port(ports.http, server, "the server")
+        await register_devices(root / "pki", ports.http, logins["admin"], logs)
         for device_id in (CAR_ID, KIOSK_ID):
             args = [*kuaichu, "device", "run", "--config", str(paths[device_id])]
             procs.append((device_id, _spawn(device_id, args, logs)))
         # The banner tells people to press: the devices must be able to take it when it shows.
         for name, proc in procs[2:]:
             await _wait_socket(control_socket(root, name), proc, name)
-        _banner(http_port, broker_port, screen_port, logins, root)
+        _banner(ports, logins, root)
         while not stop.is_set():
             for name, proc in procs:
                 if proc.poll() is not None:
@@ -301,21 +323,25 @@ async def run_demo(root: Path, http_port: int) -> int:
                 await asyncio.to_thread(proc.wait, 10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        provider.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await provider
         print("kuaichu demo: stopped")
     return 0
 
 
-def _banner(http_port: int, broker_port: int, screen_port: int, logins: dict[str, str], root: Path) -> None:
+def _banner(ports: Ports, logins: dict[str, str], root: Path) -> None:
     users = {u.username: u for u in USERS}
     print("\nKuaichu demo is running. Ctrl-C stops everything.\n")
-    print(f"  Console   http://127.0.0.1:{http_port}/console")
+    print(f"  Console   http://127.0.0.1:{ports.http}/console")
     for username, password in logins.items():
         user = users.get(username)
         print(f"            {username:<11} {password:<14} {user.name if user else ''}")
     print(f"  Devices   {CAR_ID}: in-car unit 云A5H821 driving around 翠湖 (五华区)")
-    print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区), its screen http://127.0.0.1:{screen_port}/")
+    print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区), its screen http://127.0.0.1:{ports.screen}/")
     print(f"  Press     kuaichu demo press {CAR_ID}     (or the console's demo panel)")
-    print(f"  Broker    127.0.0.1:{broker_port} (mutual TLS, per-device ACL; fleet PKI in {root / 'pki'})")
+    print(f"  SMS       simulated provider; the parties' messages land in {root / 'sms' / 'inbox.jsonl'}")
+    print(f"  Broker    127.0.0.1:{ports.broker} (mutual TLS, per-device ACL; fleet PKI in {root / 'pki'})")
     print(f"  Logs      {root / 'logs'}\n", flush=True)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -51,7 +53,19 @@ def test_the_demo_runs_over_mutual_tls_and_a_press_opens_a_routed_case() -> None
 
             # The devices may still be waiting for their first GNSS fix; a press works regardless.
             assert "opened for 五华区交警大队" in press("car-demo-01")
-            assert "opened for 官渡区交警大队" in press("kiosk-demo-01")
+            kiosk_case = press("kiosk-demo-01")
+            assert "opened for 官渡区交警大队" in kiosk_case
+            # The kiosk's screen (the page its Chromium shows) has the case number up.
+            screen = re.search(r"its screen (http://127\.0\.0\.1:\d+/)", text)
+            assert screen is not None, text
+            case_no = re.search(r"\b(\d{14,})\b", kiosk_case)
+            assert case_no is not None, kiosk_case
+            deadline = time.monotonic() + 15
+            while case_no.group(1) not in urllib.request.urlopen(screen.group(1), timeout=5).read().decode():
+                assert time.monotonic() < deadline, "the kiosk's screen never showed its case number"
+                time.sleep(0.2)
+            # Determinations reach the parties through the demo's own SMS provider.
+            assert "no SMS gateway configured" not in (root / "logs" / "server.log").read_text()
             # The station registered both units with the server (synced only once the server said yes).
             registry = json.loads((root / "pki" / "registry.json").read_text())
             assert {d: r["synced"] for d, r in registry["devices"].items()} == {
