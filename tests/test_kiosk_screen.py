@@ -152,6 +152,12 @@ async def test_the_screen_server_refuses_what_it_does_not_serve() -> None:
         assert (await ask(b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n")).startswith("HTTP/1.1 431")
         # A stale version is answered at once with the current screen.
         assert '"v": 1' in await ask(b"GET /view?v=0 HTTP/1.1\r\n\r\n")
+        # A poll waiting for the next screen is ended when the unit stops, not kept for its 25 s.
+        waiting = asyncio.create_task(ask(b"GET /view?v=1 HTTP/1.1\r\n\r\n"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await screen.stop()
+        assert await asyncio.wait_for(waiting, 5) == ""
     finally:
         await screen.stop()
 

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from device.config import ScreenSection
@@ -56,10 +57,10 @@ follow();
 class BrowserScreen(Screen):
     def __init__(self, cfg: ScreenSection) -> None:
         super().__init__(cfg)
-        self._view: View | None = None
         self._version = 0
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
+        self._answering: set[asyncio.Task[Any]] = set()  # a long poll outlives its browser; stop ends it
         self._failure = "not started"
 
     @property
@@ -86,15 +87,22 @@ class BrowserScreen(Screen):
         await super().stop()
         if self._server is not None:
             self._server.close()
+            for answering in list(self._answering):
+                answering.cancel()
+            await asyncio.gather(*self._answering, return_exceptions=True)
             await self._server.wait_closed()
 
     def _present(self, view: View) -> None:
-        self._view = view
+        """A new version (the page asks for ``shown``) wakes every poll waiting for one."""
         self._version += 1
         self._changed.set()
         self._changed = asyncio.Event()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
         try:
             status, kind, body = await self._answer(reader)
             head = (
@@ -123,7 +131,7 @@ class BrowserScreen(Screen):
             return _text(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} not allowed: the screen is only read")
         url = urlsplit(target)
         if url.path == "/":
-            page = render_page(self.shown if self._view is None else self._view, SCRIPT % self._version)
+            page = render_page(self.shown, SCRIPT % self._version)
             return HTTPStatus.OK, "text/html; charset=utf-8", page.encode("utf-8")
         if url.path == "/view":
             seen = parse_qs(url.query).get("v", [""])[0]
@@ -132,8 +140,7 @@ class BrowserScreen(Screen):
             if int(seen) == self._version:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), POLL_S)
-            view = self.shown if self._view is None else self._view
-            screen = {"v": self._version, "main": render_main(view)}
+            screen = {"v": self._version, "main": render_main(self.shown)}
             return HTTPStatus.OK, "application/json", json.dumps(screen, ensure_ascii=False).encode("utf-8")
         return _text(HTTPStatus.NOT_FOUND, f"no {url.path} here")
 

@@ -45,7 +45,8 @@ class SimulatedScreen(Screen):
     async def stop(self) -> None:
         await super().stop()
         if self._writer is not None:
-            await self._writes.join()
+            if not self._writer.done():
+                await self._writes.join()  # every screen shown is on disk
             self._writer.cancel()
 
     def _present(self, view: View) -> None:
