@@ -10,7 +10,7 @@ from playwright.async_api import expect
 
 from server.users import Role
 from tests.browser import chromium
-from tests.casework_data import DRIVER_B, seed_registry
+from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
 from tests.conftest import RunningServer, add_user
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
@@ -51,10 +51,21 @@ async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_c
         best = (await first.locator(".read-text").text_content() or "").strip()
         assert best
 
-        # A new party's plate starts as the best read, taken from the reader.
+        # Party 甲's plate starts as the unit's own; once 甲 has it, the next party's starts as the best read.
+        await expect(page.locator("#p-plate")).to_have_value("云A5H821")
+        await expect(page.locator("#p-use-read")).to_be_checked()
+        await fill_driver(page, DRIVER_A, use_read=True)
+        await page.click("#p-save")
+        await expect(page.locator('tr[data-party="甲"] .plate')).to_contain_text("识别 read 云A5H821")
         await expect(page.locator("#p-plate")).to_have_value(best)
         await expect(page.locator("#p-use-read")).to_be_checked()
         assert await page.locator("#p-read").input_value() == f"reader:{read_id}"
+        # Typing another vehicle's plate over it lets the read go; choosing the read again brings it back.
+        await page.fill("#p-plate", DRIVER_B["plate"])
+        await expect(page.locator("#p-use-read")).not_to_be_checked()
+        await page.fill("#p-plate", "")
+        await page.check("#p-use-read")
+        await expect(page.locator("#p-plate")).to_have_value(best)
 
         # "Read plates": the unit reads a full-resolution still now; its reads join the list.
         before = await reads.count()
@@ -82,6 +93,6 @@ async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_c
         assert prefilled in texts
         await fill_driver(page, DRIVER_B | {"plate": prefilled}, use_read=True)
         await page.click("#p-save")
-        await expect(page.locator('tr[data-party="甲"] .plate')).to_contain_text(f"识别 read {prefilled}")
+        await expect(page.locator('tr[data-party="乙"] .plate')).to_contain_text(f"识别 read {prefilled}")
         await expect(page.locator("#error")).to_be_hidden()
         await page.screenshot(path=str(tmp_path / "plates.png"), full_page=True)

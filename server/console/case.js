@@ -10,6 +10,7 @@ const VEHICLE_TYPES = { K33: "小型轿车", K31: "小型普通客车", K41: "�
 let current = null;
 let me = null;
 let readings = []; // the unit's plate readings, newest first (GET /api/cases/{id}/plates)
+let autoRead = false; // the form's read was chosen by prefillPlate, not by the dispatcher
 
 const send = (method, path, body) =>
   request(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) });
@@ -83,13 +84,14 @@ function render(work) {
   readChoices();
 }
 
-// The reads the party form can take a plate from: the reader's, best first and each text once,
-// then the plate the reporting unit carries (as provisioned).
+// The reads the party form can take a plate from: the plate the reporting unit carries (as
+// provisioned: party 甲's, usually), then the reader's, best first and each text once.
 function readChoices() {
   const select = document.getElementById("p-read");
   const chosen = select.value;
-  const seen = new Set();
-  const options = [];
+  const own = current && current.case.vehicle ? current.case.vehicle.plate : "";
+  const seen = new Set(own ? [own] : []);
+  const options = own ? [el("option", { value: "report", "data-text": own }, `${own} 本机车辆 the unit's vehicle`)] : [];
   for (const reading of readings) {
     for (const r of reading.plates) {
       if (seen.has(r.text)) continue;
@@ -97,8 +99,6 @@ function readChoices() {
       options.push(el("option", { value: `reader:${r.id}`, "data-text": r.text }, `${r.text} 识别 read ${r.confidence.toFixed(2)}`));
     }
   }
-  const own = current && current.case.vehicle ? current.case.vehicle.plate : "";
-  if (own) options.push(el("option", { value: "report", "data-text": own }, `${own} 本机车辆 the unit's vehicle`));
   select.replaceChildren(...options);
   if (chosen && options.some((o) => o.value === chosen)) select.value = chosen;
   document.getElementById("p-use-read").disabled = options.length === 0;
@@ -109,17 +109,20 @@ const chosenRead = () => {
   return option ? { value: option.value, text: option.dataset.text } : null;
 };
 
-// A new party's plate starts as the reader's best read that no party has yet; the dispatcher
-// confirms it by saving, or corrects it (the correction is kept with the read).
+// A new party's plate starts as the first read no party has yet: the unit's own vehicle for 甲,
+// then what the reader read. Saved as it is, the read is confirmed. Typing another plate over a
+// read chosen this way lets it go (another vehicle, most likely); a read the dispatcher chose and
+// then corrected is kept with the correction.
 function prefillPlate() {
   if (document.getElementById("p-id").value || document.getElementById("p-plate").value) return;
   const taken = new Set((current ? current.parties : []).map((p) => p.plate));
   const select = document.getElementById("p-read");
-  const option = [...select.options].find((o) => o.value.startsWith("reader:") && !taken.has(o.dataset.text));
+  const option = [...select.options].find((o) => !taken.has(o.dataset.text));
   if (!option) return;
   select.value = option.value;
   document.getElementById("p-use-read").checked = true;
   document.getElementById("p-plate").value = option.dataset.text;
+  autoRead = true;
 }
 
 function renderPlates(list) {
@@ -181,6 +184,7 @@ function editParty(p) {
   document.getElementById("p-licence").value = p.licence_no || "";
   document.getElementById("p-plate").value = p.plate || "";
   document.getElementById("p-use-read").checked = Boolean(p.plate_read);
+  autoRead = false;
   const read = [...document.getElementById("p-read").options].find((o) => o.dataset.text === p.plate_read);
   if (read) document.getElementById("p-read").value = read.value;
   document.getElementById("p-type").value = p.vehicle_type || "";
@@ -202,7 +206,14 @@ function fillFacts(f) {
 
 const value = (id) => document.getElementById(id).value.trim() || null;
 
+document.getElementById("p-plate").addEventListener("input", () => {
+  const read = chosenRead();
+  if (autoRead && read && value("p-plate") !== read.text) document.getElementById("p-use-read").checked = false;
+  autoRead = false;
+});
+
 document.getElementById("p-use-read").addEventListener("change", (event) => {
+  autoRead = false;
   const read = chosenRead();
   if (event.target.checked && read && !value("p-plate")) document.getElementById("p-plate").value = read.text;
 });
@@ -246,6 +257,7 @@ document.getElementById("party-form").addEventListener("submit", async (event) =
   await send(id ? "PUT" : "POST", `/api/cases/${caseId}/parties${id ? `/${id}` : ""}`, body);
   document.getElementById("party-form").reset();
   document.getElementById("p-id").value = "";
+  autoRead = false;
   render(await request(`/api/cases/${caseId}/work`));
   await loadPlates();
 });
