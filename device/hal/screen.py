@@ -68,7 +68,9 @@ _TAKES_OVER = {Shown.REPORTING, Shown.RETRYING, Shown.FAILED}
 _TEXT: dict[Shown, tuple[str, str]] = {
     Shown.IDLE: (
         "一键报警",
-        "发生轻微交通事故：请先将车辆移至安全地点，在车后方50至100米处放置警告标志"
+        # People to safety, vehicles left where they are: the dispatcher sees the scene on video
+        # before telling the parties to clear the road.
+        "发生轻微交通事故：请人员先撤到路边安全处，开启危险报警闪光灯，在车后方50至100米处放置警告标志"
         "（高速公路150米以外），再按住报警按钮。",
     ),
     Shown.OFFLINE: ("网络暂时中断", "仍可按住报警按钮：报警已保存，网络恢复后自动发出。紧急情况请拨打122。"),
