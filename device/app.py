@@ -85,7 +85,7 @@ class DeviceApp:
         await self.outbox.open()
         try:
             await self.hw.start(self.trigger)
-            await self.plates.start()
+            self.plates.start()
             await self._restore()
             # What start-up loaded lives as long as the firmware: out of the collector's full scans,
             # which take some 80 ms here and many times that on a Pi, whenever they come.

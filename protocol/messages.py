@@ -131,7 +131,8 @@ class Health(Message):
     plate_reader: PartState | None = Field(
         default=None,
         description="the on-device plate reader: failed when its models are missing or corrupt (the notes say "
-        "which), absent when switched off; left out by firmware without one",
+        "which), absent when switched off; left out until the unit has checked its models after start-up, "
+        "and by firmware without one",
     )
     notes: list[ShortText] = Field(default_factory=list, max_length=8)
 

@@ -77,7 +77,7 @@ async def read(agent: PlateAgent) -> PlateReads:
 
 async def test_a_still_of_the_simulated_scene_reads_as_plates_with_their_crops(camera: StillCamera) -> None:
     agent = agent_for(camera)
-    await agent.start()
+    await agent.check()
     assert agent.in_health(HEALTH).plate_reader is PartState.OK
     reading = await read(agent)
     assert reading.error is None and reading.captured_at is not None and reading.plates
@@ -95,7 +95,7 @@ async def test_a_still_of_the_simulated_scene_reads_as_plates_with_their_crops(c
 
 async def test_bad_stills_and_a_failing_camera_give_a_reason_never_a_crash(camera: StillCamera) -> None:
     agent = agent_for(camera)
-    await agent.start()
+    await agent.check()
     camera.next_still = np.full((720, 1280, 3), 128, np.uint8)  # nothing in it
     nothing = await read(agent)
     assert (nothing.plates, nothing.error) == ([], None)
@@ -114,7 +114,6 @@ async def test_bad_stills_and_a_failing_camera_give_a_reason_never_a_crash(camer
     assert failed.error == "no still from the camera: camera not running: capture failed: ETIMEDOUT"
     camera.next_still = asyncio.Event()  # a still that never comes
     impatient = agent_for(camera, read_timeout_s=0.5)
-    await impatient.start()
     assert (await read(impatient)).error == "no still read within 0.5 s"
 
     camera.next_still = None  # and the unit reads on as before
@@ -127,7 +126,7 @@ async def test_missing_or_corrupt_models_turn_reading_off_with_the_reason_until_
     models = tmp_path / "models"
     models.mkdir()
     agent = agent_for(camera, models_dir=models)
-    await agent.start()
+    await agent.check()
     health = agent.in_health(HEALTH)
     missing = f"model file {DETECTOR_FILE} is missing"
     assert health.plate_reader is PartState.FAILED and health.notes == [f"plate_reader: {missing}"]
@@ -146,7 +145,6 @@ async def test_missing_or_corrupt_models_turn_reading_off_with_the_reason_until_
     assert agent.in_health(HEALTH) == HEALTH.model_copy(update={"plate_reader": PartState.OK})
 
     off = agent_for(camera, enabled=False)
-    await off.start()
     assert off.in_health(HEALTH).plate_reader is PartState.ABSENT
     assert (await read(off)).error == "plate reading is switched off on this unit"
 

@@ -12,13 +12,14 @@ handed to the link, before the call starts, so the reads are usually at the serv
 video connects. A failed camera, a missing model or a read that hangs (bounded by
 ``read_timeout_s``) costs the report nothing; the reading says why it has no plates instead.
 
-The models are checked when the unit starts, by loading them in a short-lived process of their
-own: the TFLite runtime and two interpreters cost the unit some 25 MB for as long as it runs
-(bench/report_latency.py's idle unit: 113 MB without, 137-142 MB with), which an idle unit, that
-is nearly every unit nearly all the time, need not carry. Models that are missing or corrupt leave
-plate reading off: the heartbeat's health says ``plate_reader: failed`` with the reason, and every
-reading says so. The reader itself is loaded at the first reading, and again at a later one if
-that failed (a technician may have put the models right meanwhile). Reads run on a worker thread
+The models are checked in the background when the unit starts, by loading them in a short-lived
+process of their own (the heartbeat leaves ``plate_reader`` out until then): the TFLite runtime
+and two interpreters cost the unit some 25 MB for as long as it runs (bench/report_latency.py's
+idle unit: 113 MB without, 137-142 MB with), which an idle unit, that is nearly every unit nearly
+all the time, need not carry. Models that are missing or corrupt leave plate reading off: the
+heartbeat's health says ``plate_reader: failed`` with the reason, and every reading says so. The
+reader itself is loaded at the first reading, and again at a later one if that failed (a
+technician may have put the models right meanwhile). Reads run on a worker thread
 (``asyncio.to_thread``); the reader serialises its interpreters itself. Readings are not kept
 across a restart: a later ``plates.request`` reads again.
 """
@@ -123,9 +124,11 @@ async def check_models(models_dir: Path) -> tuple[PartState, str]:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             out, _ = await proc.communicate()
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
         return PartState.FAILED, f"the models did not load within {CHECK_TIMEOUT_S:g} s"
+    finally:
+        if proc.returncode is None:  # timed out, or the unit is stopping
+            proc.kill()
+            await proc.wait()
     if proc.returncode == 0:
         return PartState.OK, ""
     return PartState.FAILED, out.decode(errors="replace").strip() or f"the model check exited with {proc.returncode}"
@@ -140,15 +143,19 @@ class PlateAgent:
         self._models_dir = cfg.models_dir or MODELS_DIR
         self.reader: PlateReader | None = None
         self._loading = asyncio.Lock()
-        self._state = PartState.ABSENT
-        self._note = "switched off in the configuration" if not cfg.enabled else "not loaded yet"
+        # Unknown (left out of the health) until the models are checked; absent when switched off.
+        self._state: PartState | None = None if cfg.enabled else PartState.ABSENT
+        self._note = ""
         self._requests: set[str] = set()  # request ids answered since start: a repeated request is one
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        """Check the models in the background: the unit is ready for a press meanwhile."""
+        if self._cfg.enabled:
+            self._spawn(self.check())
+
+    async def check(self) -> None:
         """Check the models; models that do not load leave plate reading off, and say why."""
-        if not self._cfg.enabled:
-            return
         state, note = await check_models(self._models_dir)
         self._state, self._note = state, self._short(note)
         if self._state is PartState.FAILED:
