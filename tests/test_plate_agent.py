@@ -26,10 +26,10 @@ from protocol.messages import PLATE_CROP_MAX_BYTES, Health, PartState, PlateRead
 from protocol.plates import plate_form
 from server.users import Role
 from tests.conftest import RunningServer, add_user
-from tests.devices import device_config, running_device
+from tests.devices import running_device
 from tests.services import Mosquitto
 from tests.test_device_e2e import cases_in
-from tests.test_plate_reads import logged_in, readings
+from tests.test_plate_reads import logged_in, plate_car, readings
 
 WIDTH, HEIGHT = 320, 240
 HEALTH = Health(camera=PartState.OK, gnss=PartState.OK, audio=PartState.OK, storage_free_mb=1, firmware="t", uptime_s=1)
@@ -161,14 +161,7 @@ async def test_the_report_goes_out_while_the_still_for_its_plates_is_still_being
         return await simulated_still(self)
 
     monkeypatch.setattr(SimulatedCamera, "still", held_still)
-    car = device_config(
-        tmp_path / "car",
-        broker.port,
-        "car-plates-03",
-        camera={"width": WIDTH, "height": HEIGHT},
-        webrtc={"call_on_accept": False},
-        plates={"read_timeout_s": 60},
-    )
+    car = plate_car(tmp_path / "car", broker, "car-plates-03", plates={"read_timeout_s": 60})
     console = await logged_in(server, "wuhua")
     try:
         async with running_device(car) as device:

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from device.config import DeviceConfig
 from device.hal.camera_simulated import SimulatedCamera, still_size
 from device.sim.scene import Scene
 from protocol.ids import new_report_id
@@ -46,6 +47,12 @@ async def server(broker: Mosquitto, tmp_path: Path) -> AsyncIterator[RunningServ
     await add_user(cfg, "admin", Role.ADMIN, [])
     yield running
     await running.stop()
+
+
+def plate_car(data_dir: Path, broker: Mosquitto, device_id: str, **overrides: Any) -> DeviceConfig:
+    """A simulated in-car unit with a small video camera and no call: these tests are about its plates."""
+    camera = {"width": WIDTH, "height": HEIGHT}
+    return device_config(data_dir, broker.port, device_id, camera=camera, webrtc={"call_on_accept": False}, **overrides)
 
 
 async def logged_in(server: RunningServer, username: str) -> Console:
@@ -104,13 +111,7 @@ def check_crop(read: dict[str, Any]) -> None:
 async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_reads_again_and_corrects(
     broker: Mosquitto, server: RunningServer, tmp_path: Path
 ) -> None:
-    car = device_config(
-        tmp_path / "car",
-        broker.port,
-        "car-plates-01",
-        camera={"width": WIDTH, "height": HEIGHT},
-        webrtc={"call_on_accept": False},
-    )
+    car = plate_car(tmp_path / "car", broker, "car-plates-01")
     wuhua = await logged_in(server, "wuhua")
     guandu = await logged_in(server, "guandu")
     officer = await logged_in(server, "officer")
@@ -231,14 +232,7 @@ async def test_a_unit_without_its_models_still_reports_and_says_why_it_reads_not
 ) -> None:
     empty = tmp_path / "no-models"
     empty.mkdir()
-    car = device_config(
-        tmp_path / "car",
-        broker.port,
-        "car-plates-02",
-        camera={"width": WIDTH, "height": HEIGHT},
-        webrtc={"call_on_accept": False},
-        plates={"models_dir": empty},
-    )
+    car = plate_car(tmp_path / "car", broker, "car-plates-02", plates={"models_dir": empty})
     wuhua = await logged_in(server, "wuhua")
     admin = await logged_in(server, "admin")
     try:

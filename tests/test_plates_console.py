@@ -12,11 +12,11 @@ from server.users import Role
 from tests.browser import chromium
 from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
 from tests.conftest import RunningServer, add_user
-from tests.devices import device_config, running_device
+from tests.devices import running_device
 from tests.services import Mosquitto
 from tests.test_case_page import fill_driver, login
 from tests.test_device_e2e import cases_in
-from tests.test_plate_reads import rows
+from tests.test_plate_reads import plate_car, rows
 
 
 async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_corrects_one(
@@ -24,13 +24,7 @@ async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_c
 ) -> None:
     await seed_registry(server.cfg.database_url, tmp_path / "registry")
     await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
-    car = device_config(
-        tmp_path / "car",
-        broker.port,
-        "car-plates-10",
-        camera={"width": 320, "height": 240},
-        webrtc={"call_on_accept": False},
-    )
+    car = plate_car(tmp_path / "car", broker, "car-plates-10")
     async with running_device(car) as device, chromium() as browser:
         await device.wait_fix()
         await device.press()
