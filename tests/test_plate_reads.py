@@ -109,8 +109,9 @@ def check_crop(read: dict[str, Any]) -> None:
 
 
 async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_reads_again_and_corrects(
-    broker: Mosquitto, server: RunningServer, tmp_path: Path
+    broker: Mosquitto, case_server: RunningServer, tmp_path: Path
 ) -> None:
+    server = case_server  # on SQLite and PostgreSQL
     car = plate_car(tmp_path / "car", broker, "car-plates-01")
     wuhua = await logged_in(server, "wuhua")
     guandu = await logged_in(server, "guandu")
@@ -286,8 +287,9 @@ def reading(report_id: str, **fields: Any) -> PlateReads:
 
 
 async def test_readings_a_device_must_not_send_are_refused_and_harm_nothing(
-    broker: Mosquitto, server: RunningServer
+    broker: Mosquitto, case_server: RunningServer
 ) -> None:
+    server = case_server  # on SQLite and PostgreSQL
     async with raw_device(broker.port, "car-0701") as (own, acks):
         report = in_car_report("car-0701", WUHUA)
         await publish_report(own, "car-0701", encode(report))
