@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 SendCommand = Callable[[str, Command], Awaitable[bool]]
 ANSWER_POLL_S = 0.2  # how often a waiting console request looks for an answer another worker stored
+# The training set's labels, in the layout of the real crops models/realdata.py reads (file, plate).
+LABEL_FIELDS = ("file", "plate", "read", "kind", "confidence", "source", "device", "captured_at", "reviewed_at")
 
 
 class PlatesError(Exception):
@@ -262,3 +266,41 @@ def mark(read: PlateRead, confirmed: str, user_id: int | None) -> None:
     read.confirmed_text = confirmed
     read.reviewed_by = user_id
     read.reviewed_at = now_utc()
+
+
+async def reviewed(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[PlateRead, PlateReading]]:
+    """Every read a dispatcher confirmed or corrected, oldest first, with its reading."""
+    async with sessions() as session:
+        found = await session.execute(
+            select(PlateRead, PlateReading)
+            .join(PlateReading, PlateRead.reading_id == PlateReading.id)
+            .where(PlateRead.confirmed_text.is_not(None))
+            .order_by(PlateRead.id)
+        )
+        return [(read, reading) for read, reading in found.tuples()]
+
+
+def write_training_set(rows: list[tuple[PlateRead, PlateReading]], out_dir: Path) -> None:
+    """The reviewed reads as a crop folder: ``crops/ID.jpg`` each, and ``labels.csv`` whose
+    ``plate`` is what the dispatcher confirmed and ``read`` what the unit read. Blocking."""
+    (out_dir / "crops").mkdir(parents=True, exist_ok=True)
+    with (out_dir / "labels.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(LABEL_FIELDS)
+        for read, reading in rows:
+            name = f"crops/{read.id}.jpg"
+            (out_dir / name).write_bytes(read.crop)
+            captured = reading.captured_at or reading.received_at
+            writer.writerow(
+                (
+                    name,
+                    read.confirmed_text,
+                    read.text,
+                    read.kind,
+                    f"{read.confidence:.4f}",
+                    reading.source,
+                    reading.device_id,
+                    utc_iso(captured) if captured else "",
+                    utc_iso(read.reviewed_at) if read.reviewed_at else "",
+                )
+            )

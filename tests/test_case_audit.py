@@ -27,6 +27,11 @@ from tests.test_casework_api import FACTS, case_id, logged_in, new_case
 
 
 def audit(server: RunningServer, config: Path, case_no: str) -> subprocess.CompletedProcess[str]:
+    return server_command(server, config, "audit", case_no)
+
+
+def server_command(server: RunningServer, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kuaichu server ARGS`` against the running server's database, as a separate process."""
     cfg = server.cfg
     config.write_text(
         f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
@@ -34,7 +39,7 @@ def audit(server: RunningServer, config: Path, case_no: str) -> subprocess.Compl
         + f'[database]\nurl = "{cfg.database_url}"\nmigrate = false\n'
     )
     return subprocess.run(
-        [sys.executable, "-m", "kuaichu.cli", "server", "audit", case_no, "--config", str(config)],
+        [sys.executable, "-m", "kuaichu.cli", "server", *args, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

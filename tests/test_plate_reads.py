@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config
 from tests.devices import device_config, running_device
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
+from tests.test_case_audit import server_command
 from tests.test_device_e2e import cases_in
 from tests.wire import Console, publish_report, raw_device
 
@@ -223,6 +225,20 @@ async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_rea
             await engine.dispose()
         assert requester is None and asker_name == "wuhua"  # the report's reading was nobody's request
         assert [(e.actor, e.detail["confirmed"]) for e in events] == [("wuhua", first["text"]), ("wuhua", "云A5H821")]
+
+        # Tomorrow's training data: the reviewed reads with their crops, labelled as confirmed.
+        out = tmp_path / "training"
+        done = await asyncio.to_thread(server_command, server, tmp_path / "server.toml", "plate-reads", str(out))
+        assert done.returncode == 0, done.stderr
+        changed = int(other["text"] != "云A5H821") + int(first["text"] != DRIVER_B["plate"])
+        assert f"2 reviewed plate reads ({changed} corrected) written to {out}" in done.stdout
+        with (out / "labels.csv").open(encoding="utf-8") as f:
+            labels = {row["file"]: row for row in csv.DictReader(f)}
+        assert {name: (row["plate"], row["read"]) for name, row in labels.items()} == {
+            f"crops/{other['id']}.jpg": ("云A5H821", other["text"]),
+            f"crops/{first['id']}.jpg": (DRIVER_B["plate"], first["text"]),
+        }
+        assert (out / f"crops/{first['id']}.jpg").read_bytes() == stored[first["id"]][0].crop
     finally:
         for console in (wuhua, guandu, officer):
             await console.close()

@@ -1,4 +1,4 @@
-"""``kuaichu server run | add-user | migrate``."""
+"""``kuaichu server run | add-user | migrate | audit | plate-reads``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,13 @@ def register(commands: Any) -> None:
     audit.add_argument("case", metavar="CASE", help="case number (or id)")
     audit.set_defaults(handler=_audit)
 
-    for p in (run, add, migrate, audit):
+    plates = sub.add_parser(
+        "plate-reads", help="write the plate reads dispatchers confirmed or corrected, with their crops, for training"
+    )
+    plates.add_argument("out_dir", type=Path, metavar="DIR", help="crops/ID.jpg and labels.csv go here")
+    plates.set_defaults(handler=_plate_reads)
+
+    for p in (run, add, migrate, audit, plates):
         p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"server.toml (default {DEFAULT_CONFIG})")
 
 
@@ -132,3 +138,24 @@ def _audit(args: argparse.Namespace) -> int:
     verdict = "intact" if report.whole else f"NOT intact: {len(report.problems)} problem(s)"
     print(f"case {report.case_no}: {report.events} events, {report.evidence} evidence files; {verdict}")
     return 0 if report.whole else 1
+
+
+def _plate_reads(args: argparse.Namespace) -> int:
+    from server.config import load_server_config
+    from server.db.engine import make_engine, make_sessionmaker
+    from server.plates import reviewed, write_training_set
+
+    cfg = load_server_config(args.config)
+
+    async def export() -> tuple[int, int]:
+        engine = make_engine(cfg.database_url)
+        try:
+            rows = await reviewed(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+        await asyncio.to_thread(write_training_set, rows, args.out_dir)
+        return len(rows), sum(read.confirmed_text != read.text for read, _ in rows)
+
+    count, corrected = asyncio.run(export())
+    print(f"{count} reviewed plate reads ({corrected} corrected) written to {args.out_dir}")
+    return 0
