@@ -303,7 +303,7 @@ def reading(report_id: str, **fields: Any) -> PlateReads:
 
 
 async def test_readings_a_device_must_not_send_are_refused_and_harm_nothing(
-    broker: Mosquitto, case_server: RunningServer
+    broker: Mosquitto, case_server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = case_server  # on SQLite and PostgreSQL
     async with raw_device(broker.port, "car-0701") as (own, acks):
@@ -321,6 +321,9 @@ async def test_readings_a_device_must_not_send_are_refused_and_harm_nothing(
             # And the broker's ACL: car-0702 cannot publish on car-0701's plates topic at all.
             await other.publish(device_topic("car-0701", Channel.PLATES), encode(reading(report.report_id)), qos=1)
         own_topic = device_topic("car-0701", Channel.PLATES)
+        # A plate no vehicle can carry: refused, and its text stays out of the log.
+        impossible = encode(reading(report.report_id)).replace("云A5H821".encode(), "云AO1234".encode())
+        await own.publish(own_topic, impossible, qos=1)
         await own.publish(own_topic, encode(good), qos=1)
         await own.publish(own_topic, encode(good), qos=1)  # a QoS 1 repeat is stored once
         # A reading that overtakes its report is kept, and found once the case exists.
@@ -335,6 +338,8 @@ async def test_readings_a_device_must_not_send_are_refused_and_harm_nothing(
         early_case_no = (await asyncio.wait_for(acks.get(), 10)).case_no
         assert early_case_no is not None
 
+    assert "plates.0: Value error, text is not a plate any vehicle can carry" in caplog.text
+    assert "云AO1234" not in caplog.text
     stored = [(r.reading_id, r.device_id, len(reads)) for r, reads in await rows(server)]
     assert stored == [
         (good.reading_id, "car-0701", 1),

@@ -102,7 +102,7 @@ def reads_in(reader: PlateReader, frame: Frame) -> list[PlateReadOut]:
                 )
             )
         except ValidationError as exc:  # a crop that would not fit, a box squeezed to nothing
-            logger.warning("plates: a read of %s left out: %s", read.text, exc.errors()[0]["msg"])
+            logger.warning("plates: a read left out: %s", exc.errors()[0]["msg"])
             continue
         if len(out) == MAX_PLATE_READS:
             break
