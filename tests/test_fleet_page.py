@@ -80,6 +80,7 @@ async def test_an_admin_sees_the_fleet_live_with_alerts_and_a_dispatcher_may_not
             await expect(car_row.locator(".registration")).to_have_text("未登记 unregistered")
             await expect(car_row.locator(".firmware")).not_to_have_text("—")
             await expect(car_row.locator(".health")).to_contain_text("camera ok")
+            await expect(car_row.locator(".health")).to_contain_text("plate_reader ok", timeout=15000)
             await expect(car_row.locator(".heartbeat")).to_contain_text("ago")
             await expect(car_row.locator(".selftest")).to_have_text("未自检 never run")
             await expect(car_row).not_to_have_class("alert")
