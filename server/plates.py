@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from protocol import ProtocolError
 from protocol.ids import new_report_id
 from protocol.messages import Command, PlateReads, decode, utc_iso
-from server.cases import now_utc
+from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
 from server.casework.plates import normalise_plate, plate_error
 from server.db.models import Case, PlateRead, PlateReading
@@ -85,6 +85,8 @@ class Plates:
         self.send: SendCommand | None = None  # to a device's cmd topic, once the intake is connected
         self._arrived: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._answered: dict[str, asyncio.Event] = {}  # request ids a console on this worker waits for
+        # Consoles showing the case hear of its new reads through this, once the intake exists.
+        self.case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # --- the devices' side ------------------------------------------------------------------------
 
@@ -109,6 +111,8 @@ class Plates:
             return False
         async with self._sessions.begin() as session:
             refusal = await self._store(session, device_id, message)
+            case = await session.scalar(select(Case).where(Case.report_id == message.report_id))
+            summary = case_summary(case) if refusal is None and case is not None else None
         if refusal is not None:
             logger.warning("device %s: plate reading %s refused: %s", device_id, message.reading_id, refusal)
             return False
@@ -122,6 +126,8 @@ class Plates:
         waiting = self._answered.get(message.reading_id)
         if waiting is not None:
             waiting.set()
+        if summary is not None and self.case_changed is not None:
+            await self.case_changed(summary)
         return True
 
     async def _store(self, session: AsyncSession, device_id: str, message: PlateReads) -> str | None:

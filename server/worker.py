@@ -124,6 +124,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         state.sms.case_changed = intake.case_changed
         state.determinations.commands = intake.command
         state.plates.send = intake.command
+        state.plates.case_changed = intake.case_changed
         intake.plates = state.plates
         signalling = Signalling(cfg) if cfg.calls.media else None
         if signalling is not None:

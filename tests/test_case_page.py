@@ -86,3 +86,35 @@ async def test_dispatcher_completes_a_case_in_the_browser(
         await expect(page.locator("#case-status")).to_have_attribute("data-state", "handed_over")
         await expect(page.locator("#p-save")).to_be_disabled()
         await page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
+
+
+async def test_a_case_page_follows_other_consoles_without_losing_what_is_being_typed(
+    server: RunningServer, broker: Mosquitto
+) -> None:
+    """Two dispatchers on one case: one tells the parties to clear the road and then escalates;
+    the other's page shows both as they happen, and the facts it is typing stay as typed."""
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    await add_user(server.cfg, "wuhua-2", Role.DISPATCHER, ["530102"])
+    async with raw_device(broker.port, "car-0701") as (client, acks):
+        await publish_report(client, "car-0701", encode(in_car_report("car-0701", WUHUA)))
+        case_no = (await asyncio.wait_for(acks.get(), 10)).case_no
+
+        async with chromium() as browser:
+            pages = []
+            for username in ("wuhua", "wuhua-2"):
+                page = await (await browser.new_context()).new_page()
+                await login(page, server.url, username)
+                await page.click(f'tr[data-case="{case_no}"] .case-no a')
+                await expect(page.locator("#case-no")).to_have_text(str(case_no))
+                pages.append(page)
+            watching, acting = pages
+            await watching.fill("#f-place", "五华区翠湖南路与")  # half typed
+
+            await acting.click("#clear-road")
+            await expect(watching.locator("#clear-state")).to_have_attribute("data-state", "sent")
+            await acting.fill("#escalate-reason", "车辆无法移动 a vehicle cannot move")
+            await acting.click("#escalate")
+            await expect(watching.locator("#case-status")).to_have_attribute("data-state", "escalated")
+            await expect(watching.locator("#closed-line")).to_contain_text("车辆无法移动")
+            await expect(watching.locator("#f-save")).to_be_disabled()
+            await expect(watching.locator("#f-place")).to_have_value("五华区翠湖南路与")

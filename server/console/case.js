@@ -12,8 +12,17 @@ let me = null;
 let readings = []; // the unit's plate readings, newest first (GET /api/cases/{id}/plates)
 let autoRead = false; // the form's read was chosen by prefillPlate, not by the dispatcher
 
-const send = (method, path, body) =>
-  request(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) });
+// The page's changes and its live refreshes take turns: a refresh that read the case before the
+// dispatcher's own change was committed would otherwise land after it and show the older state.
+let turns = Promise.resolve();
+function inTurn(fn) {
+  const turn = turns.then(fn);
+  turns = turn.catch(() => {});
+  return turn;
+}
+
+const send = (method, path, body) => inTurn(() =>
+  request(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body ?? {}) }));
 
 function checkCell(checks) {
   const cell = el("td", { class: "checks" });
@@ -26,7 +35,8 @@ function checkCell(checks) {
   return cell;
 }
 
-function render(work) {
+// live: a change pushed while the dispatcher may be typing, which leaves the forms alone.
+function render(work, live = false) {
   current = work;
   const c = work.case;
   document.getElementById("case-no").textContent = c.case_no;
@@ -63,7 +73,7 @@ function render(work) {
     row.addEventListener("click", () => editParty(p));
     body.appendChild(row);
   }
-  if (c.facts) fillFacts(c.facts);
+  if (c.facts && !live) fillFacts(c.facts);
   const partySelect = document.getElementById("s-party");
   const chosen = partySelect.value;
   partySelect.replaceChildren(...work.parties.map((p) => el("option", { value: String(p.id) }, `${p.label} ${p.name}`)));
@@ -127,6 +137,9 @@ function prefillPlate() {
 
 function renderPlates(list) {
   readings = list;
+  // A correction being typed survives the list being drawn again (a live update), focus included.
+  const typing = new Map([...document.querySelectorAll("#plate-reads .read-confirm[data-dirty]")].map((i) => [i.dataset.readId, i.value]));
+  const focused = document.activeElement && document.activeElement.classList.contains("read-confirm") ? document.activeElement.dataset.readId : null;
   const items = [];
   for (const reading of readings) {
     const when = localTime(reading.captured_at || reading.received_at);
@@ -141,6 +154,13 @@ function renderPlates(list) {
     for (const r of reading.plates) items.push(readItem(r, `${when} ${source}`));
   }
   document.getElementById("plate-reads").replaceChildren(...items);
+  for (const input of document.querySelectorAll("#plate-reads .read-confirm")) {
+    if (typing.has(input.dataset.readId)) {
+      input.value = typing.get(input.dataset.readId);
+      input.dataset.dirty = "1";
+    }
+    if (input.dataset.readId === focused) input.focus();
+  }
   readChoices();
   prefillPlate();
 }
@@ -150,13 +170,15 @@ function readItem(r, where) {
   item.appendChild(el("img", { class: "plate-crop", src: r.crop, alt: r.text }));
   item.appendChild(el("span", { class: "read-text" }, r.text));
   item.appendChild(el("span", { class: "sub" }, `${r.confidence.toFixed(2)} · ${r.kind} · ${where}`));
-  const input = el("input", { class: "read-confirm", maxlength: "10", "aria-label": `plate ${r.text}` });
+  const input = el("input", { class: "read-confirm", maxlength: "10", "aria-label": `plate ${r.text}`, "data-read-id": String(r.id) });
   input.value = r.confirmed_text || r.text;
+  input.addEventListener("input", () => { input.dataset.dirty = "1"; });
   item.appendChild(input);
   const save = el("button", { type: "button", class: "read-save" }, "确认/更正 Confirm");
   save.disabled = !(me && me.role === "dispatcher");
   save.addEventListener("click", async () => {
     await send("PUT", `/api/cases/${caseId}/plates/reads/${r.id}`, { text: input.value });
+    delete input.dataset.dirty;
     await loadPlates();
   });
   item.appendChild(save);
@@ -169,11 +191,6 @@ async function loadPlates() {
   renderPlates((await request(`/api/cases/${caseId}/plates`)).readings);
 }
 
-// The reads sent after the report follow it by a second or two: look again until they are here.
-async function awaitReportReads(tries = 15) {
-  await loadPlates();
-  if (tries > 0 && !readings.some((r) => r.source === "report")) setTimeout(() => awaitReportReads(tries - 1), 2000);
-}
 
 function editParty(p) {
   document.getElementById("p-id").value = p.id;
@@ -231,13 +248,14 @@ document.getElementById("plates-read").addEventListener("click", async () => {
   state.textContent = "等待设备 asking the unit…";
   try {
     const reading = await send("POST", `/api/cases/${caseId}/plates/read`);
+    await loadPlates(); // the list shows the reads by the time the line says they are here
     state.dataset.state = reading.error ? "error" : "done";
     state.textContent = reading.error ? `未识别 no reads: ${reading.error}` : `识别 ${reading.plates.length} 块 plate(s) read`;
   } catch (error) {
     state.dataset.state = "error";
     state.textContent = "";
+    await loadPlates();
   }
-  await loadPlates();
 });
 
 document.getElementById("party-form").addEventListener("submit", async (event) => {
@@ -322,5 +340,11 @@ document.getElementById("escalate").addEventListener("click", async () => {
   determine.href = `/determine?id=${caseId}`;
   determine.hidden = me.role !== "officer";
   render(await request(`/api/cases/${caseId}/work`));
-  await awaitReportReads();
+  await loadPlates();
+  // The reads sent after the report follow it by a second or two, and other consoles act on the
+  // case (the clearing watch, a second dispatcher, an officer): they arrive without a reload.
+  watchCase(caseId, () => inTurn(async () => {
+    render(await request(`/api/cases/${caseId}/work`), true);
+    await loadPlates();
+  }).catch((error) => showError(String(error.message || error))));
 })().catch((error) => showError(String(error.message || error)));
