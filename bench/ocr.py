@@ -6,7 +6,7 @@ the device's own reader (``device.ocr.reader.PlateReader``) on one thread, as a 
 - held-out real photographs (``models.realdata``, the validation part: never trained on): whole
   scenes through detector + recogniser (a plate counts as read when a read's box overlaps the
   labelled box, IoU >= 0.5, with exactly the labelled text; detection recall is the share of
-  labelled plates with such a detection, whatever its text), and the recogniser alone on the
+  labelled plates with such a find, its corners refined, whatever its text), and the recogniser alone on the
   labelled corners and on the HyperLPR crops;
 - a fixed synthetic test set per plate form (seeded, so every run sees the same plates): the
   recogniser on straightened crops, and detector + recogniser on simulated 1280 x 720 crash
@@ -33,7 +33,6 @@ from collections import defaultdict
 
 from PIL import Image
 
-from device.ocr.geometry import straighten
 from device.ocr.reader import PlateReader, load_image
 from device.sim.scene import Scene
 from models.realdata import Split, real_plates
@@ -82,11 +81,11 @@ class Tally:
 def frame_reads(
     reader: PlateReader, image: Image.Image, truths: list[tuple[str, tuple[tuple[float, float], ...]]], tally: Tally
 ) -> None:
-    detections = reader.detector.detect(image)
+    located = [box_of(reader.refiner.refine(image, d.corners)) for d in reader.detector.detect(image)]
     reads = reader.read_frame(image)
     for text, corners in truths:
         box = box_of(corners)
-        found = any(iou(d.box, box) >= 0.5 for d in detections)
+        found = any(iou(b, box) >= 0.5 for b in located)
         matching = [r for r in reads if iou(r.box, box) >= 0.5]
         tally.add(text, matching[0].text if matching else None, found)
 
@@ -108,7 +107,7 @@ def main(argv: list[str]) -> int:
             real_rec.add(plate.text, reads[0].text if reads else None)
             continue
         frame_reads(reader, image, [(plate.text, plate.corners)], real_frames)
-        got = reader.recogniser.read(straighten(image, plate.corners))
+        got = reader.read_at(image, plate.corners)
         real_rec.add(plate.text, got.text if got else None)
         if got is None or got.text != plate.text:
             misses.append(f"{plate.path.name}: {got.text if got else None}")
@@ -164,6 +163,7 @@ def main(argv: list[str]) -> int:
     print(f"recogniser {rec_ms:.2f} ms per plate; 1280x720 frame ({n} plates read) {frame_ms:.1f} ms; one thread")
     print(
         f"models: detector {reader.detector.model.size_bytes / 1024:.0f} KiB, "
+        f"refiner {reader.refiner.model.size_bytes / 1024:.0f} KiB, "
         f"recogniser {reader.recogniser.model.size_bytes / 1024:.0f} KiB"
     )
     print(

@@ -99,3 +99,37 @@ def letterbox(image: Image.Image, size: tuple[int, int] = (DET_W, DET_H)) -> tup
     out = np.full((h, w, 3), PAD_GREY, np.uint8)
     out[:nh, :nw] = np.asarray(image.convert("RGB").resize((nw, nh), Image.Resampling.BILINEAR), np.uint8)
     return out, scale
+
+
+# The corner refiner looks again at each find through a window REF_W x REF_H, straightened from
+# the find's own corners and reaching REF_MARGIN beyond them (parts of the plate's width and
+# height, each side), and says where the plate's true corners are in that window (parts of it).
+REF_W, REF_H = 128, 64
+REF_MARGIN = (0.25, 0.75)
+
+
+def refine_window(corners: Quad) -> Quad:
+    """The window around ``corners`` the refiner looks through, in image pixels (tl, tr, br, bl)."""
+    mx, my = REF_MARGIN
+    unit = perspective_coeffs([(0, 0), (1, 0), (1, 1), (0, 1)], corners)
+    a, b = -mx, 1 + mx
+    c, d = -my, 1 + my
+    return (_map(unit, a, c), _map(unit, b, c), _map(unit, b, d), _map(unit, a, d))
+
+
+def window_pixels(image: Image.Image, window: Quad) -> NDArray[np.uint8]:
+    """The refiner's input: ``window`` of ``image`` straightened to REF_H x REF_W x 3."""
+    return np.asarray(_warp(image, window, (REF_W, REF_H)), np.uint8)
+
+
+def to_window(window: Quad, points: Sequence[Point]) -> list[Point]:
+    """Image ``points`` in the window's coordinates, as parts of its width and height."""
+    coeffs = perspective_coeffs(window, [(0, 0), (1, 0), (1, 1), (0, 1)])
+    return [_map(coeffs, x, y) for x, y in points]
+
+
+def from_window(window: Quad, points: Sequence[Point]) -> Quad:
+    """Points given as parts of the window back in image pixels."""
+    coeffs = perspective_coeffs([(0, 0), (1, 0), (1, 1), (0, 1)], window)
+    a, b, c, d = (_map(coeffs, x, y) for x, y in points)
+    return (a, b, c, d)

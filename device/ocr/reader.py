@@ -22,13 +22,15 @@ from PIL import Image
 
 from device.ocr.detector import Detector
 from device.ocr.errors import ImageError
-from device.ocr.geometry import Quad, straighten
+from device.ocr.geometry import Quad, is_double_row, straighten
 from device.ocr.recogniser import Recogniser
+from device.ocr.refiner import Refiner
 from protocol.plates import PlateKind
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DETECTOR_FILE = "detector.tflite"
 RECOGNISER_FILE = "recogniser.tflite"
+REFINER_FILE = "refiner.tflite"
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 # A 2028 x 1520 still is 3 MP; a phone photo 12-50 MP. Beyond this the decode alone would cost a
 # Pi seconds and hundreds of MB.
@@ -90,21 +92,22 @@ def load_image(source: Path | bytes) -> Image.Image:
 
 
 class PlateReader:
-    """The detector and recogniser together; ModelError if either model is missing or corrupt."""
+    """The detector, corner refiner and recogniser together; ModelError if any model is missing or corrupt."""
 
     def __init__(self, models_dir: Path = MODELS_DIR, threads: int = 1) -> None:
         self.detector = Detector(models_dir / DETECTOR_FILE, threads)
+        self.refiner = Refiner(models_dir / REFINER_FILE, threads)
         self.recogniser = Recogniser(models_dir / RECOGNISER_FILE, threads)
         self._lock = threading.Lock()
 
     @property
     def model_bytes(self) -> int:
-        return self.detector.model.size_bytes + self.recogniser.model.size_bytes
+        return self.detector.model.size_bytes + self.refiner.model.size_bytes + self.recogniser.model.size_bytes
 
     def read_frame(self, image: Image.Image) -> list[PlateRead]:
         """Every plate found in a camera frame or still that reads as a valid plate, best first."""
         with self._lock:
-            reads = [self._read(image, d.corners) for d in self.detector.detect(image)]
+            reads = [self._read(image, self.refiner.refine(image, d.corners)) for d in self.detector.detect(image)]
         return sorted((r for r in reads if r is not None), key=lambda r: -r.confidence)
 
     def read_crop(self, image: Image.Image) -> list[PlateRead]:
@@ -114,9 +117,21 @@ class PlateReader:
             read = self._read(image, ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))))
         return [] if read is None else [read]
 
+    def read_at(self, image: Image.Image, corners: Quad) -> PlateRead | None:
+        """The plate inside ``corners`` of ``image`` (given, not found), or None if it does not read as a plate."""
+        with self._lock:
+            return self._read(image, corners)
+
     def _read(self, image: Image.Image, corners: Quad) -> PlateRead | None:
         crop = straighten(image, corners)
         text = self.recogniser.read(crop)
+        if is_double_row(corners):
+            # A single-row plate seen at an angle, or cut out with a margin, is as square as a
+            # double-row one: it is read as one row too, and the more certain read kept.
+            flat = straighten(image, corners, double_row=False)
+            other = self.recogniser.read(flat)
+            if other is not None and (text is None or other.confidence > text.confidence):
+                text, crop = other, flat
         if text is None:
             return None
         return PlateRead(text.text, text.confidence, text.char_confidences, text.kind, corners, crop)
