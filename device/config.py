@@ -164,7 +164,8 @@ class PlatesSection(ConfigSection):
 
     enabled: bool = Field(default=True, description="read plates on the unit; off, the heartbeat says 'absent'")
     models_dir: Path | None = Field(
-        default=None, description="the reader's detector.tflite and recogniser.tflite (default: the firmware's models/)"
+        default=None,
+        description="the reader's detector, refiner and recogniser .tflite files (default: the firmware's models/)",
     )
     on_report: bool = Field(
         default=True, description="read the plates in a still taken at each press and send them after the report"
