@@ -11,6 +11,7 @@ let current = null;
 let me = null;
 let readings = []; // the unit's plate readings, newest first (GET /api/cases/{id}/plates)
 let autoRead = false; // the form's read was chosen by prefillPlate, not by the dispatcher
+let partyTyped = false; // the dispatcher has begun this party: reads arriving now leave the form alone
 
 // The page's changes and its live refreshes take turns: a refresh that read the case before the
 // dispatcher's own change was committed would otherwise land after it and show the older state.
@@ -124,7 +125,7 @@ const chosenRead = () => {
 // read chosen this way lets it go (another vehicle, most likely); a read the dispatcher chose and
 // then corrected is kept with the correction.
 function prefillPlate() {
-  if (document.getElementById("p-id").value || document.getElementById("p-plate").value) return;
+  if (partyTyped || document.getElementById("p-id").value || document.getElementById("p-plate").value) return;
   const taken = new Set((current ? current.parties : []).map((p) => p.plate));
   const select = document.getElementById("p-read");
   const option = [...select.options].find((o) => !taken.has(o.dataset.text));
@@ -235,7 +236,13 @@ document.getElementById("p-use-read").addEventListener("change", (event) => {
   if (event.target.checked && read && !value("p-plate")) document.getElementById("p-plate").value = read.text;
 });
 
-document.getElementById("p-new").addEventListener("click", () => setTimeout(prefillPlate, 0)); // after the reset
+document.getElementById("p-new").addEventListener("click", () => {
+  partyTyped = false;
+  setTimeout(prefillPlate, 0); // after the reset
+});
+for (const type of ["input", "change"]) {
+  document.getElementById("party-form").addEventListener(type, () => { partyTyped = true; });
+}
 
 document.getElementById("p-read").addEventListener("change", () => {
   const read = chosenRead();
@@ -276,6 +283,7 @@ document.getElementById("party-form").addEventListener("submit", async (event) =
   document.getElementById("party-form").reset();
   document.getElementById("p-id").value = "";
   autoRead = false;
+  partyTyped = false;
   render(await request(`/api/cases/${caseId}/work`));
   await loadPlates();
 });
