@@ -34,7 +34,7 @@ Snapshot = dict[str, tuple[int, int, int, bytes]]
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A provisioning folder with two in-car units, made by the operator's commands."""
+    """A provisioning folder with two in-car units and a kiosk, made by the operator's commands."""
     root = tmp_path_factory.mktemp("station") / "fleet"
     done = provision("init", "--dir", str(root), "--broker-host", "mqtt.kuaichu.example.cn", "--broker-user", "")
     assert done.returncode == 0, done.stderr
@@ -42,6 +42,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
         car = ["--kind", "in-car", "--plate", "云A5H821", "--vin", "LSVAU2180N2183294", "--dir", str(root)]
         done = provision("device", device_id, *car)
         assert done.returncode == 0, done.stderr
+    kiosk = ["--kind", "kiosk", "--site", "102.7041,25.0487", "--site-name", "翠湖南路", "--dir", str(root)]
+    done = provision("device", "kiosk-0001", *kiosk)
+    assert done.returncode == 0, done.stderr
     return root
 
 
@@ -208,6 +211,34 @@ def test_a_rotated_bundle_replaces_the_certificate_and_keeps_local_edits(fleet: 
         assert (installed / name).read_bytes() == (fleet / "devices" / "car-0002" / name).read_bytes()
     assert (installed / "device.toml.previous").read_text() == edited
     assert stat.S_IMODE((installed / "device.toml.previous").stat().st_mode) == 0o640
+
+
+def test_a_kiosk_shows_its_screen_in_chromium_when_the_desktop_starts(fleet: Path, image: Path, tmp_path: Path) -> None:
+    done = install(image, fleet / "devices" / "kiosk-0001.tar.gz")
+    assert done.returncode == 0, done.stderr
+    autostart = image / "etc" / "xdg" / "autostart" / "kuaichu-screen.desktop"
+    launcher = image / "usr" / "local" / "bin" / "kuaichu-screen"
+    entry = unit_directives(autostart.read_text())
+    assert entry["Desktop Entry.Type"] == ["Application"]
+    assert entry["Desktop Entry.Exec"] == ["/usr/local/bin/kuaichu-screen"]
+    assert stat.S_IMODE(launcher.stat().st_mode) == 0o755
+
+    # The launcher, run with a stand-in Chromium that notes how it was started and then ends the loop.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "chromium").write_text('#!/bin/sh\necho "$@" > "$NOTED"\nkill $PPID\n')
+    (fake / "chromium").chmod(0o755)
+    noted = tmp_path / "args"
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "NOTED": str(noted)}
+    subprocess.run(["sh", str(launcher)], env=env, timeout=10, check=False)
+    args = noted.read_text().split()
+    screen = load_device_config(image / "etc" / "kuaichu" / "device.toml").screen
+    assert screen.backend == "browser"
+    assert "--kiosk" in args and args[-1] == f"http://{screen.host}:{screen.port}/"
+
+    # The same unit re-installed as an in-car unit (no screen): the kiosk's autostart goes.
+    assert install(image, fleet / "devices" / "car-0001.tar.gz").returncode == 0
+    assert not autostart.exists() and not launcher.exists()
 
 
 def rebundle(source: Path, target: Path, change: dict[str, bytes | None], extra: tarfile.TarInfo | None = None) -> Path:

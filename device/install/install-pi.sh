@@ -93,6 +93,13 @@ staging="$work/bundle"
 mkdir -m 0700 "$staging"
 device_id="$(python3 "$here/stage_bundle.py" "$bundle" "$staging")" || exit 1
 say "bundle for device $device_id is sound"
+# A kiosk's screen is the firmware's local page in Chromium ([screen] backend = "browser").
+screen_url="$(python3 -c '
+import sys, tomllib
+screen = tomllib.load(open(sys.argv[1], "rb")).get("screen", {})
+if screen.get("backend") == "browser":
+    print("http://%s:%s/" % (screen.get("host", "127.0.0.1"), screen.get("port", 8088)))
+' "$staging/device.toml")" || die "the bundle's device.toml cannot be read"
 
 # --- Debian packages --------------------------------------------------------------------------------
 
@@ -103,8 +110,10 @@ if ((!skip_apt)); then
   packages=(python3-venv python3-pyaudio python3-numpy)
   if ((on_pi)); then
     packages+=(python3-picamera2 python3-lgpio)   # from the Raspberry Pi archive, with libcamera
+    [[ -z "$screen_url" ]] || packages+=(chromium-browser)
   else
     say "not a Raspberry Pi: leaving out python3-picamera2 and python3-lgpio (simulated backends only)"
+    [[ -z "$screen_url" ]] || packages+=(chromium)   # Debian's name for it
   fi
   missing=()
   for package in "${packages[@]}"; do
@@ -186,6 +195,42 @@ if [[ -z "$p" ]]; then
   done
 fi
 say "bundle installed in $CONFIG_DIR (owner root:$USER_NAME, mode 0640), data in $DATA_DIR"
+
+# --- a kiosk's screen: Chromium, full screen, on the firmware's page, whenever the desktop starts --
+
+LAUNCHER=/usr/local/bin/kuaichu-screen
+AUTOSTART=/etc/xdg/autostart/kuaichu-screen.desktop   # Raspberry Pi OS runs these under labwc, wayfire and X
+if [[ -n "$screen_url" ]]; then
+  install -d -m 0755 "$p/usr/local/bin" "$p/etc/xdg/autostart"
+  cat >"$work/kuaichu-screen" <<LAUNCHER_EOF
+#!/bin/sh
+# The kiosk's screen: $screen_url (the firmware's page) in Chromium, full screen, brought back if
+# it closes. Written by install-pi.sh from the bundle's [screen]; started by $AUTOSTART.
+browser=chromium-browser
+command -v \$browser >/dev/null || browser=chromium
+while :; do
+  \$browser --kiosk --noerrdialogs --disable-infobars --incognito --no-first-run \\
+    --disable-session-crashed-bubble --check-for-update-interval=31536000 "$screen_url"
+  sleep 3
+done
+LAUNCHER_EOF
+  install -m 0755 "$work/kuaichu-screen" "$p$LAUNCHER"
+  cat >"$work/kuaichu-screen.desktop" <<DESKTOP_EOF
+[Desktop Entry]
+Type=Application
+Name=Kuaichu kiosk screen
+Comment=The report kiosk's screen, full screen
+Exec=$LAUNCHER
+DESKTOP_EOF
+  install -m 0644 "$work/kuaichu-screen.desktop" "$p$AUTOSTART"
+  say "kiosk screen: Chromium shows $screen_url full screen when the desktop starts ($AUTOSTART)"
+  if [[ -z "$p" ]] && ((on_pi)) && command -v raspi-config >/dev/null; then
+    raspi-config nonint do_boot_behaviour B4   # the desktop, logged in, at boot: the screen comes up by itself
+    say "kiosk screen: the desktop now starts logged in at boot (raspi-config: Desktop Autologin)"
+  fi
+else
+  rm -f "$p$LAUNCHER" "$p$AUTOSTART"   # a unit that was a kiosk before
+fi
 
 # --- the service ------------------------------------------------------------------------------------
 
