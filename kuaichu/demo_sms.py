@@ -11,7 +11,6 @@ It runs in the demo's own process, beside the processes it supervises.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -20,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
+
+from kuaichu.local_http import serving
 
 logger = logging.getLogger(__name__)
 
@@ -90,21 +90,12 @@ class DemoSms:
 
     async def serve(self, port: int, started: asyncio.Event | None = None) -> None:
         """Take messages on 127.0.0.1:``port`` until cancelled."""
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
         try:
-            while not server.started:
-                if task.done():
-                    task.result()  # the port could not be taken: say why
-                await asyncio.sleep(0.02)
-            if started is not None:
-                started.set()
-            await task
+            async with serving(self.app(), port) as running:
+                if started is not None:
+                    started.set()
+                await running
         finally:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             for receipt in list(self._receipts):
                 receipt.cancel()
 

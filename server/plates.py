@@ -35,6 +35,7 @@ from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
 from server.casework.plates import normalise_plate, plate_error
 from server.db.models import Case, PlateRead, PlateReading
+from server.in_order import InOrder
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Plates:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self.send: SendCommand | None = None  # to a device's cmd topic, once the intake is connected
-        self._arrived: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._arrived = InOrder(self.receive, "plate reading")
         self._answered: dict[str, asyncio.Event] = {}  # request ids a console on this worker waits for
         # Consoles showing the case hear of its new reads through this, once the intake exists.
         self.case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
@@ -92,15 +93,10 @@ class Plates:
 
     def on_message(self, device_id: str, payload: bytes) -> None:
         """A message on a device's plates topic; stored in arrival order by ``run``."""
-        self._arrived.put_nowait((device_id, payload))
+        self._arrived.put(device_id, payload)
 
     async def run(self) -> None:
-        while True:
-            device_id, payload = await self._arrived.get()
-            try:
-                await self.receive(device_id, payload)
-            except Exception:
-                logger.exception("device %s: plate reading could not be stored", device_id)
+        await self._arrived.run()
 
     async def receive(self, device_id: str, payload: bytes) -> bool:
         """Store one reading; False (and a log line saying why) when it is refused."""

@@ -4,15 +4,15 @@ delivery back to the Kuaichu server's receipt endpoint, as a real provider would
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, HTTPException, Request
+
+from kuaichu.local_http import serving
 
 TOKEN = "provider-token-for-tests"
 RECEIPT_TOKEN = "receipt-token-for-tests"
@@ -75,17 +75,9 @@ async def sms_provider(
 ) -> AsyncIterator[Provider]:
     provider = Provider(port, receipts_to, fail_next, receipt_delay_s, receipt_first)
     provider.receipts.set()
-    server = uvicorn.Server(
-        uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield provider
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for pending in list(provider._tasks):
-            pending.cancel()
+    async with serving(provider.app(), port):
+        try:
+            yield provider
+        finally:
+            for pending in list(provider._tasks):
+                pending.cancel()

@@ -35,6 +35,7 @@ from server.cases import now_utc
 from server.casework.events import Actor, device_actor
 from server.db.models import Evidence
 from server.events import CaseHub
+from server.in_order import InOrder
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class UploadReceiver:
         self._hub = hub
         self._publish = publish
         self._incoming = IncomingFolder(folder)
-        self._arrived: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._arrived = InOrder(self._receive, "upload message")
 
     # --- the console's side ---------------------------------------------------------------------
 
@@ -109,15 +110,10 @@ class UploadReceiver:
 
     def on_message(self, device_id: str, payload: bytes) -> None:
         """A message on a device's upload channel; handled in arrival order by ``run``."""
-        self._arrived.put_nowait((device_id, payload))
+        self._arrived.put(device_id, payload)
 
     async def run(self) -> None:
-        while True:
-            device_id, payload = await self._arrived.get()
-            try:
-                await self._receive(device_id, payload)
-            except Exception:
-                logger.exception("device %s: upload message could not be handled", device_id)
+        await self._arrived.run()
 
     async def _receive(self, device_id: str, payload: bytes) -> None:
         try:
