@@ -50,6 +50,14 @@ def is_double_row(corners: Quad) -> bool:
     return aspect(corners) < DOUBLE_ROW_MAX_ASPECT
 
 
+def drawn_in(corners: Quad, across: float, up: float) -> Quad:
+    """``corners`` drawn towards (or away from) the centre, keeping ``across`` of the width, ``up`` of the height."""
+    unit = perspective_coeffs([(0, 0), (1, 0), (1, 1), (0, 1)], corners)
+    a, b = 0.5 - across / 2, 0.5 + across / 2
+    c, d = 0.5 - up / 2, 0.5 + up / 2
+    return (_map(unit, a, c), _map(unit, b, c), _map(unit, b, d), _map(unit, a, d))
+
+
 def _map(coeffs: Sequence[float], u: float, v: float) -> Point:
     a, b, c, d, e, f, g, h = coeffs
     w = g * u + h * v + 1
@@ -111,10 +119,7 @@ REF_MARGIN = (0.25, 0.75)
 def refine_window(corners: Quad) -> Quad:
     """The window around ``corners`` the refiner looks through, in image pixels (tl, tr, br, bl)."""
     mx, my = REF_MARGIN
-    unit = perspective_coeffs([(0, 0), (1, 0), (1, 1), (0, 1)], corners)
-    a, b = -mx, 1 + mx
-    c, d = -my, 1 + my
-    return (_map(unit, a, c), _map(unit, b, c), _map(unit, b, d), _map(unit, a, d))
+    return drawn_in(corners, 1 + 2 * mx, 1 + 2 * my)
 
 
 def window_pixels(image: Image.Image, window: Quad) -> NDArray[np.uint8]:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from device.ocr.detector import Detector
 from device.ocr.errors import ImageError
-from device.ocr.geometry import Quad, is_double_row, straighten
+from device.ocr.geometry import Quad, drawn_in, is_double_row, straighten
 from device.ocr.recogniser import Recogniser
 from device.ocr.refiner import Refiner
 from protocol.plates import PlateKind
@@ -35,6 +35,11 @@ MAX_IMAGE_BYTES = 40 * 1024 * 1024
 # A 2028 x 1520 still is 3 MP; a phone photo 12-50 MP. Beyond this the decode alone would cost a
 # Pi seconds and hundreds of MB.
 MAX_IMAGE_PIXELS = 50_000_000
+# Corners found in a frame are still a few percent of the plate off, and on a crop a little too
+# loose the recogniser drops or doubles a character; so each plate is also read from corners drawn
+# in towards its centre (parts of its width and height kept) and the most certain valid read is
+# kept. These five were picked on the real training photographs, never on the held-out ones.
+LOOKS = ((1.0, 1.0), (0.94, 0.9), (1.0, 0.9), (0.94, 1.0), (0.97, 0.9))
 
 
 @dataclass(frozen=True)
@@ -123,15 +128,15 @@ class PlateReader:
             return self._read(image, corners)
 
     def _read(self, image: Image.Image, corners: Quad) -> PlateRead | None:
-        crop = straighten(image, corners)
-        text = self.recogniser.read(crop)
-        if is_double_row(corners):
-            # A single-row plate seen at an angle, or cut out with a margin, is as square as a
-            # double-row one: it is read as one row too, and the more certain read kept.
-            flat = straighten(image, corners, double_row=False)
-            other = self.recogniser.read(flat)
-            if other is not None and (text is None or other.confidence > text.confidence):
-                text, crop = other, flat
-        if text is None:
-            return None
-        return PlateRead(text.text, text.confidence, text.char_confidences, text.kind, corners, crop)
+        # A single-row plate seen at an angle, or cut out with a margin, is as square as a
+        # double-row one: it is read as one row too.
+        layouts = (True, False) if is_double_row(corners) else (False,)
+        best: PlateRead | None = None
+        for across, up in LOOKS:
+            quad = drawn_in(corners, across, up)
+            for double_row in layouts:
+                crop = straighten(image, quad, double_row)
+                text = self.recogniser.read(crop)
+                if text is not None and (best is None or text.confidence > best.confidence):
+                    best = PlateRead(text.text, text.confidence, text.char_confidences, text.kind, corners, crop)
+        return best
