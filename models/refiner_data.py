@@ -3,10 +3,12 @@
 Each sample is what the device gives the refiner: a window straightened from a detector's guess of
 a plate's corners (``device.ocr.geometry.refine_window``), and what it should answer: the true
 corners in that window. The guesses are the true corners moved the ways the detector gets them
-wrong (shifted, too wide or narrow, too high or low, turned, each corner a little off; from far
-off to nearly right, since the device asks twice). Plates: many spoiled copies of each real
-training photograph's plate, and synthetic close-ups of every kind (models/synth.py).
-Run: ``.venv/bin/python -m models.refiner_data`` (pure numpy/Pillow).
+wrong (shifted, too wide or narrow, too high or low, turned, slanted, each corner a little off;
+from far off to nearly right, since the device asks twice), and the shipped detector's own finds
+in random views of the real training photographs (models/found.py; rebuild after retraining the
+detector). Plates: many spoiled copies of each real training photograph's plate, and synthetic
+close-ups of every kind (models/synth.py).
+Run: ``.venv/bin/python -m models.refiner_data`` (it runs the shipped detector).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from device.ocr.detector import Detector
 from device.ocr.geometry import REF_H, REF_W, Quad, perspective_coeffs, refine_window, to_window, window_pixels
+from device.ocr.reader import DETECTOR_FILE, MODELS_DIR
+from models.found import random_view, same_plate
 from models.realdata import REPO, RealPlate, Split, real_plates
 from models.recogniser_data import _spoiled_around
 from models.synth import synth_photo
@@ -33,8 +38,9 @@ Samples = tuple[NDArray[np.uint8], NDArray[np.float32]]
 
 
 def guess(rng: random.Random, corners: Quad) -> Quad:
-    """``corners`` as a detector might find them: shifted, scaled, turned (up to 12 degrees), a little or a lot."""
+    """``corners`` as a detector might find them: shifted, scaled, turned (to 12 degrees), slanted; little or much."""
     level = rng.choice((0.15, 0.4, 0.7, 1.0, 1.0, 1.4, 2.0))
+    slant = rng.uniform(-0.1, 0.1) * level  # the top edge moved along the plate against the bottom one
     tl, tr, br, bl = corners
     aspect = (math.dist(tl, tr) + math.dist(bl, br)) / max(1e-6, math.dist(tl, bl) + math.dist(tr, br))
     dx, dy = rng.uniform(-0.07, 0.07) * level, rng.uniform(-0.22, 0.22) * level
@@ -47,7 +53,7 @@ def guess(rng: random.Random, corners: Quad) -> Quad:
     for u, v in ((0, 0), (1, 0), (1, 1), (0, 1)):
         x, y = (u - 0.5) * sx * aspect, (v - 0.5) * sy  # in plate heights, from the centre
         x, y = x * c - y * s, x * s + y * c
-        u2 = x / aspect + 0.5 + dx + rng.uniform(-0.035, 0.035) * level
+        u2 = x / aspect + 0.5 + dx + slant * (v - 0.5) + rng.uniform(-0.035, 0.035) * level
         v2 = y + 0.5 + dy + rng.uniform(-0.09, 0.09) * level
         w = g * u2 + h * v2 + 1
         out.append(((a * u2 + b * v2 + cc) / w, (d * u2 + e * v2 + f) / w))
@@ -76,6 +82,25 @@ def _real_chunk(args: tuple[int, list[RealPlate], int]) -> Samples:
     return xs, ys
 
 
+def _found_chunk(args: tuple[int, list[RealPlate], int]) -> Samples:
+    """Windows from the shipped detector's own finds, in random views of the real photographs."""
+    seed, plates, views = args
+    rng = random.Random(seed)
+    detector = Detector(MODELS_DIR / DETECTOR_FILE)
+    xs, ys = [], []
+    for plate in plates:
+        assert plate.corners is not None
+        photo = Image.open(plate.path).convert("RGB")
+        for _ in range(views):
+            view, truth = random_view(rng, photo, plate.corners)
+            hit = [d.corners for d in detector.detect(view) if same_plate(d.corners, truth)]
+            if hit:
+                window = refine_window(hit[0])
+                xs.append(window_pixels(_spoiled_around(rng, view, truth), window))
+                ys.append([v for p in to_window(window, truth) for v in p])
+    return np.array(xs, np.uint8).reshape(-1, REF_H, REF_W, 3), np.array(ys, np.float32).reshape(-1, 8)
+
+
 def _synth_chunk(args: tuple[int, int]) -> Samples:
     seed, n = args
     rng = random.Random(seed)
@@ -86,7 +111,7 @@ def _synth_chunk(args: tuple[int, int]) -> Samples:
     return xs, ys
 
 
-def build(synthetic: int, copies: int, workers: int) -> None:
+def build(synthetic: int, copies: int, views: int, workers: int) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     train_real = [p for p in real_plates(Split.TRAIN) if p.corners is not None]
@@ -99,6 +124,11 @@ def build(synthetic: int, copies: int, workers: int) -> None:
             xs.append(x)
             ys.append(y)
         print(f"real: {sum(map(len, xs))} windows from {len(train_real)} photos, {time.monotonic() - started:.0f} s")
+        jobs_found = [(40_000 + i, train_real[i : i + 10], views) for i in range(0, len(train_real), 10)]
+        for x, y in pool.map(_found_chunk, jobs_found):
+            xs.append(x)
+            ys.append(y)
+        print(f"real, detector's finds: {sum(map(len, xs))} windows so far, {time.monotonic() - started:.0f} s")
         for done, (x, y) in enumerate(pool.map(_synth_chunk, jobs_synth), 1):
             xs.append(x)
             ys.append(y)
@@ -111,9 +141,10 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--synthetic", type=int, default=16_000)
     parser.add_argument("--copies", type=int, default=64, help="windows per real training plate")
+    parser.add_argument("--views", type=int, default=24, help="views of each real training photo for the detector")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    build(args.synthetic, args.copies, args.workers)
+    build(args.synthetic, args.copies, args.views, args.workers)
 
 
 if __name__ == "__main__":

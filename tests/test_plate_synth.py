@@ -55,3 +55,22 @@ def test_scene_frames_know_where_every_plate_is() -> None:
     for text, quad in plates:
         assert plate_kinds(text)
         assert all(-1 <= x <= 641 and -1 <= y <= 361 for x, y in quad)
+
+
+def test_a_random_view_of_a_photo_keeps_its_plate_where_the_corners_say() -> None:
+    """The training views cut from real photographs (models/found.py): their corners must still be the plate's."""
+    from PIL import Image, ImageDraw
+
+    from models.found import random_view, same_plate
+
+    photo = Image.new("RGB", (720, 1160), (90, 90, 90))
+    corners = ((300.0, 600.0), (460.0, 610.0), (462.0, 660.0), (298.0, 650.0))
+    ImageDraw.Draw(photo).polygon(corners, fill=(20, 40, 200))
+    rng = random.Random(4)
+    for _ in range(40):
+        view, quad = random_view(rng, photo, corners)
+        assert all(0 <= x <= view.width and 0 <= y <= view.height for x, y in quad)
+        r, _, b = (int(v) for v in straighten(view, quad)[REC_H // 2, REC_W // 2])
+        assert b > 150 and r < 60, (view.size, quad)
+        assert same_plate(quad, quad)
+        assert not same_plate(quad, tuple((x + view.width, y) for x, y in quad))
