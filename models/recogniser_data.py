@@ -1,8 +1,10 @@
 """Build the recogniser's training and validation sets (models/work/recogniser-*.npz).
 
-Training: synthetic crops of every kind (models/synth.py) and many re-cut, re-spoiled copies of
-each real training photograph's plate. Validation: the held-out real plates, cut once from their
-labelled corners. Run: ``models/.venv-train/bin/python -m models.recogniser_data``.
+Training: synthetic crops of every kind (models/synth.py), many re-cut, re-spoiled copies of each
+real training photograph's plate, and crops of them cut where the shipped detector and corner
+refiner put the plate (models/found.py), so the recogniser learns the crops the device gives it;
+rebuild after retraining either. Validation: the held-out real plates, cut once from their
+labelled corners. Run: ``.venv/bin/python -m models.recogniser_data`` (it runs the shipped models).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from device.ocr.geometry import REC_H, REC_W, Quad, straighten
+from device.ocr.detector import Detector
+from device.ocr.geometry import REC_H, REC_W, Quad, drawn_in, straighten
+from device.ocr.reader import DETECTOR_FILE, MODELS_DIR, REFINER_FILE
+from device.ocr.refiner import Refiner
+from models.found import random_view, same_plate
 from models.realdata import REPO, RealPlate, Split, real_plates
 from models.synth import CORNER_ERROR, degrade, jitter, synth_crop
 from protocol.plates import ALPHABET, PlateKind, plate_kind
@@ -25,6 +31,10 @@ from protocol.plates import ALPHABET, PlateKind, plate_kind
 WORK = REPO / "models" / "work"
 MAX_LEN = 8
 KINDS = list(PlateKind)
+# How far a found plate's corners are drawn in towards its centre (across, up) before it is cut:
+# the reader's looks when the shipped recogniser was trained (device.ocr.reader.LOOKS were picked
+# again afterwards, with this recogniser).
+FOUND_DRAWN_IN = ((1.0, 1.0), (0.94, 0.9), (1.0, 0.9), (0.94, 1.0), (0.97, 0.9))
 
 
 def encode(text: str) -> list[int]:
@@ -67,6 +77,29 @@ def _real_chunk(args: tuple[int, list[RealPlate], int]) -> tuple[NDArray[np.uint
     return xs, texts, kinds
 
 
+def _found_chunk(args: tuple[int, list[RealPlate], int]) -> tuple[NDArray[np.uint8], list[str], list[int]]:
+    """Crops as the device cuts them: the shipped detector's and refiner's corners in random views of
+    the real photographs, drawn in as the reader draws them in (FOUND_DRAWN_IN)."""
+    seed, plates, views = args
+    rng = random.Random(seed)
+    detector, refiner = Detector(MODELS_DIR / DETECTOR_FILE), Refiner(MODELS_DIR / REFINER_FILE)
+    xs, texts, kinds = [], [], []
+    for plate in plates:
+        assert plate.corners is not None
+        photo = Image.open(plate.path).convert("RGB")
+        kind = plate_kind(plate.text) or PlateKind.BLUE
+        for _ in range(views):
+            view, truth = random_view(rng, photo, plate.corners)
+            hit = [d.corners for d in detector.detect(view) if same_plate(d.corners, truth)]
+            if not hit:
+                continue
+            corners = drawn_in(refiner.refine(view, hit[0]), *rng.choice(FOUND_DRAWN_IN))
+            xs.append(straighten(_spoiled_around(rng, view, truth), corners, double_row=False))
+            texts.append(plate.text)
+            kinds.append(KINDS.index(kind))
+    return np.array(xs, np.uint8).reshape(-1, REC_H, REC_W, 3), texts, kinds
+
+
 def _spoiled_around(rng: random.Random, image: Image.Image, quad: Quad) -> Image.Image:
     xs, ys = [p[0] for p in quad], [p[1] for p in quad]
     w, h = max(xs) - min(xs), max(ys) - min(ys)
@@ -82,7 +115,7 @@ def _spoiled_around(rng: random.Random, image: Image.Image, quad: Quad) -> Image
     return canvas
 
 
-def build(synthetic: int, copies: int, workers: int) -> None:
+def build(synthetic: int, copies: int, views: int, workers: int) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     chunk = 1000
@@ -98,6 +131,13 @@ def build(synthetic: int, copies: int, workers: int) -> None:
             texts.extend(t)
             kinds.extend(k)
         print(f"real: {len(texts)} crops from {len(train_real)} photos, {time.monotonic() - started:.0f} s", flush=True)
+        scenes = [p for p in train_real if p.corners is not None]
+        jobs_found = [(50_000 + i, scenes[i : i + 10], views) for i in range(0, len(scenes), 10)]
+        for x, t, k in pool.map(_found_chunk, jobs_found):
+            xs.append(x)
+            texts.extend(t)
+            kinds.extend(k)
+        print(f"real, as found on a unit: {len(texts)} crops in all, {time.monotonic() - started:.0f} s", flush=True)
         for done, (x, t, k) in enumerate(pool.map(_synth_chunk, jobs_synth), 1):
             xs.append(x)
             texts.extend(t)
@@ -127,9 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--synthetic", type=int, default=40_000)
     parser.add_argument("--copies", type=int, default=40, help="re-cut copies of each real training plate")
+    parser.add_argument("--views", type=int, default=24, help="views of each real training photo, cut as found")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    build(args.synthetic, args.copies, args.workers)
+    build(args.synthetic, args.copies, args.views, args.workers)
 
 
 if __name__ == "__main__":

@@ -93,14 +93,14 @@ def test_plates_a_portrait_photo_shrinks_too_far_for_one_look_are_read(reader: P
 
 
 def test_a_plate_cut_too_loosely_still_reads_from_the_readers_drawn_in_looks(reader: PlateReader) -> None:
-    # Corners 10 % too wide and 20 % too high, as a far miss of the refiner leaves them: the reader
+    # Corners 20 % too wide and 30 % too high, as a far miss of the refiner leaves them: the reader
     # also reads from corners drawn in towards the centre (reader.LOOKS) and keeps the most
-    # certain valid read. As shipped 12 of 12 read so; from these corners alone, 9.
+    # certain valid read. As shipped 12 of 12 read so; from these corners alone, 8.
     plates = [p for p in real_plates(Split.VALIDATION) if p.corners is not None][:12]
     exact = 0
     for plate in plates:
         assert plate.corners is not None
-        read = reader.read_at(load_image(plate.path), drawn_in(plate.corners, 1.1, 1.2))
+        read = reader.read_at(load_image(plate.path), drawn_in(plate.corners, 1.2, 1.3))
         exact += read is not None and read.text == plate.text
     assert exact >= 11, f"read {exact} of {len(plates)} loosely cut plates exactly"
 
