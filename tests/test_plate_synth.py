@@ -73,4 +73,5 @@ def test_a_random_view_of_a_photo_keeps_its_plate_where_the_corners_say() -> Non
         r, _, b = (int(v) for v in straighten(view, quad)[REC_H // 2, REC_W // 2])
         assert b > 150 and r < 60, (view.size, quad)
         assert same_plate(quad, quad)
-        assert not same_plate(quad, tuple((x + view.width, y) for x, y in quad))
+        tl, tr, br, bl = ((x + view.width, y) for x, y in quad)  # the same plate, one view further right
+        assert not same_plate(quad, (tl, tr, br, bl))
