@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from device.ocr.detector import Detector
 from device.ocr.errors import ImageError
@@ -93,6 +93,8 @@ def load_image(source: Path | bytes) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"image too large to read plates in: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not a readable image: not in any image format known here (JPEG, PNG, ...)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"not a readable image: {exc}") from exc
 
