@@ -55,7 +55,7 @@ def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path, as_shi
             "evidence": {} if as_shipped else {"pretrigger_s": 0},
             # Nor a plate reader (device.evidence.plates): its read follows the report and never
             # delays it, but fifty simulated stills of 2028 x 1520 drawn at each press load the
-            # next round (five units as shipped: p99 38 ms without, 245 ms with), where in the field
+            # next round (five units as shipped, quiet machine: p99 21 ms without, 73-86 ms with), where in the field
             # each unit draws on its own CPU; and fifty model checks at start-up would load the start.
             "plates": {} if as_shipped else {"enabled": False},
         }
