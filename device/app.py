@@ -61,7 +61,9 @@ class DeviceApp:
         self.link = Link(cfg.broker, cfg.device.id, FIRMWARE, self._on_ack, self._on_link, self._on_command)
         self.call = CallAgent(cfg, hardware, self.link.publish, self.link.connected)
         self.evidence = EvidenceAgent(cfg, hardware.camera, self.link.publish, self.link.connected)
-        self.plates = PlateAgent(cfg.plates, hardware.camera, self.link.publish, self.link.connected)
+        self.plates = PlateAgent(
+            cfg.plates, cfg.device.data_dir / "plates", hardware.camera, self.link.publish, self.link.connected
+        )
         self._lock = asyncio.Lock()  # one event at a time through the machine, effects in order
         self._wake = asyncio.Event()  # the sender has something new to look at
         self._speech: asyncio.Queue[Say | SayCaseNo] = asyncio.Queue()

@@ -22,12 +22,14 @@ from device.hal.camera import CameraError, Frame
 from device.hal.camera_simulated import SimulatedCamera, still_size
 from device.ocr.reader import DETECTOR_FILE, MODELS_DIR, RECOGNISER_FILE
 from protocol.ids import new_report_id
-from protocol.messages import PLATE_CROP_MAX_BYTES, Health, PartState, PlateReads
+from protocol.messages import PLATE_CROP_MAX_BYTES, Health, PartState, PlateReads, decode
 from protocol.plates import plate_form
+from protocol.topics import Channel
 from server.users import Role
 from tests.conftest import RunningServer, add_user
 from tests.devices import running_device
 from tests.services import Mosquitto
+from tests.test_delivery import wait_for
 from tests.test_device_e2e import cases_in
 from tests.test_plate_reads import logged_in, plate_car, readings
 
@@ -67,16 +69,18 @@ async def camera() -> AsyncIterator[StillCamera]:
     await cam.stop()
 
 
-def agent_for(camera: StillCamera, **plates: Any) -> PlateAgent:
-    return PlateAgent(PlatesSection(**plates), camera, never_published, asyncio.Event())
+def agent_for(camera: StillCamera, spool: Path, **plates: Any) -> PlateAgent:
+    return PlateAgent(PlatesSection(**plates), spool, camera, never_published, asyncio.Event())
 
 
 async def read(agent: PlateAgent) -> PlateReads:
     return await agent.reading(new_report_id(), "request", new_report_id())
 
 
-async def test_a_still_of_the_simulated_scene_reads_as_plates_with_their_crops(camera: StillCamera) -> None:
-    agent = agent_for(camera)
+async def test_a_still_of_the_simulated_scene_reads_as_plates_with_their_crops(
+    camera: StillCamera, tmp_path: Path
+) -> None:
+    agent = agent_for(camera, tmp_path)
     await agent.check()
     assert agent.in_health(HEALTH).plate_reader is PartState.OK
     reading = await read(agent)
@@ -93,8 +97,8 @@ async def test_a_still_of_the_simulated_scene_reads_as_plates_with_their_crops(c
     assert len(base64.b64encode(reading.plates[0].crop_jpeg())) == len(reading.plates[0].crop)
 
 
-async def test_bad_stills_and_a_failing_camera_give_a_reason_never_a_crash(camera: StillCamera) -> None:
-    agent = agent_for(camera)
+async def test_bad_stills_and_a_failing_camera_give_a_reason_never_a_crash(camera: StillCamera, tmp_path: Path) -> None:
+    agent = agent_for(camera, tmp_path)
     await agent.check()
     camera.next_still = np.full((720, 1280, 3), 128, np.uint8)  # nothing in it
     nothing = await read(agent)
@@ -113,7 +117,7 @@ async def test_bad_stills_and_a_failing_camera_give_a_reason_never_a_crash(camer
     failed = await read(agent)
     assert failed.error == "no still from the camera: camera not running: capture failed: ETIMEDOUT"
     camera.next_still = asyncio.Event()  # a still that never comes
-    impatient = agent_for(camera, read_timeout_s=0.5)
+    impatient = agent_for(camera, tmp_path, read_timeout_s=0.5)
     assert (await read(impatient)).error == "no still read within 0.5 s"
 
     camera.next_still = None  # and the unit reads on as before
@@ -125,7 +129,7 @@ async def test_missing_or_corrupt_models_turn_reading_off_with_the_reason_until_
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    agent = agent_for(camera, models_dir=models)
+    agent = agent_for(camera, tmp_path, models_dir=models)
     await agent.check()
     health = agent.in_health(HEALTH)
     missing = f"model file {DETECTOR_FILE} is missing"
@@ -144,9 +148,58 @@ async def test_missing_or_corrupt_models_turn_reading_off_with_the_reason_until_
     assert (await read(agent)).plates
     assert agent.in_health(HEALTH) == HEALTH.model_copy(update={"plate_reader": PartState.OK})
 
-    off = agent_for(camera, enabled=False)
+    off = agent_for(camera, tmp_path, enabled=False)
     assert off.in_health(HEALTH).plate_reader is PartState.ABSENT
     assert (await read(off)).error == "plate reading is switched off on this unit"
+
+
+async def test_a_reading_the_broker_has_not_taken_is_sent_after_a_restart_and_only_then_forgotten(
+    camera: StillCamera, tmp_path: Path
+) -> None:
+    spool, link_up = tmp_path / "plates", asyncio.Event()
+    link_up.set()
+
+    async def link_drops(channel: Channel, payload: bytes) -> bool:
+        return False  # each publish fails before the broker's PUBACK
+
+    first = PlateAgent(PlatesSection(), spool, camera, link_drops, link_up)
+    first.start()
+    report_id = new_report_id()
+    first.after_report(report_id)
+
+    async def kept() -> list[Path]:
+        return list(spool.glob("*.json"))
+
+    [reading] = await wait_for("the reading on the card", kept)
+    on_card = reading.read_bytes()
+    first.stop()  # the unit loses power: what is on the card is all that is left
+
+    sent: list[tuple[Channel, bytes]] = []
+
+    async def broker_takes(channel: Channel, payload: bytes) -> bool:
+        sent.append((channel, payload))
+        return True
+
+    second = PlateAgent(PlatesSection(), spool, camera, broker_takes, link_up)
+    second.start()
+    try:
+
+        async def sent_again() -> bool:
+            return bool(sent)
+
+        await wait_for("the reading sent again", sent_again)
+        assert sent == [(Channel.PLATES, on_card)]
+        message = decode(PlateReads, on_card)
+        assert (message.report_id, message.source, message.reading_id) == (report_id, "report", reading.stem)
+        assert message.error is None and message.plates
+
+        async def forgotten() -> bool:
+            return not any(spool.iterdir())
+
+        await wait_for("the card emptied", forgotten)
+        assert sent == [(Channel.PLATES, on_card)]  # once
+    finally:
+        second.stop()
 
 
 async def test_the_report_goes_out_while_the_still_for_its_plates_is_still_being_taken(

@@ -20,8 +20,12 @@ all the time, need not carry. Models that are missing or corrupt leave plate rea
 heartbeat's health says ``plate_reader: failed`` with the reason, and every reading says so. The
 reader itself is loaded at the first reading, and again at a later one if that failed (a
 technician may have put the models right meanwhile). Reads run on a worker thread
-(``asyncio.to_thread``); the reader serialises its interpreters itself. Readings are not kept
-across a restart: a later ``plates.request`` reads again.
+(``asyncio.to_thread``); the reader serialises its interpreters itself.
+
+A reading is on the card (``data_dir/plates``) from the moment it is made until the broker has
+it, as the report is in the outbox: a unit that restarts, or loses power, before then sends it
+when it starts again. It goes with the same reading id, and the server stores a repeat once. A
+still being read when the unit stops is not kept: the dispatcher's "read plates" reads again.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from device.config import PlatesSection
+from device.evidence.files import write_atomically
 from device.evidence.uploads import Publish
 from device.hal.camera import Camera, Frame
 from device.ocr.errors import OcrError
@@ -135,8 +140,11 @@ async def check_models(models_dir: Path) -> tuple[PartState, str]:
 
 
 class PlateAgent:
-    def __init__(self, cfg: PlatesSection, camera: Camera, publish: Publish, link_up: asyncio.Event) -> None:
+    def __init__(
+        self, cfg: PlatesSection, spool: Path, camera: Camera, publish: Publish, link_up: asyncio.Event
+    ) -> None:
         self._cfg = cfg
+        self._spool = spool  # readings made and not yet at the broker, one file each
         self._camera = camera
         self._publish = publish
         self._link_up = link_up
@@ -150,7 +158,12 @@ class PlateAgent:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        """Check the models in the background: the unit is ready for a press meanwhile."""
+        """Send the readings an earlier run left, and check the models in the background: the unit
+        is ready for a press meanwhile."""
+        self._spool.mkdir(parents=True, exist_ok=True)
+        for left in sorted(self._spool.glob("*.json")):
+            logger.info("plates %s: left from before the unit stopped, sending", left.stem)
+            self._spawn(self._deliver(left, left.read_bytes()))
         if self._cfg.enabled:
             self._spawn(self.check())
 
@@ -249,11 +262,19 @@ class PlateAgent:
         else:
             logger.info("plates %s (%s): %d read", reading_id, source, len(message.plates))
         payload = encode(message)
-        while True:  # QoS 1 from here; a link that is down is waited for
+        kept = self._spool / f"{reading_id}.json"  # ids are ULIDs: a safe file name
+        await asyncio.to_thread(write_atomically, kept, payload)
+        await self._deliver(kept, payload)
+
+    async def _deliver(self, kept: Path, payload: bytes) -> None:
+        """Publish ``payload`` at QoS 1 until the broker has it (a link that is down is waited for),
+        then forget it."""
+        while True:
             await self._link_up.wait()
             if await self._publish(Channel.PLATES, payload):
                 break
             await asyncio.sleep(RESEND_S)
+        await asyncio.to_thread(kept.unlink, missing_ok=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
