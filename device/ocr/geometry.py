@@ -21,11 +21,13 @@ Quad = tuple[Point, Point, Point, Point]  # clockwise from top-left: tl, tr, br,
 REC_W, REC_H = 128, 32  # the recogniser's input, RGB
 # Width over height of the plate outline: 440 x 140 / 480 x 140 single rows, 440 x 220 double rows.
 DOUBLE_ROW_MAX_ASPECT = 2.6
-# Where the rows of a double-row plate are, as parts of its width and height (GA 36: 440 x 220 mm,
-# top characters 60 mm high from 15 mm, bottom ones 110 mm high from 90 mm), with a little margin.
-_TOP_ROW = ((95 / 440, 10 / 220), (345 / 440, 80 / 220))
+# Where the characters of a double-row plate are, as parts of its width and height (GA 36: 440 x
+# 220 mm; the top row's two, 45 x 60 mm from 15 mm down, at 110 and 285 mm across with the dot
+# between; the bottom row's five, 110 mm high from 90 mm down), with a little margin. The top two
+# are cut one by one, without the 130 mm between them, so they are not squeezed to slivers.
+_TOP_CHARS = (((97 / 440, 10 / 220), (168 / 440, 80 / 220)), ((272 / 440, 10 / 220), (343 / 440, 80 / 220)))
 _BOTTOM_ROW = ((15 / 440, 84 / 220), (425 / 440, 206 / 220))
-_TOP_ROW_W = 40  # of REC_W; the bottom row gets the rest
+_TOP_CHAR_W = 20  # of REC_W each; the bottom row gets the rest
 
 
 def perspective_coeffs(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:
@@ -85,8 +87,10 @@ def straighten(image: Image.Image, corners: Quad, double_row: bool | None = None
         return _warp(image, quad, (width, REC_H))
 
     out = Image.new("RGB", (REC_W, REC_H))
-    out.paste(region(_TOP_ROW, _TOP_ROW_W), (0, 0))
-    out.paste(region(_BOTTOM_ROW, REC_W - _TOP_ROW_W), (_TOP_ROW_W, 0))
+    for i, box in enumerate(_TOP_CHARS):
+        out.paste(region(box, _TOP_CHAR_W), (i * _TOP_CHAR_W, 0))
+    top = len(_TOP_CHARS) * _TOP_CHAR_W
+    out.paste(region(_BOTTOM_ROW, REC_W - top), (top, 0))
     return np.asarray(out, np.uint8)
 
 
