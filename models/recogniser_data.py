@@ -32,8 +32,8 @@ WORK = REPO / "models" / "work"
 MAX_LEN = 8
 KINDS = list(PlateKind)
 # How far a found plate's corners are drawn in towards its centre (across, up) before it is cut:
-# the reader's looks when the shipped recogniser was trained (device.ocr.reader.LOOKS were picked
-# again afterwards, with this recogniser).
+# the reader's five looks before device.ocr.reader.LOOKS were cut to two (picked with a recogniser
+# trained on these; the shipped one was trained on them too).
 FOUND_DRAWN_IN = ((1.0, 1.0), (0.94, 0.9), (1.0, 0.9), (0.94, 1.0), (0.97, 0.9))
 
 
