@@ -6,7 +6,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Locator, async_playwright
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -39,3 +39,15 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+async def loaded_width(img: Locator) -> int:
+    """The picture's own width once the browser has it: an <img> is in the page before its picture
+    has arrived, so asking at once races the download; a picture that fails to load gives 0."""
+    width = await img.evaluate(
+        """(img) => img.complete ? img.naturalWidth : new Promise((done) => {
+            img.addEventListener("load", () => done(img.naturalWidth));
+            img.addEventListener("error", () => done(0));
+        })"""
+    )
+    return int(width)

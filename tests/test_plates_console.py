@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.async_api import expect
 
 from server.users import Role
-from tests.browser import chromium
+from tests.browser import chromium, loaded_width
 from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
 from tests.conftest import RunningServer, add_user
 from tests.devices import running_device
@@ -41,7 +41,7 @@ async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_c
         await expect(reads.first).to_be_visible(timeout=60_000)
         read_id = await reads.first.get_attribute("data-read")
         first = page.locator(f'#plate-reads li[data-read="{read_id}"]')
-        assert await first.locator("img.plate-crop").evaluate("img => img.complete && img.naturalWidth") == 128
+        assert await loaded_width(first.locator("img.plate-crop")) == 128
         best = (await first.locator(".read-text").text_content() or "").strip()
         assert best
 

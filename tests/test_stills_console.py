@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from device.hal.camera_simulated import still_size
 from server.users import Role
-from tests.browser import chromium
+from tests.browser import chromium, loaded_width
 from tests.conftest import add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
@@ -46,8 +46,7 @@ async def test_take_still_and_last_seconds_fill_the_evidence_strip(broker: Mosqu
             still = strip.locator('figure[data-kind="still"] img')
             await expect(still).to_have_count(1, timeout=60000)
             await expect(strip.locator("figure.pending")).to_have_count(0)
-            width = await still.evaluate("(img) => img.complete ? img.naturalWidth : 0")
-            assert width == still_size(car.camera.width, car.camera.height)[0]
+            assert await loaded_width(still) == still_size(car.camera.width, car.camera.height)[0]
 
             await page.click("#call-clip")
             clip = strip.locator('figure[data-kind="clip"] a[download]')
