@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from device.ocr.geometry import Quad, perspective_coeffs, straighten
-from device.sim.plates import DIGITS, LETTERS, PROVINCES, PlateKind, render_plate
+from device.sim.plates import DIGITS, EMBASSY, LETTERS, PROVINCES, PlateKind, render_plate
 from device.sim.scene import Scene
 
 # How far off the detector's corners may be, in plate heights (vertically; 1.5 times that across):
@@ -40,6 +40,7 @@ _MIX: tuple[tuple[PlateKind, bool, str, float], ...] = (
     (PlateKind.WHITE, False, "police", 0.07),
     (PlateKind.BLACK, False, "hk", 0.06),
     (PlateKind.BLACK, False, "consulate", 0.05),
+    (PlateKind.BLACK, False, "embassy", 0.03),
 )
 
 
@@ -72,8 +73,10 @@ def random_training_plate(rng: random.Random, form_name: str | None = None) -> t
         text = prefix + _serial(rng, 4) + "警"
     elif form == "hk":
         text = "粤Z" + _serial(rng, 4) + rng.choice("港澳")
-    else:
+    elif form == "consulate":
         text = prefix + "".join(rng.choices(DIGITS, k=4)) + rng.choice("使领")
+    else:
+        text = EMBASSY + "".join(rng.choices(DIGITS, k=6))
     return text, kind, double
 
 

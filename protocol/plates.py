@@ -6,9 +6,9 @@ import it. A reader that only takes its most likely character per position produ
 vehicle can carry (an ``O`` for a ``0``, a letter where the green plate's rules want a digit); the
 reader instead asks ``best_valid`` for the most probable text that the grammar allows.
 
-Texts are kept without the separator dot (``云A5H821``), as ``protocol.messages.Plate`` has them.
-The embassy form that *leads* with 使 (使 and six digits) is not covered: only the forms ending in a
-special character are.
+Texts are kept without the separator dot (``云A5H821``), as ``protocol.messages.Plate`` has them;
+each form says where its dot goes. Every form starts with a province character except the
+embassy's, which starts with 使 (使014·578: the embassy's number, then the car's).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ DIGITS = "0123456789"
 # The characters that end special plates: coach (学), police (警), trailer (挂), Hong Kong and Macau
 # cross-border (港, 澳), embassy (使), consulate (领).
 SUFFIXES = "学警挂港澳使领"
+# An embassy's own cars lead with 使 instead of a province.
+EMBASSY = "使"
 # Every character a plate can carry, in the order of a recogniser's classes (the CTC blank is last).
 ALPHABET = PROVINCES + DIGITS + LETTERS + SUFFIXES
 # At most two letters among the serial's characters, so a serial never reads as a word.
@@ -52,6 +54,7 @@ class PlateForm:
     kinds: tuple[PlateKind, ...]  # the colours this form is issued in, the usual one first
     positions: tuple[str, ...]
     serial: tuple[int, int]  # the positions [start, end) where at most MAX_SERIAL_LETTERS letters go
+    separator: int = 2  # the dot goes before this position: after the authority letter on most plates
 
     def matches(self, text: str) -> bool:
         if len(text) != len(self.positions):
@@ -71,12 +74,21 @@ FORMS: tuple[PlateForm, ...] = (
     PlateForm("police", (PlateKind.WHITE,), (PROVINCES, LETTERS, *[_SERIAL] * 4, "警"), (2, 6)),
     PlateForm("Hong Kong or Macau", (PlateKind.BLACK,), ("粤", "Z", *[_SERIAL] * 4, "港澳"), (2, 6)),
     PlateForm("embassy or consulate", (PlateKind.BLACK,), (PROVINCES, LETTERS, *[DIGITS] * 4, "使领"), (2, 6)),
+    # An embassy's car: 使, the embassy's three-digit number, the dot, the car's three digits.
+    PlateForm("embassy", (PlateKind.BLACK,), (EMBASSY, *[DIGITS] * 6), (1, 7), separator=4),
 )
 
 
 def plate_form(text: str) -> PlateForm | None:
     """The form ``text`` (no separator) has, or None if no plate can carry it."""
     return next((form for form in FORMS if form.matches(text)), None)
+
+
+def display_text(text: str) -> str:
+    """The plate as people write it, with the separator dot where its form has it: ``云A·5H821``."""
+    form = plate_form(text)
+    cut = 2 if form is None else form.separator
+    return f"{text[:cut]}·{text[cut:]}"
 
 
 def plate_kind(text: str) -> PlateKind | None:

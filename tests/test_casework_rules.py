@@ -32,7 +32,9 @@ def test_id_numbers() -> None:
     assert "18 characters" in (id_number_error("1101051949123100XX") or "")
 
 
-@pytest.mark.parametrize("plate", ["云A5H821", "云AD12345", "云AFK3456", "云A12345D", "云A1234挂", "京N9876警"])
+@pytest.mark.parametrize(
+    "plate", ["云A5H821", "云AD12345", "云AFK3456", "云A12345D", "云A1234挂", "京N9876警", "使014578"]
+)
 def test_valid_plates(plate: str) -> None:
     assert plate_error(plate) is None
 
@@ -41,6 +43,7 @@ def test_valid_plates(plate: str) -> None:
     ("plate", "why"),
     [
         ("XA12345", "province"),
+        ("使01457A", "not a valid"),
         ("云AO1234", "not a valid"),
         ("云A1234", "not a valid"),
         ("云AD1234A", "not a valid"),

@@ -21,6 +21,7 @@ VALID = [
     ("粤Z1234澳", PlateKind.BLACK, "Hong Kong or Macau"),
     ("沪A1234领", PlateKind.BLACK, "embassy or consulate"),
     ("京A1234使", PlateKind.BLACK, "embassy or consulate"),
+    ("使014578", PlateKind.BLACK, "embassy"),
 ]
 
 
@@ -45,6 +46,9 @@ def test_every_form_is_accepted(text: str, kind: PlateKind, form: str) -> None:
         "云A1234港",  # Hong Kong plates are 粤Z
         "云A12A4领",  # consulate serials are digits
         "云警12345",  # the special character only ends a plate
+        "使01457A",  # an embassy's car carries digits only
+        "使01457",  # and six of them
+        "京014578",  # with 使 first, not a province
         "",
     ],
 )

@@ -8,7 +8,7 @@ from collections import Counter
 from device.ocr.geometry import REC_H, REC_W, is_double_row, straighten
 from device.sim.plates import PlateKind, render_plate
 from models.synth import SceneFrames, random_quad, random_training_plate, synth_crop
-from protocol.plates import PROVINCES, plate_kinds
+from protocol.plates import EMBASSY, PROVINCES, plate_kinds
 
 
 def test_training_plates_cover_every_kind_and_province_and_are_valid() -> None:
@@ -19,7 +19,7 @@ def test_training_plates_cover_every_kind_and_province_and_are_valid() -> None:
         assert not double or (kind is PlateKind.YELLOW and len(text) == 7)
     kinds = Counter(kind for _, kind, _ in samples)
     assert set(kinds) == set(PlateKind)
-    assert {text[0] for text, _, _ in samples} == set(PROVINCES)
+    assert {text[0] for text, _, _ in samples} == set(PROVINCES + EMBASSY)
     assert {text[-1] for text, _, _ in samples} >= set("学警挂港澳使领")
     assert any(double for _, _, double in samples)
 

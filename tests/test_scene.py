@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 from fractions import Fraction
 
@@ -13,7 +14,7 @@ from PIL import Image
 from pydantic import TypeAdapter
 
 from device.sim import plates
-from device.sim.plates import LETTERS, PlateKind, display_text, plate_kind, random_plate, render_plate
+from device.sim.plates import LAYOUTS, LETTERS, PlateKind, display_text, plate_kind, random_plate, render_plate
 from device.sim.scene import Role, Scene, read_frame_counter
 from protocol.messages import Plate
 
@@ -56,6 +57,24 @@ def test_plate_artwork_has_ga36_proportions_and_colours() -> None:
     r, g, b = (int(v) for v in green[125, 240, :3])
     assert g > r + 60 and g > b + 40
     assert display_text("云A5H821") == "云A·5H821"
+
+
+def test_embassy_plate_leads_with_a_red_shi_and_has_its_dot_after_the_embassy_number() -> None:
+    assert display_text("使014578") == "使014·578"
+    plate = np.asarray(render_plate("使014578", px_per_mm=1.0))[:, :, :3].astype(int)
+    assert plate.shape == (140, 440, 3)
+    lefts = LAYOUTS[PlateKind.BLUE].char_lefts_mm(separator=4)
+    gaps = [b - a for a, b in itertools.pairwise(lefts)]
+    assert gaps.index(max(gaps)) == 3  # the wide gap with the dot: between 使014 and 578
+
+    def red(x0: float, x1: float) -> int:
+        cell = plate[25:115, round(x0) : round(x1)]
+        return int(((cell[:, :, 0] > 150) & (cell[:, :, 1] < 80)).sum())
+
+    assert red(lefts[0], lefts[0] + 45) > 300  # 使 in red
+    assert red(lefts[1], lefts[-1] + 45) == 0  # the digits in white
+    dot = plate[68:73, round(lefts[3] + 45) : round(lefts[4])]
+    assert (dot.min(axis=2) > 200).any()  # the white dot in the wide gap
 
 
 def test_missing_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

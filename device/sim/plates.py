@@ -20,10 +20,21 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from protocol.plates import DIGITS, LETTERS, PROVINCES, PlateKind, plate_form, plate_kind, plate_kinds
+from protocol.plates import (
+    DIGITS,
+    EMBASSY,
+    LETTERS,
+    PROVINCES,
+    PlateKind,
+    display_text,
+    plate_form,
+    plate_kind,
+    plate_kinds,
+)
 
 __all__ = [
     "DIGITS",
+    "EMBASSY",
     "LAYOUTS",
     "LETTERS",
     "PROVINCES",
@@ -46,7 +57,7 @@ FONT_FACE = "Noto Sans CJK SC"
 # Issuing-authority letters of Yunnan's prefectures; A is Kunming.
 YUNNAN_AUTHORITIES = "ABCDEFGHJKLMNPQRS"
 
-# Background, ink, and the ink of a trailing special character (police 警 is red).
+# Background and ink; the police 警, the embassy's 使 and the consulate's 领 are red.
 Rgb = tuple[int, int, int]
 COLOURS: dict[PlateKind, tuple[Rgb, Rgb]] = {
     PlateKind.BLUE: ((12, 62, 178), (246, 246, 246)),
@@ -55,7 +66,8 @@ COLOURS: dict[PlateKind, tuple[Rgb, Rgb]] = {
     PlateKind.WHITE: ((240, 240, 236), (16, 16, 16)),
     PlateKind.BLACK: ((20, 20, 22), (246, 246, 246)),
 }
-POLICE_RED: Rgb = (206, 22, 30)
+RED: Rgb = (206, 22, 30)
+RED_CHARACTERS = "警使领"
 
 
 class FontMissingError(RuntimeError):
@@ -74,18 +86,19 @@ class PlateLayout:
     separator_gap_mm: float  # between the authority letter and the serial, the dot in its middle
     chars: int
 
-    def char_lefts_mm(self) -> list[float]:
+    def char_lefts_mm(self, separator: int = 2) -> list[float]:
+        """Where each character starts; the wider gap with the dot is before position ``separator``."""
         used = self.chars * self.char_w_mm + (self.chars - 2) * self.gap_mm + self.separator_gap_mm
         x = (self.width_mm - used) / 2
         lefts = []
         for i in range(self.chars):
             lefts.append(x)
-            x += self.char_w_mm + (self.separator_gap_mm if i == 1 else self.gap_mm)
+            x += self.char_w_mm + (self.separator_gap_mm if i == separator - 1 else self.gap_mm)
         return lefts
 
-    def dot_centre_mm(self) -> tuple[float, float]:
-        lefts = self.char_lefts_mm()
-        return ((lefts[1] + self.char_w_mm + lefts[2]) / 2, self.height_mm / 2)
+    def dot_centre_mm(self, separator: int = 2) -> tuple[float, float]:
+        lefts = self.char_lefts_mm(separator)
+        return ((lefts[separator - 1] + self.char_w_mm + lefts[separator]) / 2, self.height_mm / 2)
 
 
 LAYOUTS = {
@@ -99,11 +112,6 @@ DOUBLE_ROW_SIZE_MM = (440.0, 220.0)
 def layout_for(text: str) -> PlateLayout:
     """The single-row layout for ``text``: 480 mm wide for eight characters, 440 for seven."""
     return LAYOUTS[PlateKind.GREEN] if len(text) == 8 else LAYOUTS[PlateKind.BLUE]
-
-
-def display_text(text: str) -> str:
-    """The plate as people write it, with the separator dot: ``云A·5H821``."""
-    return f"{text[:2]}·{text[2:]}"
 
 
 def random_plate(rng: random.Random, kind: PlateKind) -> str:
@@ -123,8 +131,11 @@ def random_plate(rng: random.Random, kind: PlateKind) -> str:
         return prefix + (_serial(rng, 5) if rng.random() < 0.6 else _serial(rng, 4) + rng.choice("学挂"))
     if kind is PlateKind.WHITE:
         return prefix + _serial(rng, 4) + "警"
-    if rng.random() < 0.5:
+    roll = rng.random()
+    if roll < 0.5:
         return "粤Z" + _serial(rng, 4) + rng.choice("港澳")
+    if roll < 0.7:
+        return EMBASSY + "".join(rng.choices(DIGITS, k=6))
     return prefix + "".join(rng.choices(DIGITS, k=4)) + rng.choice("使领")
 
 
@@ -194,11 +205,11 @@ def render_plate(
     draw.rounded_rectangle(
         (inset, inset, w - 1 - inset, h - 1 - inset), radius=4 * px_per_mm, outline=ink, width=round(line)
     )
-    inks = [POLICE_RED if c == "警" else ink for c in text]
+    inks = [RED if c in RED_CHARACTERS else ink for c in text]
     if double_row:
         _draw_double_row(plate, text, inks, px_per_mm)
     else:
-        _draw_single_row(plate, text, inks, px_per_mm)
+        _draw_single_row(plate, text, inks, form.separator, px_per_mm)
     rgba = plate.convert("RGBA")
     corners = Image.new("L", (w, h), 0)
     ImageDraw.Draw(corners).rounded_rectangle((0, 0, w - 1, h - 1), radius=6 * px_per_mm, fill=255)
@@ -213,13 +224,13 @@ def _draw_char(plate: Image.Image, char: str, ink: Rgb, left_px: float, top_px: 
     plate.paste(ink, (left, top, left + mask.width, top + mask.height), mask)
 
 
-def _draw_single_row(plate: Image.Image, text: str, inks: list[Rgb], px_per_mm: float) -> None:
+def _draw_single_row(plate: Image.Image, text: str, inks: list[Rgb], separator: int, px_per_mm: float) -> None:
     lay = layout_for(text)
     char_h, cell_w = round(lay.char_h_mm * px_per_mm), round(lay.char_w_mm * px_per_mm)
     top = (lay.height_mm - lay.char_h_mm) / 2 * px_per_mm
-    for char, ink, left_mm in zip(text, inks, lay.char_lefts_mm(), strict=True):
+    for char, ink, left_mm in zip(text, inks, lay.char_lefts_mm(separator), strict=True):
         _draw_char(plate, char, ink, left_mm * px_per_mm, top, cell_w, char_h)
-    dx, dy = lay.dot_centre_mm()
+    dx, dy = lay.dot_centre_mm(separator)
     r = 5 * px_per_mm
     ImageDraw.Draw(plate).ellipse(
         (dx * px_per_mm - r, dy * px_per_mm - r, dx * px_per_mm + r, dy * px_per_mm + r), fill=inks[1]

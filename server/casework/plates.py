@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.plates import PROVINCES, plate_form
+from protocol.plates import EMBASSY, PROVINCES, plate_form
 
 
 def normalise_plate(text: str) -> str:
@@ -18,8 +18,8 @@ def plate_error(plate: str) -> str | None:
     """Why ``plate`` is not a plate, or None."""
     if not plate:
         return "plate is empty"
-    if plate[0] not in PROVINCES:
-        return f"plate {plate!r} does not start with a province character"
+    if plate[0] not in PROVINCES + EMBASSY:
+        return f"plate {plate!r} does not start with a province character (or 使 for an embassy's car)"
     if plate_form(plate) is None:
         return f"plate {plate!r} is not a valid plate (e.g. 云A5H821, 云AD12345)"
     return None
