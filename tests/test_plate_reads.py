@@ -162,6 +162,9 @@ async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_rea
         other = at_report["plates"][0]
         bad = await wuhua.http.put(f"/api/cases/{case.id}/plates/reads/{other['id']}", json={"text": "云A58"})
         assert bad.status_code == 422 and "not a valid plate" in bad.json()["detail"]
+        # An embassy's car leads with 使 instead of a province; typed as written, with its dot.
+        embassy = await wuhua.http.put(f"/api/cases/{case.id}/plates/reads/{other['id']}", json={"text": "使014·578"})
+        assert embassy.status_code == 200 and embassy.json()["confirmed_text"] == "使014578"
         corrected = await wuhua.http.put(
             f"/api/cases/{case.id}/plates/reads/{other['id']}", json={"text": "云 a5·h821"}
         )
@@ -224,7 +227,11 @@ async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_rea
         finally:
             await engine.dispose()
         assert requester is None and asker_name == "wuhua"  # the report's reading was nobody's request
-        assert [(e.actor, e.detail["confirmed"]) for e in events] == [("wuhua", first["text"]), ("wuhua", "云A5H821")]
+        assert [(e.actor, e.detail["confirmed"]) for e in events] == [
+            ("wuhua", first["text"]),
+            ("wuhua", "使014578"),
+            ("wuhua", "云A5H821"),
+        ]
 
         # Tomorrow's training data: the reviewed reads with their crops, labelled as confirmed.
         out = tmp_path / "training"
