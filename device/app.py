@@ -102,7 +102,7 @@ class DeviceApp:
                     group.create_task(self.evidence.run(), name="evidence"),
                 ]
         finally:
-            self.plates.stop()
+            await self.plates.stop()
             await self.call.stop()
             await self.hw.stop()
             await self.outbox.close()

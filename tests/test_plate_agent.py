@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -153,6 +154,35 @@ async def test_missing_or_corrupt_models_turn_reading_off_with_the_reason_until_
     assert (await read(off)).error == "plate reading is switched off on this unit"
 
 
+def model_checks_running() -> list[int]:
+    """This process's children that are checking the models (``python -m device.evidence.plates``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+        if ppid == os.getpid() and b"device.evidence.plates" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_a_unit_stopping_while_its_models_are_checked_leaves_no_process_behind(
+    camera: StillCamera, tmp_path: Path
+) -> None:
+    agent = agent_for(camera, tmp_path)
+    agent.start()
+    deadline = asyncio.get_running_loop().time() + 20
+    while not (checking := model_checks_running()):
+        assert asyncio.get_running_loop().time() < deadline, "the model check never started"
+        await asyncio.sleep(0.005)
+    await agent.stop()
+    assert model_checks_running() == []  # killed and reaped, not left to a loop that is about to close
+    assert not any(Path(f"/proc/{pid}").exists() for pid in checking)
+    assert agent.in_health(HEALTH).plate_reader is None  # the check did not finish: still unknown
+
+
 async def test_a_reading_the_broker_has_not_taken_is_sent_after_a_restart_and_only_then_forgotten(
     camera: StillCamera, tmp_path: Path
 ) -> None:
@@ -172,7 +202,7 @@ async def test_a_reading_the_broker_has_not_taken_is_sent_after_a_restart_and_on
 
     [reading] = await wait_for("the reading on the card", kept)
     on_card = reading.read_bytes()
-    first.stop()  # the unit loses power: what is on the card is all that is left
+    await first.stop()  # the unit loses power: what is on the card is all that is left
 
     sent: list[tuple[Channel, bytes]] = []
 
@@ -199,7 +229,7 @@ async def test_a_reading_the_broker_has_not_taken_is_sent_after_a_restart_and_on
         await wait_for("the card emptied", forgotten)
         assert sent == [(Channel.PLATES, on_card)]  # once
     finally:
-        second.stop()
+        await second.stop()
 
 
 async def test_the_report_goes_out_while_the_still_for_its_plates_is_still_being_taken(

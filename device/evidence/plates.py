@@ -193,9 +193,13 @@ class PlateAgent:
         and what is wrong with it fit in the 120 characters a heartbeat note or a reading has."""
         return reason.replace(f"{self._models_dir}/", "")
 
-    def stop(self) -> None:
-        for task in self._tasks:
+    async def stop(self) -> None:
+        """Cancel what is under way and wait for it to end: the model check kills and reaps its
+        process as it ends, which a cancelled task only does once the loop runs it again."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def in_health(self, health: Health) -> Health:
         """``health`` with the plate reader's state, and its reason among the notes if it is off."""
