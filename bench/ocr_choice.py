@@ -23,15 +23,14 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-from bench.ocr import Tally, frame_reads
+from bench.ocr import Tally, frame_reads, synthetic_reads
 from device.ocr.errors import OcrError
 from device.ocr.reader import MODELS_DIR, PlateReader, load_image
 from models.found import random_view
 from models.realdata import Split, real_plates
-from models.synth import FORMS, random_training_plate, synth_crop
+from models.synth import FORMS
 
 CHOICE_SEED = 5000
 VIEWS_SEED = 9000
@@ -62,15 +61,7 @@ def main(argv: list[str]) -> int:
     print(f"training photographs, end to end: {frames.exact} of {frames.n}")
     print(f"random views of them, end to end: {views.exact} of {views.n}")
 
-    per_form: dict[str, Tally] = defaultdict(Tally)
-    synth = Tally()
-    for f, form in enumerate(FORMS):
-        form_rng = random.Random(CHOICE_SEED + f)
-        for _ in range(args.per_form):
-            crop, text, _ = synth_crop(form_rng, random_training_plate(form_rng, form))
-            read = reader.recogniser.read(crop)
-            per_form[form].add(text, read.text if read else None)
-            synth.add(text, read.text if read else None)
+    per_form, synth, _ = synthetic_reads(reader, CHOICE_SEED, args.per_form)
     for form in FORMS:
         t = per_form[form]
         print(f"second synthetic set, {form:24s}: exact {t.pct(t.exact):5.1f} %")

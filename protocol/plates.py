@@ -79,6 +79,10 @@ FORMS: tuple[PlateForm, ...] = (
 )
 
 
+# The characters a plate can start with: the provinces, and 使 for an embassy's car.
+FIRST_CHARACTERS = "".join(dict.fromkeys(c for form in FORMS for c in form.positions[0]))
+
+
 def plate_form(text: str) -> PlateForm | None:
     """The form ``text`` (no separator) has, or None if no plate can carry it."""
     return next((form for form in FORMS if form.matches(text)), None)

@@ -83,10 +83,10 @@ class PlateLayout:
     char_w_mm: float
     char_h_mm: float
     gap_mm: float  # between characters
-    separator_gap_mm: float  # between the authority letter and the serial, the dot in its middle
+    separator_gap_mm: float  # where the dot is (after the authority letter on most plates): wider
     chars: int
 
-    def char_lefts_mm(self, separator: int = 2) -> list[float]:
+    def char_lefts_mm(self, separator: int) -> list[float]:
         """Where each character starts; the wider gap with the dot is before position ``separator``."""
         used = self.chars * self.char_w_mm + (self.chars - 2) * self.gap_mm + self.separator_gap_mm
         x = (self.width_mm - used) / 2
@@ -96,7 +96,7 @@ class PlateLayout:
             x += self.char_w_mm + (self.separator_gap_mm if i == separator - 1 else self.gap_mm)
         return lefts
 
-    def dot_centre_mm(self, separator: int = 2) -> tuple[float, float]:
+    def dot_centre_mm(self, separator: int) -> tuple[float, float]:
         lefts = self.char_lefts_mm(separator)
         return ((lefts[separator - 1] + self.char_w_mm + lefts[separator]) / 2, self.height_mm / 2)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.plates import EMBASSY, PROVINCES, plate_form
+from protocol.plates import FIRST_CHARACTERS, plate_form
 
 
 def normalise_plate(text: str) -> str:
@@ -18,7 +18,7 @@ def plate_error(plate: str) -> str | None:
     """Why ``plate`` is not a plate, or None."""
     if not plate:
         return "plate is empty"
-    if plate[0] not in PROVINCES + EMBASSY:
+    if plate[0] not in FIRST_CHARACTERS:
         return f"plate {plate!r} does not start with a province character (or 使 for an embassy's car)"
     if plate_form(plate) is None:
         return f"plate {plate!r} is not a valid plate (e.g. 云A5H821, 云AD12345)"
