@@ -6,5 +6,5 @@ cd "$(dirname "$0")"
 ./install.sh --no-demo
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy protocol device server kuaichu provisioning tests bench
+.venv/bin/mypy protocol device server runtime kuaichu provisioning tests bench
 exec .venv/bin/pytest "$@"

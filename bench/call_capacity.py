@@ -58,7 +58,7 @@ from bench.fleet import DeviceProcesses, cpu_s
 from bench.stack import ForeignLoad, load_line, start_shares
 from bench.vp8_clip import make_clip
 from device.sim.control import send_control
-from kuaichu import runner
+from runtime import runner
 from tests.pki import FleetPki, session_pki
 from tests.services import Mosquitto
 

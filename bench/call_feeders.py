@@ -36,10 +36,10 @@ from aiortc.mediastreams import MediaStreamError
 from bench.stack import bundle_tls, cancel_all
 from bench.vp8_clip import read_clip
 from device.hal.audio_simulated import MicSource
-from kuaichu import runner
 from protocol.ids import new_report_id
 from protocol.messages import Ack, CallSignal, Command, decode, encode
 from protocol.topics import Channel, device_topic
+from runtime import runner
 from tests.reports import WUHUA, in_car_report
 from tests.wire import mqtt_client
 

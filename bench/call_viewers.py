@@ -25,7 +25,7 @@ from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamError
 
 from bench.report_latency import PASSWORD
-from kuaichu import runner
+from runtime import runner
 from tests.wire import Console
 
 

@@ -44,7 +44,7 @@ from bench.call_stack import running_server, start_unit, stop, wait_fix
 from bench.report_latency import PASSWORD
 from bench.stack import ForeignLoad, load_line, percentile
 from device.sim.control import send_control
-from kuaichu import runner
+from runtime import runner
 from tests.browser import chromium
 from tests.pki import session_pki
 

@@ -50,9 +50,9 @@ from sqlalchemy import select
 
 from bench.fleet_devices import device_id, raise_fd_limit
 from bench.stack import ForeignLoad, kuaichu, load_line, percentile, server_config, start_shares, wait_listening
-from kuaichu import runner
 from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
 from provisioning.ca import Usage, issue, load_authority, write_cert, write_key
+from runtime import runner
 from server.config import load_server_config
 from server.db.engine import make_sync_engine
 from server.db.models import Device

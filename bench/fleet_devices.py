@@ -38,11 +38,11 @@ from pathlib import Path
 
 from bench.stack import bundle_tls, cancel_all
 from device.link import Link
-from kuaichu import runner
-from kuaichu.mqtt import BrokerSection
-from kuaichu.version import FIRMWARE
 from protocol.messages import Ack, Command, DeviceKind, Heartbeat, encode
 from protocol.topics import Channel
+from runtime import runner
+from runtime.mqtt import BrokerSection
+from runtime.version import FIRMWARE
 from tests.reports import in_car_report
 
 

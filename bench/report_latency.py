@@ -46,8 +46,8 @@ import httpx
 import psutil
 
 from bench.stack import kuaichu, load_line, server_config, start_shares, wait_listening
-from kuaichu import runner
 from protocol.messages import encode
+from runtime import runner
 from server.config import load_server_config
 from server.users import Role
 from server.worker import open_state

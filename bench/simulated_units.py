@@ -27,7 +27,7 @@ from device.app import DeviceApp
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from device.main import limit_malloc_arenas
-from kuaichu import runner
+from runtime import runner
 
 
 def device_cfg(root: Path, index: int, broker_port: int, fleet_dir: Path, as_shipped: bool) -> DeviceConfig:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import psutil
 
-from kuaichu.mqtt import TlsSection
 from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
 from provisioning.fleet import Layout
+from runtime.mqtt import TlsSection
 from tests.pki import FleetPki, tls_table
 
 

@@ -44,10 +44,10 @@ from device.reporting import (
     Triggered,
 )
 from device.reports import build_heartbeat, build_report
-from kuaichu.version import FIRMWARE
 from protocol.ids import new_report_id
 from protocol.messages import Ack, Command, DeviceKind, Trigger, encode
 from protocol.topics import Channel
+from runtime.version import FIRMWARE
 
 logger = logging.getLogger(__name__)
 

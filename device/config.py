@@ -11,10 +11,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from kuaichu.configfile import ConfigSection, load_config
-from kuaichu.ice import IceServer
-from kuaichu.mqtt import BrokerSection
 from protocol.messages import PRETRIGGER_MAX_S, DeviceId, DeviceKind, Latitude, Longitude, Plate, ShortText, Vin
+from runtime.configfile import ConfigSection, load_config
+from runtime.ice import IceServer
+from runtime.mqtt import BrokerSection
 
 GpioPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
 

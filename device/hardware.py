@@ -24,8 +24,8 @@ from device.hal.pins import make_pin_factory
 from device.hal.prompts import Prompts
 from device.hal.screen import Screen, make_screen
 from device.hal.trigger import Triggers
-from kuaichu.version import FIRMWARE
 from protocol.messages import Health, Position, TrackPoint, Trigger
+from runtime.version import FIRMWARE
 
 LOW_STORAGE_MB = 200
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
-from kuaichu.backoff import Backoff
-from kuaichu.mqtt import BrokerSection, make_client
 from protocol import ProtocolError
 from protocol.messages import Ack, Command, Presence, decode, encode
 from protocol.topics import Channel, device_topic
+from runtime.backoff import Backoff
+from runtime.mqtt import BrokerSection, make_client
 
 logger = logging.getLogger(__name__)
 

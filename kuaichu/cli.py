@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from kuaichu.configfile import ConfigError
+from runtime.configfile import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from kuaichu.logs import setup_logging
+    from runtime.logs import setup_logging
 
     setup_logging(args.log_level)
     handler: Handler = args.handler

@@ -22,7 +22,7 @@ import httpx
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from kuaichu.local_http import serving
+from runtime.local_http import serving
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from typing import Any
 import qrcode  # type: ignore[import-untyped]
 
 from device.config import DeviceConfig, load_device_config
-from kuaichu.configfile import validate_config
 from protocol.messages import DeviceKind
 from provisioning.ca import replace_file
 from provisioning.errors import ProvisioningError
+from runtime.configfile import validate_config
 
 # Where the install script unpacks the bundle on the device.
 ON_DEVICE_DIR = PurePosixPath("/etc/kuaichu")

@@ -8,9 +8,9 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from kuaichu.configfile import ConfigSection, load_config
-from kuaichu.ice import IceServer
-from kuaichu.mqtt import LOOPBACK, BrokerSection
+from runtime.configfile import ConfigSection, load_config
+from runtime.ice import IceServer
+from runtime.mqtt import LOOPBACK, BrokerSection
 
 
 class ServerSection(ConfigSection):

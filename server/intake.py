@@ -19,12 +19,12 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from kuaichu.backoff import Backoff
-from kuaichu.mqtt import make_client, publish_nowait
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
 from protocol.messages import Ack, Command, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
+from runtime.backoff import Backoff
+from runtime.mqtt import make_client, publish_nowait
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
 from server.devices import DeviceStore, Status

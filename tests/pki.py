@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kuaichu.mqtt import TlsSection
 from protocol.messages import DeviceKind
 from provisioning import broker, bundle, fleet
+from runtime.mqtt import TlsSection
 from tests.services import Mosquitto, free_port
 
 PASSPHRASE = b"the test fleet's CA passphrase"

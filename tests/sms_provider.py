@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, HTTPException, Request
 
-from kuaichu.local_http import serving
+from runtime.local_http import serving
 
 TOKEN = "provider-token-for-tests"
 RECEIPT_TOKEN = "receipt-token-for-tests"

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from kuaichu.audio_level import audio_level_dbov
+from runtime.audio_level import audio_level_dbov
 
 
 def aiortc_level(frame: av.AudioFrame) -> int:

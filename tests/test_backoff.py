@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from kuaichu.backoff import Backoff
+from runtime.backoff import Backoff
 
 
 def test_each_delay_lies_within_its_doubling_step_up_to_the_ceiling() -> None:

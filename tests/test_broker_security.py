@@ -19,11 +19,11 @@ import aiomqtt
 import pytest
 
 from device.config import load_device_config
-from kuaichu.mqtt import BrokerSection, TlsSection, make_client, tls_context
 from protocol.messages import DeviceKind
 from protocol.topics import Channel, device_filter, device_topic, shared
 from provisioning import bundle, fleet
 from provisioning.ca import Usage, create_authority, issue, load_authority, write_cert, write_key
+from runtime.mqtt import BrokerSection, TlsSection, make_client, tls_context
 from tests.services import Mosquitto, free_port
 
 PASSPHRASE = b"a long test passphrase"

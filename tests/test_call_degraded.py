@@ -23,11 +23,11 @@ from playwright.async_api import Page, expect
 
 from device.hal.audio_simulated import SimulatedAudio
 from device.sim.scene import read_frame_counter
-from kuaichu.ice import IceServer
 from protocol import ProtocolError
 from protocol.ids import new_report_id
 from protocol.messages import Ack, Command, SceneSample, decode, encode
 from protocol.topics import Channel, device_topic
+from runtime.ice import IceServer
 from server.calls.store import CallStore
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Evidence

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import pytest
 
-from kuaichu.ice import IceServer
+from runtime.ice import IceServer
 from server.calls.store import CallStore
 from server.config import ServerConfig
 from server.db.engine import make_engine, make_sessionmaker

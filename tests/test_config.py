@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from device.config import DeviceConfig, load_device_config
-from kuaichu.configfile import ConfigError, load_config
 from protocol.messages import DeviceKind
+from runtime.configfile import ConfigError, load_config
 from server.config import ServerConfig, load_server_config
 
 DEVICE_TOML = """\

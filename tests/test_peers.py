@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 from aiortc import RTCPeerConnection
 
-from kuaichu.peers import close_peer
+from runtime.peers import close_peer
 
 
 async def test_a_real_connection_is_closed() -> None:

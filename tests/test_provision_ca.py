@@ -16,13 +16,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from PIL import Image
 
 from device.config import load_device_config
-from kuaichu.configfile import ConfigError
 from protocol.messages import DeviceKind
 from protocol.topics import Channel
 from provisioning import broker, bundle, fleet
 from provisioning.ca import common_name, fingerprint, load_authority, load_cert
 from provisioning.errors import ProvisioningError
 from provisioning.registry import Status, load_registry
+from runtime.configfile import ConfigError
 
 PASSPHRASE = b"a long test passphrase"
 CAR = bundle.Placement(DeviceKind.IN_CAR, plate="云A5H821", vin="LSVAU2180N2183294")

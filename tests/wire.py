@@ -12,9 +12,9 @@ import aiomqtt
 import httpx
 import websockets
 
-from kuaichu.mqtt import TlsSection, tls_context
 from protocol.messages import Ack, decode
 from protocol.topics import Channel, device_topic
+from runtime.mqtt import TlsSection, tls_context
 from tests import pki
 
 

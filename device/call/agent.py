@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from device.config import DeviceConfig
 from device.hardware import Hardware
-from kuaichu.peers import close_peer
 from protocol.ids import new_report_id
 from protocol.messages import CallSignal, Command, encode
 from protocol.topics import Channel
+from runtime.peers import close_peer
 
 if TYPE_CHECKING:
     from aiortc import MediaStreamTrack, RTCConfiguration

@@ -18,7 +18,7 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-import kuaichu.audio_level  # noqa: F401  (aiortc sends our microphone with it)
+import runtime.audio_level  # noqa: F401  (aiortc sends our microphone with it)
 from device.hal.audio import SAMPLE_BYTES, Audio, AudioError
 from device.hal.camera import Camera, CameraError
 

@@ -14,7 +14,7 @@ from aioice import stun
 from aioice.turn import create_turn_endpoint
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
-from kuaichu.ice import IceServer
+from runtime.ice import IceServer
 
 PROBE_TIMEOUT_S = 5.0
 

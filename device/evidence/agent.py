@@ -23,8 +23,8 @@ from device.config import DeviceConfig
 from device.evidence.pretrigger import ClipUnavailable, Pretrigger
 from device.evidence.uploads import PendingUpload, Publish, Uploader
 from device.hal.camera import Camera, Frame
-from kuaichu.version import FIRMWARE
 from protocol.messages import Command, EvidenceKind, Upload
+from runtime.version import FIRMWARE
 
 logger = logging.getLogger(__name__)
 

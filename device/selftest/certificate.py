@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-from kuaichu.mqtt import TlsSection
+from runtime.mqtt import TlsSection
 
 
 @dataclass(frozen=True)

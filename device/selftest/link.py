@@ -22,10 +22,10 @@ import aiomqtt
 from device.config import DeviceConfig
 from device.selftest.certificate import CertificateFacts, read_certificate
 from device.selftest.outcome import Outcome
-from kuaichu.mqtt import make_client
 from protocol import ProtocolError
 from protocol.messages import Ack, Report, SelfTest, decode, encode
 from protocol.topics import Channel, device_topic
+from runtime.mqtt import make_client
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from device.selftest.plates import check_plate_reader
 from device.selftest.report import check_line, human_report
 from device.selftest.technician import Technician, check_button, check_hazard
 from device.selftest.tone import TONE_HZ, TONE_S, check_audio
-from kuaichu.version import FIRMWARE
 from protocol.ids import new_report_id
 from protocol.messages import CheckStatus, SelfTest, SelfTestCheck, Trigger
+from runtime.version import FIRMWARE
 
 log = logging.getLogger(__name__)
 

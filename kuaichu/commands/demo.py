@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from kuaichu.runner import run
+from runtime.runner import run
 
 
 def register(commands: Any) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kuaichu.configfile import ConfigError
+from runtime.configfile import ConfigError
 
 if TYPE_CHECKING:
     from provisioning.bundle import Placement

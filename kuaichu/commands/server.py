@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kuaichu.runner import run
+from runtime.runner import run
 
 DEFAULT_CONFIG = Path("/etc/kuaichu/server.toml")
 

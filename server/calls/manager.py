@@ -25,9 +25,9 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
-from kuaichu.peers import close_peer
 from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
 from protocol.topics import Channel, device_topic
+from runtime.peers import close_peer
 from server.calls.forwarding import ForwardedVideo, KeyframeAsker, forward_encoded, relay_picture_loss
 from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of

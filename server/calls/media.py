@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from av.frame import Frame
 from av.packet import Packet
 
-import kuaichu.audio_level  # noqa: F401  (aiortc sends the voices with it)
+import runtime.audio_level  # noqa: F401  (aiortc sends the voices with it)
 
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 VOICE_RATE = 48000

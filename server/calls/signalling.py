@@ -14,11 +14,11 @@ import logging
 
 import aiomqtt
 
-from kuaichu.backoff import Backoff
-from kuaichu.mqtt import make_client
 from protocol import ProtocolError
 from protocol.messages import CallSignal, decode
 from protocol.topics import Channel, device_filter, parse_device_topic
+from runtime.backoff import Backoff
+from runtime.mqtt import make_client
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver

@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import Field, model_validator
 
-from kuaichu.configfile import ConfigSection
+from runtime.configfile import ConfigSection
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

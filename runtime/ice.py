@@ -6,7 +6,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from kuaichu.configfile import ConfigSection
+from runtime.configfile import ConfigSection
 
 IceUrl = Annotated[str, Field(pattern=r"^(stun|stuns|turn|turns):[^\s/?#]+(\?transport=(udp|tcp))?$")]
 
