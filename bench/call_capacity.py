@@ -53,6 +53,8 @@ import av
 import numpy as np
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
+
 from bench.call_stack import Server, live_calls, running_server, start_unit, stop, wait_fix
 from bench.fleet import DeviceProcesses, cpu_s
 from bench.stack import ForeignLoad, load_line, start_shares

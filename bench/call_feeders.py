@@ -33,6 +33,8 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
+
 from bench.stack import bundle_tls, cancel_all
 from bench.vp8_clip import read_clip
 from device.hal.audio_simulated import MicSource

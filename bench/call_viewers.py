@@ -19,10 +19,13 @@ import bisect
 import json
 import sys
 import time
+from pathlib import Path
 
 from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
 from bench.report_latency import PASSWORD
 from runtime import runner

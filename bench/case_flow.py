@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable
@@ -31,6 +32,8 @@ from pathlib import Path
 
 import aiomqtt
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
 from bench.stack import kuaichu, load_line, percentile, server_config, wait_listening
 from protocol.messages import Ack, decode, encode

@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ import httpx
 import psutil
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
 from bench.call_stack import running_server, start_unit, stop, wait_fix
 from bench.report_latency import PASSWORD

@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from typing import Any
 
 import psutil
 from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
 from bench.fleet_devices import device_id, raise_fd_limit
 from bench.stack import ForeignLoad, kuaichu, load_line, percentile, server_config, start_shares, wait_listening

@@ -36,6 +36,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
+
 from bench.stack import bundle_tls, cancel_all
 from device.link import Link
 from protocol.messages import Ack, Command, DeviceKind, Heartbeat, encode

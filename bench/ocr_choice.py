@@ -25,6 +25,8 @@ import random
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
+
 from bench.ocr import Tally, frame_reads, synthetic_reads
 from device.ocr.errors import OcrError
 from device.ocr.reader import MODELS_DIR, PlateReader, load_image

@@ -9,6 +9,9 @@ from __future__ import annotations
 import cProfile
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
 from kuaichu.cli import main
 

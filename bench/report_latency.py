@@ -45,6 +45,8 @@ import aiomqtt
 import httpx
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
+
 from bench.stack import kuaichu, load_line, server_config, start_shares, wait_listening
 from protocol.messages import encode
 from runtime import runner

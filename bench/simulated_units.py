@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
+
 from bench.stack import bundle_tls, cancel_all
 from device.app import DeviceApp
 from device.config import DeviceConfig
