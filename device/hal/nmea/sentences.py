@@ -1,0 +1,311 @@
+"""One NMEA 0183 line to one typed sentence, or a reason why it is not one.
+
+Only a sentence whose checksum matches counts, and a field that does not parse makes the whole
+sentence malformed rather than a guess, so noise on the line can never become a position.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import reduce
+from operator import xor
+from typing import Any, Literal
+
+import pynmea2
+from pynmea2.nmea_utils import dm_to_sd
+
+from protocol.messages import FixQuality
+
+# GPS, GLONASS, Galileo, BeiDou (both of its talker ids), any combination, QZSS.
+TALKERS = frozenset({"GP", "GL", "GA", "BD", "GB", "GN", "GQ"})
+KNOT_MPS = 1852 / 3600
+# RMC's mode indicator (NMEA 2.3+), as the GGA quality it corresponds to.
+_RMC_MODES = {
+    "A": FixQuality.GPS,
+    "D": FixQuality.DGPS,
+    "P": FixQuality.PPS,
+    "R": FixQuality.RTK_FIXED,
+    "F": FixQuality.RTK_FLOAT,
+    "E": FixQuality.DEAD_RECKONING,
+    "M": FixQuality.MANUAL,
+    "S": FixQuality.SIMULATION,
+}
+
+_FIX_TYPES: dict[str, Literal[1, 2, 3]] = {"1": 1, "2": 2, "3": 3}  # GSA: no fix, 2-D, 3-D
+
+_LINE = re.compile(r"\$(?P<body>[^$*]+)\*(?P<checksum>[0-9A-Fa-f]{2})")
+_TIME = re.compile(r"(\d\d)(\d\d)(\d\d)(?:\.(\d{1,6}))?")
+_DATE = re.compile(r"(\d\d)(\d\d)(\d\d)")
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
+
+ErrorReason = Literal["bad_checksum", "no_checksum", "malformed"]
+
+
+class NmeaError(Exception):
+    """A line that is not a usable sentence.
+
+    ``raw`` is the line as received, for a caller that wants to keep it; this module never logs it
+    (it may hold the position of someone's car). ``detail`` names the problem without field values.
+    """
+
+    def __init__(self, reason: ErrorReason, raw: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: ErrorReason = reason
+        self.raw = raw
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Gga:
+    talker: str
+    time: dt.time | None
+    lat: float | None
+    lon: float | None
+    quality: FixQuality
+    sats: int | None
+    hdop: float | None
+    alt: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rmc:
+    talker: str
+    time: dt.time | None
+    valid: bool
+    lat: float | None
+    lon: float | None
+    speed: float | None
+    track: float | None
+    date: dt.date | None
+    quality: FixQuality | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gsa:
+    talker: str
+    mode: Literal[1, 2, 3]
+    sat_ids: tuple[int, ...]
+    hdop: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Vtg:
+    talker: str
+    valid: bool
+    track: float | None
+    speed: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gsv:
+    talker: str
+    msg_num: int
+    in_view: int
+
+
+Sentence = Gga | Rmc | Gsa | Vtg | Gsv
+
+
+def checksum(body: str) -> str:
+    """The two hex digits after ``*``: XOR of everything between ``$`` and ``*``."""
+    return f"{reduce(xor, body.encode('ascii'), 0):02X}"
+
+
+def with_checksum(body: str) -> str:
+    return f"${body}*{checksum(body)}"
+
+
+def parse_sentence(line: str) -> Sentence | None:
+    """One line (without its line ending) as a sentence, or None for a type we do not use.
+
+    Raises NmeaError for a missing or wrong checksum and for fields that do not parse.
+    """
+    match = _LINE.fullmatch(line)
+    if match is None:
+        if "*" not in line:
+            raise NmeaError("no_checksum", line, "no *hh checksum")
+        raise NmeaError("malformed", line, "not a $...*hh sentence")
+    body = match["body"]
+    expected = checksum(body)
+    if match["checksum"].upper() != expected:
+        raise NmeaError("bad_checksum", line, f"checksum {match['checksum']}, computed {expected}")
+    address = body.split(",", 1)[0]
+    parser = _PARSERS.get(address[2:]) if len(address) == 5 and address[:2] in TALKERS else None
+    if parser is None:
+        return None
+    try:
+        return parser(pynmea2.parse(line, check=True))
+    except pynmea2.ParseError:
+        raise NmeaError("malformed", line, f"{address} does not parse") from None
+    except ValueError as exc:
+        raise NmeaError("malformed", line, f"{address}: {exc}") from None
+
+
+def _field(msg: Any, name: str) -> str:
+    """A field as text by pynmea2's name for it; a field the sentence stops short of is empty."""
+    index: int = msg.name_to_idx[name]
+    return str(msg.data[index]).strip() if index < len(msg.data) else ""
+
+
+def _number(text: str, what: str) -> float | None:
+    if not text:
+        return None
+    if _NUMBER.fullmatch(text) is None:
+        raise ValueError(f"bad {what}")
+    return float(text)
+
+
+def _count(text: str, what: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"bad {what}")
+    return int(text)
+
+
+def _non_negative(value: float | None, what: str) -> float | None:
+    if value is not None and value < 0:
+        raise ValueError(f"negative {what}")
+    return value
+
+
+def _time_of_day(text: str) -> dt.time | None:
+    """``hhmmss[.sss]`` to the millisecond (pynmea2's float arithmetic can lose one)."""
+    if not text:
+        return None
+    match = _TIME.fullmatch(text)
+    if match is None:
+        raise ValueError("bad time")
+    hour, minute, second = int(match[1]), int(match[2]), int(match[3])
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError("time out of range")
+    millis = int((match[4] or "").ljust(3, "0")[:3])
+    return dt.time(hour, minute, second, millis * 1000)
+
+
+def _date(text: str) -> dt.date | None:
+    if not text:
+        return None
+    match = _DATE.fullmatch(text)
+    if match is None:
+        raise ValueError("bad date")
+    day, month, year = int(match[1]), int(match[2]), int(match[3])
+    return dt.date(year + (2000 if year < 80 else 1900), month, day)
+
+
+def _coordinate(value: str, hemisphere: str, signs: str, limit: float) -> float | None:
+    """``dddmm.mmmm`` plus hemisphere (``signs`` is e.g. "NS": positive, negative) to degrees."""
+    if not value and not hemisphere:
+        return None
+    if len(hemisphere) != 1 or hemisphere not in signs:
+        raise ValueError("bad hemisphere")
+    degrees: float = dm_to_sd(value)  # checks the ddmm.mmm shape, raises ValueError otherwise
+    minutes = float(value[value.index(".") - 2 :])
+    if minutes >= 60 or degrees > limit:
+        raise ValueError("coordinate out of range")
+    return degrees if hemisphere == signs[0] else -degrees
+
+
+def _position(msg: Any) -> tuple[float | None, float | None]:
+    lat = _coordinate(_field(msg, "lat"), _field(msg, "lat_dir"), "NS", 90)
+    lon = _coordinate(_field(msg, "lon"), _field(msg, "lon_dir"), "EW", 180)
+    return lat, lon
+
+
+def _heading(text: str) -> float | None:
+    value = _number(text, "course")
+    if value is None:
+        return None
+    if not 0 <= value <= 360:
+        raise ValueError("course out of range")
+    return value % 360
+
+
+def _gga(msg: Any) -> Gga:
+    quality_code = _count(_field(msg, "gps_qual"), "fix quality")
+    if quality_code is None:
+        raise ValueError("no fix quality")
+    quality = FixQuality(quality_code)
+    lat, lon = _position(msg)
+    if quality is not FixQuality.INVALID and (lat is None or lon is None):
+        raise ValueError("a fix without a position")
+    if _field(msg, "altitude_units") not in ("", "M"):
+        raise ValueError("altitude not in metres")
+    return Gga(
+        talker=msg.talker,
+        time=_time_of_day(_field(msg, "timestamp")),
+        lat=lat,
+        lon=lon,
+        quality=quality,
+        sats=_count(_field(msg, "num_sats"), "satellite count"),
+        hdop=_non_negative(_number(_field(msg, "horizontal_dil"), "hdop"), "hdop"),
+        alt=_number(_field(msg, "altitude"), "altitude"),
+    )
+
+
+def _rmc(msg: Any) -> Rmc:
+    status = _field(msg, "status")
+    if status not in ("A", "V"):
+        raise ValueError("bad status")
+    mode = _field(msg, "mode_indicator")
+    valid = status == "A" and mode != "N"
+    lat, lon = _position(msg)
+    if valid and (lat is None or lon is None):
+        raise ValueError("a fix without a position")
+    knots = _non_negative(_number(_field(msg, "spd_over_grnd"), "speed"), "speed")
+    return Rmc(
+        talker=msg.talker,
+        time=_time_of_day(_field(msg, "timestamp")),
+        valid=valid,
+        lat=lat,
+        lon=lon,
+        speed=None if knots is None else knots * KNOT_MPS,
+        track=_heading(_field(msg, "true_course")),
+        date=_date(_field(msg, "datestamp")),
+        quality=_RMC_MODES.get(mode),
+    )
+
+
+def _gsa(msg: Any) -> Gsa:
+    mode = _FIX_TYPES.get(_field(msg, "mode_fix_type"))
+    if mode is None:
+        raise ValueError("bad fix type")
+    ids = (_count(_field(msg, f"sv_id{n:02d}"), "satellite id") for n in range(1, 13))
+    return Gsa(
+        talker=msg.talker,
+        mode=mode,
+        sat_ids=tuple(i for i in ids if i is not None),
+        hdop=_non_negative(_number(_field(msg, "hdop"), "hdop"), "hdop"),
+    )
+
+
+def _vtg(msg: Any) -> Vtg:
+    if _field(msg, "true_track_sym") not in ("", "T"):
+        raise ValueError("not the NMEA 2.0 VTG layout")
+    kmh = _non_negative(_number(_field(msg, "spd_over_grnd_kmph"), "speed"), "speed")
+    knots = _non_negative(_number(_field(msg, "spd_over_grnd_kts"), "speed"), "speed")
+    if kmh is not None:
+        speed: float | None = kmh / 3.6
+    else:
+        speed = None if knots is None else knots * KNOT_MPS
+    return Vtg(
+        talker=msg.talker,
+        valid=_field(msg, "faa_mode") != "N",
+        track=_heading(_field(msg, "true_track")),
+        speed=speed,
+    )
+
+
+def _gsv(msg: Any) -> Gsv:
+    total = _count(_field(msg, "num_messages"), "message count")
+    number = _count(_field(msg, "msg_num"), "message number")
+    in_view = _count(_field(msg, "num_sv_in_view"), "satellites in view")
+    if total is None or number is None or in_view is None or not 1 <= number <= total:
+        raise ValueError("bad message numbering")
+    return Gsv(talker=msg.talker, msg_num=number, in_view=in_view)
+
+
+_PARSERS: dict[str, Callable[[Any], Sentence]] = {"GGA": _gga, "RMC": _rmc, "GSA": _gsa, "VTG": _vtg, "GSV": _gsv}

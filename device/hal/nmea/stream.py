@@ -1,0 +1,123 @@
+"""Raw receiver bytes, in any chunking, through the sentence parser and the epoch merger.
+
+A UART opened mid-sentence, binary UBX frames or line noise between sentences are counted and
+dropped here, never held longer than one sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from device.hal.nmea.fixes import Fix, FixAccumulator
+from device.hal.nmea.sentences import NmeaError, parse_sentence
+
+log = logging.getLogger(__name__)
+
+# NMEA 0183 allows 82 characters; some receivers' sentences run longer, but a "line" past this is
+# two sentences run together or noise that happened to contain a '$'.
+MAX_SENTENCE_CHARS = 120
+
+
+@dataclass
+class NmeaStats:
+    """What the receiver has sent so far, for the device's GNSS health."""
+
+    ok: int = 0
+    ignored: int = 0  # good checksum, a sentence type we do not use
+    bad_checksum: int = 0
+    malformed: int = 0  # no checksum (usually cut short) or fields that do not parse
+    oversize: int = 0
+    garbage_bytes: int = 0
+
+    @property
+    def bad(self) -> int:
+        return self.bad_checksum + self.malformed + self.oversize
+
+
+class LineSplitter:
+    """Raw bytes in any chunking to candidate sentences: text from a ``$`` to the line end.
+
+    Whatever precedes the last ``$`` of a line is noise (a UBX frame, a sentence cut short by
+    the next one); a line without ``$``, or with bytes that are not printable ASCII after it, is
+    noise too. Noise is counted in ``garbage_bytes`` and never held longer than one sentence.
+    """
+
+    def __init__(self, stats: NmeaStats | None = None, max_chars: int = MAX_SENTENCE_CHARS) -> None:
+        self.stats = stats if stats is not None else NmeaStats()
+        self._max = max_chars
+        self._buf = bytearray()
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._buf += chunk
+        lines: list[str] = []
+        while (end := self._buf.find(b"\n")) >= 0:
+            line = bytes(self._buf[:end]).rstrip(b"\r")
+            del self._buf[: end + 1]
+            if (sentence := self._candidate(line)) is not None:
+                lines.append(sentence)
+        if len(self._buf) > self._max + 1:  # +1: a full-length sentence whose \r came without its \n
+            start = self._buf.rfind(b"$")
+            if start < 0 or len(self._buf) - start > self._max + 1:
+                if start >= 0:
+                    self.stats.oversize += 1
+                self.stats.garbage_bytes += len(self._buf)
+                self._buf.clear()
+            else:
+                self.stats.garbage_bytes += start
+                del self._buf[:start]
+        return lines
+
+    def _candidate(self, line: bytes) -> str | None:
+        start = line.rfind(b"$")
+        if start < 0:
+            self.stats.garbage_bytes += len(line)
+            return None
+        self.stats.garbage_bytes += start
+        sentence = line[start:]
+        if len(sentence) > self._max:
+            self.stats.oversize += 1
+            self.stats.garbage_bytes += len(sentence)
+            return None
+        if not all(0x20 <= byte < 0x7F for byte in sentence):
+            self.stats.garbage_bytes += len(sentence)
+            return None
+        return sentence.decode("ascii")
+
+
+class NmeaReader:
+    """Splitter, parser and accumulator in one: what a serial port or a capture file is fed to."""
+
+    def __init__(self) -> None:
+        self.stats = NmeaStats()
+        self._splitter = LineSplitter(self.stats)
+        self._epochs = FixAccumulator()
+
+    @property
+    def sats_in_view(self) -> int | None:
+        return self._epochs.sats_in_view
+
+    def feed(self, chunk: bytes) -> list[Fix]:
+        fixes: list[Fix] = []
+        for line in self._splitter.feed(chunk):
+            try:
+                sentence = parse_sentence(line)
+            except NmeaError as exc:
+                if exc.reason == "bad_checksum":
+                    self.stats.bad_checksum += 1
+                else:
+                    self.stats.malformed += 1
+                log.debug("dropped a sentence: %s", exc)
+                continue
+            if sentence is None:
+                self.stats.ignored += 1
+                continue
+            self.stats.ok += 1
+            if (fix := self._epochs.add(sentence)) is not None:
+                fixes.append(fix)
+        return fixes
+
+    def flush(self) -> list[Fix]:
+        """At the end of a capture: the last epoch's fix, which no next epoch will close."""
+        fix = self._epochs.flush()
+        return [] if fix is None else [fix]
