@@ -1,0 +1,78 @@
+"""What the server asks of a device: one message type for calls, evidence, plates and the road."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from protocol.messages.base import ReportId, ShortText, Versioned
+from protocol.messages.call import CallId, Sdp
+from protocol.messages.evidence import MAX_UPLOAD_BYTES, PRETRIGGER_MAX_S, CaseNo, Sha256, UploadId
+
+
+class Command(Versioned):
+    """What the server asks of a device. Published on ``kc/v1/dev/{device_id}/cmd``, QoS 1."""
+
+    type: Literal[
+        "call.answer",
+        "call.end",
+        "still.request",
+        "clip.request",
+        "upload.ack",
+        "upload.done",
+        "upload.refused",
+        "road.clear",
+        "document.ready",
+        "plates.request",
+    ]
+    call_id: CallId | None = Field(
+        default=None, description="the call it concerns; required for call.* and still/clip requests"
+    )
+    attempt: int = Field(default=1, ge=1, le=1000, description="call.answer: the offer it answers")
+    sdp: Sdp | None = Field(default=None, description="call.answer: the complete SDP answer")
+    reason: ShortText | None = Field(
+        default=None, description="call.end: why the call ends; upload.refused, upload.ack: why a chunk was not taken"
+    )
+    upload_id: UploadId | None = Field(
+        default=None, description="still/clip/plates requests and upload.*: the server's id for the request"
+    )
+    case_no: CaseNo | None = Field(default=None, description="still/clip/plates requests: the case the evidence is for")
+    report_id: ReportId | None = Field(
+        default=None,
+        description="clip.request: the report whose press ends the clip; plates.request: the case's report",
+    )
+    seconds: int | None = Field(
+        default=None, ge=1, le=PRETRIGGER_MAX_S, description="clip.request: how much of the time before the press"
+    )
+    offset: int | None = Field(
+        default=None, ge=0, le=MAX_UPLOAD_BYTES, description="upload.ack: the next byte the server expects"
+    )
+    sha256: Sha256 | None = Field(default=None, description="upload.done: the hash of the file the server stored")
+    url: Annotated[str, Field(pattern=r"^https?://\S{1,300}$")] | None = Field(
+        default=None, description="document.ready: where the parties fetch the determination (for a QR code)"
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> Self:
+        if self.type == "call.answer" and self.sdp is None:
+            raise ValueError("an answer carries its sdp")
+        if self.type == "call.end" and self.reason is None:
+            raise ValueError("an end carries its reason")
+        needed = {
+            "call.answer": ("call_id",),
+            "call.end": ("call_id",),
+            "still.request": ("call_id", "upload_id", "case_no"),
+            "clip.request": ("call_id", "upload_id", "case_no", "report_id", "seconds"),
+            "upload.ack": ("upload_id", "offset"),
+            "upload.done": ("upload_id", "sha256"),
+            "upload.refused": ("upload_id", "reason"),
+            "road.clear": ("case_no",),
+            "document.ready": ("case_no", "url"),
+            "plates.request": ("upload_id", "case_no", "report_id"),
+        }[self.type]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            article = "an" if self.type[0] in "aeiou" else "a"
+            raise ValueError(f"{article} {self.type} carries {', '.join(missing)}")
+        return self
