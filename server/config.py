@@ -103,6 +103,17 @@ class SmsSection(ConfigSection):
         return self
 
 
+class PortalSection(ConfigSection):
+    """The parties' web app: one-time codes by SMS and the sessions they open."""
+
+    code_ttl_s: float = Field(default=300, ge=60, le=1800, description="how long an SMS code is valid")
+    code_tries: int = Field(default=5, ge=1, le=10, description="wrong tries before a code is dead")
+    code_interval_s: float = Field(default=60, ge=0, le=600, description="least time between two codes to one phone")
+    codes_per_phone_hour: int = Field(default=5, ge=1, le=100)
+    codes_per_address_hour: int = Field(default=30, ge=1, le=10_000)
+    session_ttl_h: float = Field(default=72, gt=0, le=24 * 30, description="a party's session, then a new code")
+
+
 class ClearingSection(ConfigSection):
     move_off_m: float = Field(
         default=30, gt=0, le=1000, description="an in-car unit this far from the scene has moved off"
@@ -133,6 +144,7 @@ class ServerConfig(ConfigSection):
     documents: DocumentsSection = DocumentsSection()
     sms: SmsSection = SmsSection()
     clearing: ClearingSection = ClearingSection()
+    portal: PortalSection = PortalSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:

@@ -242,9 +242,13 @@ class SmsMessage(Base):
 
     __tablename__ = "sms_outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    determination_id: Mapped[int] = mapped_column(ForeignKey("determinations.id"))
-    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"))
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id"), index=True, comment="null: a code to a phone reporting"
+    )
+    # determination / link (the party's personal link) / code (a one-time code) / review (its steps)
+    kind: Mapped[str] = mapped_column(String(16), default="determination", server_default="determination")
+    determination_id: Mapped[int | None] = mapped_column(ForeignKey("determinations.id"))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
     phone: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(10), index=True)  # pending / sent / reached / failed
@@ -340,6 +344,8 @@ class Evidence(Base):
     created_at: Mapped[datetime]
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), comment="who asked for it, if anyone")
     note: Mapped[str | None] = mapped_column(String(120))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"), comment="whose phone or upload it came from")
+    meta: Mapped[dict[str, Any] | None] = mapped_column(comment="as the party's file said: name, type, EXIF time/place")
 
 
 class PlateReading(Base):
@@ -411,3 +417,8 @@ class Session(Base):
     expires_at: Mapped[datetime]
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+# The parties' side's tables share this Base; importing them here puts them in every metadata
+# (migrations, the schema check) without each caller having to remember.
+from server.db import portal as _portal  # noqa: E402, F401
