@@ -104,3 +104,25 @@ def driver(d: dict[str, str], **changes: Any) -> dict[str, Any]:
 
 def with_font_cache(cfg: ServerConfig, folder: Path) -> ServerConfig:
     return ServerConfig.model_validate(cfg.model_dump() | {"documents": {"font_cache_dir": folder}})
+
+
+FACTS = {
+    "injury": "none",
+    "vehicles_movable": True,
+    "suspected_impairment": False,
+    "hazardous_goods": False,
+    "hit_and_run": False,
+    "facts_disputed": False,
+    "place": "五华区翠湖南路与洪化桥交叉口",
+    "weather": "晴",
+}
+
+
+def decision(ids: list[int], shares: tuple[str, str] = ("全部", "无"), **extra: object) -> dict[str, object]:
+    return {
+        "situation": "rear_end",
+        "liabilities": [{"party_id": i, "liability": s} for i, s in zip(ids, shares, strict=True)],
+        "facts": "甲驾驶小型轿车沿翠湖南路由东向西行驶，未与前车保持安全距离，追尾乙驾驶的小型轿车，两车受损。",
+        "legal_basis": "《中华人民共和国道路交通安全法》第四十三条",
+        **extra,
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,9 +16,12 @@ from device.app import DeviceApp
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from tests import pki
+from tests.services import Mosquitto
 
 BUTTON_PIN = 17
 HAZARD_PIN = 27
+# The plate tests' camera: small, quick to render.
+PLATE_WIDTH, PLATE_HEIGHT = 320, 240
 
 
 def device_config(data_dir: Path, broker_port: int, device_id: str = "car-e2e-01", **overrides: Any) -> DeviceConfig:
@@ -107,3 +112,39 @@ def outbox_rows(data_dir: Path) -> list[tuple[str, str, str | None]]:
         return []
     with contextlib.closing(sqlite3.connect(path)) as db:
         return list(db.execute("SELECT report_id, state, case_no FROM outbox ORDER BY report_id"))
+
+
+def write_device_toml(path: Path, broker_port: int, control: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'[device]\nid = "car-kill-01"\nkind = "in-car"\ndata_dir = "{path.parent}"\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\nkeepalive_s = 5\n\n'
+        + pki.tls_table(pki.current().device_tls("car-kill-01"))
+        + '[vehicle]\nplate = "云A5H821"\n\n'
+        f'[gpio]\npin_factory = "mock"\nlong_press_s = 0.3\ncontrol_socket = "{control}"\n\n'
+        '[gnss]\nbackend = "simulated"\n\n'
+        '[camera]\nbackend = "simulated"\nwidth = 320\nheight = 240\nfps = 2\n\n'
+        '[audio]\nbackend = "simulated"\n\n'
+        "[report]\nack_timeout_s = 0.5\nretry_max_s = 2.0\n"
+    )
+
+
+def start_device(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kuaichu.cli", "device", "run", "--config", str(config)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_for_socket(path: Path, proc: subprocess.Popen[bytes]) -> None:
+    async with asyncio.timeout(30):
+        while not path.exists():
+            assert proc.poll() is None, "device process died"
+            await asyncio.sleep(0.05)
+
+
+def plate_car(data_dir: Path, broker: Mosquitto, device_id: str, **overrides: Any) -> DeviceConfig:
+    """A simulated in-car unit with a small video camera and no call: these tests are about its plates."""
+    camera = {"width": PLATE_WIDTH, "height": PLATE_HEIGHT}
+    return device_config(data_dir, broker.port, device_id, camera=camera, webrtc={"call_on_accept": False}, **overrides)

@@ -4,17 +4,8 @@ business; these prove that they run the real stack and report what they measured
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_bench(module: str, *args: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()
+from tests.commands import run_bench
 
 
 def test_first_frame_benchmark_times_each_call_from_the_press_to_a_frame_on_the_page() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.test_bench_calls import run_bench
+from tests.commands import run_bench
 
 
 def test_case_flow_benchmark_reports_each_step_and_the_pdf_time() -> None:

@@ -11,29 +11,12 @@ import av
 
 from server.calls.store import CallStore
 from server.db.engine import make_engine, make_sessionmaker
-from server.db.models import Call
 from server.users import Role
-from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.conftest import PASSWORD, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
+from tests.stored import wait_state
 from tests.wire import Console
-
-
-async def call_row(server: RunningServer, call_id: str) -> Call | None:
-    engine = make_engine(server.cfg.database_url)
-    try:
-        return await CallStore(make_sessionmaker(engine), server.cfg.evidence_dir).get(call_id)
-    finally:
-        await engine.dispose()
-
-
-async def wait_state(server: RunningServer, call_id: str, state: str, within_s: float = 30) -> Call:
-    async with asyncio.timeout(within_s):
-        while True:
-            row = await call_row(server, call_id)
-            if row is not None and row.state == state:
-                return row
-            await asyncio.sleep(0.2)
 
 
 async def test_an_accepted_report_starts_a_recorded_call_that_the_server_can_end(

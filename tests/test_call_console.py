@@ -18,7 +18,8 @@ from device.hal.audio_simulated import SimulatedAudio
 from device.sim.scene import read_frame_counter
 from server.users import Role
 from tests.browser import chromium
-from tests.conftest import PASSWORD, add_user, make_server_config, start_server
+from tests.conftest import add_user, make_server_config, start_server
+from tests.console_pages import login_live
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
 
@@ -53,14 +54,6 @@ async def counters(page: Page, within_s: float = 20) -> tuple[int, int]:
                 return first, later
 
 
-async def login(page: Page, url: str, username: str) -> None:
-    await page.goto(url + "/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-button")
-    await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
-
-
 async def test_a_dispatcher_answers_sees_the_scene_talks_and_ends_the_call(broker: Mosquitto, tmp_path: Path) -> None:
     cfg = make_server_config(tmp_path / "server", broker.port)
     server = await start_server(cfg)
@@ -78,7 +71,7 @@ async def test_a_dispatcher_answers_sees_the_scene_talks_and_ends_the_call(broke
 
             # Another district's dispatcher sees neither the case nor its call, and cannot join it.
             other = await browser.new_page()
-            await login(other, server.url, "guandu")
+            await login_live(other, server.url, "guandu")
             await expect(other.locator(f'tr[data-case="{case_no}"]')).to_have_count(0)
             sneaky = await other.evaluate(
                 """async (callId) => {
@@ -95,7 +88,7 @@ async def test_a_dispatcher_answers_sees_the_scene_talks_and_ends_the_call(broke
             assert sneaky == {"type": "call.error", "call_id": call_id, "reason": "no such call"}
 
             page = await browser.new_page()
-            await login(page, server.url, "wuhua")
+            await login_live(page, server.url, "wuhua")
             cell = page.locator(f'tr[data-case="{case_no}"] td.call')
             await expect(cell).to_have_attribute("data-state", "live")
             await cell.locator("button.answer").click()

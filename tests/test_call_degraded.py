@@ -35,11 +35,11 @@ from server.users import Role
 from tests import pki
 from tests.browser import chromium
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.console_pages import login_live
 from tests.devices import device_config, running_device
 from tests.reports import in_car_report
 from tests.services import Coturn, Mosquitto, free_port
-from tests.test_call import call_row, wait_state
-from tests.test_call_console import login
+from tests.stored import call_row, wait_state
 from tests.wire import mqtt_client, publish_report, raw_device
 
 TONE_HZ = 440.0
@@ -116,7 +116,7 @@ async def test_without_any_webrtc_path_the_dispatcher_gets_stills_and_sound_as_e
             assert row.live_at is None
 
             page = await browser.new_page()
-            await login(page, server.url, "wuhua")
+            await login_live(page, server.url, "wuhua")
             cell = page.locator(f'tr[data-case="{case_no}"] td.call')
             await expect(cell).to_have_attribute("data-state", "degraded", timeout=15000)
             await cell.locator("button.answer").click()

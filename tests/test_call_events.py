@@ -16,12 +16,11 @@ import pytest
 from server.calls.store import CallStore
 from server.db.engine import make_engine, make_sessionmaker
 from server.users import Role
+from tests.calls import Viewer, ask, event
+from tests.cases import case_id
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
-from tests.test_call_resilience import Viewer
-from tests.test_casework_api import case_id
-from tests.test_stills import ask, event
 from tests.wire import Console
 
 

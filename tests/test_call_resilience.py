@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-from aiortc import AudioStreamTrack, MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from protocol.ids import new_report_id
 from protocol.messages import CallSignal, Command, decode, encode
@@ -24,6 +20,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call, Evidence
 from server.users import Role
 from tests import pki
+from tests.calls import Viewer
 from tests.conftest import PASSWORD, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.reports import in_car_report
@@ -53,52 +50,6 @@ async def wait_call(database_url: str, evidence_dir: Path, call_id: str, check: 
             if check(call):
                 return call
             await asyncio.sleep(0.3)
-
-
-class Viewer:
-    """A console's peer connection made the console's way (an offer over the live WebSocket),
-    counting the video frames it receives."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.pc = RTCPeerConnection()
-        self.frames = 0
-        self._reader: asyncio.Task[None] | None = None
-
-    async def join(self, call_id: str) -> None:
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTrack(AudioStreamTrack())
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "video":
-                self._reader = asyncio.create_task(self._count(track))
-
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        join = {"type": "call.join", "call_id": call_id, "sdp": self.pc.localDescription.sdp}
-        await self.console.ws.send(json.dumps(join))
-        while (reply := await self.console.next_event(20))["type"] != "call.answer":
-            assert reply["type"] != "call.error", reply
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
-
-    async def _count(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await track.recv()
-                self.frames += 1
-        except MediaStreamError:
-            return
-
-    async def frames_keep_coming(self, within_s: float = 20) -> None:
-        start = self.frames
-        async with asyncio.timeout(within_s):
-            while self.frames < start + 5:
-                await asyncio.sleep(0.1)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        await self.pc.close()
 
 
 async def test_a_unit_whose_network_changes_renegotiates_and_the_console_keeps_watching(

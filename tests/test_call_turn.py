@@ -23,7 +23,7 @@ from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Coturn, Mosquitto, coturn
-from tests.test_call import call_row, wait_state
+from tests.stored import call_row, wait_state
 from tests.wire import Console
 
 UNIT, UNIT_SECRET = "car-turn-01", "unit turn secret"

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,32 +17,15 @@ from server.cases import now_utc
 from server.casework.events import Actor, append, chain_errors
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Case, CaseEvent, Evidence
-from tests import pki
-from tests.casework_data import DRIVER_A, DRIVER_B, driver
+from tests.cases import case_id, logged_in, new_case
+from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, driver
+from tests.commands import server_command
 from tests.conftest import RunningServer, make_server_config, start_server
 from tests.services import Mosquitto
-from tests.test_casework_api import FACTS, case_id, logged_in, new_case
 
 
 def audit(server: RunningServer, config: Path, case_no: str) -> subprocess.CompletedProcess[str]:
     return server_command(server, config, "audit", case_no)
-
-
-def server_command(server: RunningServer, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``kuaichu server ARGS`` against the running server's database, as a separate process."""
-    cfg = server.cfg
-    config.write_text(
-        f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
-        + pki.tls_table(pki.current().server_tls())
-        + f'[database]\nurl = "{cfg.database_url}"\nmigrate = false\n'
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "kuaichu.cli", "server", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
 
 
 async def sql(url: str, *statements: str) -> None:

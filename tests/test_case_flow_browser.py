@@ -17,12 +17,12 @@ from server.db.models import Evidence
 from server.users import Role
 from tests.browser import chromium
 from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
+from tests.configs import sms_config
 from tests.conftest import add_user, make_server_config, start_server
+from tests.console_pages import fill_driver, login
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto, free_port
 from tests.sms_provider import sms_provider
-from tests.test_case_page import fill_driver, login
-from tests.test_delivery import sms_config
 
 FACTS_TEXT = "甲驾驶小型轿车沿翠湖南路由东向西行驶，未与前车保持安全距离，追尾乙驾驶的小型轿车，两车受损。"
 

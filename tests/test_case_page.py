@@ -6,39 +6,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from protocol.messages import encode
 from server.users import Role
 from tests.browser import chromium
 from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
-from tests.conftest import PASSWORD, RunningServer, add_user
+from tests.conftest import RunningServer, add_user
+from tests.console_pages import fill_driver, login
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
 from tests.wire import publish_report, raw_device
-
-
-async def login(page: Page, url: str, username: str) -> None:
-    await page.goto(url + "/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-button")
-    await expect(page).to_have_url(url + "/console")
-
-
-async def fill_driver(page: Page, d: dict[str, str], *, use_read: bool = False) -> None:
-    await page.select_option("#p-role", "driver")
-    await page.fill("#p-name", d["name"])
-    await page.fill("#p-id-number", d["id_number"])
-    await page.fill("#p-phone", "13888000001")
-    await page.fill("#p-licence", d["id_number"])
-    if use_read:
-        await page.check("#p-use-read")  # pre-fills the plate with the device's read
-    else:
-        await page.fill("#p-plate", d["plate"])
-    await page.select_option("#p-type", "K33")
-    await page.fill("#p-insurer", "中国人民财产保险股份有限公司昆明市分公司")
-    await page.fill("#p-policy", d["policy"])
 
 
 async def test_dispatcher_completes_a_case_in_the_browser(

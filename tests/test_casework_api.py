@@ -3,50 +3,10 @@ checks, facts, eligibility, hand-over to the officers and escalation, with the r
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from protocol.messages import encode
-from tests.casework_data import DRIVER_A, DRIVER_B, DRIVER_C, driver
-from tests.conftest import PASSWORD, RunningServer
-from tests.reports import WUHUA, in_car_report
+from tests.cases import case_id, detail, logged_in, new_case
+from tests.casework_data import DRIVER_A, DRIVER_B, DRIVER_C, FACTS, driver
+from tests.conftest import RunningServer
 from tests.services import Mosquitto
-from tests.wire import Console, publish_report, raw_device
-
-FACTS = {
-    "injury": "none",
-    "vehicles_movable": True,
-    "suspected_impairment": False,
-    "hazardous_goods": False,
-    "hit_and_run": False,
-    "facts_disputed": False,
-    "place": "五华区翠湖南路与洪化桥交叉口",
-    "weather": "晴",
-}
-
-
-async def logged_in(server: RunningServer, name: str) -> Console:
-    console = Console(server.url)
-    assert (await console.login(name, PASSWORD)).status_code == 200
-    return console
-
-
-async def new_case(broker: Mosquitto) -> str:
-    async with raw_device(broker.port, "car-0600") as (client, acks):
-        await publish_report(client, "car-0600", encode(in_car_report("car-0600", WUHUA)))
-        ack = await asyncio.wait_for(acks.get(), 10)
-    assert ack.case_no is not None
-    return ack.case_no
-
-
-async def case_id(console: Console, case_no: str) -> int:
-    found = [c["id"] for c in (await console.http.get("/api/cases")).json() if c["case_no"] == case_no]
-    assert found, case_no
-    return int(found[0])
-
-
-def detail(response: Any) -> str:
-    return str(response.json()["detail"])
 
 
 async def test_a_case_from_parties_to_the_officers_queue(case_server: RunningServer, broker: Mosquitto) -> None:

@@ -15,16 +15,16 @@ from device.hal.prompts import CLIP_RATE, CLIPS_DIR, clip_file, read_clip, resam
 from device.reporting import AppState
 from protocol.messages import Command, encode
 from protocol.topics import Channel, device_topic
-from server.config import ServerConfig
 from server.users import Role
 from tests import pki
 from tests.browser import chromium
+from tests.cases import case_id, logged_in
+from tests.configs import clearing
 from tests.conftest import add_user, make_server_config, start_server
+from tests.console_pages import login
 from tests.devices import RunningDevice, device_config, running_device
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
-from tests.test_case_page import login
-from tests.test_casework_api import case_id, logged_in
 from tests.wire import mqtt_client, publish_report, raw_device
 
 
@@ -38,11 +38,6 @@ async def heard(device: RunningDevice, prompt: str, within_s: float = 60) -> Non
     while middle not in device.hw.audio.speaker.last(60):  # type: ignore[attr-defined]
         assert time.monotonic() < deadline, f"{prompt} not played"
         await asyncio.sleep(0.5)
-
-
-def clearing(cfg: ServerConfig, move_off_s: float) -> ServerConfig:
-    values = {"move_off_m": 30, "move_off_s": move_off_s, "check_every_s": 0.2}
-    return ServerConfig.model_validate(cfg.model_dump() | {"clearing": values})
 
 
 async def test_the_unit_is_told_to_clear_the_road_and_moves_off(broker: Mosquitto, tmp_path: Path) -> None:

@@ -9,12 +9,11 @@ from playwright.async_api import expect
 
 from server.users import Role
 from tests.browser import chromium
+from tests.cases import case_id, handed_over_case, logged_in, new_case
 from tests.casework_data import seed_registry
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.console_pages import login
 from tests.services import Mosquitto
-from tests.test_case_page import login
-from tests.test_casework_api import case_id, logged_in, new_case
-from tests.test_determination import handed_over_case
 
 
 async def test_milestones_and_the_dashboard(case_server: RunningServer, broker: Mosquitto) -> None:

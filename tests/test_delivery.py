@@ -4,54 +4,19 @@ case delivered; receipts need the provider's token."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from server.config import ServerConfig
 from server.users import Role
-from tests.casework_data import seed_registry
+from tests.cases import handed_over_case, logged_in
+from tests.casework_data import decision, seed_registry
+from tests.configs import sms_config
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
 from tests.services import Mosquitto, free_port
-from tests.sms_provider import RECEIPT_TOKEN, TOKEN, sms_provider
-from tests.test_casework_api import logged_in
-from tests.test_determination import decision, handed_over_case
-
-
-def sms_config(cfg: ServerConfig, folder: Path, font_cache: Path, provider_port: int) -> ServerConfig:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "token").write_text(TOKEN + "\n")
-    (folder / "receipt-token").write_text(RECEIPT_TOKEN + "\n")
-    return ServerConfig.model_validate(
-        cfg.model_dump()
-        | {
-            "documents": {"font_cache_dir": font_cache},
-            "sms": {
-                "gateway_url": f"http://127.0.0.1:{provider_port}/send",
-                "token_file": folder / "token",
-                "receipt_token_file": folder / "receipt-token",
-                "timeout_s": 2,
-                "retry_base_s": 0.2,
-                "retry_max_s": 1,
-                "poll_s": 0.1,
-            },
-        }
-    )
-
-
-async def wait_for(what: str, check: Callable[[], Any], within_s: float = 20) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.sms_provider import RECEIPT_TOKEN, sms_provider
+from tests.waiting import wait_for
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

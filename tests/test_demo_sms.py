@@ -13,12 +13,11 @@ import httpx
 from kuaichu.demo_sms import DemoSms, write_tokens
 from server.config import ServerConfig
 from server.users import Role
-from tests.casework_data import seed_registry
+from tests.cases import handed_over_case, logged_in
+from tests.casework_data import decision, seed_registry
 from tests.conftest import add_user, make_server_config, start_server
 from tests.services import Mosquitto, free_port
-from tests.test_casework_api import logged_in
-from tests.test_delivery import wait_for
-from tests.test_determination import decision, handed_over_case
+from tests.waiting import wait_for
 
 
 async def test_a_determination_in_the_demo_reaches_the_parties_and_the_case_is_delivered(

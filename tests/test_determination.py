@@ -16,37 +16,11 @@ import pypdf
 from server.casework.document import DocumentData, PartyLine, render
 from server.casework.font import DocumentFont
 from tests import pki
-from tests.casework_data import DRIVER_A, DRIVER_B, driver
+from tests.cases import detail, handed_over_case, logged_in
+from tests.casework_data import decision
 from tests.conftest import RunningServer
 from tests.services import Mosquitto
-from tests.test_casework_api import FACTS, case_id, detail, logged_in, new_case
 from tests.wire import Console
-
-
-async def handed_over_case(server: RunningServer, broker: Mosquitto) -> tuple[int, list[int]]:
-    case_no = await new_case(broker)
-    wuhua = await logged_in(server, "wuhua")
-    cid = await case_id(wuhua, case_no)
-    base = f"/api/cases/{cid}"
-    ids = [
-        (await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_A, plate_read_source="report"))).json()["id"],
-        (await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_B))).json()["id"],
-    ]
-    await wuhua.http.put(f"{base}/facts", json=FACTS)
-    await wuhua.http.post(f"{base}/checks")
-    assert (await wuhua.http.post(f"{base}/hand-over")).status_code == 200
-    await wuhua.close()
-    return cid, ids
-
-
-def decision(ids: list[int], shares: tuple[str, str] = ("全部", "无"), **extra: object) -> dict[str, object]:
-    return {
-        "situation": "rear_end",
-        "liabilities": [{"party_id": i, "liability": s} for i, s in zip(ids, shares, strict=True)],
-        "facts": "甲驾驶小型轿车沿翠湖南路由东向西行驶，未与前车保持安全距离，追尾乙驾驶的小型轿车，两车受损。",
-        "legal_basis": "《中华人民共和国道路交通安全法》第四十三条",
-        **extra,
-    }
 
 
 def kuaichu_verify(server: RunningServer, folder: Path, pdf: bytes) -> subprocess.CompletedProcess[str]:

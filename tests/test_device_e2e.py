@@ -10,26 +10,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import select
-
 from device.hal.indicators import Signal
 from device.reporting import AppState
-from server.db.engine import make_engine, make_sessionmaker
-from server.db.models import Case
 from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import HAZARD_PIN, device_config, outbox_rows, running_device
 from tests.services import Mosquitto
+from tests.stored import cases_in
 from tests.wire import Console
-
-
-async def cases_in(url: str) -> list[Case]:
-    engine = make_engine(url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return list((await session.scalars(select(Case).order_by(Case.id))).all())
-    finally:
-        await engine.dispose()
 
 
 async def test_a_long_press_opens_a_routed_case_and_the_device_announces_its_number(

@@ -131,7 +131,7 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
 
 
 async def server_device(server: RunningServer, device_id: str) -> Device:
-    from tests.test_presence import device_row
+    from tests.stored import device_row
 
     row = await device_row(server, device_id)
     assert row is not None

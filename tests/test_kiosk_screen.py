@@ -27,11 +27,11 @@ from protocol.topics import Channel, device_topic
 from server.users import Role
 from tests import pki
 from tests.browser import chromium
+from tests.cases import case_id, logged_in
 from tests.conftest import add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.reports import WUHUA
 from tests.services import Mosquitto
-from tests.test_casework_api import case_id, logged_in
 from tests.wire import mqtt_client
 
 URL = "https://kuaichu.example.cn/verify/7fQ2kX9wLm3pR8sT"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from device.config import load_device_config
-from tests.test_provision_cli import provision
+from tests.commands import provision
 
 INSTALL = Path(__file__).resolve().parents[1] / "device" / "install"
 SCRIPT = INSTALL / "install-pi.sh"

@@ -27,12 +27,12 @@ from protocol.messages import PLATE_CROP_MAX_BYTES, Health, PartState, PlateRead
 from protocol.plates import plate_form
 from protocol.topics import Channel
 from server.users import Role
+from tests.cases import logged_in, readings
 from tests.conftest import RunningServer, add_user
-from tests.devices import running_device
+from tests.devices import plate_car, running_device
 from tests.services import Mosquitto
-from tests.test_delivery import wait_for
-from tests.test_device_e2e import cases_in
-from tests.test_plate_reads import logged_in, plate_car, readings
+from tests.stored import cases_in
+from tests.waiting import wait_for
 
 WIDTH, HEIGHT = 320, 240
 HEALTH = Health(camera=PartState.OK, gnss=PartState.OK, audio=PartState.OK, storage_free_mb=1, firmware="t", uptime_s=1)

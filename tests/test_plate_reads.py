@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from device.config import DeviceConfig
 from device.hal.camera_simulated import SimulatedCamera, still_size
 from device.sim.scene import Scene
 from protocol.ids import new_report_id
@@ -25,18 +24,19 @@ from protocol.messages import PlateReadOut, PlateReads, encode
 from protocol.plates import plate_form
 from protocol.topics import Channel, device_topic
 from server.db.engine import make_engine, make_sessionmaker
-from server.db.models import Case, CaseEvent, PlateRead, PlateReading, User
+from server.db.models import Case, CaseEvent, User
 from server.users import Role
+from tests.cases import logged_in, readings
 from tests.casework_data import DRIVER_B
-from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
-from tests.devices import device_config, running_device
+from tests.commands import server_command
+from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.devices import PLATE_HEIGHT, PLATE_WIDTH, plate_car, running_device
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
-from tests.test_case_audit import server_command
-from tests.test_device_e2e import cases_in
-from tests.wire import Console, publish_report, raw_device
+from tests.stored import cases_in, plate_rows
+from tests.wire import publish_report, raw_device
 
-WIDTH, HEIGHT = 320, 240
+WIDTH, HEIGHT = PLATE_WIDTH, PLATE_HEIGHT
 
 
 @pytest.fixture
@@ -51,46 +51,9 @@ async def server(broker: Mosquitto, tmp_path: Path) -> AsyncIterator[RunningServ
     await running.stop()
 
 
-def plate_car(data_dir: Path, broker: Mosquitto, device_id: str, **overrides: Any) -> DeviceConfig:
-    """A simulated in-car unit with a small video camera and no call: these tests are about its plates."""
-    camera = {"width": WIDTH, "height": HEIGHT}
-    return device_config(data_dir, broker.port, device_id, camera=camera, webrtc={"call_on_accept": False}, **overrides)
-
-
-async def logged_in(server: RunningServer, username: str) -> Console:
-    console = Console(server.url)
-    assert (await console.login(username, PASSWORD)).status_code == 200
-    return console
-
-
 async def case_of(server: RunningServer, case_no: str) -> Case:
     [case] = [c for c in await cases_in(server.cfg.database_url) if c.case_no == case_no]
     return case
-
-
-async def readings(console: Console, case_id: int, source: str, within_s: float = 60) -> list[dict[str, Any]]:
-    """The case's readings once one from ``source`` is there."""
-    async with asyncio.timeout(within_s):
-        while True:
-            response = await console.http.get(f"/api/cases/{case_id}/plates")
-            assert response.status_code == 200
-            found: list[dict[str, Any]] = response.json()["readings"]
-            if any(r["source"] == source for r in found):
-                return found
-            await asyncio.sleep(0.3)
-
-
-async def rows(server: RunningServer) -> list[tuple[PlateReading, list[PlateRead]]]:
-    engine = make_engine(server.cfg.database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            out = []
-            for reading in (await session.scalars(select(PlateReading).order_by(PlateReading.id))).all():
-                reads = await session.scalars(select(PlateRead).where(PlateRead.reading_id == reading.id))
-                out.append((reading, list(reads.all())))
-            return out
-    finally:
-        await engine.dispose()
 
 
 def scene_plates(seed: int) -> set[str]:
@@ -204,7 +167,7 @@ async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_rea
         )
         assert unknown.status_code == 422 and "no such plate read in this case" in unknown.text
 
-        stored = {read.id: (read, reading) for reading, reads in await rows(server) for read in reads}
+        stored = {read.id: (read, reading) for reading, reads in await plate_rows(server) for read in reads}
         read, reading = stored[first["id"]]
         assert (reading.source, reading.device_id, reading.report_id) == ("request", "car-plates-01", case.report_id)
         assert (
@@ -217,7 +180,7 @@ async def test_the_report_goes_out_and_its_plates_follow_then_the_dispatcher_rea
         try:
             async with make_sessionmaker(engine)() as session:
                 requester = await session.scalar(select(User.username).where(User.id == reading.requested_by))
-                [asker] = [r for r, _ in await rows(server) if r.source == "request"]
+                [asker] = [r for r, _ in await plate_rows(server) if r.source == "request"]
                 asker_name = await session.scalar(select(User.username).where(User.id == asker.requested_by))
                 events = (
                     await session.scalars(
@@ -339,7 +302,7 @@ async def test_readings_a_device_must_not_send_are_refused_and_harm_nothing(
         marker = reading(report.report_id)
         await own.publish(own_topic, encode(marker), qos=1)
         async with asyncio.timeout(15):
-            while not any(r.reading_id == marker.reading_id for r, _ in await rows(server)):
+            while not any(r.reading_id == marker.reading_id for r, _ in await plate_rows(server)):
                 await asyncio.sleep(0.2)
         await publish_report(own, "car-0701", encode(early))
         early_case_no = (await asyncio.wait_for(acks.get(), 10)).case_no
@@ -347,7 +310,7 @@ async def test_readings_a_device_must_not_send_are_refused_and_harm_nothing(
 
     assert "plates.0: Value error, text is not a plate any vehicle can carry" in caplog.text
     assert "云AO1234" not in caplog.text
-    stored = [(r.reading_id, r.device_id, len(reads)) for r, reads in await rows(server)]
+    stored = [(r.reading_id, r.device_id, len(reads)) for r, reads in await plate_rows(server)]
     assert stored == [
         (good.reading_id, "car-0701", 1),
         (stored[1][0], "car-0701", 1),

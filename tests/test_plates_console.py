@@ -12,11 +12,10 @@ from server.users import Role
 from tests.browser import chromium, loaded_width
 from tests.casework_data import DRIVER_A, DRIVER_B, seed_registry
 from tests.conftest import RunningServer, add_user
-from tests.devices import running_device
+from tests.console_pages import fill_driver, login
+from tests.devices import plate_car, running_device
 from tests.services import Mosquitto
-from tests.test_case_page import fill_driver, login
-from tests.test_device_e2e import cases_in
-from tests.test_plate_reads import plate_car, rows
+from tests.stored import cases_in, plate_rows
 
 
 async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_corrects_one(
@@ -75,7 +74,7 @@ async def test_the_dispatcher_sees_the_units_reads_takes_a_plate_from_them_and_c
         state = first.locator(".read-state")
         await expect(state).to_have_attribute("data-state", "corrected")
         await expect(state).to_contain_text(f"已更正 corrected → {correction}")
-        stored = {read.id: read for _, reads_of in await rows(server) for read in reads_of}
+        stored = {read.id: read for _, reads_of in await plate_rows(server) for read in reads_of}
         assert (stored[int(read_id or 0)].text, stored[int(read_id or 0)].confirmed_text) == (best, correction)
 
         # A driver saved with the pre-filled plate keeps the read beside it.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from protocol import ProtocolError, ids
 from protocol.ids import REPORT_ID_PATTERN, is_report_id, new_report_id, report_id_time
@@ -36,6 +37,7 @@ from protocol.messages import (
     decode,
     encode,
 )
+from protocol.plates import display_text, plate_form
 from protocol.topics import (
     CASE_EVENTS,
     Channel,
@@ -275,8 +277,9 @@ SCHEMA_REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("missing nested field", _edited("position.trusted", ...), "position.trusted: Field required"),
     ("unknown field", _edited("speed_kmh", 12), "speed_kmh: Extra inputs are not permitted"),
     ("unknown nested field", _edited("vehicle.colour", "blue"), "vehicle.colour: Extra inputs are not permitted"),
-    ("bad plate", _edited("vehicle.plate", "A5H821"), "vehicle.plate: String should match pattern"),
-    ("lowercase plate", _edited("vehicle.plate", "云a5h821"), "vehicle.plate: String should match pattern"),
+    ("bad plate", _edited("vehicle.plate", "A5H821"), "vehicle.plate: Value error, not a plate any vehicle can"),
+    ("lowercase plate", _edited("vehicle.plate", "云a5h821"), "vehicle.plate: Value error, not a plate any vehicle"),
+    ("plate with its dot", _edited("vehicle.plate", "使014·578"), "vehicle.plate: Value error, not a plate any"),
     ("bad VIN", _edited("vehicle.vin", "LSVAM4187C218452I"), "vehicle.vin: String should match pattern"),
     ("latitude out of range", _edited("position.lat", 91.0), "position.lat: Input should be less than or equal"),
     ("GCJ-02 datum", _edited("position.datum", "GCJ-02"), "position.datum: Input should be 'WGS-84'"),
@@ -294,6 +297,28 @@ def test_schema_refusals_say_where(data: dict[str, Any], detail: str) -> None:
     error = _refusal(data)
     assert error.reason == "schema"
     assert detail in error.detail, error.detail
+
+
+PLATES = [
+    "云A5H821", "云AD12345", "云A12345D", "云A1234学", "云A1234警", "粤Z1234港", "云A1234领", "使014578",
+    "云A5H8Z1", "云AB1CD2", "云A1234使", "使01457", "使01457A", "领014578", "云I5H821", "云A5H821学", "",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", PLATES)
+def test_a_vehicle_plate_is_whatever_the_plate_grammar_allows(text: str) -> None:
+    if plate_form(text) is None:
+        with pytest.raises(ValidationError, match="not a plate any vehicle can carry"):
+            Vehicle(plate=text)
+    else:
+        assert Vehicle(plate=text).plate == text
+
+
+def test_a_report_from_an_embassy_car_goes_over_the_wire() -> None:
+    report = _in_car().model_copy(update={"vehicle": Vehicle(plate="使014578")})
+    back = decode(Report, encode(report))
+    assert back == report
+    assert back.vehicle is not None and display_text(back.vehicle.plate) == "使014·578"
 
 
 def test_refusal_of_a_nan_latitude() -> None:

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from provisioning.registry import Status, load_registry
-
-PASSPHRASE = "a long test passphrase"
-
-
-def provision(*args: str, passphrase: str | None = PASSPHRASE) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "KUAICHU_CA_PASSPHRASE"}
-    if passphrase is not None:
-        env["KUAICHU_CA_PASSPHRASE"] = passphrase
-    return subprocess.run(
-        [sys.executable, "-m", "kuaichu.cli", "provision", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+from tests.commands import PASSPHRASE, provision
 
 
 def test_init_needs_a_passphrase_and_never_takes_it_on_the_command_line(tmp_path: Path) -> None:
@@ -129,3 +112,19 @@ def test_turn_credentials_written_by_hand_survive_the_toml_writer(tmp_path: Path
     cfg = DeviceConfig.model_validate(data)
     bundle.write_config(tmp_path, cfg)  # refuses a file that does not read back as written
     assert load_device_config(tmp_path / "device.toml").webrtc.ice_servers[0].credential == 'p"w\\x'
+
+
+def test_an_embassy_car_is_provisioned_with_its_plate_written_either_way(tmp_path: Path) -> None:
+    from device.config import load_device_config
+    from device.reports import vehicle_of
+    from protocol.messages import Vehicle, decode, encode
+
+    root = tmp_path / "fleet"
+    assert provision("init", "--dir", str(root), "--broker-user", "").returncode == 0
+    for device_id, written in (("car-embassy-1", "使014578"), ("car-embassy-2", "使014·578")):
+        done = provision("device", device_id, "--kind", "in-car", "--plate", written, "--dir", str(root))
+        assert done.returncode == 0, done.stderr
+        cfg = load_device_config(root / "devices" / device_id / "device.toml")
+        vehicle = vehicle_of(cfg)
+        assert vehicle is not None and vehicle.plate == "使014578"
+        assert decode(Vehicle, encode(vehicle)) == vehicle  # what its reports will carry

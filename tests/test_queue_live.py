@@ -12,12 +12,12 @@ from playwright.async_api import expect
 from protocol.messages import encode
 from server.users import Role
 from tests.browser import chromium
+from tests.cases import case_id, logged_in
+from tests.configs import clearing
 from tests.conftest import add_user, make_server_config, start_server
+from tests.console_pages import login
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
-from tests.test_case_page import login
-from tests.test_casework_api import case_id, logged_in
-from tests.test_clearing import clearing
 from tests.wire import publish_report, raw_device
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from server.db.engine import make_engine
-from tests.casework_data import DRIVER_A, DRIVER_B, driver
+from tests.cases import case_id, detail, logged_in, new_case
+from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, driver
 from tests.conftest import RunningServer
 from tests.services import Mosquitto
-from tests.test_casework_api import FACTS, case_id, detail, logged_in, new_case
 
 
 async def rename(server: RunningServer, tables: dict[str, str]) -> None:

@@ -35,7 +35,7 @@ from tests import pki
 from tests.conftest import RunningServer
 from tests.devices import device_config
 from tests.services import Mosquitto
-from tests.test_device_e2e import cases_in
+from tests.stored import cases_in
 from tests.wire import mqtt_client
 
 PASS, FAIL, SKIP = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.SKIP

@@ -18,11 +18,11 @@ from server.db.engine import make_engine
 from server.db.models import Evidence
 from server.users import Role
 from tests.browser import chromium
+from tests.cases import case_id, detail, logged_in, new_case
 from tests.casework_data import DRIVER_A, driver
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.console_pages import login
 from tests.services import Mosquitto
-from tests.test_case_page import login
-from tests.test_casework_api import case_id, detail, logged_in, new_case
 
 
 async def add_recording(server: RunningServer, cid: int, case_no: str, start: datetime, end: datetime, n: int) -> None:

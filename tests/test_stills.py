@@ -33,6 +33,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Evidence, User
 from server.users import Role
 from tests import pki
+from tests.calls import ask, event
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
@@ -46,23 +47,6 @@ async def dispatcher(server: RunningServer, username: str = "wuhua") -> Console:
     assert (await console.login(username, PASSWORD)).status_code == 200
     await console.connect_live()
     return console
-
-
-async def event(console: Console, kind: str, within_s: float = 60) -> dict[str, Any]:
-    """The next event of ``kind`` on the console's feed, skipping the others."""
-    async with asyncio.timeout(within_s):
-        while True:
-            message = await console.events.get()
-            if message["type"] == kind:
-                return message
-
-
-async def ask(console: Console, kind: str, call_id: str, **extra: Any) -> str:
-    await console.ws.send(json.dumps({"type": f"{kind}.take", "call_id": call_id, **extra}))
-    requested = await event(console, "evidence.requested", 10)
-    assert requested["call_id"] == call_id and requested["kind"] == kind
-    upload_id: str = requested["upload_id"]
-    return upload_id
 
 
 async def evidence_row(server: RunningServer, evidence_id: int) -> tuple[Evidence, str]:

@@ -13,9 +13,9 @@ from device.hal.camera_simulated import still_size
 from server.users import Role
 from tests.browser import chromium, loaded_width
 from tests.conftest import add_user, make_server_config, start_server
+from tests.console_pages import login_live
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
-from tests.test_call_console import login
 
 
 async def test_take_still_and_last_seconds_fill_the_evidence_strip(broker: Mosquitto, tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ async def test_take_still_and_last_seconds_fill_the_evidence_strip(broker: Mosqu
                 await device.app.call.connected.wait()
 
             page = await browser.new_page()
-            await login(page, server.url, "wuhua")
+            await login_live(page, server.url, "wuhua")
             cell = page.locator(f'tr[data-case="{case_no}"] td.call')
             await expect(cell).to_have_attribute("data-state", "live")
             await cell.locator("button.answer").click()

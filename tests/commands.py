@@ -1,0 +1,52 @@
+"""The project's command lines (``kuaichu ...``, the benchmarks) run as separate processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests import pki
+from tests.conftest import RunningServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(module: str, *args: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()
+
+
+def server_command(server: RunningServer, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kuaichu server ARGS`` against the running server's database, as a separate process."""
+    cfg = server.cfg
+    config.write_text(
+        f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
+        + pki.tls_table(pki.current().server_tls())
+        + f'[database]\nurl = "{cfg.database_url}"\nmigrate = false\n'
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", "server", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+
+
+PASSPHRASE = "a long test passphrase"
+
+
+def provision(*args: str, passphrase: str | None = PASSPHRASE) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KUAICHU_CA_PASSPHRASE"}
+    if passphrase is not None:
+        env["KUAICHU_CA_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", "provision", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
