@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import types
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,38 @@ from tests import pki
 from tests.services import Mosquitto, free_port
 
 PASSWORD = "correct horse battery"
+
+
+def slow_because(module: types.ModuleType) -> str | None:
+    """Why a test module's tests are end to end and slow, if they are, read off what the module uses:
+    a headless browser (tests.browser), aiortc calls, a device's firmware run against the broker and
+    a server (tests.devices.running_device, start_device), or a benchmark run as a test."""
+    if module.__name__.rpartition(".")[2].startswith("test_bench_"):
+        return "runs a benchmark"
+    for value in vars(module).values():
+        origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if not isinstance(origin, str):
+            continue
+        if origin == "tests.browser":
+            return "drives headless Chromium"
+        if origin == "tests.calls" or origin.split(".")[0] == "aiortc":
+            return "makes aiortc calls"
+        if origin == "tests.devices" and getattr(value, "__name__", "") in {"running_device", "start_device"}:
+            return "runs a device's firmware against the broker and a server"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the slow end-to-end tests ``slow`` (pyproject.toml): ``pytest -m "not slow"`` is the fast part."""
+    reasons: dict[str, str | None] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        if module.__name__ not in reasons:
+            reasons[module.__name__] = slow_because(module)
+        if reasons[module.__name__] is not None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
