@@ -14,21 +14,21 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
-from protocol.messages import Ack, Command, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
+from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
 from runtime.backoff import Backoff
-from runtime.mqtt import make_client, publish_nowait
+from runtime.mqtt import make_client
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
 from server.devices import DeviceStore, Status
 from server.events import CaseHub
+from server.outbound import Outbound
 from server.plates import Plates
 
 logger = logging.getLogger(__name__)
@@ -57,20 +57,28 @@ class Refusal:
 
 
 class Intake:
-    def __init__(self, cfg: ServerConfig, cases: CaseStore, devices: DeviceStore, hub: CaseHub) -> None:
+    def __init__(
+        self,
+        cfg: ServerConfig,
+        cases: CaseStore,
+        devices: DeviceStore,
+        hub: CaseHub,
+        outbound: Outbound,
+        plates: Plates,
+    ) -> None:
         self._cfg = cfg
         self._cases = cases
         self._devices = devices
         self._hub = hub
+        self._outbound = outbound
+        self._plates = plates  # where the devices' plate readings go
         self._queue: asyncio.Queue[Report | Refusal] = asyncio.Queue()
         self._statuses: list[Status] = []
         self._statuses_waiting = asyncio.Event()
         # One writer at a time: SQLite refuses a write to a transaction that read before another
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
-        self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
-        self.plates: Plates | None = None  # where the devices' plate readings go
 
     async def run(self) -> None:
         writers = [
@@ -97,7 +105,7 @@ class Intake:
                     await client.subscribe(device_filter(Channel.STATE), qos=1)
                     # no_local: this worker's own events reach its consoles directly, not via the broker.
                     await client.subscribe(CASE_EVENTS, options=SubscribeOptions(qos=1, noLocal=True))
-                    self._client = client
+                    self._outbound.attach(client)
                     self.connected.set()
                     backoff.reset()
                     logger.info(
@@ -111,7 +119,7 @@ class Intake:
             else:
                 delay = backoff.next()
             finally:
-                self._client = None
+                self._outbound.attach(None)
                 self.connected.clear()
             await asyncio.sleep(delay)
 
@@ -139,8 +147,8 @@ class Intake:
             self._on_status(device_id, Presence, payload)
         elif channel is Channel.SELFTEST:
             self._on_status(device_id, SelfTest, payload)
-        elif channel is Channel.PLATES and self.plates is not None:
-            self.plates.on_message(device_id, payload)
+        elif channel is Channel.PLATES:
+            self._plates.on_message(device_id, payload)
 
     def _on_report(self, device_id: str, payload: bytes) -> None:
         try:
@@ -233,9 +241,7 @@ class Intake:
         if events:
             # The other workers get every case of the batch in one message, one event per line.
             sends.append((CASE_EVENTS, "\n".join(events).encode(), 1))
-        # Answers go out at once, without waiting for their PUBACKs: a device that misses its ack
-        # re-sends and gets the same case again.
-        self._send(sends)
+        self._outbound.send(sends)
 
     def _answers(self, outcome: Outcome, events: list[str]) -> list[tuple[str, bytes, int]]:
         """The device's ack; a new case's event goes to this worker's consoles and onto ``events``."""
@@ -272,33 +278,3 @@ class Intake:
             self._hub.deliver(case.unit_adcode, event)
             events.append(event)
         return sends
-
-    async def case_changed(self, summary: dict[str, Any]) -> None:
-        """A case's new state to every console that serves its unit, on this worker and the others."""
-        event = json.dumps({"type": "case.update", "case": summary}, ensure_ascii=False)
-        self._hub.deliver(summary["unit"]["adcode"], event)
-        self._send([(CASE_EVENTS, event.encode(), 1)])
-
-    async def command(self, device_id: str, command: Command) -> bool:
-        """``command`` to the device on its cmd topic (QoS 1, the broker keeps it for a unit that is
-        briefly away); False when the broker did not take it."""
-        client = self._client
-        if client is None:
-            return False
-        try:
-            await client.publish(device_topic(device_id, Channel.CMD), encode(command), qos=1, timeout=10)
-        except aiomqtt.MqttError as exc:
-            logger.warning("device %s: %s not sent (%s)", device_id, command.type, exc)
-            return False
-        return True
-
-    def _send(self, sends: list[tuple[str, bytes, int]]) -> None:
-        client = self._client
-        for topic, payload, qos in sends:
-            if client is None:
-                logger.warning("broker down: %s not sent; the device will retry and get it again", topic)
-                continue
-            try:
-                publish_nowait(client, topic, payload, qos)
-            except aiomqtt.MqttError as exc:
-                logger.warning("could not publish %s (%s); the device will retry", topic, exc)

@@ -21,7 +21,6 @@ import base64
 import csv
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,10 @@ from server.casework.events import Actor, append
 from server.casework.plates import normalise_plate, plate_error
 from server.db.models import Case, PlateRead, PlateReading
 from server.in_order import InOrder
+from server.outbound import Outward
 
 logger = logging.getLogger(__name__)
 
-SendCommand = Callable[[str, Command], Awaitable[bool]]
 ANSWER_POLL_S = 0.2  # how often a waiting console request looks for an answer another worker stored
 # The training set's labels, in the layout of the real crops models/realdata.py reads (file, plate).
 LABEL_FIELDS = ("file", "plate", "read", "kind", "confidence", "source", "device", "captured_at", "reviewed_at")
@@ -81,13 +80,11 @@ def reading_json(reading: PlateReading, reads: list[PlateRead]) -> dict[str, Any
 
 
 class Plates:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbound: Outward) -> None:
         self._sessions = sessions
-        self.send: SendCommand | None = None  # to a device's cmd topic, once the intake is connected
+        self._outbound = outbound  # requests to a device's cmd topic; new reads to the consoles
         self._arrived = InOrder(self.receive, "plate reading")
         self._answered: dict[str, asyncio.Event] = {}  # request ids a console on this worker waits for
-        # Consoles showing the case hear of its new reads through this, once the intake exists.
-        self.case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # --- the devices' side ------------------------------------------------------------------------
 
@@ -122,8 +119,8 @@ class Plates:
         waiting = self._answered.get(message.reading_id)
         if waiting is not None:
             waiting.set()
-        if summary is not None and self.case_changed is not None:
-            await self.case_changed(summary)
+        if summary is not None:
+            await self._outbound.case_changed(summary)
         return True
 
     async def _store(self, session: AsyncSession, device_id: str, message: PlateReads) -> str | None:
@@ -184,8 +181,6 @@ class Plates:
     async def request(self, case: Case, operator_id: int, wait_s: float) -> dict[str, Any]:
         """Ask the case's device to read the plates in a full-resolution still now, and wait up to
         ``wait_s`` for its answer; PlatesError 504 if none came (a later answer is still stored)."""
-        if self.send is None:
-            raise PlatesError("this server worker cannot reach the devices", 503)
         reading_id = new_report_id()
         async with self._sessions.begin() as session:
             session.add(
@@ -201,7 +196,7 @@ class Plates:
         command = Command(type="plates.request", upload_id=reading_id, case_no=case.case_no, report_id=case.report_id)
         answered = self._answered[reading_id] = asyncio.Event()
         try:
-            if not await self.send(case.device_id, command):
+            if not await self._outbound.command(case.device_id, command):
                 raise PlatesError("the broker did not take the request; try again", 503)
             logger.info(
                 "case %s: operator %d asked device %s to read plates", case.case_no, operator_id, case.device_id

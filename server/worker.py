@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.api.app import create_app
 from server.api.state import ServerState
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
-from server.calls.signalling import Signalling
+from server.calls.signalling import CallLink, Signalling
 from server.calls.store import CallStore
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
@@ -35,6 +36,7 @@ from server.devices import DeviceStore
 from server.events import CaseHub
 from server.geo.fences import FenceSet
 from server.intake import Intake
+from server.outbound import Outbound
 from server.plates import Plates
 from server.users import UserStore
 
@@ -79,8 +81,30 @@ def read_secret(path: Path, key: str) -> str:
     return secret
 
 
-async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerState, DeviceStore]:
-    """The database-backed stores, with the schema upgraded and the units in place."""
+@dataclass(frozen=True)
+class Receivers:
+    """What only a running worker starts: its broker connections in, and what they feed."""
+
+    intake: Intake
+    signalling: Signalling | None  # on the worker that takes the live calls
+
+
+def _calls(
+    cfg: ServerConfig, sessions: async_sessionmaker[AsyncSession], hub: CaseHub, stack: AsyncExitStack
+) -> tuple[CallManager, UploadReceiver, Signalling]:
+    """The media worker's calls and uploads, each given the signalling's way out when built."""
+    link = CallLink()
+    store = CallStore(sessions, cfg.evidence_dir)
+    calls = CallManager(cfg.calls, store, hub, link.publish)
+    stack.push_async_callback(calls.close)
+    uploads = UploadReceiver(store, hub, link.publish, cfg.server.data_dir / "uploads")
+    scenes = SceneReceiver(calls, store, hub, cfg.server.data_dir / "uploads")
+    return calls, uploads, Signalling(cfg, link, calls, uploads, scenes)
+
+
+async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerState, Receivers]:
+    """The database-backed stores, with the schema upgraded and the units in place, each built with
+    the worker's way out (``Outbound``) it sends through; nothing connects until ``serve`` runs."""
     cfg.server.data_dir.mkdir(parents=True, exist_ok=True)
     if cfg.database.migrate:
         await upgrade_schema(cfg.database_url)
@@ -93,50 +117,42 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     stack.callback(cases.close)
     await cases.ensure_units()
     devices = DeviceStore(sessions)
+    hub = CaseHub()
+    outbound = Outbound(hub)
     work = CaseWork(sessions, TableRegistry(sessions))
     keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
-    sms = SmsOutbox(sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id)
+    sms = SmsOutbox(sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id, outbound)
     stack.push_async_callback(sms.close)
     fonts = DocumentFont(cfg.font_cache_dir)
-    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, sms)
+    determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, sms, outbound)
+    plates = Plates(sessions, outbound)
+    calls, uploads, signalling = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None, None, None)
     state = ServerState(
         cfg=cfg,
         cases=cases,
         users=UserStore(sessions),
         devices=devices,
-        hub=CaseHub(),
+        hub=hub,
         work=work,
         determinations=determinations,
         sms=sms,
-        plates=Plates(sessions),
+        plates=plates,
+        outbound=outbound,
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
         if cfg.sms.receipt_token_file
         else None,
+        calls=calls,
+        uploads=uploads,
     )
-    return state, devices
+    return state, Receivers(Intake(cfg, cases, devices, hub, outbound, plates), signalling)
 
 
 async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
-        state, devices = await open_state(cfg, stack)
-        intake = Intake(cfg, state.cases, devices, state.hub)
-        state = dataclasses.replace(state, commands=intake.command, case_changed=intake.case_changed)
-        state.sms.case_changed = intake.case_changed
-        state.determinations.commands = intake.command
-        state.plates.send = intake.command
-        state.plates.case_changed = intake.case_changed
-        intake.plates = state.plates
-        signalling = Signalling(cfg) if cfg.calls.media else None
-        if signalling is not None:
-            store = CallStore(state.cases.sessions, cfg.evidence_dir)
-            calls = CallManager(cfg.calls, store, state.hub, signalling.publish)
-            signalling.manager = calls
-            stack.push_async_callback(calls.close)
-            await calls.recover()
-            uploads = UploadReceiver(store, state.hub, signalling.publish, cfg.server.data_dir / "uploads")
-            signalling.uploads = uploads
-            signalling.scenes = SceneReceiver(calls, store, state.hub, cfg.server.data_dir / "uploads")
-            state = dataclasses.replace(state, calls=calls, uploads=uploads)
+        state, receivers = await open_state(cfg, stack)
+        intake, signalling = receivers.intake, receivers.signalling
+        if state.calls is not None:
+            await state.calls.recover()
         http = _EmbeddedHttp(
             uvicorn.Config(
                 create_app(state),
@@ -158,7 +174,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),
         ]
-        clearing = ClearingWatch(state.cases.sessions, cfg.clearing, intake.case_changed)
+        clearing = ClearingWatch(state.cases.sessions, cfg.clearing, state.outbound.case_changed)
         tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
         warm_font = asyncio.create_task(_warm_font(state), name="font")
@@ -168,7 +184,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             logger.warning("no SMS gateway configured ([sms] gateway_url): messages wait in the outbox")
         if signalling is not None:
             tasks.append(asyncio.create_task(signalling.run(), name="calls"))
-            tasks.append(asyncio.create_task(uploads.run(), name="uploads"))
+        if state.uploads is not None:
+            tasks.append(asyncio.create_task(state.uploads.run(), name="uploads"))
         try:
             # Everything loaded at start-up lives as long as the worker: keep it out of the
             # collector's full scans, which otherwise stall intake for tens of milliseconds.

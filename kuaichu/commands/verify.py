@@ -24,6 +24,8 @@ def _verify(args: argparse.Namespace) -> int:
     from server.casework.keys import UnitKeys
     from server.config import load_server_config
     from server.db.engine import make_engine, make_sessionmaker
+    from server.events import CaseHub
+    from server.outbound import Outbound
 
     cfg = load_server_config(args.config)
     try:
@@ -37,9 +39,12 @@ def _verify(args: argparse.Namespace) -> int:
         try:
             sessions = make_sessionmaker(engine)
             keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
-            return await Determinations(
-                sessions, keys, cfg.documents_dir, cfg.public_url, DocumentFont(cfg.font_cache_dir)
-            ).check(pdf)
+            # Checking sends nothing: no SMS outbox, and a way out that never connects.
+            fonts = DocumentFont(cfg.font_cache_dir)
+            determinations = Determinations(
+                sessions, keys, cfg.documents_dir, cfg.public_url, fonts, None, Outbound(CaseHub())
+            )
+            return await determinations.check(pdf)
         finally:
             await engine.dispose()
 

@@ -41,8 +41,7 @@ async def visible_case(state: ServerState, operator: Operator, case_id: int) -> 
 
 async def changed(state: ServerState, work: dict[str, Any]) -> dict[str, Any]:
     """Tell every console of the case's new state; returns ``work``."""
-    if state.case_changed is not None:
-        await state.case_changed(work["case"])
+    await state.outbound.case_changed(work["case"])
     return work
 
 
@@ -139,7 +138,7 @@ async def clear_road(case_id: int, operator: DispatcherDep, state: StateDep, req
     except CaseWorkError as exc:
         raise refused(exc) from None
     command = Command(type="road.clear", case_no=case.case_no)
-    if state.commands is None or not await state.commands(case.device_id, command):
+    if not await state.outbound.command(case.device_id, command):
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the broker did not take the command; try again")
     await state.work.road_cleared(case_id, actor(operator, request))
     return await changed(state, await state.work.work(case_id))

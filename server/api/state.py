@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from protocol.messages import Command
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
@@ -16,6 +13,7 @@ from server.config import ServerConfig
 from server.delivery.outbox import SmsOutbox
 from server.devices import DeviceStore
 from server.events import CaseHub
+from server.outbound import Outbound
 from server.plates import Plates
 from server.users import LoginThrottle, UserStore
 
@@ -31,9 +29,8 @@ class ServerState:
     determinations: Determinations
     sms: SmsOutbox
     plates: Plates
+    outbound: Outbound  # to a device's cmd topic, and a case's new state to every console
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
-    commands: Callable[[str, Command], Awaitable[bool]] | None = None  # to a device's cmd topic
-    case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # to every console
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker

@@ -27,15 +27,16 @@ from server.config import ServerConfig
 logger = logging.getLogger(__name__)
 
 
-class Signalling:
-    def __init__(self, cfg: ServerConfig) -> None:
-        self._cfg = cfg
+class CallLink:
+    """The way out of the signalling connection, built before the calls and uploads that answer
+    through it, so that each is given it when built."""
+
+    def __init__(self) -> None:
         self._client: aiomqtt.Client | None = None
-        self.manager: CallManager | None = None
-        self.scenes: SceneReceiver | None = None
-        self.uploads: UploadReceiver | None = None
-        self.connected = asyncio.Event()
-        self._handling: set[asyncio.Task[None]] = set()
+
+    def attach(self, client: aiomqtt.Client | None) -> None:
+        """The signalling connection while it is up, None while it is down."""
+        self._client = client
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         client = self._client
@@ -47,6 +48,24 @@ class Signalling:
         except aiomqtt.MqttError as exc:
             logger.warning("could not publish %s (%s); the device will offer again", topic, exc)
 
+
+class Signalling:
+    def __init__(
+        self,
+        cfg: ServerConfig,
+        link: CallLink,
+        manager: CallManager,
+        uploads: UploadReceiver,
+        scenes: SceneReceiver,
+    ) -> None:
+        self._cfg = cfg
+        self._link = link
+        self._manager = manager
+        self._uploads = uploads
+        self._scenes = scenes
+        self.connected = asyncio.Event()
+        self._handling: set[asyncio.Task[None]] = set()
+
     async def run(self) -> None:
         identifier = f"kuaichu-server-{self._cfg.server.worker_id}-calls"
         backoff = Backoff(0.5, 10.0)
@@ -56,7 +75,7 @@ class Signalling:
                     await client.subscribe(device_filter(Channel.CALL), qos=1)
                     await client.subscribe(device_filter(Channel.SCENE), qos=1)
                     await client.subscribe(device_filter(Channel.UPLOAD), qos=1)
-                    self._client = client
+                    self._link.attach(client)
                     self.connected.set()
                     backoff.reset()
                     async for message in client.messages:
@@ -67,7 +86,7 @@ class Signalling:
             else:
                 delay = backoff.next()
             finally:
-                self._client = None
+                self._link.attach(None)
                 self.connected.clear()
             await asyncio.sleep(delay)
 
@@ -76,20 +95,16 @@ class Signalling:
         try:
             device_id, channel = parse_device_topic(message.topic.value)
             if channel is Channel.SCENE:
-                if self.scenes is not None:
-                    self.scenes.on_message(device_id, payload)
+                self._scenes.on_message(device_id, payload)
                 return
             if channel is Channel.UPLOAD:
-                if self.uploads is not None:
-                    self.uploads.on_message(device_id, payload)
+                self._uploads.on_message(device_id, payload)
                 return
             signal = decode(CallSignal, payload)
         except ProtocolError as exc:
             logger.warning("call signal on %s refused: %s (%s)", message.topic.value, exc.reason, exc.detail)
             return
-        if self.manager is None:
-            return
-        task = asyncio.create_task(self.manager.on_signal(device_id, signal))
+        task = asyncio.create_task(self._manager.on_signal(device_id, signal))
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
         task.add_done_callback(_log_failure)

@@ -43,7 +43,7 @@ class ClearingWatch:
         self,
         sessions: async_sessionmaker[AsyncSession],
         cfg: ClearingSection,
-        case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        case_changed: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
         self._sessions = sessions
         self._cfg = cfg
@@ -70,7 +70,7 @@ class ClearingWatch:
         for case_id in open_ids:
             async with self._sessions.begin() as session:
                 changed = await self._check_case(session, case_id, now)
-            if changed is not None and self._case_changed is not None:
+            if changed is not None:
                 await self._case_changed(changed)
 
     async def _check_case(self, session: AsyncSession, case_id: int, now: datetime) -> dict[str, Any] | None:

@@ -10,7 +10,6 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from server.casework.signing import evidence_root, sign, verify
 from server.casework.store import CaseWorkError, operator_id
 from server.db.models import Case, CaseEvent, Determination, Evidence, Party, PartyCheck
 from server.delivery.outbox import SmsOutbox, queue_messages
+from server.outbound import Outward
 
 logger = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -102,13 +102,13 @@ class Determinations:
         folder: Path,
         public_url: str,
         fonts: DocumentFont,
-        sms: SmsOutbox | None = None,
+        sms: SmsOutbox | None,
+        outbound: Outward,
     ) -> None:
         self._sessions = sessions
         self.fonts = fonts
         self._sms = sms
-        # The worker's way to a device's cmd topic, once its MQTT intake exists.
-        self.commands: Callable[[str, Command], Awaitable[bool]] | None = None
+        self._outbound = outbound  # the reporting unit hears where its document is
         self._keys = keys
         self.folder = folder
         self._public_url = public_url
@@ -200,10 +200,9 @@ class Determinations:
 
     async def _tell_device(self, case: Case, token: str, now: datetime) -> None:
         """The reporting unit learns where the document is (a kiosk shows it as a QR code)."""
-        if self.commands is None:
-            return
         url = f"{self._public_url}/verify/{token}"
-        sent = await self.commands(case.device_id, Command(type="document.ready", case_no=case.case_no, url=url))
+        command = Command(type="document.ready", case_no=case.case_no, url=url)
+        sent = await self._outbound.command(case.device_id, command)
         async with self._sessions.begin() as session:
             await session.scalar(select(Case.id).where(Case.id == case.id).with_for_update(of=Case))
             await append(session, case.id, SYSTEM_DEVICE, "delivery.device", {"sent": sent, "url": url}, now_utc())

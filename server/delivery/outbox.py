@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from server.casework.events import Actor, append
 from server.config import SmsSection
 from server.db.models import Case, Determination, Party, SmsMessage
 from server.delivery.sms import SmsError, SmsGateway
+from server.outbound import Outward
 
 logger = logging.getLogger(__name__)
 SYSTEM = Actor(None, "system", "sms")
@@ -64,15 +64,19 @@ def queue_messages(
 
 class SmsOutbox:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], gateway: SmsGateway | None, cfg: SmsSection, worker: str
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: SmsGateway | None,
+        cfg: SmsSection,
+        worker: str,
+        outbound: Outward,
     ) -> None:
         self._sessions = sessions
         self._gateway = gateway
         self._cfg = cfg
         self._worker = worker
+        self._outbound = outbound  # consoles hear of a message moving on, and of a case delivered
         self._wake = asyncio.Event()
-        # Consoles hear of a case delivered through this, once the worker's intake exists.
-        self.case_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -177,13 +181,11 @@ class SmsOutbox:
 
     async def _announce(self, case_id: int) -> None:
         """Consoles showing the case hear that a message moved on (sent, retrying, failed)."""
-        if self.case_changed is None:
-            return
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
             summary = None if case is None else case_summary(case)
         if summary is not None:
-            await self.case_changed(summary)
+            await self._outbound.case_changed(summary)
 
     async def receipt(self, provider_id: str, ref: str | None, delivered: bool, at: datetime) -> bool:
         """The provider's delivery report, by its id for the message or by our ``ref`` (a receipt
@@ -211,8 +213,7 @@ class SmsOutbox:
             await append(session, case.id, SYSTEM, "delivery.reached", detail, at)
             await self._maybe_delivered(session, case, at)
             summary = case_summary(case)
-        if self.case_changed is not None:
-            await self.case_changed(summary)
+        await self._outbound.case_changed(summary)
         return True
 
     @staticmethod
