@@ -30,6 +30,8 @@ SUFFIXES = "学警挂港澳使领"
 EMBASSY = "使"
 # Every character a plate can carry, in the order of a recogniser's classes (the CTC blank is last).
 ALPHABET = PROVINCES + DIGITS + LETTERS + SUFFIXES
+# The dot printed between a plate's prefix and its serial; texts are kept without it.
+SEPARATOR = "·"
 # At most two letters among the serial's characters, so a serial never reads as a word.
 MAX_SERIAL_LETTERS = 2
 
@@ -92,7 +94,13 @@ def display_text(text: str) -> str:
     """The plate as people write it, with the separator dot where its form has it: ``云A·5H821``."""
     form = plate_form(text)
     cut = 2 if form is None else form.separator
-    return f"{text[:cut]}·{text[cut:]}"
+    return f"{text[:cut]}{SEPARATOR}{text[cut:]}"
+
+
+def stored_text(written: str) -> str:
+    """The text as kept, from a plate written as it is printed, dot and all (``使014·578``): the
+    inverse of ``display_text``, for whoever copies a plate off a car."""
+    return written.replace(SEPARATOR, "")
 
 
 def plate_kind(text: str) -> PlateKind | None:

@@ -131,7 +131,7 @@ DEVICE_MISTAKES = [
         "gpio.button_pin",
         "less than or equal to 27",
     ),
-    ("bad plate", _edit(DEVICE_TOML, '"云A5H821"', '"YA5H821"'), "vehicle.plate", "should match pattern"),
+    ("bad plate", _edit(DEVICE_TOML, '"云A5H821"', '"YA5H821"'), "vehicle.plate", "not a plate any vehicle can carry"),
     ("bad device id", _edit(DEVICE_TOML, '"car-0001"', '"Car 1"'), "device.id", "should match pattern"),
     ("bad kind", _edit(DEVICE_TOML, '"in-car"', '"truck"'), "device.kind", "'in-car' or 'kiosk'"),
     (

@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
     device = sub.add_parser("device", help="issue a device's certificate, device.toml, QR code and archive")
     device.add_argument("device_id", help="e.g. car-0001 or kiosk-kmz-017")
     device.add_argument("--kind", required=True, choices=["in-car", "kiosk"])
-    device.add_argument("--plate", help="in-car: the vehicle's plate, e.g. 云A5H821")
+    device.add_argument("--plate", help="in-car: the vehicle's plate, e.g. 云A5H821 or 使014·578")
     device.add_argument("--vin", help="in-car: the vehicle's VIN (17 characters)")
     device.add_argument("--site", help="kiosk: surveyed WGS-84 position as LON,LAT, e.g. 102.7123,25.0406")
     device.add_argument("--site-name", help="kiosk: name the dispatcher sees (default: the device id)")
@@ -150,6 +150,7 @@ def _server_cert(args: argparse.Namespace) -> int:
 
 def _placement(args: argparse.Namespace) -> Placement:
     from protocol.messages import DeviceKind
+    from protocol.plates import stored_text
     from provisioning.bundle import Placement
     from provisioning.errors import ProvisioningError
 
@@ -157,7 +158,7 @@ def _placement(args: argparse.Namespace) -> Placement:
     if kind is DeviceKind.IN_CAR:
         if args.plate is None or args.site is not None:
             raise ProvisioningError("an in-car unit needs --plate (and usually --vin), not --site")
-        return Placement(kind, plate=args.plate, vin=args.vin)
+        return Placement(kind, plate=stored_text(args.plate), vin=args.vin)
     if args.site is None or args.plate is not None or args.vin is not None:
         raise ProvisioningError("a kiosk needs --site LON,LAT, not --plate or --vin")
     try:

@@ -9,15 +9,27 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from protocol.messages.base import DeviceId, Latitude, Longitude, Message, ReportId, ShortText, Versioned
 from protocol.messages.device_state import DeviceKind, Health
 from protocol.messages.position import Position, TrackPoint
+from protocol.plates import plate_form
 
-# Province character, issuing-authority letter, then 4-6 letters/digits and an optional suffix
-# character (学, 警, 挂, ...). The full grammar lives with the plate reader; this only keeps junk out.
-Plate = Annotated[str, Field(pattern=r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$")]
+
+def _a_plate_that_can_exist(text: str) -> str:
+    if plate_form(text) is None:
+        raise ValueError("not a plate any vehicle can carry")  # the text itself stays out of logs
+    return text
+
+
+# Checked against the one plate grammar (GA 36-2018) in protocol/plates.py, which the device's reader,
+# the simulated camera and the console use too, so any plate that can be read can be provisioned.
+Plate = Annotated[
+    str,
+    Field(description="the plate's text without its separator dot (云A5H821, 使014578), as protocol.plates has it"),
+    AfterValidator(_a_plate_that_can_exist),
+]
 Vin = Annotated[str, Field(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
 
 
