@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import auth, calls, cases, casework, demo, determinations, devices, plates, ws
+from server.api import auth, calls, cases, casework, demo, determinations, devices, plates, reference, ws
 from server.api.state import ServerState
 
 CONSOLE = resources.files("server").joinpath("console")
@@ -28,6 +28,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(calls.router)
     app.include_router(plates.router)
+    app.include_router(reference.router)
     app.include_router(ws.router)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)

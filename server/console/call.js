@@ -64,7 +64,7 @@ function setMic(open) {
 }
 
 async function joinCall(callId) {
-  const { ice_servers: iceServers } = await api("/api/calls");
+  const { ice_servers: iceServers } = await request("/api/calls");
   const pc = new RTCPeerConnection({ iceServers });
   current.pc = pc;
   pc.addTransceiver("video", { direction: "recvonly" });
@@ -127,7 +127,7 @@ function finish(text) {
 
 window.addEventListener("kuaichu-queue-loaded", async (event) => {
   socket = event.detail.ws;
-  const { calls: running } = await api("/api/calls");
+  const { calls: running } = await request("/api/calls");
   for (const call of running) showCall(call);
   // After a reconnection of the queue's socket, the call's connection is made again on it.
   if (current) {

@@ -6,7 +6,7 @@
 const caseId = new URLSearchParams(window.location.search).get("id");
 const ROLES = { driver: "驾驶人 driver", non_motor: "非机动车 non-motor", property_owner: "财产所有人 owner", pedestrian: "行人 pedestrian" };
 const VERDICTS = { eligible: "适用 eligible", ineligible: "不适用 ineligible", incomplete: "待补充 incomplete" };
-const VEHICLE_TYPES = { K33: "小型轿车", K31: "小型普通客车", K41: "微型普通客车", K21: "中型普通客车", K11: "大型普通客车", H31: "轻型普通货车", H41: "微型普通货车", H21: "中型普通货车", H11: "重型普通货车", Q11: "重型半挂牵引车", N11: "三轮汽车", M11: "普通正三轮摩托车", M21: "普通二轮摩托车", M22: "轻便二轮摩托车" };
+let vehicleTypes = new Map(); // code -> name, from the server (/api/vehicle-types)
 let current = null;
 let me = null;
 let readings = []; // the unit's plate readings, newest first (GET /api/cases/{id}/plates)
@@ -68,7 +68,7 @@ function render(work, live = false) {
     const plate = el("td", { class: "plate" }, p.plate || "—");
     if (p.plate_read) plate.appendChild(el("div", { class: "sub" }, `识别 read ${p.plate_read}${p.plate_corrected ? " · 已更正 corrected" : ""}`));
     row.appendChild(plate);
-    row.appendChild(el("td", {}, p.vehicle_type ? `${VEHICLE_TYPES[p.vehicle_type] || p.vehicle_type}` : "—"));
+    row.appendChild(el("td", {}, p.vehicle_type ? `${vehicleTypes.get(p.vehicle_type) || p.vehicle_type}` : "—"));
     row.appendChild(el("td", {}, [p.insurer, p.policy_no].filter(Boolean).join(" ") || "—"));
     row.appendChild(checkCell(p.checks));
     row.addEventListener("click", () => editParty(p));
@@ -81,12 +81,12 @@ function render(work, live = false) {
   if (chosen) partySelect.value = chosen;
   const labels = new Map(work.parties.map((p) => [p.id, p.label]));
   document.getElementById("statements").replaceChildren(...(work.statements || []).map((s) =>
-    el("li", { "data-statement": String(s.id) }, `${labels.get(s.party_id)} ${localTime(s.start)}–${localTime(s.end)}: ${s.summary}`)));
+    el("li", { "data-statement": String(s.id) }, `${labels.get(s.party_id)} ${beijingTime(s.start)}–${beijingTime(s.end)}: ${s.summary}`)));
   const clear = document.getElementById("clear-state");
   clear.dataset.state = c.moved_off_at ? "moved-off" : c.clear_overdue_at ? "overdue" : c.clear_sent_at ? "sent" : "";
-  clear.textContent = c.moved_off_at ? `已驶离 moved off ${localTime(c.moved_off_at)}`
+  clear.textContent = c.moved_off_at ? `已驶离 moved off ${beijingTime(c.moved_off_at)}`
     : c.clear_overdue_at ? `未驶离 not moved off (${c.flag || ""})`
-      : c.clear_sent_at ? `已通知撤离 told to clear ${localTime(c.clear_sent_at)}` : "";
+      : c.clear_sent_at ? `已通知撤离 told to clear ${beijingTime(c.clear_sent_at)}` : "";
   document.getElementById("clear-road").disabled = !(me && me.role === "dispatcher" && ["new", "handed_over"].includes(c.status));
   const open = c.status === "new" && me && me.role === "dispatcher";
   for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate", "s-save"]) document.getElementById(id).disabled = !open;
@@ -143,7 +143,7 @@ function renderPlates(list) {
   const focused = document.activeElement && document.activeElement.classList.contains("read-confirm") ? document.activeElement.dataset.readId : null;
   const items = [];
   for (const reading of readings) {
-    const when = localTime(reading.captured_at || reading.received_at);
+    const when = beijingTime(reading.captured_at || reading.received_at);
     const source = reading.source === "report" ? "报警时 at the report" : "调度请求 on request";
     if (reading.error) {
       items.push(el("li", { class: "reading-error", "data-reading": reading.reading_id }, `${when} ${source}: 未识别 no reads — ${reading.error}`));
@@ -306,13 +306,11 @@ document.getElementById("facts-form").addEventListener("submit", async (event) =
   }));
 });
 
-const localTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
-
 const marks = {};
 for (const which of ["start", "end"]) {
   document.getElementById(`s-mark-${which}`).addEventListener("click", () => {
     marks[which] = new Date().toISOString();
-    document.getElementById(`s-${which}`).value = localTime(marks[which]);
+    document.getElementById(`s-${which}`).value = beijingTime(marks[which]);
   });
 }
 
@@ -341,7 +339,9 @@ document.getElementById("escalate").addEventListener("click", async () => {
 
 (async () => {
   const select = document.getElementById("p-type");
-  for (const [code, name] of Object.entries(VEHICLE_TYPES)) select.appendChild(el("option", { value: code }, `${code} ${name}`));
+  const types = await request("/api/vehicle-types");
+  vehicleTypes = new Map(types.map((t) => [t.code, t.name]));
+  for (const { code, name } of types) select.appendChild(el("option", { value: code }, `${code} ${name}`));
   me = await request("/api/me");
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   const determine = document.getElementById("determine-link");

@@ -1,7 +1,7 @@
 "use strict";
-// What every console page needs: building elements, and calling the API the way the case pages
-// do (a lost session goes to the login page; a refusal shows its reason in the page's #error box).
-// The queue and fleet pages keep their own api(): they have no #error box.
+// What every console page needs: building elements, Beijing time, and calling the API (a lost
+// session goes to the login page; a refusal throws, its reason shown in the page's #error box
+// where the page has one, and its HTTP status in the error's .status).
 
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
@@ -10,8 +10,15 @@ function el(tag, attrs = {}, text = "") {
   return node;
 }
 
+// Times are shown in Beijing time (Asia/Shanghai) whatever the console PC's own zone, with the
+// date ("2026/5/3 14:05:09") or, where the date goes without saying, the time alone ("14:05:09").
+const BEIJING = { timeZone: "Asia/Shanghai", hour12: false };
+const beijingDateTime = (iso) => new Date(iso).toLocaleString("zh-CN", BEIJING);
+const beijingTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", BEIJING);
+
 function showError(text) {
   const box = document.getElementById("error");
+  if (!box) return;
   box.textContent = text;
   box.hidden = !text;
 }
@@ -20,16 +27,18 @@ async function request(path, options = {}) {
   const response = await fetch(path, options);
   if (response.status === 401) {
     window.location.assign("/login");
-    throw new Error("login required");
+    throw Object.assign(new Error("login required"), { status: 401 });
   }
-  const body = response.status === 204 ? null : await response.json();
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
     // FastAPI's validation errors are a list; our own refusals a string.
-    const detail = Array.isArray(body.detail)
-      ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
-      : body.detail;
+    const detail = !body || body.detail === undefined
+      ? `${path}: ${response.status}`
+      : Array.isArray(body.detail)
+        ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
+        : body.detail;
     showError(detail);
-    throw new Error(detail);
+    throw Object.assign(new Error(detail), { status: response.status });
   }
   showError("");
   return body;

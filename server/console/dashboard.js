@@ -41,9 +41,7 @@ function bars(chart, rows, series, maxValue, reference) {
 
 async function load() {
   const days = document.getElementById("days").value;
-  const response = await fetch(`/api/dashboard?days=${days}`);
-  if (response.status === 401) { window.location.assign("/login"); return; }
-  const rows = await response.json();
+  const rows = await request(`/api/dashboard?days=${days}`);
   const main = document.getElementById("units");
   main.replaceChildren();
   const byUnit = new Map();
@@ -71,9 +69,7 @@ async function load() {
 }
 
 document.getElementById("days").addEventListener("change", load);
-fetch("/api/me").then(async (response) => {
-  if (response.status === 401) { window.location.assign("/login"); return; }
-  const me = await response.json();
+request("/api/me").then(async (me) => {
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   await load();
 });

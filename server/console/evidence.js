@@ -63,7 +63,7 @@ async function showCall(summary) {
   call = summary;
   strip().replaceChildren();
   if (!call || call.case_id === undefined) return;
-  const stored = await api(`/api/cases/${call.case_id}/evidence`);
+  const stored = await request(`/api/cases/${call.case_id}/evidence`);
   // Recordings and a degraded call's stills and sound (scene.js) are not for the strip.
   for (const evidence of stored) if (evidence.kind === "still" || evidence.kind === "clip") showEvidence(evidence, null);
 }

@@ -8,31 +8,12 @@ const REFRESH_MS = 5000;
 const STATUS = { registered: "已登记 registered", unregistered: "未登记 unregistered", retired: "已停用 retired" };
 const PART = { ok: "正常 ok", degraded: "降级 degraded", failed: "故障 failed", absent: "缺失 absent" };
 
-function localTime(iso) {
-  return new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
-}
-
 function age(iso, now) {
   const s = Math.max(0, Math.round((Date.parse(now) - Date.parse(iso)) / 1000));
   if (s < 90) return `${s} s`;
   if (s < 90 * 60) return `${Math.round(s / 60)} min`;
   if (s < 48 * 3600) return `${(s / 3600).toFixed(1)} h`;
   return `${Math.round(s / 86400)} d`;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  if (response.status === 403) {
-    document.getElementById("forbidden").hidden = false;
-    document.querySelector("main").hidden = true;
-    throw new Error("admins only");
-  }
-  if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.status === 204 ? null : response.json();
 }
 
 function deviceCell(d) {
@@ -52,7 +33,7 @@ function presenceCell(d, now) {
 function heartbeatCell(d, now) {
   if (!d.last_heartbeat_at) return el("td", { class: "heartbeat" }, "—");
   const cell = el("td", { class: "heartbeat" }, `${age(d.last_heartbeat_at, now)} ago`);
-  cell.appendChild(el("div", { class: "sub" }, localTime(d.last_heartbeat_at)));
+  cell.appendChild(el("div", { class: "sub" }, beijingDateTime(d.last_heartbeat_at)));
   if (d.app_state) cell.appendChild(el("div", { class: "sub" }, `${d.app_state}, outbox ${d.outbox_pending}`));
   return cell;
 }
@@ -143,25 +124,30 @@ function render() {
 async function refresh() {
   const badge = document.getElementById("updated");
   try {
-    latest = await api("/api/devices");
+    latest = await request("/api/devices");
     render();
     badge.dataset.state = "live";
-    badge.textContent = `更新 updated ${localTime(latest.now).split(" ")[1]}`;
+    badge.textContent = `更新 updated ${beijingTime(latest.now)}`;
   } catch (error) {
     badge.dataset.state = "down";
     badge.textContent = "更新失败 update failed";
-    if (error.message === "admins only" || error.message === "login required") return;
+    if (error.status === 403) {
+      document.getElementById("forbidden").hidden = false;
+      document.querySelector("main").hidden = true;
+      return;
+    }
+    if (error.status === 401) return;
   }
   setTimeout(refresh, REFRESH_MS);
 }
 
 document.getElementById("filter").addEventListener("input", render);
 document.getElementById("logout").addEventListener("click", async () => {
-  await api("/api/logout", { method: "POST" });
+  await request("/api/logout", { method: "POST" });
   window.location.assign("/login");
 });
 
-api("/api/me").then((op) => {
+request("/api/me").then((op) => {
   document.getElementById("operator").textContent = `${op.display_name} · ${op.role}`;
   refresh();
 });

@@ -8,20 +8,6 @@ const unitSections = new Map();
 let role = null; // the operator's: officers open a case on the determination page
 const seen = new Set();
 
-function localTime(iso) {
-  return new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.status === 204 ? null : response.json();
-}
-
 function ensureUnit(unit) {
   let section = unitSections.get(unit.adcode);
   if (section) return section;
@@ -39,7 +25,7 @@ function caseRow(c) {
   const number = el("td", { class: "case-no" });
   number.appendChild(el("a", { href: role === "officer" ? `/determine?id=${c.id}` : `/case?id=${c.id}` }, c.case_no));
   row.appendChild(number);
-  row.appendChild(el("td", {}, localTime(c.triggered_at)));
+  row.appendChild(el("td", {}, beijingDateTime(c.triggered_at)));
   row.appendChild(el("td", {}, TRIGGERS[c.trigger] || c.trigger));
   row.appendChild(el("td", {}, `${c.device_id} (${c.device_kind})`));
   const what = c.vehicle ? c.vehicle.plate : c.site ? c.site.name : "—";
@@ -80,8 +66,8 @@ function updateCase(c) {
 }
 
 async function loadQueue() {
-  for (const unit of await api("/api/units")) ensureUnit(unit);
-  const cases = await api("/api/cases");
+  for (const unit of await request("/api/units")) ensureUnit(unit);
+  const cases = await request("/api/cases");
   for (const c of cases.reverse()) addCase(c, false);
 }
 
@@ -113,14 +99,14 @@ function connect(delay = 500) {
   });
   ws.addEventListener("close", () => {
     setLive("down", "连接中断，重连中 reconnecting…");
-    api("/api/me").then(() => setTimeout(() => connect(Math.min(delay * 2, 10000)), delay));
+    request("/api/me").then(() => setTimeout(() => connect(Math.min(delay * 2, 10000)), delay));
   });
 }
 
 async function demoPanel() {
   let devices;
   try {
-    devices = await api("/api/demo/devices");
+    devices = await request("/api/demo/devices");
   } catch {
     return; // not a demo server
   }
@@ -130,7 +116,7 @@ async function demoPanel() {
     const button = el("button", { type: "button", "data-press": id }, `按下 Press ${id}`);
     button.addEventListener("click", async () => {
       button.disabled = true;
-      await api("/api/demo/press", {
+      await request("/api/demo/press", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ device_id: id, trigger: "button" }),
@@ -142,8 +128,8 @@ async function demoPanel() {
 }
 
 document.getElementById("logout").addEventListener("click", async () => {
-  await api("/api/logout", { method: "POST" });
+  await request("/api/logout", { method: "POST" });
   window.location.assign("/login");
 });
 
-api("/api/me").then(() => { connect(); demoPanel(); });
+request("/api/me").then(() => { connect(); demoPanel(); });
