@@ -27,6 +27,7 @@ from protocol.messages import Report, Trigger, utc_iso
 from server.casework.events import GENESIS, device_actor, event_row, first_events
 from server.db.models import Case, CaseCounter, Device, DeviceStatus, Unit
 from server.geo.fences import FenceSet
+from server.lifecycles.case import CASE
 from server.routing import Routing, all_units, route
 
 logger = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class CaseStore:
             "report_id": report.report_id,
             "device_id": report.device_id,
             "unit_adcode": routing.unit_adcode,
-            "status": "new",
+            "status": CASE.initial,
             "flag": routing.flag,
             "trigger": report.trigger.value,
             "triggered_at": report.triggered_at,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.calls.recorder import Segment
 from server.casework.events import Actor, append, device_actor, lock_case
 from server.db.models import Call, Case, Evidence
+from server.lifecycles.call import CALL, CallEvent, CallState
 
 # The server's own recorder keeps the call's segments; nobody asked for each one.
 RECORDER = Actor(None, "system", "recorder")
@@ -42,7 +43,7 @@ class CallStore:
         """The device's first offer (or scene sample) of a call."""
         async with self._sessions.begin() as session:
             await lock_case(session, case.id)
-            call = Call(call_id=call_id, case_id=case.id, device_id=device_id, state="connecting", started_at=now)
+            call = Call(call_id=call_id, case_id=case.id, device_id=device_id, state=CALL.initial, started_at=now)
             session.add(call)
             await append(session, case.id, device_actor(device_id), "call.started", {"call_id": call_id}, now)
         return call
@@ -69,9 +70,9 @@ class CallStore:
     async def ended(self, call_id: str, actor: Actor, reason: str, now: datetime) -> None:
         async with self._sessions.begin() as session:
             call = await self._locked_call(session, call_id)
-            if call is None or call.state == "ended":
+            if call is None or not CALL.allows(call.state, CallEvent.END):
                 return
-            call.state, call.ended_at, call.end_reason = "ended", now, reason[:120]
+            call.state, call.ended_at, call.end_reason = CALL.after(call.state, CallEvent.END), now, reason[:120]
             if actor.user_id is not None:
                 call.ended_by = actor.user_id
             await append(session, call.case_id, actor, "call.ended", {"call_id": call_id, "reason": reason[:120]}, now)
@@ -136,7 +137,7 @@ class CallStore:
 
     async def unfinished(self) -> list[Call]:
         async with self._sessions() as session:
-            return list((await session.scalars(select(Call).where(Call.state != "ended"))).all())
+            return list((await session.scalars(select(Call).where(Call.state != CallState.ENDED))).all())
 
     async def _locked_call(self, session: AsyncSession, call_id: str) -> Call | None:
         """The call, its case locked first (``lock_case``), then read again inside the lock."""

@@ -36,6 +36,7 @@ from server.casework.events import Actor, device_actor
 from server.db.models import Evidence
 from server.events import CaseHub
 from server.in_order import InOrder
+from server.lifecycles.call import CallState
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class UploadReceiver:
         case = await self._store.case_by_id(call.case_id) if call is not None else None
         if call is None or case is None or not sees(case.unit_adcode):
             raise CallError("no such call")  # someone else's call is absent, not forbidden
-        if call.state == "ended":
+        if call.state == CallState.ENDED:
             raise CallError("the call has ended")
         if actor.user_id is None:
             raise CallError("evidence is asked for by an operator")

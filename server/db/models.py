@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from server.lifecycles.case import CaseStatus
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on the way in and out, on SQLite (which stores naive text) as on PostgreSQL."""
@@ -112,7 +114,7 @@ class Case(Base):
     report_id: Mapped[str] = mapped_column(String(26), unique=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
     unit_adcode: Mapped[str] = mapped_column(ForeignKey("units.adcode"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="new")
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)  # a CaseStatus (server.lifecycles)
     flag: Mapped[str | None] = mapped_column(String(120))
     trigger: Mapped[str] = mapped_column(String(8))
     triggered_at: Mapped[datetime]
@@ -317,7 +319,7 @@ class Call(Base):
     call_id: Mapped[str] = mapped_column(String(26), unique=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     device_id: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(12))  # connecting / live / reconnecting / ended
+    state: Mapped[str] = mapped_column(String(12))  # a CallState: connecting / live / reconnecting / degraded / ended
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime]
     live_at: Mapped[datetime | None]
