@@ -18,14 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import CheckStatus, DeviceKind, Heartbeat, Presence, SelfTest, Site, Vehicle, utc_iso
 from server.db.models import Device, DeviceStatus
+from server.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
 Status = tuple[str, Presence | Heartbeat | SelfTest]
-
-
-class RegistryError(Exception):
-    """A registration the server cannot take, with the reason an operator reads."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +80,18 @@ class DeviceStore:
         async with self._sessions.begin() as session:
             device = await session.get(Device, device_id)
             if device is not None and device.status == DeviceStatus.RETIRED:
-                raise RegistryError(f"device {device_id} is retired; provision a new device id")
+                raise Conflict(
+                    f"设备 {device_id} 已停用，请为新设备另配编号 "
+                    f"(device {device_id} is retired; provision a new device id)"
+                )
             if device is None:
                 device = Device(id=device_id, kind=registration.kind.value)
                 session.add(device)
             elif device.kind != registration.kind.value:
-                raise RegistryError(f"device {device_id} is known as {device.kind}, not {registration.kind.value}")
+                raise Conflict(
+                    f"设备 {device_id} 的类型与登记不符 "
+                    f"(device {device_id} is known as {device.kind}, not {registration.kind.value})"
+                )
             device.status = DeviceStatus.REGISTERED.value
             device.registered_at = device.registered_at or now
             device.cert_fingerprint = registration.cert_fingerprint

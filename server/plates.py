@@ -34,6 +34,7 @@ from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
 from server.casework.plates import normalise_plate, plate_error
 from server.db.models import Case, PlateRead, PlateReading
+from server.errors import Invalid, NotFound, TimedOut, Unavailable
 from server.in_order import InOrder
 from server.outbound import Outward
 
@@ -42,14 +43,6 @@ logger = logging.getLogger(__name__)
 ANSWER_POLL_S = 0.2  # how often a waiting console request looks for an answer another worker stored
 # The training set's labels, in the layout of the real crops models/realdata.py reads (file, plate).
 LABEL_FIELDS = ("file", "plate", "read", "kind", "confidence", "source", "device", "captured_at", "reviewed_at")
-
-
-class PlatesError(Exception):
-    """What a dispatcher asked about plates cannot be done; the message says why."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def read_json(read: PlateRead) -> dict[str, Any]:
@@ -180,7 +173,7 @@ class Plates:
 
     async def request(self, case: Case, operator_id: int, wait_s: float) -> dict[str, Any]:
         """Ask the case's device to read the plates in a full-resolution still now, and wait up to
-        ``wait_s`` for its answer; PlatesError 504 if none came (a later answer is still stored)."""
+        ``wait_s`` for its answer; TimedOut if none came (a later answer is still stored)."""
         reading_id = new_report_id()
         async with self._sessions.begin() as session:
             session.add(
@@ -197,7 +190,7 @@ class Plates:
         answered = self._answered[reading_id] = asyncio.Event()
         try:
             if not await self._outbound.command(case.device_id, command):
-                raise PlatesError("the broker did not take the request; try again", 503)
+                raise Unavailable("消息服务器未接收请求，请重试 (the broker did not take the request; try again)")
             logger.info(
                 "case %s: operator %d asked device %s to read plates", case.case_no, operator_id, case.device_id
             )
@@ -209,7 +202,9 @@ class Plates:
                         return reading_json(reading, await self._reads(session, reading.id))
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise PlatesError(f"the unit did not answer within {wait_s:g} s", 504)
+                    raise TimedOut(
+                        f"设备{wait_s:g}秒内未应答，结果稍后会显示 (the unit did not answer within {wait_s:g} s)"
+                    )
                 try:
                     async with asyncio.timeout(min(ANSWER_POLL_S, left)):
                         await answered.wait()
@@ -223,7 +218,7 @@ class Plates:
         plate = normalise_plate(text)
         error = plate_error(plate)
         if error:
-            raise PlatesError(error, 422)
+            raise Invalid(f"车牌号有误，请对照截图核对 ({error})")
         async with self._sessions.begin() as session:
             read = await self.read_of(session, case, read_id)
             mark(read, plate, actor.user_id)
@@ -239,7 +234,7 @@ class Plates:
 
     @staticmethod
     async def read_of(session: AsyncSession, case: Case, read_id: int) -> PlateRead:
-        """A read of this case, in the caller's transaction; PlatesError 404 for any other."""
+        """A read of this case, in the caller's transaction; NotFound for any other."""
         found = await session.execute(
             select(PlateRead, PlateReading)
             .join(PlateReading, PlateRead.reading_id == PlateReading.id)
@@ -247,7 +242,7 @@ class Plates:
         )
         row = found.first()
         if row is None or (row[1].report_id, row[1].device_id) != (case.report_id, case.device_id):
-            raise PlatesError("no such plate read in this case", 404)
+            raise NotFound("本案没有这条车牌识别记录，请刷新页面 (no such plate read in this case)")
         return row[0]
 
     @staticmethod

@@ -4,14 +4,49 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi import FastAPI, Request, status
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import auth, calls, cases, casework, demo, determinations, devices, plates, reference, ws
 from server.api.state import ServerState
+from server.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Throttled,
+    TimedOut,
+    Unauthenticated,
+    Unavailable,
+)
 
 CONSOLE = resources.files("server").joinpath("console")
+
+# The most specific kind in an error's class hierarchy decides its status (TimedOut before Unavailable).
+STATUS: dict[type[DomainError], int] = {
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    Invalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+    Unauthenticated: status.HTTP_401_UNAUTHORIZED,
+    Throttled: status.HTTP_429_TOO_MANY_REQUESTS,
+    Unavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    TimedOut: status.HTTP_504_GATEWAY_TIMEOUT,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    """A kind not in the table (a new one someone forgot to add) is a conflict rather than a 500:
+    the message still reaches the console."""
+    return next((STATUS[k] for k in type(exc).__mro__ if k in STATUS), status.HTTP_409_CONFLICT)
+
+
+async def refused(request: Request, exc: Exception) -> JSONResponse:
+    """Every refusal as the console reads it: ``{"detail": message}``, like FastAPI's own errors."""
+    assert isinstance(exc, DomainError)
+    return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -21,6 +56,7 @@ def create_app(state: ServerState) -> FastAPI:
         description="Dispatcher queue and operator sessions. Every route but /api/login needs a session cookie.",
     )
     app.state.kuaichu = state
+    app.add_exception_handler(DomainError, refused)
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(casework.router)

@@ -6,10 +6,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.api.deps import SESSION_COOKIE, Operator, OperatorDep, StateDep
+from server.errors import Throttled, Unauthenticated
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -32,12 +33,12 @@ def operator_json(op: Operator) -> dict[str, Any]:
 @router.post("/login")
 async def login(body: Login, response: Response, state: StateDep) -> dict[str, Any]:
     if state.throttle.blocked(body.username):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a few minutes")
+        raise Throttled("登录失败次数过多，请几分钟后再试 (too many failed logins; wait a few minutes)")
     user = await state.users.authenticate(body.username, body.password)
     if user is None:
         state.throttle.failed(body.username)
         logger.warning("console login failed")
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+        raise Unauthenticated("用户名或密码错误，请重新输入 (wrong username or password)")
     state.throttle.succeeded(body.username)
     token, expires = await state.users.open_session(user, timedelta(hours=state.cfg.http.session_ttl_h))
     response.set_cookie(

@@ -24,6 +24,7 @@ from server.api.deps import Operator
 from server.api.state import ServerState
 from server.calls.manager import CallError
 from server.casework.events import Actor
+from server.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,6 @@ async def handle(state: ServerState, operator: Operator, actor: Actor, viewer: s
         if message.sdp is None:
             raise CallError("a join carries the console's offer")
         answer = await calls.join(message.call_id, viewer, actor, operator.sees, message.sdp)
-    except CallError as exc:
+    except (CallError, DomainError) as exc:  # ending a call refuses as the HTTP route does
         return {"type": "call.error", "call_id": message.call_id, "reason": str(exc)}
     return {"type": "call.answer", "call_id": message.call_id, "sdp": answer}

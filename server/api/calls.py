@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Path, status
 from fastapi.responses import FileResponse
 
 from protocol.ids import REPORT_ID_PATTERN
-from server.api.casework import actor
-from server.api.deps import OperatorDep, StateDep
+from server.api.deps import ActorDep, CaseDep, OperatorDep, StateDep
 from server.api.state import ServerState
-from server.calls.manager import CallError, CallManager
+from server.calls.manager import CallManager
 from server.calls.store import CallStore
 from server.calls.uploads import evidence_json
+from server.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/api", tags=["calls"])
 
@@ -31,7 +31,7 @@ CallIdPath = Annotated[str, Path(pattern=REPORT_ID_PATTERN)]
 
 def calls_of(state: ServerState) -> CallManager:
     if state.calls is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "this server worker does not take calls")
+        raise Conflict("本服务节点不处理通话，请连接通话节点 (this server worker does not take calls)")
     return state.calls
 
 
@@ -42,20 +42,14 @@ async def active_calls(operator: OperatorDep, state: StateDep) -> dict[str, Any]
 
 
 @router.post("/calls/{call_id}/end", status_code=status.HTTP_204_NO_CONTENT)
-async def end_call(call_id: CallIdPath, operator: OperatorDep, state: StateDep, request: Request) -> None:
-    try:
-        await calls_of(state).end_by(call_id, actor(operator, request), operator.sees)
-    except CallError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+async def end_call(call_id: CallIdPath, operator: OperatorDep, actor: ActorDep, state: StateDep) -> None:
+    await calls_of(state).end_by(call_id, actor, operator.sees)
 
 
 @router.get("/cases/{case_id}/evidence")
-async def evidence(case_id: int, operator: OperatorDep, state: StateDep) -> list[dict[str, Any]]:
-    case = await state.cases.get(case_id)
-    if case is None or not operator.sees(case.unit_adcode):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
+async def evidence(case: CaseDep, state: StateDep) -> list[dict[str, Any]]:
     store = CallStore(state.cases.sessions, state.cfg.evidence_dir)
-    return [evidence_json(e, case.case_no) for e in await store.evidence_of(case_id)]
+    return [evidence_json(e, case.case_no) for e in await store.evidence_of(case.id)]
 
 
 @router.get("/evidence/{evidence_id}")
@@ -65,7 +59,7 @@ async def evidence_file(evidence_id: int, operator: OperatorDep, state: StateDep
     item = await store.evidence(evidence_id)
     case = await state.cases.get(item.case_id) if item is not None else None
     if item is None or case is None or not operator.sees(case.unit_adcode):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
+        raise NotFound("证据文件不存在，请刷新页面 (no such evidence)")
     path = state.cfg.evidence_dir / item.path
     return FileResponse(
         path, media_type=MEDIA_TYPES[path.suffix], filename=path.name, headers={"X-Evidence-SHA256": item.sha256}

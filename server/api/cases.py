@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from server.api.deps import OperatorDep, StateDep
+from server.api.deps import CaseDep, OperatorDep, StateDep
 from server.cases import case_summary, now_utc
 from server.casework.dashboard import Dashboard
 from server.db.models import Unit
+from server.errors import Forbidden
 
 router = APIRouter(prefix="/api", tags=["cases"])
 
@@ -33,7 +34,7 @@ async def list_cases(
     visible = operator.visible_units
     if unit is not None:
         if not operator.sees(unit):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "you do not serve this unit")
+            raise Forbidden("您不负责该单位，请选择您所在的单位 (you do not serve this unit)")
         wanted: list[str] | None = [unit]
     else:
         wanted = sorted(visible) if visible is not None else None
@@ -50,18 +51,11 @@ async def dashboard(
 
 
 @router.get("/cases/{case_id}/milestones")
-async def milestones(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
+async def milestones(case: CaseDep, state: StateDep) -> dict[str, Any]:
     """Report -> answered -> evidence complete -> cleared -> determined -> delivered."""
-    case = await state.cases.get(case_id)
-    if case is None or not operator.sees(case.unit_adcode):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
-    return await Dashboard(state.cases.sessions).case_milestones(case_id)
+    return await Dashboard(state.cases.sessions).case_milestones(case.id)
 
 
 @router.get("/cases/{case_id}")
-async def get_case(case_id: int, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
-    case = await state.cases.get(case_id)
-    # Someone else's case is reported as absent, so ids do not leak which cases exist.
-    if case is None or not operator.sees(case.unit_adcode):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case")
+async def get_case(case: CaseDep) -> dict[str, Any]:
     return case_summary(case)

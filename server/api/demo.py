@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from device.sim.control import send_control
 from protocol.topics import DEVICE_ID_PATTERN
 from server.api.deps import OperatorDep, StateDep
+from server.errors import NotFound, Unavailable
 
 router = APIRouter(prefix="/api/demo", tags=["demo"])
 
@@ -28,7 +29,7 @@ class Press(BaseModel):
 def _control_dir(state: StateDep) -> Path:
     control_dir = state.cfg.demo.control_dir
     if control_dir is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "not a demo server")
+        raise NotFound("这不是演示服务器 (not a demo server)")
     return control_dir
 
 
@@ -41,9 +42,9 @@ async def devices(operator: OperatorDep, state: StateDep) -> list[str]:
 async def press(body: Press, operator: OperatorDep, state: StateDep) -> dict[str, Any]:
     sock = _control_dir(state) / f"{body.device_id}.sock"
     if not sock.exists():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such simulated device")
+        raise NotFound("没有这台模拟设备 (no such simulated device)")
     command: dict[str, Any] = {"cmd": "press"} if body.trigger == "button" else {"cmd": "hazard", "on": True}
     try:
         return await send_control(sock, command)
     except OSError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"simulated device not answering: {exc}") from None
+        raise Unavailable(f"模拟设备没有应答，请重启演示 (simulated device not answering: {exc})") from None

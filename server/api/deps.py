@@ -1,17 +1,27 @@
-"""Typed dependencies: the worker's state and the logged-in operator."""
+"""Typed dependencies: the worker's state, who is acting, and the case they may see.
+
+A route names what it needs (``OperatorDep``, ``DispatcherDep``, ``CaseDep``, ``ActorDep``) and
+gets it checked, so a refusal is the same everywhere. FastAPI resolves a route's dependencies in
+the order of its parameters: a role (``DispatcherDep``, ``OfficerDep``) is put before ``CaseDep``,
+so an operator of the wrong role hears 403 before anything about the case.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, WebSocket, status
+from fastapi import Depends, Request, WebSocket
+from fastapi.requests import HTTPConnection
 
 from server.api.state import ServerState
-from server.db.models import User
+from server.casework.events import Actor
+from server.db.models import Case, User
+from server.errors import Forbidden, NoSuchCase, Unauthenticated
 from server.users import Role
 
 SESSION_COOKIE = "kc_session"
+ROLE_NAMES = {Role.ADMIN: "管理员", Role.DISPATCHER: "接警员", Role.OFFICER: "民警"}
 
 
 @dataclass(frozen=True)
@@ -55,13 +65,7 @@ async def operator_from_token(state: ServerState, token: str | None) -> Operator
 async def current_operator(request: Request, state: Annotated[ServerState, Depends(get_state)]) -> Operator:
     operator = await operator_from_token(state, request.cookies.get(SESSION_COOKIE))
     if operator is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login required")
-    return operator
-
-
-async def current_admin(operator: Annotated[Operator, Depends(current_operator)]) -> Operator:
-    if operator.role is not Role.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
+        raise Unauthenticated("请先登录 (login required)")
     return operator
 
 
@@ -70,14 +74,38 @@ def role_required(role: Role) -> Any:
 
     async def check(operator: Annotated[Operator, Depends(current_operator)]) -> Operator:
         if operator.role is not role:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{role.value}s only")
+            raise Forbidden(f"仅限{ROLE_NAMES[role]}操作 ({role.value}s only)")
         return operator
 
     return Depends(check)
 
 
+def actor(operator: Operator, connection: HTTPConnection) -> Actor:
+    """The operator as the case log names them, from the address of their request or console socket."""
+    return Actor(operator.id, operator.username, connection.client.host if connection.client else "unknown")
+
+
+async def acting(operator: Annotated[Operator, Depends(current_operator)], request: Request) -> Actor:
+    return actor(operator, request)
+
+
+async def visible_case(
+    case_id: int,
+    operator: Annotated[Operator, Depends(current_operator)],
+    state: Annotated[ServerState, Depends(get_state)],
+) -> Case:
+    """The case of the path's ``case_id``. Someone else's case is reported as absent, as in the
+    queue, so ids do not leak which cases exist."""
+    case = await state.cases.get(case_id)
+    if case is None or not operator.sees(case.unit_adcode):
+        raise NoSuchCase()
+    return case
+
+
 StateDep = Annotated[ServerState, Depends(get_state)]
 OperatorDep = Annotated[Operator, Depends(current_operator)]
-AdminDep = Annotated[Operator, Depends(current_admin)]
+AdminDep = Annotated[Operator, role_required(Role.ADMIN)]
 DispatcherDep = Annotated[Operator, role_required(Role.DISPATCHER)]
 OfficerDep = Annotated[Operator, role_required(Role.OFFICER)]
+ActorDep = Annotated[Actor, Depends(acting)]
+CaseDep = Annotated[Case, Depends(visible_case)]

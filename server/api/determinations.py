@@ -13,13 +13,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from server.api.casework import actor, changed, refused, visible_case
-from server.api.deps import OfficerDep, OperatorDep, StateDep
+from server.api.casework import changed
+from server.api.deps import ActorDep, CaseDep, OfficerDep, OperatorDep, StateDep
 from server.cases import now_utc
 from server.casework.determination import DeterminationIn, Officer
 from server.casework.liability import LIABILITIES, SITUATIONS, propose
 from server.casework.parties import POSITIONS
-from server.casework.store import CaseWorkError
+from server.errors import Invalid, NotFound, Unauthenticated
 
 router = APIRouter(tags=["determination"])
 MAX_PDF_BYTES = 5 * 1024 * 1024
@@ -46,39 +46,32 @@ async def proposal(
 ) -> dict[str, Any]:
     """The usual liabilities (party order) and legal basis when party ``at_fault`` (0-based) is to blame."""
     if situation not in SITUATIONS or at_fault >= parties:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "unknown situation or party")
+        raise Invalid("没有这种事故情形或当事人 (unknown situation or party)")
     shares, basis = propose(situation, parties, at_fault)
     return {"liabilities": shares, "legal_basis": basis}
 
 
 @router.post("/api/cases/{case_id}/determinations", status_code=status.HTTP_201_CREATED)
 async def issue(
-    case_id: int, body: DeterminationIn, operator: OfficerDep, state: StateDep, request: Request
+    body: DeterminationIn, operator: OfficerDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:
-    await visible_case(state, operator, case_id)
-    try:
-        issued = await state.determinations.issue(
-            case_id, body, Officer(actor(operator, request), operator.display_name)
-        )
-    except CaseWorkError as exc:
-        raise refused(exc) from None
-    await changed(state, await state.work.work(case_id))
-    versions = await state.determinations.of_case(case_id)
+    issued = await state.determinations.issue(case.id, body, Officer(actor, operator.display_name))
+    await changed(state, await state.work.work(case.id))
+    versions = await state.determinations.of_case(case.id)
     found = next(v for v in versions if v["id"] == issued.determination.id)
     return found | {"render_ms": round(issued.render_ms, 1)}
 
 
 @router.get("/api/cases/{case_id}/determinations")
-async def versions(case_id: int, operator: OperatorDep, state: StateDep) -> list[dict[str, Any]]:
-    await visible_case(state, operator, case_id)
-    return await state.determinations.of_case(case_id)
+async def versions(case: CaseDep, state: StateDep) -> list[dict[str, Any]]:
+    return await state.determinations.of_case(case.id)
 
 
 @router.get("/api/determinations/{determination_id}/pdf")
 async def pdf(determination_id: int, operator: OperatorDep, state: StateDep) -> FileResponse:
     found = await state.determinations.get(determination_id)
     if found is None or not operator.sees(found[1].unit_adcode):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such determination")
+        raise NotFound("认定书不存在，请刷新页面 (no such determination)")
     row, case = found
     return FileResponse(
         state.determinations.folder / row.path,
@@ -91,7 +84,7 @@ async def pdf(determination_id: int, operator: OperatorDep, state: StateDep) -> 
 async def registered(token: str, state: StateDep) -> dict[str, Any]:
     found = await state.determinations.by_token(token)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no determination with this code")
+        raise NotFound("没有与此验证码对应的认定书，请核对 (no determination with this code)")
     return found
 
 
@@ -100,15 +93,14 @@ async def registered_pdf(token: str, state: StateDep) -> FileResponse:
     """The document itself, for whoever holds its code (the parties, by SMS or from the QR code)."""
     found = await state.determinations.file_by_token(token)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no determination with this code")
+        raise NotFound("没有与此验证码对应的认定书，请核对 (no determination with this code)")
     path, name = found
     return FileResponse(path, media_type="application/pdf", filename=name)
 
 
 @router.get("/api/cases/{case_id}/deliveries")
-async def deliveries(case_id: int, operator: OperatorDep, state: StateDep) -> list[dict[str, Any]]:
-    await visible_case(state, operator, case_id)
-    return await state.sms.of_case(case_id)
+async def deliveries(case: CaseDep, state: StateDep) -> list[dict[str, Any]]:
+    return await state.sms.of_case(case.id)
 
 
 class Receipt(BaseModel):
@@ -126,9 +118,9 @@ async def receipt(body: Receipt, request: Request, state: StateDep) -> None:
     expected = state.receipt_token
     given = request.headers.get("authorization", "")
     if expected is None or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bad receipt token")
+        raise Unauthenticated("回执令牌无效 (bad receipt token)")
     if not await state.sms.receipt(body.id, body.ref, body.status == "delivered", body.at or now_utc()):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
+        raise NotFound("没有这条短信 (no such message)")
 
 
 @router.post("/api/verify")
@@ -138,5 +130,7 @@ async def check(request: Request, state: StateDep) -> dict[str, Any]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_PDF_BYTES:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "a determination is far smaller")
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, "文件过大，不是快处认定书 (a determination is far smaller)"
+            )
     return await state.determinations.check(bytes(body))

@@ -7,14 +7,15 @@ import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages import DeviceKind, Site, Vehicle, utc_iso
 from protocol.topics import DEVICE_ID_PATTERN
 from server.api.deps import AdminDep, StateDep
 from server.cases import now_utc
-from server.devices import Registration, RegistryError, fleet_entry
+from server.devices import Registration, fleet_entry
+from server.errors import Invalid, NotFound
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/devices", tags=["fleet"])
@@ -49,7 +50,7 @@ async def fleet(admin: AdminDep, state: StateDep) -> dict[str, Any]:
 async def device(device_id: DeviceIdPath, admin: AdminDep, state: StateDep) -> dict[str, Any]:
     found = await state.devices.get(device_id)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
+        raise NotFound("设备不存在 (no such device)")
     return fleet_entry(found, now_utc(), timedelta(minutes=state.cfg.fleet.offline_alert_min))
 
 
@@ -58,12 +59,9 @@ async def register(device_id: DeviceIdPath, body: RegistrationBody, admin: Admin
     if (body.kind is DeviceKind.IN_CAR) != (body.vehicle is not None) or (body.kind is DeviceKind.KIOSK) != (
         body.site is not None
     ):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "an in-car unit has a vehicle, a kiosk a site")
+        raise Invalid("车载设备须登记车辆，报警亭须登记站点 (an in-car unit has a vehicle, a kiosk a site)")
     registration = Registration(body.kind, body.cert_fingerprint, body.vehicle, body.site)
-    try:
-        registered = await state.devices.register(device_id, registration, now_utc())
-    except RegistryError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    registered = await state.devices.register(device_id, registration, now_utc())
     logger.info("device %s registered by operator %d", device_id, admin.id)
     return fleet_entry(registered, now_utc(), timedelta(minutes=state.cfg.fleet.offline_alert_min))
 

@@ -12,8 +12,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from server.api import call_messages
 from server.api.auth import operator_json
-from server.api.casework import actor
-from server.api.deps import SESSION_COOKIE, Operator, get_ws_state, operator_from_token
+from server.api.deps import SESSION_COOKIE, Operator, actor, get_ws_state, operator_from_token
 from server.api.state import ServerState
 from server.events import Subscriber
 

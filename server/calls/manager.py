@@ -36,6 +36,7 @@ from server.cases import now_utc
 from server.casework.events import Actor, device_actor
 from server.config import CallsSection
 from server.db.models import Case
+from server.errors import NotFound
 from server.events import CaseHub
 
 logger = logging.getLogger(__name__)
@@ -298,7 +299,7 @@ class CallManager:
     async def end_by(self, call_id: str, actor: Actor, sees: Callable[[str], bool]) -> None:
         live = self._calls.get(call_id)
         if live is None or not sees(live.unit):
-            raise CallError("no such call")
+            raise NotFound("通话不存在或已结束，请刷新队列 (no such call)")
         await self.end(call_id, "ended by the dispatcher", actor)
 
     async def end(self, call_id: str, reason: str, actor: Actor = SYSTEM, *, notify_device: bool = True) -> None:

@@ -30,9 +30,10 @@ from server.casework.liability import SITUATIONS, liability_error
 from server.casework.licence_classes import vehicle_type_name
 from server.casework.parties import POSITIONS
 from server.casework.signing import evidence_root, sign, verify
-from server.casework.store import CaseWorkError, operator_id
+from server.casework.store import operator_id
 from server.db.models import Case, CaseEvent, Determination, Evidence, Party, PartyCheck
 from server.delivery.outbox import SmsOutbox, queue_messages
+from server.errors import Conflict, Invalid, NoSuchCase
 from server.outbound import Outward
 
 logger = logging.getLogger(__name__)
@@ -117,24 +118,31 @@ class Determinations:
         async with self._sessions.begin() as session:
             case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
             if case is None:
-                raise CaseWorkError("no such case", 404)
+                raise NoSuchCase()
             if case.status not in DETERMINABLE:
-                raise CaseWorkError(f"the case is {case.status.replace('_', ' ')}; only a handed-over case is decided")
+                raise Conflict(
+                    f"只有已移交民警的案件才能认定 (the case is {case.status.replace('_', ' ')}; "
+                    "only a handed-over case is decided)"
+                )
             last = await session.scalar(select(func.max(Determination.version)).where(Determination.case_id == case_id))
             version = (last or 0) + 1
             if last and not body.correction_reason:
-                raise CaseWorkError("a determination was issued already: a correction needs its reason", 422)
+                raise Invalid(
+                    "已出具认定书，更正须填写理由 (a determination was issued already: a correction needs its reason)"
+                )
             if not last and body.correction_reason:
-                raise CaseWorkError("nothing to correct yet", 422)
+                raise Invalid("尚未出具认定书，无需填写更正理由 (nothing to correct yet)")
             parties = list(
                 (await session.scalars(select(Party).where(Party.case_id == case_id).order_by(Party.position))).all()
             )
             given = {p.party_id: p.liability for p in body.liabilities}
             if set(given) != {p.id for p in parties} or len(body.liabilities) != len(parties):
-                raise CaseWorkError("give one liability for each party of the case, and only those", 422)
+                raise Invalid(
+                    "请为本案每名当事人各定一项责任 (give one liability for each party of the case, and only those)"
+                )
             shares: list[str] = [given[p.id] for p in parties]
             if error := liability_error(shares):
-                raise CaseWorkError(error, 422)
+                raise Invalid(f"责任划分有误，请重新选择 ({error})")
             evidence = list(
                 (await session.scalars(select(Evidence).where(Evidence.case_id == case_id).order_by(Evidence.id))).all()
             )

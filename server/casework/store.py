@@ -23,20 +23,13 @@ from server.casework.events import Actor, append, chain_errors, event_json
 from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole, StatementIn
 from server.casework.registry import Registry, RegistryUnavailable
 from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, PlateRead, Statement
-from server.plates import Plates, PlatesError, mark
+from server.errors import Conflict, Forbidden, Invalid, NoSuchCase, NotFound
+from server.plates import Plates, mark
 
 logger = logging.getLogger(__name__)
 
 OPEN = "new"
 MAX_PARTIES = len(POSITIONS)
-
-
-class CaseWorkError(Exception):
-    """An action the case's state or content does not allow; the message says why."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def party_json(p: Party) -> dict[str, Any]:
@@ -78,7 +71,7 @@ class CaseWork:
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
             if case is None:
-                raise CaseWorkError("no such case", 404)
+                raise NoSuchCase()
             parties = await self._parties(session, case_id)
             latest = await self._latest_checks(session, parties)
             statements = (
@@ -101,7 +94,7 @@ class CaseWork:
             case = await self._open_case(session, case_id)
             count = await session.scalar(select(func.count()).where(Party.case_id == case_id)) or 0
             if count >= MAX_PARTIES:
-                raise CaseWorkError(f"a case has at most {MAX_PARTIES} parties", 422)
+                raise Invalid(f"一起案件最多{MAX_PARTIES}名当事人 (a case has at most {MAX_PARTIES} parties)")
             last = await session.scalar(select(func.max(Party.position)).where(Party.case_id == case_id)) or 0
             party = Party(case_id=case_id, position=last + 1)
             self._fill(party, body, case, actor, await self._reader_read(session, case, body))
@@ -116,7 +109,7 @@ class CaseWork:
             case = await self._open_case(session, case_id)
             party = await session.get(Party, party_id)
             if party is None or party.case_id != case_id:
-                raise CaseWorkError("no such party", 404)
+                raise NotFound("当事人不存在，请刷新页面 (no such party)")
             self._fill(party, body, case, actor, await self._reader_read(session, case, body))
             await session.flush()
             await self._recompute(session, case)
@@ -137,7 +130,7 @@ class CaseWork:
             case = await self._open_case(session, case_id)
             parties = await self._parties(session, case_id)
         if not parties:
-            raise CaseWorkError("enter the parties first", 422)
+            raise Invalid("请先录入当事人 (enter the parties first)")
         results = await asyncio.gather(*(self._check(p, case.triggered_at) for p in parties))
         now = now_utc()
         rows = [
@@ -181,7 +174,7 @@ class CaseWork:
             case = await self._open_case(session, case_id)
             party = await session.get(Party, body.party_id)
             if party is None or party.case_id != case_id:
-                raise CaseWorkError("no such party", 404)
+                raise NotFound("当事人不存在，请刷新页面 (no such party)")
             segments = list(
                 (
                     await session.scalars(
@@ -194,7 +187,9 @@ class CaseWork:
             )
             covering = covered_by(segments, body.start, body.end)
             if covering is None:
-                raise CaseWorkError("the call recording does not cover this span", 422)
+                raise Invalid(
+                    "通话录音未覆盖这段时间，请按录音重新标记起止 (the call recording does not cover this span)"
+                )
             now = now_utc()
             row = Statement(
                 case_id=case_id,
@@ -217,9 +212,9 @@ class CaseWork:
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
         if case is None:
-            raise CaseWorkError("no such case", 404)
+            raise NoSuchCase()
         if case.status not in (OPEN, "handed_over"):
-            raise CaseWorkError(f"the case is {case.status.replace('_', ' ')}")
+            raise Conflict(f"案件当前状态不能发出撤离指令 (the case is {case.status.replace('_', ' ')})")
         return case
 
     async def road_cleared(self, case_id: int, actor: Actor) -> Case:
@@ -227,7 +222,7 @@ class CaseWork:
         async with self._sessions.begin() as session:
             case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
             if case is None:
-                raise CaseWorkError("no such case", 404)
+                raise NoSuchCase()
             now = now_utc()
             repeat = case.clear_sent_at is not None
             if not repeat:
@@ -240,7 +235,7 @@ class CaseWork:
             case = await self._open_case(session, case_id)
             await self._recompute(session, case)
             if case.eligibility != ELIGIBLE:
-                raise CaseWorkError(f"not ready for the officers: {case.eligibility_reason}")
+                raise Conflict(f"案件尚不符合移交民警的条件 (not ready for the officers: {case.eligibility_reason})")
             case.status = "handed_over"
             case.handed_over_at = now_utc()
             await append(session, case_id, actor, "case.handed_over", _verdict_detail(case), case.handed_over_at)
@@ -273,15 +268,15 @@ class CaseWork:
             return None
         try:
             return await Plates.read_of(session, case, body.plate_read_id)
-        except PlatesError as exc:
-            raise CaseWorkError(str(exc), 422) from None
+        except NotFound as exc:
+            raise Invalid(str(exc)) from None  # the read, not the case, is missing: a bad field
 
     @staticmethod
     def _fill(party: Party, body: PartyIn, case: Case, actor: Actor, read: PlateRead | None) -> None:
         if body.plate_read_source == "report":
             vehicle = case.report.get("vehicle") or {}
             if "plate" not in vehicle:
-                raise CaseWorkError("the report carries no plate read", 422)
+                raise Invalid("报警设备未登记车牌，请手动输入 (the report carries no plate read)")
             party.plate_read = vehicle["plate"]
         elif read is not None:
             party.plate_read = read.text
@@ -300,9 +295,11 @@ class CaseWork:
     async def _open_case(session: AsyncSession, case_id: int) -> Case:
         case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
         if case is None:
-            raise CaseWorkError("no such case", 404)
+            raise NoSuchCase()
         if case.status != OPEN:
-            raise CaseWorkError(f"the case is {case.status.replace('_', ' ')}; its evidence is closed")
+            raise Conflict(
+                f"案件已不在接警阶段，不能再修改 (the case is {case.status.replace('_', ' ')}; its evidence is closed)"
+            )
         return case
 
     @staticmethod
@@ -372,7 +369,7 @@ def covered_by(segments: list[Evidence], start: datetime, end: datetime) -> list
 
 def operator_id(actor: Actor) -> int:
     if actor.user_id is None:
-        raise CaseWorkError("only a console operator may do this", 403)
+        raise Forbidden("只有控制台的操作员可以这样做 (only a console operator may do this)")
     return actor.user_id
 
 
