@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Self
 
@@ -112,6 +113,13 @@ class PortalSection(ConfigSection):
     codes_per_phone_hour: int = Field(default=5, ge=1, le=100)
     codes_per_address_hour: int = Field(default=30, ge=1, le=10_000)
     session_ttl_h: float = Field(default=72, gt=0, le=24 * 30, description="a party's session, then a new code")
+    # Review (复核) deadlines count rest days (server/portal/periods.py); both lists are published a
+    # year at a time by the State Council, so they are configuration, not code.
+    holidays: list[date] = Field(default_factory=list, description="public holidays (rest days on weekdays)")
+    working_weekends: list[date] = Field(default_factory=list, description="weekend days made working days (调休)")
+    review_unit: str = Field(default="昆明市公安局交通警察支队", description="the unit above that decides reviews")
+    review_file_max_mb: float = Field(default=10, gt=0, le=50, description="one attachment of a review request")
+    review_files_max: int = Field(default=6, ge=1, le=20, description="attachments per review request")
 
 
 class ClearingSection(ConfigSection):

@@ -24,6 +24,7 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"  # 接警员: takes reports of the units they serve
     OFFICER = "officer"  # 民警: decides liability for the units they serve
     ADMIN = "admin"  # sees every unit, manages the fleet
+    REVIEWER = "reviewer"  # 复核: of the unit above, decides the reviews of the units they serve
 
 
 class UserError(Exception):

@@ -26,7 +26,7 @@ def register(commands: Any) -> None:
 
     add = sub.add_parser("add-user", help="create a console operator")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["dispatcher", "officer", "admin"])
+    add.add_argument("--role", required=True, choices=["dispatcher", "officer", "reviewer", "admin"])
     add.add_argument("--unit", action="append", default=[], metavar="ADCODE", help="a unit served (repeatable)")
     add.add_argument("--name", help="display name (default: the username)")
     add.add_argument(

@@ -25,6 +25,8 @@ MEDIA_TYPES = {
     ".jpg": "image/jpeg",  # stills
     ".mkv": "video/x-matroska",  # clips and recordings
     ".ogg": "audio/ogg",  # the sound of a degraded call
+    ".png": "image/png",  # a party's evidence with a review request
+    ".pdf": "application/pdf",  # likewise
 }
 CallIdPath = Annotated[str, Path(pattern=REPORT_ID_PATTERN)]
 

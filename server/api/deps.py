@@ -21,7 +21,7 @@ from server.errors import Forbidden, NoSuchCase, Unauthenticated
 from server.users import Role
 
 SESSION_COOKIE = "kc_session"
-ROLE_NAMES = {Role.ADMIN: "管理员", Role.DISPATCHER: "接警员", Role.OFFICER: "民警"}
+ROLE_NAMES = {Role.ADMIN: "管理员", Role.DISPATCHER: "接警员", Role.OFFICER: "民警", Role.REVIEWER: "复核民警"}
 
 
 @dataclass(frozen=True)
@@ -107,5 +107,6 @@ OperatorDep = Annotated[Operator, Depends(current_operator)]
 AdminDep = Annotated[Operator, role_required(Role.ADMIN)]
 DispatcherDep = Annotated[Operator, role_required(Role.DISPATCHER)]
 OfficerDep = Annotated[Operator, role_required(Role.OFFICER)]
+ReviewerDep = Annotated[Operator, role_required(Role.REVIEWER)]
 ActorDep = Annotated[Actor, Depends(acting)]
 CaseDep = Annotated[Case, Depends(visible_case)]

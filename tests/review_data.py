@@ -1,0 +1,129 @@
+"""Cases with a determination that reached their parties, written straight into the database, for
+the review tests that move the clock; and what they read back (SMS, log events)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.casework.events import Actor, append
+from server.db.models import Case, CaseEvent, Determination, Device, Party, SmsMessage, Unit, UnitKey, User
+from server.portal.access import Visitor
+
+# Tuesday 1 December 2026, 09:00 Beijing: the determination reaches the parties.
+DELIVERED = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+PHONES = ("13812348000", "13987650001")
+SYSTEM = Actor(None, "system", "sms")
+
+
+def beijing(day: int, hour: int, minute: int = 0, month: int = 12) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC) - timedelta(hours=8)
+
+
+async def _base(session: AsyncSession) -> int:
+    if await session.get(Unit, "530102") is None:
+        session.add_all(
+            [
+                Unit(adcode="530102", name="五华区交警大队"),
+                Unit(adcode="530111", name="官渡区交警大队"),
+                Device(id="car-0001", kind="car", status="active"),
+                User(username="o1", password_hash="x", role="officer", display_name="o1", created_at=DELIVERED),
+            ]
+        )
+        await session.flush()
+        session.add(UnitKey(key_id="k1", unit_adcode="530102", public_key="x", created_at=DELIVERED))
+        await session.flush()
+    user = await session.scalar(select(User.id).where(User.username == "o1"))
+    assert user is not None
+    return user
+
+
+async def determined_case(
+    sessions: async_sessionmaker[AsyncSession],
+    case_no: str,
+    reached: tuple[datetime | None, ...] = (DELIVERED, DELIVERED),
+) -> tuple[int, list[int]]:
+    """A case of 530102 with two parties and version 1 issued; party i's SMS reached at ``reached[i]``."""
+    async with sessions.begin() as session:
+        user = await _base(session)
+        case = Case(
+            case_no=case_no,
+            report_id=case_no[-26:].rjust(26, "0"),
+            device_id="car-0001",
+            unit_adcode="530102",
+            status="delivered",
+            trigger="button",
+            triggered_at=DELIVERED - timedelta(hours=2),
+            received_at=DELIVERED - timedelta(hours=2),
+            position_source="gnss",
+            report={"device_kind": "car", "health": {}},
+        )
+        session.add(case)
+        await session.flush()
+        parties = [
+            Party(
+                case_id=case.id,
+                position=i + 1,
+                role="driver",
+                name=name,
+                id_number="530102199001011234",
+                phone=phone,
+                updated_at=DELIVERED,
+                updated_by=user,
+            )
+            for i, (name, phone) in enumerate(zip(("张三", "李四"), PHONES, strict=True))
+        ]
+        session.add_all(parties)
+        await session.flush()
+        row = await issue(session, case, user, 1, DELIVERED - timedelta(hours=1))
+        for party, at in zip(parties, reached, strict=True):
+            if at is not None:
+                detail = {"sms": 0, "party": party.id, "determination": row.id}
+                await append(session, case.id, SYSTEM, "delivery.reached", detail, at)
+        return case.id, [p.id for p in parties]
+
+
+async def issue(session: AsyncSession, case: Case, user: int, version: int, at: datetime) -> Determination:
+    row = Determination(
+        case_id=case.id,
+        version=version,
+        situation="rear_end",
+        facts="追尾",
+        legal_basis="第四十三条",
+        liabilities={},
+        correction_reason=None if version == 1 else "复核",
+        issued_by=user,
+        issued_at=at,
+        token=f"t{case.id}-{version}",
+        path=f"{case.case_no}/v{version}.pdf",
+        sha256="0" * 64,
+        manifest={},
+        signature="x",
+        key_id="k1",
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+def visitor(case_id: int, party_id: int, phone: str = PHONES[0]) -> Visitor:
+    return Visitor(phone, party_id, case_id, DELIVERED + timedelta(days=60))
+
+
+async def review_texts(sessions: async_sessionmaker[AsyncSession], case_id: int, phone: str) -> list[str]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(SmsMessage.text)
+            .where(SmsMessage.case_id == case_id, SmsMessage.phone == phone, SmsMessage.kind == "review")
+            .order_by(SmsMessage.id)
+        )
+        return list(rows)
+
+
+async def events(sessions: async_sessionmaker[AsyncSession], case_id: int) -> list[tuple[str, dict[str, Any]]]:
+    async with sessions() as session:
+        rows = await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq))
+        return [(e.action, e.detail) for e in rows]
