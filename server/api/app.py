@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import auth, calls, cases, casework, demo, determinations, devices, plates, reference, ws
+from server.api import auth, calls, cases, casework, demo, determinations, devices, lifecycles, plates, reference, ws
 from server.api.state import ServerState
 from server.errors import (
     Conflict,
@@ -62,6 +62,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(casework.router)
     app.include_router(determinations.router)
     app.include_router(devices.router)
+    app.include_router(lifecycles.router)
     app.include_router(calls.router)
     app.include_router(plates.router)
     app.include_router(reference.router)

@@ -38,6 +38,7 @@ from server.config import CallsSection
 from server.db.models import Case
 from server.errors import NotFound
 from server.events import CaseHub
+from server.lifecycles.call import CALL, CallEvent, CallState
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class LiveCall:
     video: SteadyTrack = field(default_factory=lambda: SteadyTrack("video"))
     audio: SteadyTrack = field(default_factory=lambda: SteadyTrack("audio"))
     voice: VoiceToDevice = field(default_factory=VoiceToDevice)
-    state: str = "connecting"
+    state: CallState = CALL.initial
     attempt: int = 0
     device_pc: RTCPeerConnection | None = None
     viewers: dict[str, RTCPeerConnection] = field(default_factory=dict)
@@ -142,7 +143,7 @@ class CallManager:
         if case is None or case.device_id != device_id or case.case_no != signal.case_no:
             raise CallError("no such case for this device")
         record = await self._store.get(signal.call_id)
-        if record is not None and (record.state == "ended" or record.case_id != case.id):
+        if record is not None and (record.state == CallState.ENDED or record.case_id != case.id):
             raise CallError("this call has ended")
         now = now_utc()
         if record is None:
@@ -193,9 +194,9 @@ class CallManager:
             state = pc.connectionState
             logger.info("call %s attempt %d: device %s", live.call_id, signal.attempt, state)
             if state == "connected":
-                await self._set_state(live, "live")
-            elif state in ("disconnected", "failed", "closed") and live.state not in ("ended", "degraded"):
-                await self._set_state(live, "reconnecting")
+                await self._move(live, CallEvent.CONNECTED)
+            elif state in ("disconnected", "failed", "closed"):
+                await self._move(live, CallEvent.CONNECTION_LOST)
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=signal.sdp or "", type="offer"))
@@ -216,22 +217,25 @@ class CallManager:
         answer = Command(type="call.answer", call_id=live.call_id, attempt=signal.attempt, sdp=pc.localDescription.sdp)
         await self._command(live.device_id, answer)
 
-    async def _set_state(self, live: LiveCall, state: str) -> None:
-        if live.state == state or live.state == "ended":
-            return
-        first_live = state == "live" and not live.went_live
+    async def _move(self, live: LiveCall, event: CallEvent) -> bool:
+        """Whether the call's state changed; most events leave it as it is (``server.lifecycles.call``)."""
+        state = CALL.after(live.state, event)
+        if state == live.state:
+            return False
+        first_live = state == CallState.LIVE and not live.went_live
         live.state = state
-        live.went_live = live.went_live or state == "live"
+        live.went_live = live.went_live or state == CallState.LIVE
         self._grace(live)
         await self._store.update(live.call_id, state=state, **({"live_at": now_utc()} if first_live else {}))
         self._event(live)
+        return True
 
     def _grace(self, live: LiveCall) -> None:
         """A call without media ends if the device does not come back within the grace time."""
         if live.grace is not None:
             live.grace.cancel()
             live.grace = None
-        if live.state in ("reconnecting", "degraded"):
+        if live.state in (CallState.RECONNECTING, CallState.DEGRADED):
             loop = asyncio.get_running_loop()
             live.grace = loop.call_later(
                 self._cfg.reconnect_grace_s, self._end_soon, live.call_id, "the device did not come back"
@@ -247,11 +251,10 @@ class CallManager:
             logger.warning("device %s: call %s scene refused: %s", device_id, sample.call_id, exc)
             await self._command(device_id, Command(type="call.end", call_id=sample.call_id, reason=str(exc)[:120]))
             return None
-        if live.state == "degraded":
+        if live.state == CallState.DEGRADED:
             self._grace(live)
-        elif live.state != "live":
+        elif await self._move(live, CallEvent.SCENE_SAMPLE):
             logger.info("call %s: no video, the device sends stills and sound", live.call_id)
-            await self._set_state(live, "degraded")
         return live
 
     # --- the consoles' side -----------------------------------------------------------------
@@ -306,7 +309,7 @@ class CallManager:
         live = self._calls.pop(call_id, None)
         if live is None:
             return
-        live.state = "ended"
+        live.state = CALL.after(live.state, CallEvent.END)
         logger.info("call %s ended: %s", call_id, reason)
         if notify_device:
             await self._command(live.device_id, Command(type="call.end", call_id=call_id, reason=reason[:120]))
@@ -358,10 +361,10 @@ class CallManager:
         while True:
             await asyncio.sleep(1)
             silent = time.monotonic() - live.last_media > MEDIA_STALL_S
-            if live.state == "live" and silent:
-                await self._set_state(live, "reconnecting")
-            elif live.state == "reconnecting" and not silent and _connected(live.device_pc):
-                await self._set_state(live, "live")
+            if silent:
+                await self._move(live, CallEvent.MEDIA_STALLED)
+            elif _connected(live.device_pc):
+                await self._move(live, CallEvent.MEDIA_RESUMED)
 
     async def _dispatcher_voice(self, live: LiveCall, viewer: str, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):

@@ -24,11 +24,11 @@ from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole, Stat
 from server.casework.registry import Registry, RegistryUnavailable
 from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, PlateRead, Statement
 from server.errors import Conflict, Forbidden, Invalid, NoSuchCase, NotFound
+from server.lifecycles.case import CASE, CaseAction
 from server.plates import Plates, mark
 
 logger = logging.getLogger(__name__)
 
-OPEN = "new"
 MAX_PARTIES = len(POSITIONS)
 
 
@@ -161,7 +161,7 @@ class CaseWork:
         """To ordinary on-scene handling; nothing collected so far is touched."""
         async with self._sessions.begin() as session:
             case = await self._open_case(session, case_id)
-            case.status = "escalated"
+            case.status = CASE.after(case.status, CaseAction.ESCALATE)
             case.escalated_at = now_utc()
             case.escalation_reason = reason or case.eligibility_reason or "escalated by the dispatcher"
             detail = {"reason": case.escalation_reason}
@@ -213,7 +213,7 @@ class CaseWork:
             case = await session.get(Case, case_id)
         if case is None:
             raise NoSuchCase()
-        if case.status not in (OPEN, "handed_over"):
+        if not CASE.allows(case.status, CaseAction.CLEAR_ROAD):
             raise Conflict(f"案件当前状态不能发出撤离指令 (the case is {case.status.replace('_', ' ')})")
         return case
 
@@ -236,7 +236,7 @@ class CaseWork:
             await self._recompute(session, case)
             if case.eligibility != ELIGIBLE:
                 raise Conflict(f"案件尚不符合移交民警的条件 (not ready for the officers: {case.eligibility_reason})")
-            case.status = "handed_over"
+            case.status = CASE.after(case.status, CaseAction.HAND_OVER)
             case.handed_over_at = now_utc()
             await append(session, case_id, actor, "case.handed_over", _verdict_detail(case), case.handed_over_at)
         return case
@@ -296,7 +296,7 @@ class CaseWork:
         case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
         if case is None:
             raise NoSuchCase()
-        if case.status != OPEN:
+        if not CASE.allows(case.status, CaseAction.WORK):
             raise Conflict(
                 f"案件已不在接警阶段，不能再修改 (the case is {case.status.replace('_', ' ')}; its evidence is closed)"
             )

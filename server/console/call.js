@@ -7,13 +7,8 @@
 // itself: the call stays the same call.
 
 (() => {
-const CALL_STATES = {
-  connecting: "连接中 connecting",
-  live: "通话中 live",
-  degraded: "降级 degraded",
-  reconnecting: "重连中 reconnecting",
-  ended: "已结束 ended",
-};
+// The call states and their labels are the server's (lifecycles.js), loaded before the queue.
+const callState = () => lifecycle.call.values;
 const calls = new Map(); // call_id -> summary from the server
 let socket = null;
 let current = null; // { callId, pc, mic, rejoin }
@@ -29,24 +24,24 @@ function showCall(call) {
   cell.replaceChildren();
   cell.dataset.call = call.call_id;
   cell.dataset.state = call.state;
-  cell.appendChild(el("span", { class: "call-badge" }, CALL_STATES[call.state] || call.state));
-  if (call.state !== "ended" && (!current || current.callId !== call.call_id)) {
+  const { LIVE, RECONNECTING, DEGRADED, ENDED } = callState();
+  cell.appendChild(el("span", { class: "call-badge" }, stateLabel("call", call.state)));
+  if (call.state !== ENDED && (!current || current.callId !== call.call_id)) {
     const button = el("button", { type: "button", class: "answer", "data-answer": call.call_id }, "接听 Answer");
     button.addEventListener("click", () => answer(call.call_id));
     cell.appendChild(button);
   }
   if (current && current.callId === call.call_id) {
-    if (call.state === "ended") finish("已结束 ended");
-    else if (call.state === "reconnecting") setCallState("reconnecting");
-    else if (call.state === "degraded") setCallState("degraded");
-    else if (call.state === "live" && current.pc && current.pc.connectionState === "connected") setCallState("live");
+    if (call.state === ENDED) finish(stateLabel("call", ENDED));
+    else if (call.state === RECONNECTING || call.state === DEGRADED) setCallState(call.state);
+    else if (call.state === LIVE && current.pc && current.pc.connectionState === "connected") setCallState(LIVE);
   }
 }
 
 function setCallState(state) {
   const badge = document.getElementById("call-state");
   badge.dataset.state = state;
-  badge.textContent = CALL_STATES[state] || state;
+  badge.textContent = stateLabel("call", state);
 }
 
 function gathered(pc) {
@@ -78,9 +73,10 @@ async function joinCall(callId) {
   pc.addEventListener("connectionstatechange", () => {
     if (!current || current.pc !== pc) return;
     // Connected to the server; the unit's video may still be down (stills instead: scene.js).
-    if (pc.connectionState === "connected") setCallState(calls.get(callId)?.state === "degraded" ? "degraded" : "live");
+    const { LIVE, DEGRADED } = callState();
+    if (pc.connectionState === "connected") setCallState(calls.get(callId)?.state === DEGRADED ? DEGRADED : LIVE);
     if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
-      setCallState("reconnecting");
+      setCallState(callState().RECONNECTING);
       clearTimeout(current.rejoin);
       current.rejoin = setTimeout(() => rejoin(callId, pc), 2000);
     }
@@ -102,7 +98,7 @@ async function answer(callId) {
   const call = calls.get(callId);
   document.getElementById("call-panel").hidden = false;
   document.getElementById("call-case").textContent = call ? call.case_no : "";
-  setCallState("connecting");
+  setCallState(callState().CONNECTING);
   // The microphone starts closed: the dispatcher speaks with push-to-talk or opens it.
   const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
   current = { callId, pc: null, mic, rejoin: null };
@@ -119,7 +115,7 @@ function finish(text) {
   for (const track of current.mic.getTracks()) track.stop();
   current = null;
   window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: null }));
-  setCallState("ended");
+  setCallState(callState().ENDED);
   if (text) document.getElementById("call-state").textContent = text;
   document.getElementById("call-mic").dataset.open = "false";
   for (const c of calls.values()) showCall(c);

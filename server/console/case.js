@@ -43,7 +43,7 @@ function render(work, live = false) {
   document.getElementById("case-no").textContent = c.case_no;
   const badge = document.getElementById("case-status");
   badge.dataset.state = c.status;
-  badge.textContent = c.status;
+  badge.textContent = stateLabel("case", c.status);
   const where = c.vehicle ? c.vehicle.plate : c.site ? c.site.name : "";
   document.getElementById("report-line").textContent =
     `${new Date(c.triggered_at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })} · ${c.device_id} · ${where} · ${c.unit.name}`;
@@ -51,10 +51,13 @@ function render(work, live = false) {
   verdict.dataset.verdict = c.eligibility || "";
   verdict.textContent = VERDICTS[c.eligibility] || "—";
   document.getElementById("eligibility-reason").textContent = c.eligibility_reason || "";
+  const { events: caseEvents, values: caseStatus } = lifecycle.case;
+  const working = stateTakes("case", c.status, caseEvents.WORK); // the dispatcher's evidence is open
   const closed = document.getElementById("closed-line");
-  closed.hidden = c.status === "new";
-  closed.textContent = c.status === "escalated" ? `已转现场处理 escalated: ${c.escalation_reason}`
-    : c.status === "new" ? "" : `已移交 handed over ${c.handed_over_at || ""}`;
+  closed.hidden = working;
+  closed.textContent = working ? ""
+    : c.status === caseStatus.ESCALATED ? `${stateLabel("case", c.status)}: ${c.escalation_reason}`
+      : `已移交 handed over ${c.handed_over_at || ""}`;
   const body = document.getElementById("parties");
   body.replaceChildren();
   for (const p of work.parties) {
@@ -87,8 +90,8 @@ function render(work, live = false) {
   clear.textContent = c.moved_off_at ? `已驶离 moved off ${beijingTime(c.moved_off_at)}`
     : c.clear_overdue_at ? `未驶离 not moved off (${c.flag || ""})`
       : c.clear_sent_at ? `已通知撤离 told to clear ${beijingTime(c.clear_sent_at)}` : "";
-  document.getElementById("clear-road").disabled = !(me && me.role === "dispatcher" && ["new", "handed_over"].includes(c.status));
-  const open = c.status === "new" && me && me.role === "dispatcher";
+  document.getElementById("clear-road").disabled = !(me && me.role === "dispatcher" && stateTakes("case", c.status, caseEvents.CLEAR_ROAD));
+  const open = working && me && me.role === "dispatcher";
   for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate", "s-save"]) document.getElementById(id).disabled = !open;
   document.getElementById("hand-over").disabled = !open || c.eligibility !== "eligible";
   document.getElementById("plates-read").disabled = !(me && me.role === "dispatcher");
@@ -338,6 +341,7 @@ document.getElementById("escalate").addEventListener("click", async () => {
 });
 
 (async () => {
+  await lifecyclesLoaded;
   const select = document.getElementById("p-type");
   const types = await request("/api/vehicle-types");
   vehicleTypes = new Map(types.map((t) => [t.code, t.name]));

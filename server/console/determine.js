@@ -11,7 +11,7 @@ const local = (iso) => new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/S
 function renderStatus(c) {
   const badge = document.getElementById("case-status");
   badge.dataset.state = c.status;
-  badge.textContent = c.status;
+  badge.textContent = stateLabel("case", c.status);
   const flag = document.getElementById("case-flag");
   flag.textContent = c.flag || "";
   flag.hidden = !c.flag;
@@ -173,6 +173,7 @@ document.getElementById("determination-form").addEventListener("submit", async (
 });
 
 (async () => {
+  await lifecyclesLoaded;
   const me = await request("/api/me");
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   if (me.role !== "officer") {

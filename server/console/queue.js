@@ -35,7 +35,7 @@ function caseRow(c) {
     : "—";
   row.appendChild(el("td", { class: "position" }, pos));
   row.dataset.status = c.status;
-  const status = el("td", { class: "status" }, STATUSES[c.status] || c.status);
+  const status = el("td", { class: "status" }, stateLabel("case", c.status));
   if (c.flag) status.appendChild(el("div", { class: "flag" }, c.flag));
   row.appendChild(status);
   row.appendChild(el("td", { class: "call" }));
@@ -53,8 +53,6 @@ function addCase(c, isNew) {
   section.querySelector(".empty").hidden = true;
   section.querySelector(".unit-count").textContent = `· ${body.children.length}`;
 }
-
-const STATUSES = { new: "新报警 new", handed_over: "待认定 handed over", escalated: "转现场 escalated", determined: "已认定 determined", delivered: "已送达 delivered" };
 
 function updateCase(c) {
   const row = document.querySelector(`tr[data-case="${c.case_no}"]`);
@@ -132,4 +130,4 @@ document.getElementById("logout").addEventListener("click", async () => {
   window.location.assign("/login");
 });
 
-request("/api/me").then(() => { connect(); demoPanel(); });
+Promise.all([request("/api/me"), lifecyclesLoaded]).then(() => { connect(); demoPanel(); });

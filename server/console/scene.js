@@ -54,7 +54,7 @@ window.addEventListener("kuaichu-message", (event) => {
   const { message } = event.detail;
   if (message.type === "call.scene" && message.call_id === callId) {
     onScene(message.evidence);
-  } else if (message.type === "call.state" && message.call.call_id === callId && message.call.state === "live") {
+  } else if (message.type === "call.state" && message.call.call_id === callId && message.call.state === lifecycle.call.values.LIVE) {
     clips = [];
     showing(false);
   }
