@@ -7,7 +7,6 @@ back; this module only keeps a connection, announces presence, and hands incomin
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,8 +17,8 @@ import aiomqtt
 from protocol import ProtocolError
 from protocol.messages import Ack, Command, Presence, decode, encode
 from protocol.topics import Channel, device_topic
-from runtime.backoff import Backoff
-from runtime.mqtt import BrokerSection, make_client
+from runtime.mqtt import BrokerSection
+from runtime.mqtt_session import MqttSession, NotConnected, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -40,54 +39,44 @@ class Link:
         self._on_ack = on_ack
         self._on_change = on_change
         self._on_command = on_command
-        self._client: aiomqtt.Client | None = None
-        self.connected = asyncio.Event()
+        will = aiomqtt.Will(self.topic(Channel.STATE), encode(Presence(state="offline")), qos=1, retain=True)
+        self._session = MqttSession(
+            broker,
+            device_id,
+            [Subscription(self.topic(Channel.ACK), qos=1), Subscription(self.topic(Channel.CMD), qos=1)],
+            logger=logger,
+            label=f"device {device_id}",
+            lost="broker link down",
+            retry_most_s=30.0,
+            will=will,
+            on_connect=self._announce,
+            on_change=self._changed,
+            farewell=self._leave,
+        )
+        self.connected = self._session.connected
 
     def topic(self, channel: Channel) -> str:
         return device_topic(self._device_id, channel)
 
     async def run(self) -> None:
-        will = aiomqtt.Will(self.topic(Channel.STATE), encode(Presence(state="offline")), qos=1, retain=True)
-        backoff = Backoff(0.5, 30.0)
-        while True:
-            try:
-                async with make_client(self._broker, self._device_id, will=will) as client:
-                    await client.subscribe(self.topic(Channel.ACK), qos=1)
-                    await client.subscribe(self.topic(Channel.CMD), qos=1)
-                    online = Presence(state="online", at=datetime.now(UTC), firmware=self._firmware)
-                    await client.publish(self.topic(Channel.STATE), encode(online), qos=1, retain=True)
-                    self._client = client
-                    self.connected.set()
-                    backoff.reset()
-                    logger.info("device %s: connected to %s:%d", self._device_id, self._broker.host, self._broker.port)
-                    await self._on_change(True)
-                    try:
-                        async for message in client.messages:
-                            await self._on_message(message)
-                    except asyncio.CancelledError:
-                        # A clean stop does not fire the will: say offline ourselves before leaving.
-                        offline = Presence(state="offline", at=datetime.now(UTC), firmware=self._firmware)
-                        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                            await client.publish(
-                                self.topic(Channel.STATE), encode(offline), qos=1, retain=True, timeout=2
-                            )
-                        raise
-            except aiomqtt.MqttError as exc:
-                delay = backoff.next()
-                logger.warning("device %s: broker link down (%s); retrying in %.1fs", self._device_id, exc, delay)
-            else:
-                delay = backoff.next()
-            finally:
-                was_up = self.connected.is_set()
-                self._client = None
-                self.connected.clear()
-                if was_up:
-                    await self._on_change(False)
-            await asyncio.sleep(delay)
+        await self._session.run(self._on_message)
 
-    async def _on_message(self, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        online = Presence(state="online", at=datetime.now(UTC), firmware=self._firmware)
+        await client.publish(self.topic(Channel.STATE), encode(online), qos=1, retain=True)
+
+    async def _changed(self, up: bool) -> None:
+        if up:
+            logger.info("device %s: connected to %s:%d", self._device_id, self._broker.host, self._broker.port)
+        await self._on_change(up)
+
+    async def _leave(self, client: aiomqtt.Client) -> None:
+        """A clean stop does not fire the will: say offline ourselves before leaving."""
+        offline = Presence(state="offline", at=datetime.now(UTC), firmware=self._firmware)
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await client.publish(self.topic(Channel.STATE), encode(offline), qos=1, retain=True, timeout=2)
+
+    async def _on_message(self, topic: str, payload: bytes) -> None:
         if topic == self.topic(Channel.ACK):
             try:
                 ack = decode(Ack, payload)
@@ -107,11 +96,10 @@ class Link:
 
     async def publish(self, channel: Channel, payload: bytes, qos: int = 1) -> bool:
         """Send and, for QoS 1, wait for the broker's PUBACK; False if the link is down or drops."""
-        client = self._client
-        if client is None:
-            return False
         try:
-            await client.publish(self.topic(channel), payload, qos=qos, timeout=10)
+            await self._session.publish(self.topic(channel), payload, qos)
+        except NotConnected:
+            return False
         except aiomqtt.MqttError as exc:
             logger.warning("device %s: publish on %s failed: %s", self._device_id, channel.value, exc)
             return False

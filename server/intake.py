@@ -15,15 +15,11 @@ import logging
 import re
 from dataclasses import dataclass
 
-import aiomqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
 from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
 from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
-from runtime.backoff import Backoff
-from runtime.mqtt import make_client
+from runtime.mqtt_session import MqttSession, Subscription
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
 from server.devices import DeviceStore, Status
@@ -47,6 +43,35 @@ STATUS_GATHER_S = 1.0
 BROKER_RECEIVE_MAXIMUM = 100
 # The id of a report that failed validation, so that its refusal can still name it.
 _REPORT_ID_IN_RAW = re.compile(rb'"report_id"\s*:\s*"(' + REPORT_ID_PATTERN.strip("^$").encode() + rb')"')
+SUBSCRIPTIONS = (
+    Subscription(shared(device_filter(Channel.REPORT)), qos=1),
+    Subscription(shared(device_filter(Channel.HEARTBEAT)), qos=0),
+    Subscription(shared(device_filter(Channel.SELFTEST)), qos=1),
+    Subscription(shared(device_filter(Channel.PLATES)), qos=1),
+    # Not shared: the broker sends retained presence only to ordinary subscriptions.
+    Subscription(device_filter(Channel.STATE), qos=1),
+    # no_local: this worker's own events reach its consoles directly, not via the broker.
+    Subscription(CASE_EVENTS, qos=1, no_local=True),
+)
+
+
+def intake_session(cfg: ServerConfig) -> MqttSession:
+    """The worker's one connection for the devices' messages in and its answers out."""
+    identifier = f"kuaichu-server-{cfg.server.worker_id}"
+
+    async def changed(up: bool) -> None:
+        if up:
+            logger.info("intake %s: connected to broker %s:%d", identifier, cfg.broker.host, cfg.broker.port)
+
+    return MqttSession(
+        cfg.broker,
+        identifier,
+        SUBSCRIPTIONS,
+        logger=logger,
+        label=f"intake {identifier}",
+        max_inflight=BROKER_RECEIVE_MAXIMUM,
+        on_change=changed,
+    )
 
 
 @dataclass(frozen=True)
@@ -58,15 +83,8 @@ class Refusal:
 
 class Intake:
     def __init__(
-        self,
-        cfg: ServerConfig,
-        cases: CaseStore,
-        devices: DeviceStore,
-        hub: CaseHub,
-        outbound: Outbound,
-        plates: Plates,
+        self, cases: CaseStore, devices: DeviceStore, hub: CaseHub, outbound: Outbound, plates: Plates
     ) -> None:
-        self._cfg = cfg
         self._cases = cases
         self._devices = devices
         self._hub = hub
@@ -78,7 +96,7 @@ class Intake:
         # One writer at a time: SQLite refuses a write to a transaction that read before another
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
-        self.connected = asyncio.Event()
+        self.connected = outbound.session.connected
 
     async def run(self) -> None:
         writers = [
@@ -86,46 +104,12 @@ class Intake:
             asyncio.create_task(self._status_loop(), name="status-writer"),
         ]
         try:
-            await self._connection_loop()
+            await self._outbound.session.run(self._on_message)
         finally:
             for writer in writers:
                 writer.cancel()
 
-    async def _connection_loop(self) -> None:
-        backoff = Backoff(0.5, 10.0)
-        identifier = f"kuaichu-server-{self._cfg.server.worker_id}"
-        while True:
-            try:
-                async with make_client(self._cfg.broker, identifier, max_inflight=BROKER_RECEIVE_MAXIMUM) as client:
-                    await client.subscribe(shared(device_filter(Channel.REPORT)), qos=1)
-                    await client.subscribe(shared(device_filter(Channel.HEARTBEAT)), qos=0)
-                    await client.subscribe(shared(device_filter(Channel.SELFTEST)), qos=1)
-                    await client.subscribe(shared(device_filter(Channel.PLATES)), qos=1)
-                    # Not shared: the broker sends retained presence only to ordinary subscriptions.
-                    await client.subscribe(device_filter(Channel.STATE), qos=1)
-                    # no_local: this worker's own events reach its consoles directly, not via the broker.
-                    await client.subscribe(CASE_EVENTS, options=SubscribeOptions(qos=1, noLocal=True))
-                    self._outbound.attach(client)
-                    self.connected.set()
-                    backoff.reset()
-                    logger.info(
-                        "intake %s: connected to broker %s:%d", identifier, self._cfg.broker.host, self._cfg.broker.port
-                    )
-                    async for message in client.messages:
-                        self._on_message(message)
-            except aiomqtt.MqttError as exc:
-                delay = backoff.next()
-                logger.warning("intake %s: broker connection lost (%s); retrying in %.1fs", identifier, exc, delay)
-            else:
-                delay = backoff.next()
-            finally:
-                self._outbound.attach(None)
-                self.connected.clear()
-            await asyncio.sleep(delay)
-
-    def _on_message(self, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    def _on_message(self, topic: str, payload: bytes) -> None:
         if topic == CASE_EVENTS:
             for line in payload.split(b"\n"):
                 try:

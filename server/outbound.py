@@ -16,7 +16,7 @@ import aiomqtt
 
 from protocol.messages import Command, encode
 from protocol.topics import CASE_EVENTS, Channel, device_topic
-from runtime.mqtt import publish_nowait
+from runtime.mqtt_session import MqttSession, NotConnected
 from server.events import CaseHub
 
 logger = logging.getLogger(__name__)
@@ -31,13 +31,9 @@ class Outward(Protocol):
 
 
 class Outbound:
-    def __init__(self, hub: CaseHub) -> None:
+    def __init__(self, session: MqttSession, hub: CaseHub) -> None:
+        self.session = session  # the intake's connection: the intake receives on it, this sends on it
         self._hub = hub
-        self._client: aiomqtt.Client | None = None
-
-    def attach(self, client: aiomqtt.Client | None) -> None:
-        """The intake's connection while it is up, None while it is down."""
-        self._client = client
 
     async def case_changed(self, summary: dict[str, Any]) -> None:
         """A case's new state to every console that serves its unit, on this worker and the others."""
@@ -48,11 +44,10 @@ class Outbound:
     async def command(self, device_id: str, command: Command) -> bool:
         """``command`` to the device on its cmd topic (QoS 1, the broker keeps it for a unit that is
         briefly away); False when the broker did not take it."""
-        client = self._client
-        if client is None:
-            return False
         try:
-            await client.publish(device_topic(device_id, Channel.CMD), encode(command), qos=1, timeout=10)
+            await self.session.publish(device_topic(device_id, Channel.CMD), encode(command), qos=1)
+        except NotConnected:
+            return False
         except aiomqtt.MqttError as exc:
             logger.warning("device %s: %s not sent (%s)", device_id, command.type, exc)
             return False
@@ -61,12 +56,10 @@ class Outbound:
     def send(self, sends: list[tuple[str, bytes, int]]) -> None:
         """Each (topic, payload, QoS) without waiting for its PUBACK: a device that misses its answer
         re-sends and gets the same answer again."""
-        client = self._client
         for topic, payload, qos in sends:
-            if client is None:
-                logger.warning("broker down: %s not sent; the device will retry and get it again", topic)
-                continue
             try:
-                publish_nowait(client, topic, payload, qos)
+                self.session.publish_nowait(topic, payload, qos)
+            except NotConnected:
+                logger.warning("broker down: %s not sent; the device will retry and get it again", topic)
             except aiomqtt.MqttError as exc:
                 logger.warning("could not publish %s (%s); the device will retry", topic, exc)

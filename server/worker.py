@@ -35,7 +35,7 @@ from server.delivery.sms import HttpSmsGateway
 from server.devices import DeviceStore
 from server.events import CaseHub
 from server.geo.fences import FenceSet
-from server.intake import Intake
+from server.intake import Intake, intake_session
 from server.outbound import Outbound
 from server.plates import Plates
 from server.users import UserStore
@@ -93,13 +93,13 @@ def _calls(
     cfg: ServerConfig, sessions: async_sessionmaker[AsyncSession], hub: CaseHub, stack: AsyncExitStack
 ) -> tuple[CallManager, UploadReceiver, Signalling]:
     """The media worker's calls and uploads, each given the signalling's way out when built."""
-    link = CallLink()
+    link = CallLink(cfg)
     store = CallStore(sessions, cfg.evidence_dir)
     calls = CallManager(cfg.calls, store, hub, link.publish)
     stack.push_async_callback(calls.close)
     uploads = UploadReceiver(store, hub, link.publish, cfg.server.data_dir / "uploads")
     scenes = SceneReceiver(calls, store, hub, cfg.server.data_dir / "uploads")
-    return calls, uploads, Signalling(cfg, link, calls, uploads, scenes)
+    return calls, uploads, Signalling(link, calls, uploads, scenes)
 
 
 async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerState, Receivers]:
@@ -118,7 +118,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     await cases.ensure_units()
     devices = DeviceStore(sessions)
     hub = CaseHub()
-    outbound = Outbound(hub)
+    outbound = Outbound(intake_session(cfg), hub)
     work = CaseWork(sessions, TableRegistry(sessions))
     keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
     sms = SmsOutbox(sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id, outbound)
@@ -144,7 +144,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         calls=calls,
         uploads=uploads,
     )
-    return state, Receivers(Intake(cfg, cases, devices, hub, outbound, plates), signalling)
+    return state, Receivers(Intake(cases, devices, hub, outbound, plates), signalling)
 
 
 async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:

@@ -25,6 +25,7 @@ def _verify(args: argparse.Namespace) -> int:
     from server.config import load_server_config
     from server.db.engine import make_engine, make_sessionmaker
     from server.events import CaseHub
+    from server.intake import intake_session
     from server.outbound import Outbound
 
     cfg = load_server_config(args.config)
@@ -42,7 +43,7 @@ def _verify(args: argparse.Namespace) -> int:
             # Checking sends nothing: no SMS outbox, and a way out that never connects.
             fonts = DocumentFont(cfg.font_cache_dir)
             determinations = Determinations(
-                sessions, keys, cfg.documents_dir, cfg.public_url, fonts, None, Outbound(CaseHub())
+                sessions, keys, cfg.documents_dir, cfg.public_url, fonts, None, Outbound(intake_session(cfg), CaseHub())
             )
             return await determinations.check(pdf)
         finally:

@@ -17,8 +17,7 @@ import aiomqtt
 from protocol import ProtocolError
 from protocol.messages import CallSignal, decode
 from protocol.topics import Channel, device_filter, parse_device_topic
-from runtime.backoff import Backoff
-from runtime.mqtt import make_client
+from runtime.mqtt_session import MqttSession, NotConnected, Subscription
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
@@ -26,74 +25,45 @@ from server.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
+SUBSCRIPTIONS = (
+    Subscription(device_filter(Channel.CALL), qos=1),
+    Subscription(device_filter(Channel.SCENE), qos=1),
+    Subscription(device_filter(Channel.UPLOAD), qos=1),
+)
+
 
 class CallLink:
-    """The way out of the signalling connection, built before the calls and uploads that answer
+    """The signalling connection and its way out, built before the calls and uploads that answer
     through it, so that each is given it when built."""
 
-    def __init__(self) -> None:
-        self._client: aiomqtt.Client | None = None
-
-    def attach(self, client: aiomqtt.Client | None) -> None:
-        """The signalling connection while it is up, None while it is down."""
-        self._client = client
+    def __init__(self, cfg: ServerConfig) -> None:
+        identifier = f"kuaichu-server-{cfg.server.worker_id}-calls"
+        self.session = MqttSession(cfg.broker, identifier, SUBSCRIPTIONS, logger=logger, label="call signalling")
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        client = self._client
-        if client is None:
-            logger.warning("broker down: %s not sent; the device will offer again", topic)
-            return
         try:
-            await client.publish(topic, payload, qos=qos, timeout=10)
+            await self.session.publish(topic, payload, qos)
+        except NotConnected:
+            logger.warning("broker down: %s not sent; the device will offer again", topic)
         except aiomqtt.MqttError as exc:
             logger.warning("could not publish %s (%s); the device will offer again", topic, exc)
 
 
 class Signalling:
-    def __init__(
-        self,
-        cfg: ServerConfig,
-        link: CallLink,
-        manager: CallManager,
-        uploads: UploadReceiver,
-        scenes: SceneReceiver,
-    ) -> None:
-        self._cfg = cfg
+    def __init__(self, link: CallLink, manager: CallManager, uploads: UploadReceiver, scenes: SceneReceiver) -> None:
         self._link = link
         self._manager = manager
         self._uploads = uploads
         self._scenes = scenes
-        self.connected = asyncio.Event()
+        self.connected = link.session.connected
         self._handling: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        identifier = f"kuaichu-server-{self._cfg.server.worker_id}-calls"
-        backoff = Backoff(0.5, 10.0)
-        while True:
-            try:
-                async with make_client(self._cfg.broker, identifier) as client:
-                    await client.subscribe(device_filter(Channel.CALL), qos=1)
-                    await client.subscribe(device_filter(Channel.SCENE), qos=1)
-                    await client.subscribe(device_filter(Channel.UPLOAD), qos=1)
-                    self._link.attach(client)
-                    self.connected.set()
-                    backoff.reset()
-                    async for message in client.messages:
-                        self._on_message(message)
-            except aiomqtt.MqttError as exc:
-                delay = backoff.next()
-                logger.warning("call signalling: broker connection lost (%s); retrying in %.1fs", exc, delay)
-            else:
-                delay = backoff.next()
-            finally:
-                self._link.attach(None)
-                self.connected.clear()
-            await asyncio.sleep(delay)
+        await self._link.session.run(self._on_message)
 
-    def _on_message(self, message: aiomqtt.Message) -> None:
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    def _on_message(self, topic: str, payload: bytes) -> None:
         try:
-            device_id, channel = parse_device_topic(message.topic.value)
+            device_id, channel = parse_device_topic(topic)
             if channel is Channel.SCENE:
                 self._scenes.on_message(device_id, payload)
                 return
@@ -102,7 +72,7 @@ class Signalling:
                 return
             signal = decode(CallSignal, payload)
         except ProtocolError as exc:
-            logger.warning("call signal on %s refused: %s (%s)", message.topic.value, exc.reason, exc.detail)
+            logger.warning("call signal on %s refused: %s (%s)", topic, exc.reason, exc.detail)
             return
         task = asyncio.create_task(self._manager.on_signal(device_id, signal))
         self._handling.add(task)
