@@ -22,12 +22,18 @@ from tests.services import Mosquitto, free_port
 PASSWORD = "correct horse battery"
 
 
+# Modules that start the whole system (kuaichu demo; a unit's self-test against broker and server).
+WHOLE_STACK = {"tests.test_demo", "tests.test_selftest"}
+
+
 def slow_because(module: types.ModuleType) -> str | None:
     """Why a test module's tests are end to end and slow, if they are, read off what the module uses:
     a headless browser (tests.browser), aiortc calls, a device's firmware run against the broker and
     a server (tests.devices.running_device, start_device), or a benchmark run as a test."""
     if module.__name__.rpartition(".")[2].startswith("test_bench_"):
         return "runs a benchmark"
+    if module.__name__ in WHOLE_STACK:
+        return "runs the whole stack as separate processes"
     for value in vars(module).values():
         origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
         if not isinstance(origin, str):
