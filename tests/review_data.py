@@ -3,15 +3,22 @@ the review tests that move the clock; and what they read back (SMS, log events).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.casework.events import Actor, append
+from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Case, CaseEvent, Determination, Device, Party, SmsMessage, Unit, UnitKey, User
 from server.portal.access import Visitor
+from tests.cases import case_id, logged_in, new_case
+from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, decision, driver
+from tests.conftest import RunningServer
+from tests.services import Mosquitto
 
 # Tuesday 1 December 2026, 09:00 Beijing: the determination reaches the parties.
 DELIVERED = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -127,3 +134,73 @@ async def events(sessions: async_sessionmaker[AsyncSession], case_id: int) -> li
     async with sessions() as session:
         rows = await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq))
         return [(e.action, e.detail) for e in rows]
+
+
+# --- over the running server's API ---------------------------------------------------------------
+
+
+async def determined_over_api(
+    server: RunningServer, broker: Mosquitto, phones: tuple[str, str]
+) -> tuple[int, str, list[int]]:
+    """A case reported by a unit, worked by the dispatcher with two parties of their own phones,
+    handed over and determined by the officer: (case id, case number, party ids)."""
+    case_no = await new_case(broker)
+    wuhua = await logged_in(server, "wuhua")
+    cid = await case_id(wuhua, case_no)
+    base = f"/api/cases/{cid}"
+    ids = [
+        (await wuhua.http.post(f"{base}/parties", json=driver(d, phone=p))).json()["id"]
+        for d, p in zip((DRIVER_A, DRIVER_B), phones, strict=True)
+    ]
+    await wuhua.http.put(f"{base}/facts", json=FACTS)
+    await wuhua.http.post(f"{base}/checks")
+    assert (await wuhua.http.post(f"{base}/hand-over")).status_code == 200
+    await wuhua.close()
+    officer = await logged_in(server, "officer")
+    issued = await officer.http.post(f"{base}/determinations", json=decision(ids))
+    assert issued.status_code == 201, issued.text
+    await officer.close()
+    return cid, case_no, ids
+
+
+async def party_client(server: RunningServer, case_no: str, phone: str) -> httpx.AsyncClient:
+    """A party's phone logged in to the portal with the code the server sent it."""
+    http = httpx.AsyncClient(base_url=server.url, timeout=10)
+    asked = await http.post("/api/portal/code", json={"case_no": case_no, "phone": phone})
+    assert asked.status_code == 202, asked.text
+    engine = make_engine(server.cfg.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            text = await session.scalar(
+                select(SmsMessage.text)
+                .where(SmsMessage.phone == phone, SmsMessage.kind == "code")
+                .order_by(SmsMessage.id.desc())
+                .limit(1)
+            )
+    finally:
+        await engine.dispose()
+    found = re.search(r"验证码(\d{6})", text or "")
+    assert found, text
+    login = await http.post("/api/portal/login", json={"case_no": case_no, "phone": phone, "code": found.group(1)})
+    assert login.status_code == 200, login.text
+    return http
+
+
+async def review_sms(server: RunningServer, case_id: int) -> dict[str, list[str]]:
+    """The review SMS of a case, per phone."""
+    engine = make_engine(server.cfg.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = (
+                await session.execute(
+                    select(SmsMessage.phone, SmsMessage.text)
+                    .where(SmsMessage.case_id == case_id, SmsMessage.kind == "review")
+                    .order_by(SmsMessage.id)
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    out: dict[str, list[str]] = {}
+    for phone, text in rows:
+        out.setdefault(phone, []).append(text)
+    return out

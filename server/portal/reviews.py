@@ -73,6 +73,13 @@ async def delivered_at(session: AsyncSession, case_id: int, party_id: int, deter
     return min(times, default=None)
 
 
+def closed_reason(review: Review) -> str:
+    """Why a party can no longer ask or join: one review per accident, and it has moved on."""
+    if ReviewStatus(review.status) in (ReviewStatus.FORWARDED, ReviewStatus.ACCEPTED):
+        return "本起事故已有当事人申请复核并已转交上级，一起事故只复核一次，进度见下方。"
+    return "本起事故已经复核过，一起事故只复核一次，结果见下方。"
+
+
 class Reviews:
     def __init__(
         self,
@@ -154,7 +161,7 @@ class Reviews:
         elif delivered is not None and now >= end:
             out["reason"] = rules.late_reason(delivered, end)
         elif review is not None and not REVIEW.allows(review.status, ReviewAction.JOIN):
-            out["reason"] = "本起事故已有当事人申请复核并已转交上级，一起事故只复核一次，进度见下方。"
+            out["reason"] = closed_reason(review)
         else:
             out["can_file"] = True
             out["sentence"] = f"您可在{rules.words(end)}前申请复核"
@@ -194,10 +201,7 @@ class Reviews:
                 refusal = Conflict(f"{rules.late_reason(delivered, end)} (the 3 days to ask for a review are over)")
                 await self._refuse_late(session, case, party_id, delivered, end, now)
             elif review is not None and not REVIEW.allows(review.status, ReviewAction.JOIN):
-                raise Conflict(
-                    "本起事故已有当事人申请复核并已转交上级，一起事故只复核一次 "
-                    "(one review per accident, and it was forwarded already)"
-                )
+                raise Conflict(f"{closed_reason(review)} (one review per accident, and it was forwarded already)")
             else:
                 await self._ask(session, case, current, review, party_id, request, reasons, files, now)
                 summary = case_summary(case)
