@@ -26,6 +26,7 @@ from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, Plate
 from server.errors import Conflict, Forbidden, Invalid, NoSuchCase, NotFound
 from server.lifecycles.case import CASE, CaseAction
 from server.plates import Plates, mark
+from server.portal.access import PortalAccess
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +64,10 @@ def check_json(c: PartyCheck) -> dict[str, Any]:
 
 
 class CaseWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: Registry) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: Registry, links: PortalAccess) -> None:
         self._sessions = sessions
         self.registry = registry
+        self._links = links  # a party saved with a phone number gets their personal link by SMS
 
     async def work(self, case_id: int) -> dict[str, Any]:
         async with self._sessions() as session:
@@ -102,6 +104,9 @@ class CaseWork:
             await session.flush()
             await self._recompute(session, case)
             await append(session, case_id, actor, "party.added", _party_detail(party), party.updated_at)
+            linked = await self._links.issue_link(session, case, party)
+        if linked:
+            self._links.wake_sms()
         return party
 
     async def update_party(self, case_id: int, party_id: int, body: PartyIn, actor: Actor) -> Party:
@@ -114,6 +119,9 @@ class CaseWork:
             await session.flush()
             await self._recompute(session, case)
             await append(session, case_id, actor, "party.updated", _party_detail(party), party.updated_at)
+            linked = await self._links.issue_link(session, case, party)
+        if linked:
+            self._links.wake_sms()
         return party
 
     async def set_facts(self, case_id: int, body: FactsIn, actor: Actor) -> Case:

@@ -20,6 +20,7 @@ from server.casework.events import Actor, append
 from server.config import SmsSection
 from server.db.models import Case, Determination, Party, SmsMessage
 from server.delivery.sms import SmsError, SmsGateway
+from server.lifecycles.case import CASE, CaseAction
 from server.outbound import Outward
 
 logger = logging.getLogger(__name__)
@@ -167,20 +168,22 @@ class SmsOutbox:
             row.claimed_until = None
             if not retryable or row.attempts >= self._cfg.max_attempts:
                 row.status = "failed"
-                case = await session.get(Case, row.case_id)
+                case = None if row.case_id is None else await session.get(Case, row.case_id)
                 if case is not None:
-                    case.flag = "SMS to a party failed: deliver the determination another way"[:120]
-                await append(
-                    session, row.case_id, SYSTEM, "delivery.failed", {"sms": row.id, "error": error}, now_utc()
-                )
+                    if row.kind == "determination":
+                        case.flag = "SMS to a party failed: deliver the determination another way"[:120]
+                    detail = {"sms": row.id, "kind": row.kind, "error": error}
+                    await append(session, case.id, SYSTEM, "delivery.failed", detail, now_utc())
             else:
                 delay = min(self._cfg.retry_base_s * 2 ** (row.attempts - 1), self._cfg.retry_max_s)
                 row.next_attempt_at = now_utc() + timedelta(seconds=delay)
         logger.warning("sms %d for case %d: %s", message.id, message.case_id, error)
         await self._announce(message.case_id)
 
-    async def _announce(self, case_id: int) -> None:
+    async def _announce(self, case_id: int | None) -> None:
         """Consoles showing the case hear that a message moved on (sent, retrying, failed)."""
+        if case_id is None:
+            return
         async with self._sessions() as session:
             case = await session.get(Case, case_id)
             summary = None if case is None else case_summary(case)
@@ -201,6 +204,12 @@ class SmsOutbox:
             row.provider_id = provider_id
             if row.status in ("reached", "failed"):
                 return True  # a repeated receipt
+            if row.kind != "determination":
+                # A link or a code: the party acts on it or asks again; only a determination's
+                # receipt starts a period or makes a case delivered.
+                row.status = "reached" if delivered else "failed"
+                row.reached_at = at if delivered else None
+                return True
             case = await session.scalar(select(Case).where(Case.id == row.case_id).with_for_update(of=Case))
             assert case is not None
             if not delivered:
@@ -224,8 +233,8 @@ class SmsOutbox:
         waiting = await session.scalar(
             select(func.count()).where(SmsMessage.determination_id == latest, SmsMessage.status != "reached")
         )
-        if waiting == 0 and case.status == "determined":
-            case.status, case.delivered_at = "delivered", at
+        if waiting == 0 and CASE.allows(case.status, CaseAction.DELIVER):
+            case.status, case.delivered_at = CASE.after(case.status, CaseAction.DELIVER), at
             await append(session, case.id, SYSTEM, "case.delivered", {"determination": latest}, at)
 
     async def of_case(self, case_id: int) -> list[dict[str, Any]]:

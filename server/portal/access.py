@@ -72,7 +72,8 @@ def link_text(case_no: str, url: str) -> str:
     )
 
 
-def _queue_sms(session: AsyncSession, kind: str, phone: str, text: str, now: datetime, **ids: int | None) -> None:
+def queue_sms(session: AsyncSession, kind: str, phone: str, text: str, now: datetime, **ids: int | None) -> None:
+    """One message of any kind but a determination, in the caller's transaction; the outbox sends it."""
     session.add(
         SmsMessage(
             kind=kind, phone=phone, text=text, status="pending", attempts=0, next_attempt_at=now, created_at=now, **ids
@@ -112,7 +113,7 @@ class PortalAccess:
             link.revoked_at = now
         token = secrets.token_urlsafe(16)
         session.add(PartyLink(party_id=party.id, token=token, phone=party.phone, created_at=now))
-        _queue_sms(
+        queue_sms(
             session,
             "link",
             party.phone,
@@ -122,6 +123,10 @@ class PortalAccess:
             party_id=party.id,
         )
         return token
+
+    def wake_sms(self) -> None:
+        """After the transaction that queued a link commits: the outbox sends it now, not at its next poll."""
+        self._wake_sms()
 
     async def link(self, token: str) -> LinkView:
         async with self._sessions() as session:
@@ -209,7 +214,7 @@ class PortalAccess:
             )
             if send:
                 minutes = max(1, round(self._cfg.code_ttl_s / 60))
-                _queue_sms(session, "code", to, code_text(code, minutes), now, case_id=case_id, party_id=party_id)
+                queue_sms(session, "code", to, code_text(code, minutes), now, case_id=case_id, party_id=party_id)
         if send:
             self._wake_sms()
             logger.info("portal: code sent for party %s", party_id)
