@@ -38,6 +38,10 @@ from server.geo.fences import FenceSet
 from server.intake import Intake, intake_session
 from server.outbound import Outbound
 from server.plates import Plates
+from server.portal.access import PortalAccess
+from server.portal.review_desk import ReviewDesk
+from server.portal.reviews import Reviews
+from server.portal.views import PortalViews
 from server.users import UserStore
 
 logger = logging.getLogger(__name__)
@@ -119,13 +123,16 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     devices = DeviceStore(sessions)
     hub = CaseHub()
     outbound = Outbound(intake_session(cfg), hub)
-    work = CaseWork(sessions, TableRegistry(sessions))
-    keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
     sms = SmsOutbox(sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id, outbound)
     stack.push_async_callback(sms.close)
+    portal = PortalAccess(sessions, cfg.portal, cfg.public_url, sms.wake)
+    work = CaseWork(sessions, TableRegistry(sessions), portal)
+    keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
     fonts = DocumentFont(cfg.font_cache_dir)
     determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, sms, outbound)
     plates = Plates(sessions, outbound)
+    reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
+    review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
     calls, uploads, signalling = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None, None, None)
     state = ServerState(
         cfg=cfg,
@@ -138,6 +145,10 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         sms=sms,
         plates=plates,
         outbound=outbound,
+        portal=portal,
+        portal_views=PortalViews(sessions),
+        reviews=reviews,
+        review_desk=review_desk,
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
         if cfg.sms.receipt_token_file
         else None,

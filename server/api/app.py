@@ -8,7 +8,22 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import auth, calls, cases, casework, demo, determinations, devices, lifecycles, plates, reference, ws
+from server.api import (
+    auth,
+    calls,
+    cases,
+    casework,
+    demo,
+    determinations,
+    devices,
+    lifecycles,
+    plates,
+    portal,
+    portal_review,
+    reference,
+    reviews,
+    ws,
+)
 from server.api.state import ServerState
 from server.errors import (
     Conflict,
@@ -66,10 +81,14 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(calls.router)
     app.include_router(plates.router)
     app.include_router(reference.router)
+    app.include_router(reviews.router)
+    app.include_router(portal.router)
+    app.include_router(portal_review.router)
     app.include_router(ws.router)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=str(CONSOLE)), name="static")
+    app.mount("/p/static", StaticFiles(directory=str(portal.PAGES)), name="party-static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
@@ -94,6 +113,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/verify/{token}", include_in_schema=False)
     async def verify_page(token: str) -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("verify.html")))
+
+    @app.get("/reviews", include_in_schema=False)
+    async def reviews_page() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("reviews.html")))
 
     @app.get("/fleet", include_in_schema=False)
     async def fleet_page() -> FileResponse:

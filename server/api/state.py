@@ -15,6 +15,10 @@ from server.devices import DeviceStore
 from server.events import CaseHub
 from server.outbound import Outbound
 from server.plates import Plates
+from server.portal.access import PortalAccess
+from server.portal.review_desk import ReviewDesk
+from server.portal.reviews import Reviews
+from server.portal.views import PortalViews
 from server.users import LoginThrottle, UserStore
 
 
@@ -30,6 +34,10 @@ class ServerState:
     sms: SmsOutbox
     plates: Plates
     outbound: Outbound  # to a device's cmd topic, and a case's new state to every console
+    portal: PortalAccess  # how a party gets in: their link, a code by SMS, their session
+    portal_views: PortalViews  # what a party sees of their case
+    reviews: Reviews  # a party's review request (复核)
+    review_desk: ReviewDesk  # the staff's side of reviews
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls

@@ -4,6 +4,7 @@ placeholder that ``signing`` fills with the unit's signature."""
 
 from __future__ import annotations
 
+import base64
 import io
 import tempfile
 from dataclasses import dataclass
@@ -61,10 +62,16 @@ def _qr_png(url: str) -> io.BytesIO:
     return out
 
 
+def qr_data_url(url: str) -> str:
+    """The same QR code as the PDF's, for a page to show (the print view)."""
+    return "data:image/png;base64," + base64.b64encode(_qr_png(url).getvalue()).decode()
+
+
 Line = tuple[float, float, str, str]  # font size, line height, text, align (L/C/R)
 
 
-def _lines(data: DocumentData) -> list[Line]:
+def lines_of(data: DocumentData) -> list[Line]:
+    """What the document says, line by line: the PDF and the print view lay out the same lines."""
     lines: list[Line] = [
         (18, 10, data.unit_name, "C"),
         (18, 10, "道路交通事故认定书（简易程序）", "C"),
@@ -104,7 +111,7 @@ def _lines(data: DocumentData) -> list[Line]:
 
 def render(data: DocumentData, fonts: DocumentFont) -> bytes:
     """The unsigned PDF, its signature placeholder blank. CPU-bound: call it off the event loop."""
-    lines = _lines(data)
+    lines = lines_of(data)
     pdf = FPDF(format="A4")
     title = f"道路交通事故认定书（简易程序）{data.case_no}"
     pdf.set_title(title)
