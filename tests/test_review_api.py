@@ -5,12 +5,15 @@ every party at each step; the console's page."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from server.users import Role
 from tests.cases import detail, logged_in
 from tests.casework_data import decision
-from tests.conftest import RunningServer, add_user
+from tests.commands import server_command
+from tests.conftest import PASSWORD, RunningServer, add_user
 from tests.review_data import determined_over_api, party_client, review_sms
 from tests.services import Mosquitto
 
@@ -110,3 +113,18 @@ async def test_another_cases_party_sees_and_files_nothing_of_it(case_server: Run
     finally:
         await a.aclose()
         await stranger.aclose()
+
+
+async def test_the_command_line_adds_a_reviewer_for_the_units_listed(server: RunningServer, tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD)
+    args = ("add-user", "zhidui", "--role", "reviewer", "--unit", "530102", "--unit", "530111")
+    done = server_command(server, tmp_path / "server.toml", *args, "--password-file", str(secret))
+    assert done.returncode == 0, done.stderr
+    reviewer = await logged_in(server, "zhidui")
+    try:
+        me = (await reviewer.http.get("/api/me")).json()
+        assert me["role"] == "reviewer" and sorted(me["units"]) == ["530102", "530111"]
+        assert (await reviewer.http.get("/api/reviews")).json() == []
+    finally:
+        await reviewer.close()
