@@ -10,7 +10,7 @@ import hmac
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from server.api.casework import changed
@@ -96,6 +96,13 @@ async def registered_pdf(token: str, state: StateDep) -> FileResponse:
         raise NotFound("没有与此验证码对应的认定书，请核对 (no determination with this code)")
     path, name = found
     return FileResponse(path, media_type="application/pdf", filename=name)
+
+
+@router.get("/pki/root.crt")
+async def root_certificate(state: StateDep) -> Response:
+    """The Kuaichu document root (DER): trusted in a PDF reader, it shows which unit signed a determination."""
+    der = await state.determinations.root_certificate()
+    return Response(der, media_type="application/pkix-cert", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/api/cases/{case_id}/deliveries")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +28,8 @@ from server.casework.events import Actor, append
 from server.casework.font import DocumentFont
 from server.casework.keys import UnitKeys, public_keys
 from server.casework.liability import SITUATIONS, liability_error
+from server.casework.pades import sign as sign_pdf
+from server.casework.pki import UnitSigner
 from server.casework.licence_classes import vehicle_type_name
 from server.casework.parties import POSITIONS
 from server.casework.signing import evidence_root, sign, verify
@@ -151,6 +154,7 @@ class Determinations:
             )
             classes = await self._licence_classes(session, parties)
             kid, key = await self._keys.signing_key(case.unit_adcode)
+            pdf_signer = await self._keys.pki.signer(case.unit_adcode, case.unit.name)
             now = now_utc()
             token = secrets.token_urlsafe(16)
             data = self._document(case, parties, shares, classes, body, officer, version, now, token, evidence)
@@ -166,7 +170,9 @@ class Determinations:
                 "events_head": head,
             }
             started = time.perf_counter()
-            signed, manifest, signature = await asyncio.to_thread(_render_and_sign, data, manifest, key, self.fonts)
+            signed, manifest, signature = await asyncio.to_thread(
+                _render_and_sign, data, manifest, key, pdf_signer, self.fonts
+            )
             render_ms = (time.perf_counter() - started) * 1000
             relative = f"{case.case_no}/v{version}.pdf"
             sha256 = manifest_file_hash(signed)
@@ -264,10 +270,14 @@ class Determinations:
             return None
         return self.folder / row.path, f"{case.case_no}-v{row.version}.pdf"
 
+    async def root_certificate(self) -> bytes:
+        """The root every determination's PDF signature chains to (DER), for readers to trust."""
+        return (await self._keys.pki.root()).public_bytes(Encoding.DER)
+
     async def check(self, pdf: bytes) -> dict[str, Any]:
         """Whether ``pdf`` is a genuine, unaltered determination, and whether it is the current version."""
         keys = await public_keys(self._sessions)
-        result = await asyncio.to_thread(verify, pdf, keys)
+        result = await asyncio.to_thread(verify, pdf, keys, await self._keys.pki.trusted_root())
         out: dict[str, Any] = {"genuine": result.genuine, "reason": result.reason}
         if result.genuine and result.manifest is not None:
             registered = await self.by_token(str(result.manifest.get("token")))
@@ -276,6 +286,10 @@ class Determinations:
             out["current"] = bool(registered and registered["current"])
             if registered is None:
                 out["genuine"], out["reason"] = False, "signed, but no such determination is on record"
+            elif hashlib.sha256(pdf).hexdigest() != registered["sha256"]:
+                # Neither signature covers the PDF signature's own value (its padding, the certificates
+                # it carries): the file on record does.
+                out["genuine"], out["reason"] = False, "signed, but not the file as issued: altered"
         return out
 
     @staticmethod
@@ -345,9 +359,11 @@ class Determinations:
 
 
 def _render_and_sign(
-    data: DocumentData, manifest: dict[str, Any], key: Any, fonts: DocumentFont
+    data: DocumentData, manifest: dict[str, Any], key: Any, pdf_signer: UnitSigner, fonts: DocumentFont
 ) -> tuple[bytes, dict[str, Any], str]:
-    return sign(render(data, fonts), manifest, key)
+    """The Kuaichu signature first (it fills a placeholder in place), then the PDF signature over that."""
+    signed, manifest, signature = sign(render(data, fonts), manifest, key)
+    return sign_pdf(signed, pdf_signer, data.unit_name), manifest, signature
 
 
 def manifest_file_hash(signed: bytes) -> str:

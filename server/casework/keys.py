@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.cases import now_utc
+from server.casework.pki import DocumentPki
 from server.db.models import UnitKey
 
 
@@ -43,6 +44,7 @@ class UnitKeys:
         self._sessions = sessions
         self._folder = folder
         self._keys: dict[str, tuple[str, Ed25519PrivateKey]] = {}
+        self.pki = DocumentPki(folder)  # the PDF signature's root and unit certificates, same folder
 
     async def signing_key(self, adcode: str) -> tuple[str, Ed25519PrivateKey]:
         """The unit's key and its id, created and registered on first use."""

@@ -5,6 +5,11 @@ manifest (the document's SHA-256 with the placeholder blank, the case, the versi
 the evidence it rests on) is signed with the unit's Ed25519 key, and manifest plus signature are
 written into the placeholder in place: no byte moves, so the file stays a valid PDF, and changing
 any byte outside the placeholder changes the document hash the signature covers.
+
+That file is then signed once more as a standard PDF (``pades``), an incremental update after it:
+the document hash covers the file up to the end of its first revision, the PDF signature all of it,
+and a determination is genuine only when both stand. A manifest of the first format (issued before
+the PDF signature) still covers the whole file, as it did.
 """
 
 from __future__ import annotations
@@ -14,16 +19,22 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.x509 import Certificate
+
+from server.casework import pades
 
 MARK = b"/Keywords (KCSIG:"
 BLOCK_LEN = 2048
 FILLER = b"."
 PLACEHOLDER = "KCSIG:" + FILLER.decode() * BLOCK_LEN
-FORMAT = "kuaichu-determination/1"
+FORMAT = "kuaichu-determination/2"
+WHOLE_FILE_FORMAT = "kuaichu-determination/1"
+EOF_MARK = b"%%EOF"
 
 
 class SignatureError(Exception):
@@ -39,9 +50,28 @@ def evidence_root(evidence: list[tuple[int, str, str]]) -> str:
     return hashlib.sha256(canonical(sorted(evidence))).hexdigest()
 
 
-def _block_span(pdf: bytes) -> tuple[int, int]:
+def _revision_end(pdf: bytes, start: int) -> int:
+    """The end of the revision that holds the block at ``start`` (its %%EOF and line end)."""
+    eof = pdf.find(EOF_MARK, start)
+    if eof < 0:
+        return len(pdf)
+    end = eof + len(EOF_MARK)
+    for eol in (b"\r\n", b"\n", b"\r"):
+        if pdf.startswith(eol, end):
+            return end + len(eol)
+    return end
+
+
+def first_revision(pdf: bytes) -> bytes:
+    """The file as the Kuaichu signature left it, before the PDF signature's update."""
     start = pdf.find(MARK)
-    if start < 0 or pdf.find(MARK, start + 1) >= 0:
+    return pdf if start < 0 else pdf[: _revision_end(pdf, start)]
+
+
+def _block_span(pdf: bytes) -> tuple[int, int]:
+    """The block in the first revision (the PDF signature's update may repeat the metadata)."""
+    start = pdf.find(MARK)
+    if start < 0 or pdf.find(MARK, start + 1, _revision_end(pdf, start)) >= 0:
         raise SignatureError("not a Kuaichu determination: no signature block")
     start += len(MARK)
     end = start + BLOCK_LEN
@@ -56,8 +86,8 @@ def blank(pdf: bytes) -> bytes:
 
 
 def document_hash(pdf: bytes) -> str:
-    """SHA-256 of the file with its signature block blank: what the manifest names."""
-    return hashlib.sha256(blank(pdf)).hexdigest()
+    """SHA-256 of the first revision with its signature block blank: what the manifest names."""
+    return hashlib.sha256(blank(first_revision(pdf))).hexdigest()
 
 
 def sign(pdf: bytes, manifest: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, dict[str, Any], str]:
@@ -88,13 +118,14 @@ def read_block(pdf: bytes) -> tuple[dict[str, Any], str]:
         manifest, signature = block["m"], block["s"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise SignatureError("the signature block is damaged") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in (FORMAT, WHOLE_FILE_FORMAT):
         raise SignatureError("unknown signature format")
     return manifest, str(signature)
 
 
-def verify(pdf: bytes, public_keys: dict[str, Ed25519PublicKey]) -> Verification:
-    """Genuine when a known unit key signed this manifest and the document hashes to it."""
+def verify(pdf: bytes, public_keys: dict[str, Ed25519PublicKey], root: Certificate | None) -> Verification:
+    """Genuine when a known unit key signed this manifest, the document hashes to it and the
+    issuing unit's PDF signature under ``root`` covers the whole file. Blocking: run it in a thread."""
     try:
         manifest, signature = read_block(pdf)
     except SignatureError as exc:
@@ -106,6 +137,13 @@ def verify(pdf: bytes, public_keys: dict[str, Ed25519PublicKey]) -> Verification
         key.verify(base64.b64decode(signature), canonical(manifest))
     except (InvalidSignature, binascii.Error, ValueError):
         return Verification(False, "the signature does not match the manifest: altered", manifest)
-    if document_hash(pdf) != manifest.get("doc_sha256"):
+    whole_file = manifest["format"] == WHOLE_FILE_FORMAT
+    if (hashlib.sha256(blank(pdf)).hexdigest() if whole_file else document_hash(pdf)) != manifest.get("doc_sha256"):
         return Verification(False, "the document was altered after it was signed", manifest)
+    if not whole_file:
+        if root is None:
+            return Verification(False, "this server has no document root to check the PDF signature with", manifest)
+        issued = datetime.fromisoformat(str(manifest.get("issued_at")))
+        if problem := pades.check(pdf, root, str(manifest.get("unit")), issued):
+            return Verification(False, problem, manifest)
     return Verification(True, "genuine and unaltered", manifest)
