@@ -69,7 +69,8 @@ async def set_facts(
 @router.post("/checks")
 async def run_checks(operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep) -> dict[str, Any]:
     await state.work.run_checks(case.id, actor)
-    return await state.work.work(case.id)
+    # Other consoles on the case and the parties' progress ("证件和保险已核验") follow it.
+    return await changed(state, await state.work.work(case.id))
 
 
 @router.post("/escalate")
