@@ -66,17 +66,24 @@ async def test_the_sms_gateway_down_for_a_while_loses_nothing(
             assert [r["status"] for r in rows] == ["reached", "reached"]
             assert all(r["reached_at"] for r in rows)
             assert provider.requests >= 4  # two refused with 503, then both taken
-            assert sorted(m["to"] for m in provider.received) == ["13888000001", "13888000001"]
-            text = provider.received[0]["text"]
-            assert issued["case_no"] in text and f"/verify/{issued['token']}" in text and "三日内" in text
-            assert len(provider.received) == 2  # each party once, nothing sent twice
+            # Each party's link went out when the dispatcher saved them; then the determination's.
+            determined = [m for m in provider.received if "认定书已出具" in m["text"]]
+            assert sorted(m["to"] for m in determined) == ["13888000001", "13888000001"]
+            text = determined[0]["text"]
+            assert issued["case_no"] in text and f"{server.url}/p/" in text and "三日内" in text
+            assert len(determined) == 2  # each party once, nothing sent twice
 
             events = [e["action"] for e in (await officer.http.get(f"/api/cases/{cid}/events")).json()["events"]]
             assert events[-3:] == ["delivery.reached", "delivery.reached", "case.delivered"]
-            link = text.split("查看：")[1].split(" ")[0]
-            token = link.rsplit("/", 1)[1]
+            token = issued["token"]
+            # The QR code's page is public; the document with the parties' data is not.
+            pdf = (await officer.http.get(f"/api/verify/{token}/pdf")).content
             async with httpx.AsyncClient(base_url=server.url) as public:
-                pdf = (await public.get(f"/api/verify/{token}/pdf")).content
+                refused = await public.get(f"/api/verify/{token}/pdf")
+                assert refused.status_code == 401 and "验证码" in refused.json()["detail"]
+                record = (await public.get(f"/api/verify/{token}")).json()
+                assert [p["name"] for p in record["parties"]] == ["李**", "王*"]
+                assert "530402196505056620" not in str(record)
                 assert (await public.post("/api/verify", content=pdf)).json()["genuine"] is True
                 forged = await public.post(
                     "/api/sms/receipts",

@@ -65,9 +65,12 @@ async def test_a_determination_in_the_demo_reaches_the_parties_and_the_case_is_d
         await wait_for("the case delivered", delivered, within_s=30)
         await officer.close()
         lines = [json.loads(line) for line in provider.inbox.read_text("utf-8").splitlines()]
-        assert len(lines) == 2 and {line["to"] for line in lines} == {"13888000001"}
-        for line in lines:
-            assert issued["case_no"] in line["text"] and f"/verify/{issued['token']}" in line["text"]
+        links = [line for line in lines if "已登记为事故案件" in line["text"]]
+        determined = [line for line in lines if "认定书已出具" in line["text"]]
+        assert len(links) == 2 and len(determined) == 2 and len(lines) == 4
+        assert {line["to"] for line in lines} == {"13888000001"}
+        for line in determined:
+            assert issued["case_no"] in line["text"] and f"{server.url}/p/" in line["text"]
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)

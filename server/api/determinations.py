@@ -14,12 +14,13 @@ from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from server.api.casework import changed
-from server.api.deps import ActorDep, CaseDep, OfficerDep, OperatorDep, StateDep
+from server.api.deps import SESSION_COOKIE, ActorDep, CaseDep, OfficerDep, OperatorDep, StateDep, operator_from_token
+from server.api.portal import PARTY_COOKIE
 from server.cases import now_utc
 from server.casework.determination import DeterminationIn, Officer
 from server.casework.liability import LIABILITIES, SITUATIONS, propose
 from server.casework.parties import POSITIONS
-from server.errors import Invalid, NotFound, Unauthenticated
+from server.errors import Forbidden, Invalid, NotFound, Unauthenticated
 
 router = APIRouter(tags=["determination"])
 MAX_PDF_BYTES = 5 * 1024 * 1024
@@ -89,12 +90,22 @@ async def registered(token: str, state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/api/verify/{token}/pdf")
-async def registered_pdf(token: str, state: StateDep) -> FileResponse:
-    """The document itself, for whoever holds its code (the parties, by SMS or from the QR code)."""
+async def registered_pdf(token: str, request: Request, state: StateDep) -> FileResponse:
+    """The document itself carries the parties' names, ID and phone numbers: a QR code printed on
+    it, or a photo of one, opens it only to a party of the case (their own session) or an operator
+    who serves its unit."""
     found = await state.determinations.file_by_token(token)
     if found is None:
         raise NotFound("没有与此验证码对应的认定书，请核对 (no determination with this code)")
-    path, name = found
+    path, name, case_id, unit = found
+    operator = await operator_from_token(state, request.cookies.get(SESSION_COOKIE))
+    if operator is not None and operator.sees(unit):
+        return FileResponse(path, media_type="application/pdf", filename=name)
+    visitor = await state.portal.visitor(request.cookies.get(PARTY_COOKIE))
+    if visitor.case_id != case_id or visitor.party_id is None:
+        raise Forbidden(
+            "完整认定书只提供给本案当事人：请用短信中的链接登录后下载 (only the case's parties may download it)"
+        )
     return FileResponse(path, media_type="application/pdf", filename=name)
 
 

@@ -129,6 +129,7 @@ async def pdf(determination_id: int, visitor: VisitorDep, state: StateDep) -> Fi
 async def sheet(determination_id: int, visitor: VisitorDep, state: StateDep) -> dict[str, Any]:
     """What the print view lays out: the document's own lines and its verification QR code."""
     row, case, latest = await state.portal_views.visible_determination(visitor, determination_id)
+    await state.reviews.viewed(visitor, row.id)  # opening it to print is the party's look at it too
     sheet = await state.determinations.sheet(row)
     return {
         "case_no": case.case_no,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -23,21 +24,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import Command, utc_iso
 from server.cases import now_utc
-from server.casework.document import DocumentData, PartyLine, render
+from server.casework.document import DocumentData, PartyLine, lines_of, render
 from server.casework.events import Actor, append
 from server.casework.font import DocumentFont
 from server.casework.keys import UnitKeys, public_keys
 from server.casework.liability import SITUATIONS, liability_error
-from server.casework.pades import sign as sign_pdf
-from server.casework.pki import UnitSigner
 from server.casework.licence_classes import vehicle_type_name
+from server.casework.pades import sign as sign_pdf
 from server.casework.parties import POSITIONS
-from server.casework.signing import evidence_root, sign, verify
+from server.casework.pki import UnitSigner
+from server.casework.signing import canonical, evidence_root, sign, verify
 from server.casework.store import operator_id
 from server.db.models import Case, CaseEvent, Determination, Evidence, Party, PartyCheck
 from server.delivery.outbox import SmsOutbox, queue_messages
 from server.errors import Conflict, Invalid, NoSuchCase
+from server.lifecycles.case import CASE, CaseAction
 from server.outbound import Outward
+from server.portal.access import current_links
+from server.portal.masking import mask_name
 
 logger = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -48,7 +52,6 @@ ROLE_NAMES = {
     "pedestrian": "行人",
     "property_owner": "财产所有人",
 }
-DETERMINABLE = ("handed_over", "determined", "delivered")
 
 
 class PartyLiability(BaseModel):
@@ -122,7 +125,7 @@ class Determinations:
             case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
             if case is None:
                 raise NoSuchCase()
-            if case.status not in DETERMINABLE:
+            if not CASE.allows(case.status, CaseAction.DETERMINE):
                 raise Conflict(
                     f"只有已移交民警的案件才能认定 (the case is {case.status.replace('_', ' ')}; "
                     "only a handed-over case is decided)"
@@ -177,6 +180,8 @@ class Determinations:
             relative = f"{case.case_no}/v{version}.pdf"
             sha256 = manifest_file_hash(signed)
             await asyncio.to_thread(_write_new, self.folder / relative, signed)
+            sheet = {"lines": lines_of(data), "verify_url": data.verify_url}
+            await asyncio.to_thread(_write_new, self.folder / sheet_path(relative), canonical(sheet))
             row = Determination(
                 case_id=case_id,
                 version=version,
@@ -196,9 +201,13 @@ class Determinations:
             )
             session.add(row)
             await session.flush()
-            queue_messages(session, case, row, parties, f"{self._public_url}/verify/{token}", now)
-            if case.status in ("handed_over", "delivered"):
-                case.status, case.delivered_at = "determined", None
+            # Each party's own link: the determination in their portal, behind their code. A party
+            # without one (saved before links existed) gets the verification page's.
+            links = await current_links(session, [p.id for p in parties])
+            verify_url = f"{self._public_url}/verify/{token}"
+            urls = {p.id: f"{self._public_url}/p/{links[p.id]}" if p.id in links else verify_url for p in parties}
+            queue_messages(session, case, row, parties, urls, now)
+            case.status, case.delivered_at = CASE.after(case.status, CaseAction.DETERMINE), None
             detail = {
                 "version": version,
                 "sha256": sha256,
@@ -213,8 +222,9 @@ class Determinations:
         return Issued(row, render_ms)
 
     async def _tell_device(self, case: Case, token: str, now: datetime) -> None:
-        """The reporting unit learns where the document is (a kiosk shows it as a QR code)."""
-        url = f"{self._public_url}/verify/{token}"
+        """The reporting unit learns where the document is: a kiosk shows the parties' page for the
+        case as a QR code (a party logs in there with their phone; a kiosk stands in public)."""
+        url = f"{self._public_url}/p?case={case.case_no}"
         command = Command(type="document.ready", case_no=case.case_no, url=url)
         sent = await self._outbound.command(case.device_id, command)
         async with self._sessions.begin() as session:
@@ -251,9 +261,22 @@ class Determinations:
             latest = await session.scalar(
                 select(func.max(Determination.version)).where(Determination.case_id == row.case_id)
             )
+            parties = (
+                await session.scalars(select(Party).where(Party.case_id == row.case_id).order_by(Party.position))
+            ).all()
         assert case is not None
         return {
             "case_no": case.case_no,
+            # Enough for an insurer or a party to match the document to the accident; never more.
+            "parties": [
+                {
+                    "position": POSITIONS[p.position - 1],
+                    "name": mask_name(p.name),
+                    "plate": p.plate,
+                    "liability": row.liabilities.get(str(p.id)),
+                }
+                for p in parties
+            ],
             "version": row.version,
             "current": row.version == latest,
             "latest_version": latest,
@@ -262,13 +285,20 @@ class Determinations:
             "sha256": row.sha256,
         }
 
-    async def file_by_token(self, token: str) -> tuple[Path, str] | None:
+    async def sheet(self, row: Determination) -> dict[str, Any]:
+        """The print view's lines, as issued with the PDF."""
+        raw = await asyncio.to_thread((self.folder / sheet_path(row.path)).read_bytes)
+        sheet: dict[str, Any] = json.loads(raw)
+        return sheet
+
+    async def file_by_token(self, token: str) -> tuple[Path, str, int, str] | None:
+        """The file, its download name, and the case and unit whose people may have it."""
         async with self._sessions() as session:
             row = await session.scalar(select(Determination).where(Determination.token == token))
             case = await session.get(Case, row.case_id) if row is not None else None
         if row is None or case is None:
             return None
-        return self.folder / row.path, f"{case.case_no}-v{row.version}.pdf"
+        return self.folder / row.path, f"{case.case_no}-v{row.version}.pdf", case.id, case.unit_adcode
 
     async def root_certificate(self) -> bytes:
         """The root every determination's PDF signature chains to (DER), for readers to trust."""
@@ -368,6 +398,11 @@ def _render_and_sign(
 
 def manifest_file_hash(signed: bytes) -> str:
     return hashlib.sha256(signed).hexdigest()
+
+
+def sheet_path(relative: str) -> str:
+    """Beside each PDF, its lines as issued, for the print view (自助打印) to lay out the same text."""
+    return relative.removesuffix(".pdf") + ".lines.json"
 
 
 def _write_new(path: Path, data: bytes) -> None:

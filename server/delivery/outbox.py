@@ -36,22 +36,28 @@ def ref_of(message_id: int) -> str:
 def sms_text(case_no: str, version: int, url: str) -> str:
     corrected = f"（第{version}版，更正）" if version > 1 else ""
     return (
-        f"【快处】您的道路交通事故认定书{corrected}已出具，案件编号{case_no}，查看：{url} 。"
+        f"【快处】您的道路交通事故认定书{corrected}已出具，案件编号{case_no}，查看、下载、打印：{url} 。"
         "如有异议，可自送达之日起三日内书面申请复核。"
     )
 
 
 def queue_messages(
-    session: AsyncSession, case: Case, determination: Determination, parties: list[Party], url: str, now: datetime
+    session: AsyncSession,
+    case: Case,
+    determination: Determination,
+    parties: list[Party],
+    urls: dict[int, str],
+    now: datetime,
 ) -> list[SmsMessage]:
-    """One message per party, in the caller's transaction (the determination's own)."""
+    """One message per party, each with that party's own link (``urls`` by party id), in the
+    caller's transaction (the determination's own)."""
     rows = [
         SmsMessage(
             case_id=case.id,
             determination_id=determination.id,
             party_id=p.id,
             phone=p.phone,
-            text=sms_text(case.case_no, determination.version, url),
+            text=sms_text(case.case_no, determination.version, urls[p.id]),
             status="pending",
             attempts=0,
             next_attempt_at=now,
@@ -240,7 +246,11 @@ class SmsOutbox:
     async def of_case(self, case_id: int) -> list[dict[str, Any]]:
         async with self._sessions() as session:
             rows = (
-                await session.scalars(select(SmsMessage).where(SmsMessage.case_id == case_id).order_by(SmsMessage.id))
+                await session.scalars(
+                    select(SmsMessage)
+                    .where(SmsMessage.case_id == case_id, SmsMessage.kind == "determination")
+                    .order_by(SmsMessage.id)
+                )
             ).all()
         return [
             {

@@ -81,6 +81,16 @@ def queue_sms(session: AsyncSession, kind: str, phone: str, text: str, now: date
     )
 
 
+async def current_links(session: AsyncSession, party_ids: list[int]) -> dict[int, str]:
+    """Each party's link now in force, by party id (a party saved without a phone has none)."""
+    rows = await session.execute(
+        select(PartyLink.party_id, PartyLink.token).where(
+            PartyLink.party_id.in_(party_ids), PartyLink.revoked_at.is_(None)
+        )
+    )
+    return {party_id: token for party_id, token in rows}
+
+
 class PortalAccess:
     def __init__(
         self,
