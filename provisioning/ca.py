@@ -177,7 +177,7 @@ def build_crl(ca: Authority, revoked: dict[int, dt.datetime], days: int = CRL_DA
 
 
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER certificate, hex: what the QR code carries and the registry records."""
+    """SHA-256 of the DER certificate, hex: what the QR code carries and the ledger records."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
@@ -210,7 +210,7 @@ def _follow_owner(path: Path) -> None:
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Atomically replace ``path`` (a CRL, the registry): readers see the old or the new file, never half."""
+    """Atomically replace ``path`` (a CRL, the ledger): readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
     _write_new(tmp, data, mode)

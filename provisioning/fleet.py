@@ -3,7 +3,7 @@ revocation, rotation and CRL renewal. The ``kuaichu provision`` commands are thi
 
 Layout of ``DIR``::
 
-    registry.json          every certificate issued, its holder and status (owner-only)
+    registry.json        the ledger: every certificate issued, its holder and status (owner-only)
     ca/ca.crt, ca/ca.key   the fleet CA; the key is encrypted and never leaves this folder
     broker/                mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem
     server/                the central server's ca.crt, client.crt, client.key (CN kuaichu-server)
@@ -41,7 +41,7 @@ from provisioning.ca import (
     write_key,
 )
 from provisioning.errors import ProvisioningError
-from provisioning.registry import CertRecord, DeviceRecord, Event, Registry, Status, load_registry, save_registry
+from provisioning.ledger import CertRecord, DeviceRecord, Event, Ledger, Status, load_ledger, save_ledger
 
 logger = logging.getLogger(__name__)
 _STUN_URL = re.compile(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -160,9 +160,9 @@ def init(
     if broker_user is not None:
         give_to(layout.broker, broker_user)
 
-    registry = Registry(broker_host=broker_host, broker_port=broker_port, stun=list(stun), created_at=now())
-    registry.servers[SERVER_CN] = [_issue_server(ca, layout, SERVER_CN)]
-    save_registry(root, registry)
+    ledger = Ledger(broker_host=broker_host, broker_port=broker_port, stun=list(stun), created_at=now())
+    ledger.servers[SERVER_CN] = [_issue_server(ca, layout, SERVER_CN)]
+    save_ledger(root, ledger)
     logger.info("fleet created in %s for broker %s:%s", root, broker_host, broker_port)
     return layout
 
@@ -177,10 +177,10 @@ def _issue_server(ca: Authority, layout: Layout, common_name: str) -> CertRecord
     return _record(cert)
 
 
-def _open(root: Path, passphrase: bytes) -> tuple[Layout, Registry, Authority]:
+def _open(root: Path, passphrase: bytes) -> tuple[Layout, Ledger, Authority]:
     layout = Layout(root)
-    registry = load_registry(root)
-    return layout, registry, load_authority(layout.ca_cert, layout.ca_key, passphrase)
+    ledger = load_ledger(root)
+    return layout, ledger, load_authority(layout.ca_cert, layout.ca_key, passphrase)
 
 
 def add_server(root: Path, passphrase: bytes, name: str) -> Path:
@@ -188,12 +188,12 @@ def add_server(root: Path, passphrase: bytes, name: str) -> Path:
     common_name = f"{SERVER_CN}-{name}"
     if not is_device_id(common_name):  # the same rules as a device id: it is an MQTT user name
         raise ProvisioningError(f"not a valid server name: {name!r} (up to 17 lowercase letters, digits, hyphens)")
-    layout, registry, ca = _open(root, passphrase)
-    if common_name in registry.servers or layout.server(common_name).exists():
+    layout, ledger, ca = _open(root, passphrase)
+    if common_name in ledger.servers or layout.server(common_name).exists():
         raise ProvisioningError(f"server {common_name} already exists")
-    registry.servers[common_name] = [_issue_server(ca, layout, common_name)]
-    broker.write_acl(layout.broker, registry.servers)
-    save_registry(root, registry)
+    ledger.servers[common_name] = [_issue_server(ca, layout, common_name)]
+    broker.write_acl(layout.broker, ledger.servers)
+    save_ledger(root, ledger)
     return layout.server(common_name)
 
 
@@ -222,10 +222,10 @@ def _issue_device(ca: Authority, layout: Layout, device_id: str) -> tuple[CertRe
 def add_device(root: Path, passphrase: bytes, device_id: str, placement: bundle.Placement) -> Path:
     """A new device's bundle; returns the archive. An id that exists, even retired, is refused."""
     check_device_id(device_id)
-    layout, registry, ca = _open(root, passphrase)
-    if device_id in registry.devices or layout.device(device_id).exists():
+    layout, ledger, ca = _open(root, passphrase)
+    if device_id in ledger.devices or layout.device(device_id).exists():
         raise ProvisioningError(f"device {device_id} already exists; use `rotate` to renew its certificate")
-    cfg = bundle.device_config(device_id, placement, registry.broker_host, registry.broker_port, registry.stun)
+    cfg = bundle.device_config(device_id, placement, ledger.broker_host, ledger.broker_port, ledger.stun)
     folder = layout.device(device_id)
     _private_dir(folder)
     try:
@@ -235,16 +235,16 @@ def add_device(root: Path, passphrase: bytes, device_id: str, placement: bundle.
         shutil.rmtree(folder, ignore_errors=True)
         layout.archive(device_id).unlink(missing_ok=True)
         raise
-    registry.devices[device_id] = DeviceRecord(
+    ledger.devices[device_id] = DeviceRecord(
         kind=placement.kind, certs=[record], history=[Event(at=record.issued_at, action="issued", serial=record.serial)]
     )
-    save_registry(root, registry)
+    save_ledger(root, ledger)
     logger.info("device %s issued, certificate serial %s", device_id, record.serial)
     return archive
 
 
-def _active(registry: Registry, device_id: str) -> DeviceRecord:
-    record = registry.devices.get(device_id)
+def _active(ledger: Ledger, device_id: str) -> DeviceRecord:
+    record = ledger.devices.get(device_id)
     if record is None:
         raise ProvisioningError(f"no device {device_id} in this fleet")
     if record.status is Status.RETIRED:
@@ -262,13 +262,13 @@ def _revoke_current(record: DeviceRecord) -> None:
 def revoke_device(root: Path, passphrase: bytes, device_id: str) -> None:
     """Put the device's certificate on the CRL and retire it. Its key and archive are deleted here:
     nothing on the station can connect as it any more."""
-    layout, registry, ca = _open(root, passphrase)
-    record = _active(registry, device_id)
+    layout, ledger, ca = _open(root, passphrase)
+    record = _active(ledger, device_id)
     _revoke_current(record)
     record.status = Status.RETIRED
     record.synced = False
-    write_crl(layout.crl, build_crl(ca, registry.revoked()))
-    save_registry(root, registry)
+    write_crl(layout.crl, build_crl(ca, ledger.revoked()))
+    save_ledger(root, ledger)
     (layout.device(device_id) / bundle.KEY_NAME).unlink(missing_ok=True)
     layout.archive(device_id).unlink(missing_ok=True)
     logger.info("device %s revoked (serial %s)", device_id, record.current.serial)
@@ -276,8 +276,8 @@ def revoke_device(root: Path, passphrase: bytes, device_id: str) -> None:
 
 def rotate_device(root: Path, passphrase: bytes, device_id: str) -> Path:
     """A new key and certificate for a device, the old certificate revoked; returns the new archive."""
-    layout, registry, ca = _open(root, passphrase)
-    record = _active(registry, device_id)
+    layout, ledger, ca = _open(root, passphrase)
+    record = _active(ledger, device_id)
     folder = layout.device(device_id)
     cfg = load_device_config(folder / bundle.CONFIG_NAME)  # what the technician may have adjusted
     _revoke_current(record)
@@ -288,16 +288,16 @@ def rotate_device(root: Path, passphrase: bytes, device_id: str) -> Path:
     record.certs.append(new)
     record.history.append(Event(at=new.issued_at, action="rotated", serial=new.serial))
     record.synced = False  # the server learns the new certificate's fingerprint
-    write_crl(layout.crl, build_crl(ca, registry.revoked()))
-    save_registry(root, registry)
+    write_crl(layout.crl, build_crl(ca, ledger.revoked()))
+    save_ledger(root, ledger)
     logger.info("device %s rotated to serial %s", device_id, new.serial)
     return archive
 
 
 def renew_crl(root: Path, passphrase: bytes) -> x509.CertificateRevocationList:
     """Re-sign the CRL with a fresh next-update; a broker whose CRL expires refuses every client."""
-    layout, registry, ca = _open(root, passphrase)
-    crl = build_crl(ca, registry.revoked())
+    layout, ledger, ca = _open(root, passphrase)
+    crl = build_crl(ca, ledger.revoked())
     write_crl(layout.crl, crl)
     return crl
 

@@ -1,7 +1,7 @@
 """Telling the server what the station decided: which devices exist, and which are retired.
 
 The station may be a laptop in a depot with no route to the server. Every change is first written
-to the registry as not yet synced; ``sync`` then sends every unsynced device (its registration, or
+to the ledger as not yet synced; ``sync`` then sends every unsynced device (its registration, or
 its retirement) and marks it synced only once the server has said yes, so a lost connection means
 a retry later, never a device the server silently does not know about.
 
@@ -24,7 +24,7 @@ from device.reports import site_of, vehicle_of
 from provisioning import bundle
 from provisioning.errors import ProvisioningError
 from provisioning.fleet import Layout
-from provisioning.registry import DeviceRecord, Registry, Status, load_registry, save_registry
+from provisioning.ledger import DeviceRecord, Ledger, Status, load_ledger, save_ledger
 
 logger = logging.getLogger(__name__)
 
@@ -44,34 +44,34 @@ class SyncResult:
 
 def sync(root: Path, server_url: str | None = None) -> SyncResult:
     """Send every unsynced device to the server; ``server_url`` replaces the stored one."""
-    registry = load_registry(root)
+    ledger = load_ledger(root)
     if server_url is not None:
-        registry.server_url = server_url.rstrip("/")
-        save_registry(root, registry)
-    result = SyncResult(pending=unsynced(registry))
+        ledger.server_url = server_url.rstrip("/")
+        save_ledger(root, ledger)
+    result = SyncResult(pending=unsynced(ledger))
     if not result.pending:
         return result
-    if registry.server_url is None:
-        result.problem = "no server URL: give --server-url once (it is kept in the registry)"
+    if ledger.server_url is None:
+        result.problem = "no server URL: give --server-url once (it is kept in the ledger)"
         return result
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
     if not user or not password:
         result.problem = f"no server credentials: set {USER_ENV} and {PASSWORD_ENV} (a console admin)"
         return result
     try:
-        with httpx.Client(base_url=registry.server_url, timeout=TIMEOUT_S) as client:
+        with httpx.Client(base_url=ledger.server_url, timeout=TIMEOUT_S) as client:
             _login(client, user, password)
             for device_id in list(result.pending):
-                reason = _send(client, root, device_id, registry.devices[device_id])
+                reason = _send(client, root, device_id, ledger.devices[device_id])
                 if reason is None:
-                    registry.devices[device_id].synced = True
+                    ledger.devices[device_id].synced = True
                     result.pending.remove(device_id)
                     result.synced.append(device_id)
                 else:
                     result.refused[device_id] = reason
-                save_registry(root, registry)
+                save_ledger(root, ledger)
     except httpx.HTTPError as exc:
-        result.problem = f"server {registry.server_url} not reachable ({exc.__class__.__name__}: {exc})"
+        result.problem = f"server {ledger.server_url} not reachable ({exc.__class__.__name__}: {exc})"
     except ProvisioningError as exc:
         result.problem = str(exc)
     return result
@@ -124,5 +124,5 @@ def _detail(response: httpx.Response) -> str:
         return response.text[:200]
 
 
-def unsynced(registry: Registry) -> list[str]:
-    return sorted(d for d, r in registry.devices.items() if not r.synced)
+def unsynced(ledger: Ledger) -> list[str]:
+    return sorted(d for d, r in ledger.devices.items() if not r.synced)

@@ -25,7 +25,7 @@ from protocol.messages import (
 )
 from protocol.topics import Channel, device_topic
 from provisioning import bundle, fleet
-from provisioning.registry import load_registry
+from provisioning.ledger import load_ledger
 from provisioning.server_sync import PASSWORD_ENV, USER_ENV, sync
 from server.db.models import Device
 from server.devices import fleet_entry
@@ -78,7 +78,7 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
         result = await asyncio.to_thread(sync, station, server.url)
         assert result.problem is None and not result.pending
         assert sorted(result.synced) == ["car-reg-01", "kiosk-reg-01"]
-        assert all(r.synced for r in load_registry(station).devices.values())
+        assert all(r.synced for r in load_ledger(station).devices.values())
 
         devices = await fleet_of(console)
         car, kiosk = devices["car-reg-01"], devices["kiosk-reg-01"]
@@ -89,7 +89,7 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
             "lon": 102.6842,
             "datum": "WGS-84",
         }
-        fingerprint = load_registry(station).devices["car-reg-01"].current.fingerprint
+        fingerprint = load_ledger(station).devices["car-reg-01"].current.fingerprint
         row = await server_device(server, "car-reg-01")
         assert row.cert_fingerprint == fingerprint
 
@@ -99,7 +99,7 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
             assert (await asyncio.wait_for(acks.get(), 10)).status == "accepted"
 
         fleet.revoke_device(station, STATION_PASSPHRASE, "car-reg-01")
-        assert not load_registry(station).devices["car-reg-01"].synced
+        assert not load_ledger(station).devices["car-reg-01"].synced
         result = await asyncio.to_thread(sync, station)  # the URL was kept from the first sync
         assert result.synced == ["car-reg-01"]
         car = (await fleet_of(console))["car-reg-01"]
@@ -146,7 +146,7 @@ async def test_registration_waits_in_the_queue_until_the_server_can_take_it(
     result = await asyncio.to_thread(sync, station, dead_url)
     assert result.pending == ["car-queue-01"] and not result.synced
     assert result.problem is not None and "not reachable" in result.problem
-    assert not load_registry(station).devices["car-queue-01"].synced
+    assert not load_ledger(station).devices["car-queue-01"].synced
 
     monkeypatch.delenv(PASSWORD_ENV)
     result = await asyncio.to_thread(sync, station, server.url)

@@ -21,7 +21,7 @@ from protocol.topics import Channel
 from provisioning import broker, bundle, fleet
 from provisioning.ca import common_name, fingerprint, load_authority, load_cert
 from provisioning.errors import ProvisioningError
-from provisioning.registry import Status, load_registry
+from provisioning.ledger import Status, load_ledger
 from runtime.configfile import ConfigError
 
 PASSPHRASE = b"a long test passphrase"
@@ -107,7 +107,7 @@ def test_a_bad_plate_is_refused_by_the_config_model_and_leaves_nothing(root: Pat
     with pytest.raises(ConfigError, match=r"vehicle\.plate"):
         fleet.add_device(root, PASSPHRASE, "car-0002", bundle.Placement(DeviceKind.IN_CAR, plate="ABC123"))
     assert not (root / "devices" / "car-0002").exists()
-    assert "car-0002" not in load_registry(root).devices
+    assert "car-0002" not in load_ledger(root).devices
 
 
 @pytest.mark.parametrize("device_id", ["Car-01", "c", "car_01", "car/01", "-car", "kuaichu-server"])
@@ -168,8 +168,8 @@ def test_revoke_and_rotate_keep_history_and_fill_the_crl(root: Path) -> None:
     assert {r.serial_number for r in crl} == {first.serial_number, revoked_b.serial_number}
     assert crl.next_update_utc is not None and crl.next_update_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=300)
 
-    registry = load_registry(root)
-    car1, car2 = registry.devices["car-0001"], registry.devices["car-0002"]
+    ledger = load_ledger(root)
+    car1, car2 = ledger.devices["car-0001"], ledger.devices["car-0002"]
     assert [e.action for e in car1.history] == ["issued", "revoked", "rotated"]
     assert (car1.status, len(car1.certs), car1.current.revoked_at) == (Status.ACTIVE, 2, None)
     assert [e.action for e in car2.history] == ["issued", "revoked"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioning.registry import Status, load_registry
+from provisioning.ledger import Status, load_ledger
 from tests.commands import PASSPHRASE, provision
 
 
@@ -73,9 +73,9 @@ def test_device_revoke_rotate_and_list(tmp_path: Path) -> None:
     revoked = provision("revoke", "kiosk-017", "--dir", str(root))
     assert revoked.returncode == 0
     assert "reload mosquitto" in revoked.stdout
-    registry = load_registry(root)
-    assert registry.devices["kiosk-017"].status is Status.RETIRED
-    assert len(registry.devices["car-0001"].certs) == 2
+    ledger = load_ledger(root)
+    assert ledger.devices["kiosk-017"].status is Status.RETIRED
+    assert len(ledger.devices["car-0001"].certs) == 2
 
     listing = provision("list", "--dir", str(root), passphrase=None)
     assert listing.returncode == 0

@@ -244,14 +244,14 @@ def _sync(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     def act(args: argparse.Namespace) -> None:
         from provisioning import fleet
-        from provisioning.registry import load_registry
+        from provisioning.ledger import load_ledger
 
         root = args.dir.resolve()
-        registry = load_registry(root)
-        print(f"broker {registry.broker_host}:{registry.broker_port}")
-        for name, certs in sorted(registry.servers.items()):
+        ledger = load_ledger(root)
+        print(f"broker {ledger.broker_host}:{ledger.broker_port}")
+        for name, certs in sorted(ledger.servers.items()):
             print(f"server  {name:<32} serial {certs[-1].serial}  until {certs[-1].not_after:%Y-%m-%d}")
-        for device_id, record in sorted(registry.devices.items()):
+        for device_id, record in sorted(ledger.devices.items()):
             cert = record.current
             print(
                 f"device  {device_id:<32} {record.kind.value:<7} {record.status.value:<8} "

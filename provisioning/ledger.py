@@ -1,4 +1,4 @@
-"""The station's record of the fleet (``DIR/registry.json``): every certificate ever issued, by whom
+"""The station's ledger of the fleet (``DIR/registry.json``): every certificate ever issued, by whom
 it is held and whether it is revoked, so that the CRL can always be rebuilt and a device's history
 read back.
 """
@@ -15,7 +15,7 @@ from protocol.messages import DeviceKind
 from provisioning.ca import replace_file
 from provisioning.errors import ProvisioningError
 
-REGISTRY_NAME = "registry.json"
+LEDGER_FILE = "registry.json"  # the file's name since the first stations; kept so they read on
 
 
 class Record(BaseModel):
@@ -53,7 +53,7 @@ class DeviceRecord(Record):
         return self.certs[-1]
 
 
-class Registry(Record):
+class Ledger(Record):
     broker_host: str
     broker_port: int
     server_url: str | None = Field(default=None, description="the console's base URL, for registering devices")
@@ -69,15 +69,15 @@ class Registry(Record):
         return {int(c.serial, 16): c.revoked_at for c in everything if c.revoked_at is not None}
 
 
-def load_registry(root: Path) -> Registry:
-    path = root / REGISTRY_NAME
+def load_ledger(root: Path) -> Ledger:
+    path = root / LEDGER_FILE
     try:
-        return Registry.model_validate_json(path.read_bytes())
+        return Ledger.model_validate_json(path.read_bytes())
     except FileNotFoundError:
-        raise ProvisioningError(f"{root} is not a provisioning folder (no {REGISTRY_NAME}); run `init` first") from None
+        raise ProvisioningError(f"{root} is not a provisioning folder (no {LEDGER_FILE}); run `init` first") from None
     except ValidationError as exc:
         raise ProvisioningError(f"{path} is damaged: {exc}") from None
 
 
-def save_registry(root: Path, registry: Registry) -> None:
-    replace_file(root / REGISTRY_NAME, (registry.model_dump_json(indent=2) + "\n").encode(), 0o600)
+def save_ledger(root: Path, ledger: Ledger) -> None:
+    replace_file(root / LEDGER_FILE, (ledger.model_dump_json(indent=2) + "\n").encode(), 0o600)
