@@ -11,11 +11,11 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
@@ -24,13 +24,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import Report, Trigger, utc_iso
-from server.casework.events import GENESIS, device_actor, event_row, first_events
+from server.casework.events import GENESIS, device_actor, event_row, first_events, phone_actor
 from server.db.models import Case, CaseCounter, Device, DeviceStatus, Unit
 from server.geo.fences import FenceSet
 from server.lifecycles.case import CASE
 from server.routing import Routing, all_units, route
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Case numbers carry the local (Beijing time) date, as a dispatcher reads and says them.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -68,6 +69,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         "trigger": case.trigger,
         "device_id": case.device_id,
         "device_kind": report["device_kind"],
+        "reporter_phone": case.reporter_phone,  # a phone's report (手机报警): no unit
         "triggered_at": utc_iso(case.triggered_at),
         "received_at": utc_iso(case.received_at),
         "position": None
@@ -82,7 +84,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         },
         "vehicle": report.get("vehicle"),
         "site": report.get("site"),
-        "health": report["health"],
+        "health": report.get("health"),
     }
     return summary
 
@@ -153,7 +155,7 @@ class CaseStore:
             for report in real:
                 if report.report_id not in known:
                     fresh.setdefault(report.report_id, (report, route(report, self._fences)))
-            numbers = self._allocate_numbers(conn, list(fresh.values()))
+            numbers = allocate_numbers(conn, [(r.report_id, r.triggered_at, t.unit_adcode) for r, t in fresh.values()])
             rows = [
                 self._case_row(report, routing, numbers[report_id], received_at)
                 for report_id, (report, routing) in fresh.items()
@@ -235,31 +237,22 @@ class CaseStore:
             "report": report.model_dump(mode="json", exclude_none=True),
         }
 
-    @staticmethod
-    def _allocate_numbers(conn: Connection, fresh: list[tuple[Report, Routing]]) -> dict[str, str]:
-        """``{adcode}{yyyymmdd}{nnnn}`` per new case, in report order within each unit and local day.
+    @property
+    def fences(self) -> FenceSet:
+        return self._fences
 
-        One upsert per unit and day reserves a whole run of numbers; it is atomic on SQLite and on
-        PostgreSQL, so workers sharing a database never hand out the same number.
-        """
-        groups: dict[tuple[str, str], list[str]] = {}
-        for report, routing in fresh:
-            day = report.triggered_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
-            groups.setdefault((routing.unit_adcode, day), []).append(report.report_id)
-        upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        numbers: dict[str, str] = {}
-        for (adcode, day), report_ids in sorted(groups.items()):
-            count = len(report_ids)
-            stmt = (
-                upsert(CaseCounter)
-                .values(unit_adcode=adcode, day=day, last=count)
-                .on_conflict_do_update(index_elements=["unit_adcode", "day"], set_={"last": CaseCounter.last + count})
-                .returning(CaseCounter.last)
-            )
-            last = conn.execute(stmt).scalar_one()
-            for offset, report_id in enumerate(sorted(report_ids)):
-                numbers[report_id] = f"{adcode}{day}{last - count + offset + 1:04d}"
-        return numbers
+    def unit(self, adcode: str) -> Unit:
+        return self._units[adcode]
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Another way a case opens (a phone's report, server/phones/) written by the case writer's
+        thread in a transaction of its own, so it never races the intake's batches."""
+
+        def run() -> T:
+            with self._writer.begin() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     async def get(self, case_id: int) -> Case | None:
         async with self.sessions() as session:
@@ -279,8 +272,35 @@ class CaseStore:
             return list((await session.scalars(query)).all())
 
 
+def allocate_numbers(conn: Connection, fresh: list[tuple[str, datetime, str]]) -> dict[str, str]:
+    """``{adcode}{yyyymmdd}{nnnn}`` per new case (report id, triggered at, unit), in report order
+    within each unit and local day.
+
+    One upsert per unit and day reserves a whole run of numbers; it is atomic on SQLite and on
+    PostgreSQL, so workers sharing a database never hand out the same number.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for report_id, triggered_at, unit_adcode in fresh:
+        day = triggered_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+        groups.setdefault((unit_adcode, day), []).append(report_id)
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    numbers: dict[str, str] = {}
+    for (adcode, day), report_ids in sorted(groups.items()):
+        count = len(report_ids)
+        stmt = (
+            upsert(CaseCounter)
+            .values(unit_adcode=adcode, day=day, last=count)
+            .on_conflict_do_update(index_elements=["unit_adcode", "day"], set_={"last": CaseCounter.last + count})
+            .returning(CaseCounter.last)
+        )
+        last = conn.execute(stmt).scalar_one()
+        for offset, report_id in enumerate(sorted(report_ids)):
+            numbers[report_id] = f"{adcode}{day}{last - count + offset + 1:04d}"
+    return numbers
+
+
 def opened_event(case: Case, at: datetime) -> dict[str, Any]:
-    """The first link of a case's event log: the report as the device sent it, by its hash."""
+    """The first link of a case's event log: the report as the device (or phone) sent it, by its hash."""
     report = json.dumps(case.report, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     detail = {
         "case_no": case.case_no,
@@ -288,7 +308,8 @@ def opened_event(case: Case, at: datetime) -> dict[str, Any]:
         "unit": case.unit_adcode,
         "report_sha256": hashlib.sha256(report.encode()).hexdigest(),
     }
-    return event_row(case.id, 1, GENESIS, at, device_actor(case.device_id), "case.opened", detail)
+    actor = device_actor(case.device_id) if case.device_id is not None else phone_actor(case.reporter_phone or "")
+    return event_row(case.id, 1, GENESIS, at, actor, "case.opened", detail)
 
 
 def now_utc() -> datetime:

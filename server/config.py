@@ -122,6 +122,18 @@ class PortalSection(ConfigSection):
     review_files_max: int = Field(default=6, ge=1, le=20, description="attachments per review request")
 
 
+class PhoneSection(ConfigSection):
+    """Reports, calls and photos from the parties' phones in the web app (server/phones/)."""
+
+    accuracy_limit_m: float = Field(
+        default=200, gt=0, le=10_000, description="a browser position less precise than this is not routed: call 122"
+    )
+    reports_per_phone_hour: int = Field(default=3, ge=1, le=100, description="视频报警 tries per number")
+    reports_per_address_hour: int = Field(default=20, ge=1, le=10_000, description="视频报警 tries per address")
+    photo_max_mb: float = Field(default=15, gt=0, le=100, description="one photo a party uploads")
+    photos_per_party: int = Field(default=30, ge=1, le=500, description="photos one party may upload to a case")
+
+
 class ClearingSection(ConfigSection):
     move_off_m: float = Field(
         default=30, gt=0, le=1000, description="an in-car unit this far from the scene has moved off"
@@ -153,6 +165,7 @@ class ServerConfig(ConfigSection):
     sms: SmsSection = SmsSection()
     clearing: ClearingSection = ClearingSection()
     portal: PortalSection = PortalSection()
+    phone: PhoneSection = PhoneSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 class Outward(Protocol):
     """What casework needs of the link: the parts that use it know nothing of MQTT."""
 
-    async def command(self, device_id: str, command: Command) -> bool: ...
+    async def command(self, device_id: str | None, command: Command) -> bool: ...
 
     async def case_changed(self, summary: dict[str, Any]) -> None: ...
 
@@ -41,9 +41,12 @@ class Outbound:
         self._hub.deliver(summary["unit"]["adcode"], event)
         self.send([(CASE_EVENTS, event.encode(), 1)])
 
-    async def command(self, device_id: str, command: Command) -> bool:
+    async def command(self, device_id: str | None, command: Command) -> bool:
         """``command`` to the device on its cmd topic (QoS 1, the broker keeps it for a unit that is
-        briefly away); False when the broker did not take it."""
+        briefly away); False when the broker did not take it, or there is no unit (a phone's report)."""
+        if device_id is None:
+            logger.info("%s for case %s not sent: reported from a phone, no unit", command.type, command.case_no)
+            return False
         try:
             await self.session.publish(device_topic(device_id, Channel.CMD), encode(command), qos=1)
         except NotConnected:

@@ -58,6 +58,13 @@ def route(report: Report, fences: FenceSet) -> Routing:
         lat = lon = None
         source = "none"
 
+    return route_point(lat, lon, source, flags, fences)
+
+
+def route_point(lat: float | None, lon: float | None, source: str, flags: list[str], fences: FenceSet) -> Routing:
+    """A WGS-84 position (a unit's, or a phone's browser's) to its district's unit, by the fences;
+    outside them, or without a position, to the city command centre with a flag saying why."""
+    flags = list(flags)
     city = fences.city.adcode
     if lat is None or lon is None:
         flags.append("无定位 (no position)")

@@ -37,6 +37,8 @@ from server.events import CaseHub
 from server.geo.fences import FenceSet
 from server.intake import Intake, intake_session
 from server.outbound import Outbound
+from server.phones.photos import PhotoUploads
+from server.phones.reports import PhoneReports
 from server.plates import Plates
 from server.portal.access import PortalAccess
 from server.portal.review_desk import ReviewDesk
@@ -149,6 +151,8 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         portal_views=PortalViews(sessions),
         reviews=reviews,
         review_desk=review_desk,
+        phone_reports=PhoneReports(cases, cfg.phone, hub, outbound),
+        photos=PhotoUploads(sessions, cfg.phone, cfg.evidence_dir, cfg.server.data_dir / "photo-uploads", hub),
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
         if cfg.sms.receipt_token_file
         else None,

@@ -19,7 +19,9 @@ from server.api import (
     lifecycles,
     plates,
     portal,
+    portal_report,
     portal_review,
+    portal_uploads,
     reference,
     reviews,
     ws,
@@ -84,6 +86,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(reviews.router)
     app.include_router(portal.router)
     app.include_router(portal_review.router)
+    app.include_router(portal_report.router)
+    app.include_router(portal_uploads.router)
     app.include_router(ws.router)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)

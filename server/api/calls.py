@@ -27,6 +27,7 @@ MEDIA_TYPES = {
     ".ogg": "audio/ogg",  # the sound of a degraded call
     ".png": "image/png",  # a party's evidence with a review request
     ".pdf": "application/pdf",  # likewise
+    ".heic": "image/heic",  # a party's photo from an iPhone
 }
 CallIdPath = Annotated[str, Path(pattern=REPORT_ID_PATTERN)]
 

@@ -37,6 +37,8 @@ async def readings(case: CaseDep, state: StateDep) -> dict[str, Any]:
 @router.post("/read")
 async def read(operator: DispatcherDep, case: CaseDep, state: StateDep) -> dict[str, Any]:
     """Ask the unit to read the plates in a full-resolution still now; the reading, when it answers in time."""
+    if case.device_id is None:
+        raise Conflict("这起事故是手机报警的，没有车载设备识别车牌，请截图后手动录入号牌 (no unit)")
     device = await state.devices.get(case.device_id)
     if device is None or not device.online:
         raise Conflict("设备离线，无法识别车牌 (the unit is offline)")

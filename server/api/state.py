@@ -14,6 +14,8 @@ from server.delivery.outbox import SmsOutbox
 from server.devices import DeviceStore
 from server.events import CaseHub
 from server.outbound import Outbound
+from server.phones.photos import PhotoUploads
+from server.phones.reports import PhoneReports
 from server.plates import Plates
 from server.portal.access import PortalAccess
 from server.portal.review_desk import ReviewDesk
@@ -38,6 +40,8 @@ class ServerState:
     portal_views: PortalViews  # what a party sees of their case
     reviews: Reviews  # a party's review request (复核)
     review_desk: ReviewDesk  # the staff's side of reviews
+    phone_reports: PhoneReports  # 视频报警 from a phone with no unit
+    photos: PhotoUploads  # a party's photos, uploaded in resumable chunks
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls

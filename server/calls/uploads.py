@@ -71,6 +71,8 @@ class UploadReceiver:
             raise CallError("the call has ended")
         if actor.user_id is None:
             raise CallError("evidence is asked for by an operator")
+        if call.device_id is None:
+            raise CallError("a phone's call: take the still from its picture")  # server/calls/participants.py
         now = now_utc()
         request = UploadRequest(
             upload_id=new_report_id(),
@@ -288,6 +290,8 @@ def evidence_json(evidence: Evidence, case_no: str) -> dict[str, Any]:
         "media_end": utc_iso(evidence.media_end) if evidence.media_end else None,
         "operator_id": evidence.operator_id,
         "note": evidence.note,
+        "party_id": evidence.party_id,  # a party's phone: its call, a still of it, or its photo
+        "meta": evidence.meta,
     }
 
 

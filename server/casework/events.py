@@ -37,6 +37,11 @@ def device_actor(device_id: str) -> Actor:
     return Actor(None, f"device:{device_id}", "mqtt")
 
 
+def phone_actor(phone: str, source: str = "web") -> Actor:
+    """A party's phone in the web app, for what it did itself (a report, its call, its photos)."""
+    return Actor(None, f"phone:{phone}", source)
+
+
 def event_hash(
     case_id: int,
     seq: int,

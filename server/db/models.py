@@ -112,7 +112,9 @@ class Case(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_no: Mapped[str] = mapped_column(String(32), unique=True)
     report_id: Mapped[str] = mapped_column(String(26), unique=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    # The reporting unit; null for a report from a phone (``reporter_phone``, server/phones/).
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    reporter_phone: Mapped[str | None] = mapped_column(String(20), index=True, comment="a phone's report: its number")
     unit_adcode: Mapped[str] = mapped_column(ForeignKey("units.adcode"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)  # a CaseStatus (server.lifecycles)
     flag: Mapped[str | None] = mapped_column(String(120))
@@ -163,7 +165,9 @@ class Party(Base):
     insurer: Mapped[str | None] = mapped_column(String(40))
     policy_no: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime]
-    updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), comment="null: the reporting phone's placeholder, not yet filled by a dispatcher"
+    )
 
 
 class Statement(Base):
@@ -318,7 +322,7 @@ class Call(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[str] = mapped_column(String(26), unique=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    device_id: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[str | None] = mapped_column(String(32), comment="null: a call from a reporting phone")
     state: Mapped[str] = mapped_column(String(12))  # a CallState: connecting / live / reconnecting / degraded / ended
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime]
@@ -423,4 +427,5 @@ class Session(Base):
 
 # The parties' side's tables share this Base; importing them here puts them in every metadata
 # (migrations, the schema check) without each caller having to remember.
+from server.db import phones as _phones  # noqa: E402, F401
 from server.db import portal as _portal  # noqa: E402, F401
