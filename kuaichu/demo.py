@@ -340,6 +340,7 @@ def _banner(ports: Ports, logins: dict[str, str], root: Path) -> None:
     print(f"  Devices   {CAR_ID}: in-car unit 云A5H821 driving around 翠湖 (五华区)")
     print(f"            {KIOSK_ID}: roadside kiosk at 昆明站 (官渡区), its screen http://127.0.0.1:{ports.screen}/")
     print(f"  Press     kuaichu demo press {CAR_ID}     (or the console's demo panel)")
+    print(f"  Parties   http://127.0.0.1:{ports.http}/p  (their page: the link and the code come by SMS)")
     print(f"  SMS       simulated provider; the parties' messages land in {root / 'sms' / 'inbox.jsonl'}")
     print(f"  Broker    127.0.0.1:{ports.broker} (mutual TLS, per-device ACL; fleet PKI in {root / 'pki'})")
     print(f"  Logs      {root / 'logs'}\n", flush=True)
