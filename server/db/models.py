@@ -425,7 +425,8 @@ class Session(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
-# The parties' side's tables share this Base; importing them here puts them in every metadata
+# The parties' and the insurers' tables share this Base; importing them here puts them in every metadata
 # (migrations, the schema check) without each caller having to remember.
+from server.db import insurers as _insurers  # noqa: E402, F401
 from server.db import phones as _phones  # noqa: E402, F401
 from server.db import portal as _portal  # noqa: E402, F401
