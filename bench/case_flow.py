@@ -27,7 +27,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
@@ -36,7 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
 from bench.stack import kuaichu, load_line, percentile, server_config, wait_listening
-from protocol.messages import Ack, decode, encode
+from protocol.messages import Ack, encode
 from protocol.topics import Channel, device_topic
 from server.casework.registry_import import import_file
 from server.config import load_server_config
@@ -47,8 +48,8 @@ from tests.casework_data import DRIVER_A, DRIVER_B, driver, registry_files
 from tests.pki import session_pki
 from tests.reports import WUHUA, in_car_report
 from tests.services import free_port
-from tests.sms_provider import RECEIPT_TOKEN, TOKEN, sms_provider
-from tests.wire import mqtt_client
+from tests.sms_provider import RECEIPT_TOKEN, TOKEN, Provider, sms_provider
+from tests.wire import raw_device
 
 PASSWORD = "benchmark password"
 DEVICE = "bench-car-01"
@@ -134,9 +135,23 @@ async def one_case(
     return times, float(issued.json()["render_ms"]), asyncio.create_task(delivered())
 
 
-async def run(count: int) -> None:
-    print(load_line(), flush=True)
-    root = Path(tempfile.mkdtemp(prefix="kc-bench-cases-"))
+@dataclass
+class CaseStack:
+    """The running stack a case benchmark drives: the server's address, its SMS provider, a unit's
+    MQTT connection and the acks it receives."""
+
+    url: str
+    provider: Provider
+    mqtt: aiomqtt.Client
+    acks: asyncio.Queue[Ack]
+
+
+@contextlib.asynccontextmanager
+async def case_stack(prefix: str, extra_config: str = "") -> AsyncIterator[CaseStack]:
+    """Mosquitto with the provisioned mutual TLS, one worker as ``kuaichu server run`` (SQLite) with
+    the dispatcher, the officer and the registry, a local SMS provider that reports every message
+    delivered at once, and ``DEVICE`` connected; ``extra_config`` is appended to server.toml."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
         pki.device_tls(DEVICE)
         http_port, provider_port = free_port(), free_port()
@@ -147,7 +162,7 @@ async def run(count: int) -> None:
             f.write(
                 f'\n[sms]\ngateway_url = "http://127.0.0.1:{provider_port}/send"\ntoken_file = "{root / "sms-token"}"\n'
                 f'receipt_token_file = "{root / "receipt-token"}"\npoll_s = 0.05\n'
-                "retry_base_s = 0.5\nretry_max_s = 5\n"
+                "retry_base_s = 0.5\nretry_max_s = 5\n" + extra_config
             )
         await prepare(root, config)
         server = await kuaichu("server", "run", "--config", str(config))
@@ -155,39 +170,35 @@ async def run(count: int) -> None:
         try:
             await wait_listening(http_port, server)
             async with (
-                sms_provider(provider_port, url, receipt_delay_s=0.0),
-                mqtt_client(broker.port, DEVICE, pki.device_tls(DEVICE)) as mqtt,
+                sms_provider(provider_port, url, receipt_delay_s=0.0) as provider,
+                raw_device(broker.port, DEVICE) as (mqtt, acks),
             ):
-                acks: asyncio.Queue[Ack] = asyncio.Queue()
-                await mqtt.subscribe(device_topic(DEVICE, Channel.ACK), qos=1)
-
-                async def collect() -> None:
-                    async for message in mqtt.messages:
-                        assert isinstance(message.payload, bytes)
-                        acks.put_nowait(decode(Ack, message.payload))
-
-                reader = asyncio.create_task(collect())
-                dispatcher, officer = await login(url, "dispatcher"), await login(url, "officer")
-                warm = await one_case(mqtt, acks, dispatcher, officer)  # builds the font cache
-                await warm[2]
-                steps: dict[str, list[float]] = {step: [] for step in STEPS}
-                pdf_ms: list[float] = []
-                deliveries = []
-                wall = time.perf_counter()
-                for _ in range(count):
-                    times, render_ms, delivery = await one_case(mqtt, acks, dispatcher, officer)
-                    for step, seconds in times.items():
-                        steps[step].append(seconds * 1000)
-                    pdf_ms.append(render_ms)
-                    deliveries.append(delivery)
-                steps["delivered"] = [seconds * 1000 for seconds in await asyncio.gather(*deliveries)]
-                wall = time.perf_counter() - wall
-                reader.cancel()
-                for client in (dispatcher, officer):
-                    await client.aclose()
+                yield CaseStack(url, provider, mqtt, acks)
         finally:
             server.terminate()
             await server.wait()
+
+
+async def run(count: int) -> None:
+    print(load_line(), flush=True)
+    async with case_stack("kc-bench-cases-") as stack:
+        dispatcher, officer = await login(stack.url, "dispatcher"), await login(stack.url, "officer")
+        warm = await one_case(stack.mqtt, stack.acks, dispatcher, officer)  # builds the font cache
+        await warm[2]
+        steps: dict[str, list[float]] = {step: [] for step in STEPS}
+        pdf_ms: list[float] = []
+        deliveries = []
+        wall = time.perf_counter()
+        for _ in range(count):
+            times, render_ms, delivery = await one_case(stack.mqtt, stack.acks, dispatcher, officer)
+            for step, seconds in times.items():
+                steps[step].append(seconds * 1000)
+            pdf_ms.append(render_ms)
+            deliveries.append(delivery)
+        steps["delivered"] = [seconds * 1000 for seconds in await asyncio.gather(*deliveries)]
+        wall = time.perf_counter() - wall
+        for client in (dispatcher, officer):
+            await client.aclose()
     print(f"machine: {platform.node()} {platform.machine()}, {count} cases in {wall:.1f} s")
     for step in STEPS:
         ordered = sorted(steps[step])

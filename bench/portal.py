@@ -20,32 +20,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import platform
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
+import aiomqtt
 import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
-from bench.case_flow import DEVICE, FACTS, decision, login, prepare
-from bench.stack import kuaichu, load_line, percentile, server_config, wait_listening
-from protocol.messages import Ack, decode, encode
+from bench.case_flow import DEVICE, FACTS, case_stack, decision, login
+from bench.stack import load_line, percentile
+from protocol.messages import Ack, encode
 from protocol.topics import Channel, device_topic
 from tests.casework_data import DRIVER_A, DRIVER_B, driver
-from tests.pki import session_pki
 from tests.reports import WUHUA, in_car_report
-from tests.services import free_port
-from tests.sms_provider import RECEIPT_TOKEN, TOKEN, Provider, sms_provider
-from tests.wire import mqtt_client
+from tests.sms_provider import Provider
 
 CODE = re.compile(r"验证码(\d{6})")
 LINK = re.compile(r"/p/([A-Za-z0-9_-]+)")
@@ -102,7 +97,7 @@ async def awaited(provider: Provider, phone: str, pattern: re.Pattern[str]) -> s
 
 
 async def open_cases(
-    count: int, mqtt: Any, acks: asyncio.Queue[Ack], dispatcher: httpx.AsyncClient
+    count: int, mqtt: aiomqtt.Client, acks: asyncio.Queue[Ack], dispatcher: httpx.AsyncClient
 ) -> list[tuple[int, list[tuple[str, int]]]]:
     """``count`` cases, each with two parties of their own phone numbers: [(case id, [(phone, party id)])]."""
     cases = []
@@ -160,85 +155,50 @@ async def work(
 
 async def run(count: int, progressing: int) -> None:
     print(load_line(), flush=True)
-    root = Path(tempfile.mkdtemp(prefix="kc-bench-portal-"))
     held = ["nothing yet"]
     update_ms: list[float] = []
     parties: dict[int, list[Party]] = {}
+    followers: list[asyncio.Task[None]] = []
     wall = 0.0
-    with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
-        pki.device_tls(DEVICE)
-        http_port, provider_port = free_port(), free_port()
-        config = server_config(root, pki, broker.port, http_port)
-        (root / "sms-token").write_text(TOKEN)
-        (root / "receipt-token").write_text(RECEIPT_TOKEN)
-        with config.open("a") as f:
-            f.write(
-                f'\n[sms]\ngateway_url = "http://127.0.0.1:{provider_port}/send"\ntoken_file = "{root / "sms-token"}"\n'
-                f'receipt_token_file = "{root / "receipt-token"}"\npoll_s = 0.05\n'
-                # Every phone of the run asks from 127.0.0.1: the per-address limit is lifted here only.
-                "\n[portal]\ncodes_per_address_hour = 10000\n"
-            )
-        await prepare(root, config)
-        server = await kuaichu("server", "run", "--config", str(config))
-        url = f"http://127.0.0.1:{http_port}"
-        followers: list[asyncio.Task[None]] = []
+    # Every phone of the run asks from 127.0.0.1: the per-address limit is lifted here only.
+    async with case_stack("kc-bench-portal-", "\n[portal]\ncodes_per_address_hour = 10000\n") as stack:
+        dispatcher, officer = await login(stack.url, "dispatcher"), await login(stack.url, "officer")
         try:
-            await wait_listening(http_port, server)
-            async with (
-                sms_provider(provider_port, url, receipt_delay_s=0.0) as provider,
-                mqtt_client(broker.port, DEVICE, pki.device_tls(DEVICE)) as mqtt,
-            ):
-                acks: asyncio.Queue[Ack] = asyncio.Queue()
-                await mqtt.subscribe(device_topic(DEVICE, Channel.ACK), qos=1)
-
-                async def collect() -> None:
-                    async for message in mqtt.messages:
-                        assert isinstance(message.payload, bytes)
-                        acks.put_nowait(decode(Ack, message.payload))
-
-                reader = asyncio.create_task(collect())
-                dispatcher, officer = await login(url, "dispatcher"), await login(url, "officer")
-                try:
-                    cases = await open_cases(count, mqtt, acks, dispatcher)
-                    held[0] = f"{len(cases)} cases opened"
-                    logins = [log_in(url, provider, phone, cid) for cid, people in cases for phone, _ in people]
-                    for party in await asyncio.gather(*logins):
-                        parties.setdefault(party.case_id, []).append(party)
-                    held[0] = f"{sum(map(len, parties.values()))} parties logged in"
-                    ws_url = url.replace("http://", "ws://") + "/api/portal/ws"
-                    opened = []
-                    for people in parties.values():
-                        for party in people:
-                            event = asyncio.Event()
-                            opened.append(event)
-                            followers.append(asyncio.create_task(party.follow(ws_url, event)))
-                    async with asyncio.timeout(120):
-                        await asyncio.gather(*(event.wait() for event in opened))
-                    for people in parties.values():
-                        for party in people:
-                            party.page_ms.clear()  # the first views were the login's, not under progress
-                    held[0] = f"{len(followers)} parties following live"
-                    began = time.perf_counter()
-                    try:
-                        update_ms = await work(cases[:progressing], parties, dispatcher, officer, held, update_ms)
-                    finally:
-                        wall = time.perf_counter() - began
-                except (TimeoutError, httpx.HTTPError, OSError, websockets.WebSocketException) as exc:
-                    print(f"stopped at a limit ({type(exc).__name__}: {exc}); last step that held: {held[0]}")
-                finally:
-                    reader.cancel()
-                    for client in (dispatcher, officer):
-                        await client.aclose()
+            cases = await open_cases(count, stack.mqtt, stack.acks, dispatcher)
+            held[0] = f"{len(cases)} cases opened"
+            logins = [log_in(stack.url, stack.provider, phone, cid) for cid, people in cases for phone, _ in people]
+            for party in await asyncio.gather(*logins):
+                parties.setdefault(party.case_id, []).append(party)
+            held[0] = f"{sum(map(len, parties.values()))} parties logged in"
+            ws_url = stack.url.replace("http://", "ws://") + "/api/portal/ws"
+            opened = []
+            for people in parties.values():
+                for party in people:
+                    event = asyncio.Event()
+                    opened.append(event)
+                    followers.append(asyncio.create_task(party.follow(ws_url, event)))
+            async with asyncio.timeout(120):
+                await asyncio.gather(*(event.wait() for event in opened))
+            for people in parties.values():
+                for party in people:
+                    party.page_ms.clear()  # the first views were the login's, not under progress
+            held[0] = f"{len(followers)} parties following live"
+            began = time.perf_counter()
+            try:
+                update_ms = await work(cases[:progressing], parties, dispatcher, officer, held, update_ms)
+            finally:
+                wall = time.perf_counter() - began
+        except (TimeoutError, httpx.HTTPError, OSError, websockets.WebSocketException) as exc:
+            print(f"stopped at a limit ({type(exc).__name__}: {exc}); last step that held: {held[0]}")
         finally:
             for task in followers:
                 task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*followers, return_exceptions=True)
+            await asyncio.gather(*followers, return_exceptions=True)
             for people in parties.values():
                 for party in people:
                     await party.http.aclose()
-            server.terminate()
-            await server.wait()
+            for client in (dispatcher, officer):
+                await client.aclose()
     page_ms = sorted(ms for people in parties.values() for party in people for ms in party.page_ms)
     followers_n = sum(map(len, parties.values()))
     update_ms.sort()
