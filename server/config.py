@@ -134,6 +134,25 @@ class PhoneSection(ConfigSection):
     photos_per_party: int = Field(default=30, ge=1, le=500, description="photos one party may upload to a case")
 
 
+class InsurersSection(ConfigSection):
+    """Events pushed to the insurers (docs/insurers.md): how hard the webhook outbox tries, and how
+    long the links in an event stay open."""
+
+    timeout_s: float = Field(default=10, gt=0, le=120, description="one POST to an insurer's endpoint")
+    retry_first_s: float = Field(default=10, gt=0, le=3600, description="first retry delay; doubles, with jitter")
+    retry_max_s: float = Field(default=3600, gt=0, le=24 * 3600, description="the longest wait between two tries")
+    retry_for_h: float = Field(
+        default=24, gt=0, le=24 * 30, description="keep trying this long after the event was written, then dead letter"
+    )
+    min_attempts: int = Field(
+        default=5, ge=1, le=1000, description="tries before a dead letter, also after an operator's resend"
+    )
+    poll_s: float = Field(default=2, gt=0, le=60, description="how often the sender looks for due events")
+    link_ttl_s: float = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, description="how long a document or evidence link in an event opens"
+    )
+
+
 class ClearingSection(ConfigSection):
     move_off_m: float = Field(
         default=30, gt=0, le=1000, description="an in-car unit this far from the scene has moved off"
@@ -166,6 +185,7 @@ class ServerConfig(ConfigSection):
     clearing: ClearingSection = ClearingSection()
     portal: PortalSection = PortalSection()
     phone: PhoneSection = PhoneSection()
+    insurers: InsurersSection = InsurersSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:

@@ -12,14 +12,16 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
 from server.config import SmsSection
 from server.db.models import Case, Determination, Party, SmsMessage
+from server.delivery.claims import claim, due_ids
 from server.delivery.sms import SmsError, SmsGateway
+from server.insurers.events import queue_determination
 from server.lifecycles.case import CASE, CaseAction
 from server.outbound import Outward
 
@@ -110,40 +112,12 @@ class SmsOutbox:
         """Send every message that is due and not claimed by another worker; returns how many went."""
         assert self._gateway is not None
         now = now_utc()
-        async with self._sessions() as session:
-            due = (
-                await session.scalars(
-                    select(SmsMessage.id)
-                    .where(
-                        SmsMessage.status == "pending",
-                        SmsMessage.next_attempt_at <= now,
-                        or_(SmsMessage.claimed_until.is_(None), SmsMessage.claimed_until < now),
-                    )
-                    .order_by(SmsMessage.id)
-                    .limit(50)
-                )
-            ).all()
         sent = 0
-        for message_id in due:
-            message = await self._claim(message_id, now)
+        for message_id in await due_ids(self._sessions, SmsMessage, now):
+            message = await claim(self._sessions, SmsMessage, message_id, now, CLAIM_S)
             if message is not None:
                 sent += await self._send(message)
         return sent
-
-    async def _claim(self, message_id: int, now: datetime) -> SmsMessage | None:
-        async with self._sessions.begin() as session:
-            claimed = await session.execute(
-                update(SmsMessage)
-                .where(
-                    SmsMessage.id == message_id,
-                    SmsMessage.status == "pending",
-                    or_(SmsMessage.claimed_until.is_(None), SmsMessage.claimed_until < now),
-                )
-                .values(claimed_until=now + timedelta(seconds=CLAIM_S))
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return await session.get(SmsMessage, message_id)
 
     async def _send(self, message: SmsMessage) -> int:
         assert self._gateway is not None
@@ -242,6 +216,8 @@ class SmsOutbox:
         if waiting == 0 and CASE.allows(case.status, CaseAction.DELIVER):
             case.status, case.delivered_at = CASE.after(case.status, CaseAction.DELIVER), at
             await append(session, case.id, SYSTEM, "case.delivered", {"determination": latest}, at)
+            assert latest is not None
+            await queue_determination(session, case, latest, at)
 
     async def of_case(self, case_id: int) -> list[dict[str, Any]]:
         async with self._sessions() as session:
