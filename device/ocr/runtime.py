@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from device.ocr.errors import ModelError
 
 
-def _interpreter_class() -> Any:
+def interpreter_class() -> Any:
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -39,7 +39,7 @@ class TfliteModel:
         if not path.is_file():
             raise ModelError(f"model file {path} is missing")
         try:
-            self._it = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self._it = interpreter_class()(model_path=str(path), num_threads=threads)
             self._it.allocate_tensors()
         except ModelError:
             raise

@@ -1,0 +1,1 @@
+"""Evidence that leaves the police: masked copies of stills, photos, clips and recordings."""
