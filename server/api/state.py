@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
@@ -13,6 +14,7 @@ from server.config import ServerConfig
 from server.delivery.outbox import SmsOutbox
 from server.devices import DeviceStore
 from server.events import CaseHub
+from server.evidence.copies import MaskedCopies
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
 from server.phones.reports import PhoneReports
@@ -46,3 +48,9 @@ class ServerState:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker
+
+    @cached_property
+    def masked(self) -> MaskedCopies:
+        """Masked copies of evidence for the insurers' API and the parties' page
+        (``masked.masked_copy(evidence_id)``); the models load at the first copy, not at start-up."""
+        return MaskedCopies(self.cases.sessions, self.cfg.evidence_dir)
