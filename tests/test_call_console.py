@@ -87,7 +87,7 @@ async def test_a_dispatcher_answers_sees_the_scene_talks_and_ends_the_call(broke
             )
             assert sneaky == {"type": "call.error", "call_id": call_id, "reason": "no such call"}
 
-            page = await browser.new_page()
+            page = await (await browser.new_context()).new_page()
             await login_live(page, server.url, "wuhua")
             cell = page.locator(f'tr[data-case="{case_no}"] td.call')
             await expect(cell).to_have_attribute("data-state", "live")
@@ -115,14 +115,18 @@ async def test_a_dispatcher_answers_sees_the_scene_talks_and_ends_the_call(broke
             await page.click("#call-mute")
             assert await page.evaluate("document.getElementById('call-video').muted") is False
 
-            # A reloaded tab answers again and sees the same call live.
+            # A reloaded workspace (opened by the queue's answer) answers again by itself and sees
+            # the same call live.
             await page.reload()
-            await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
-            await page.locator(f'tr[data-case="{case_no}"] td.call button.answer').click()
             await expect(page.locator("#call-state")).to_have_attribute("data-state", "live", timeout=20000)
             await counters(page)
             await page.screenshot(path=str(tmp_path / "call.png"), full_page=True)
 
+            # The queue, open beside the workspace, sees the call end.
+            queue = await page.context.new_page()
+            await queue.goto(f"{server.url}/console")
+            cell = queue.locator(f'tr[data-case="{case_no}"] td.call')
+            await expect(cell).to_have_attribute("data-state", "live", timeout=15000)
             await page.click("#call-end")
             await expect(cell).to_have_attribute("data-state", "ended", timeout=15000)
             async with asyncio.timeout(15):

@@ -115,7 +115,7 @@ async def test_without_any_webrtc_path_the_dispatcher_gets_stills_and_sound_as_e
             row = await wait_state(server, call_id, "degraded")
             assert row.live_at is None
 
-            page = await browser.new_page()
+            page = await (await browser.new_context()).new_page()
             await login_live(page, server.url, "wuhua")
             cell = page.locator(f'tr[data-case="{case_no}"] td.call')
             await expect(cell).to_have_attribute("data-state", "degraded", timeout=15000)
@@ -130,6 +130,11 @@ async def test_without_any_webrtc_path_the_dispatcher_gets_stills_and_sound_as_e
             await page.screenshot(path=str(tmp_path / "degraded.png"), full_page=True)
             assert not device.app.call.connected.is_set()
             assert await page.evaluate("document.getElementById('call-state').textContent") == "降级 degraded"
+            # The queue, open beside the workspace, sees the call end.
+            queue = await page.context.new_page()
+            await queue.goto(f"{server.url}/console")
+            cell = queue.locator(f'tr[data-case="{case_no}"] td.call')
+            await expect(cell).to_have_attribute("data-state", "degraded", timeout=15000)
             await page.click("#call-end")
             await expect(cell).to_have_attribute("data-state", "ended", timeout=15000)
             async with asyncio.timeout(15):

@@ -18,6 +18,7 @@ from server.api import (
     devices,
     lifecycles,
     plates,
+    playback,
     portal,
     portal_report,
     portal_review,
@@ -81,6 +82,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(lifecycles.router)
     app.include_router(calls.router)
+    app.include_router(playback.router)
     app.include_router(plates.router)
     app.include_router(reference.router)
     app.include_router(reviews.router)
@@ -102,9 +104,14 @@ def create_app(state: ServerState) -> FastAPI:
     async def console() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("queue.html")))
 
+    @app.get("/workspace", include_in_schema=False)
+    async def workspace_page() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("workspace.html")))
+
     @app.get("/case", include_in_schema=False)
-    async def case_page() -> FileResponse:
-        return FileResponse(str(CONSOLE.joinpath("case.html")))
+    async def case_page(request: Request) -> RedirectResponse:
+        """The case page became the workspace; links and bookmarks to it still arrive."""
+        return RedirectResponse(f"/workspace?{request.url.query}")
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard_page() -> FileResponse:

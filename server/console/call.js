@@ -1,47 +1,49 @@
 "use strict";
-// Live calls on the dispatcher's queue: each case with a running call gets an Answer button; the
-// call panel shows the device's video and sound, sends the dispatcher's voice (push-to-talk or an
-// open mic), and says what state the call is in. Joining is an SDP offer over the queue's
-// WebSocket; the server (aiortc) does not trickle ICE, so the offer waits for gathering to finish.
-// If the connection drops (a network flap, the device renegotiating), the console joins again by
-// itself: the call stays the same call.
+// The workspace's call panel: the case's running call, answered here (or at once when the queue's
+// "answer" opened the page), shows the device's video and sound, sends the dispatcher's voice
+// (push-to-talk or an open mic), and says what state the call is in. Joining is an SDP offer over
+// the page's WebSocket; the server (aiortc) does not trickle ICE, so the offer waits for gathering
+// to finish. If the connection drops (a network flap, the device renegotiating, the feed coming
+// back), the console joins again by itself: the call stays the same call. Other modules follow the
+// call through "kuaichu-call" (its summary, or null once it is left).
 
 (() => {
-// The call states and their labels are the server's (lifecycles.js), loaded before the queue.
+// The call states and their labels are the server's (lifecycles.js), loaded before the page.
 const callState = () => lifecycle.call.values;
-const calls = new Map(); // call_id -> summary from the server
+const params = new URLSearchParams(window.location.search);
+const caseId = Number(params.get("id"));
+let wanted = params.get("answer"); // the call the queue's "answer" opened this page for
 let socket = null;
-let current = null; // { callId, pc, mic, rejoin }
+let call = null; // the case's newest call, as the server last told it
+let current = null; // { callId, pc, mic, rejoin }: the call this page has joined
 
-function callCell(caseNo) {
-  return document.querySelector(`tr[data-case="${caseNo}"] td.call`);
+function setCallState(state, text) {
+  const badge = document.getElementById("call-state");
+  badge.dataset.state = state;
+  badge.textContent = text || stateLabel("call", state);
 }
 
-function showCall(call) {
-  calls.set(call.call_id, call);
-  const cell = callCell(call.case_no);
-  if (!cell) return;
-  cell.replaceChildren();
-  cell.dataset.call = call.call_id;
-  cell.dataset.state = call.state;
+function showAnswer() {
+  const button = document.getElementById("call-answer");
+  button.disabled = !call || call.state === callState().ENDED || Boolean(current);
+  if (call && !current) setCallState(call.state);
+}
+
+function showCall(summary) {
+  if (summary.case_id !== caseId) return;
+  if (call && call.call_id !== summary.call_id && summary.state === callState().ENDED) return; // an older call
+  call = summary;
   const { LIVE, RECONNECTING, DEGRADED, ENDED } = callState();
-  cell.appendChild(el("span", { class: "call-badge" }, stateLabel("call", call.state)));
-  if (call.state !== ENDED && (!current || current.callId !== call.call_id)) {
-    const button = el("button", { type: "button", class: "answer", "data-answer": call.call_id }, "接听 Answer");
-    button.addEventListener("click", () => answer(call.call_id));
-    cell.appendChild(button);
-  }
   if (current && current.callId === call.call_id) {
     if (call.state === ENDED) finish(stateLabel("call", ENDED));
     else if (call.state === RECONNECTING || call.state === DEGRADED) setCallState(call.state);
     else if (call.state === LIVE && current.pc && current.pc.connectionState === "connected") setCallState(LIVE);
   }
-}
-
-function setCallState(state) {
-  const badge = document.getElementById("call-state");
-  badge.dataset.state = state;
-  badge.textContent = stateLabel("call", state);
+  showAnswer();
+  if (wanted === call.call_id && call.state !== ENDED && !current) {
+    wanted = null;
+    answer().catch((error) => setCallState("down", `错误 error: ${error.message}`));
+  }
 }
 
 function gathered(pc) {
@@ -74,7 +76,7 @@ async function joinCall(callId) {
     if (!current || current.pc !== pc) return;
     // Connected to the server; the unit's video may still be down (stills instead: scene.js).
     const { LIVE, DEGRADED } = callState();
-    if (pc.connectionState === "connected") setCallState(calls.get(callId)?.state === DEGRADED ? DEGRADED : LIVE);
+    if (pc.connectionState === "connected") setCallState(call && call.state === DEGRADED ? DEGRADED : LIVE);
     if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
       setCallState(callState().RECONNECTING);
       clearTimeout(current.rejoin);
@@ -93,18 +95,16 @@ async function rejoin(callId, oldPc) {
   await joinCall(callId);
 }
 
-async function answer(callId) {
-  if (current) finish();
-  const call = calls.get(callId);
-  document.getElementById("call-panel").hidden = false;
-  document.getElementById("call-case").textContent = call ? call.case_no : "";
+async function answer() {
+  if (!call || current || !socket) return;
+  const callId = call.call_id;
   setCallState(callState().CONNECTING);
   // The microphone starts closed: the dispatcher speaks with push-to-talk or opens it.
   const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
   current = { callId, pc: null, mic, rejoin: null };
-  window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: call || { call_id: callId } }));
+  window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: call }));
   setMic(false);
-  for (const c of calls.values()) showCall(c);
+  showAnswer();
   await joinCall(callId);
 }
 
@@ -115,17 +115,16 @@ function finish(text) {
   for (const track of current.mic.getTracks()) track.stop();
   current = null;
   window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: null }));
-  setCallState(callState().ENDED);
-  if (text) document.getElementById("call-state").textContent = text;
+  setCallState(callState().ENDED, text);
   document.getElementById("call-mic").dataset.open = "false";
-  for (const c of calls.values()) showCall(c);
+  showAnswer();
 }
 
 window.addEventListener("kuaichu-queue-loaded", async (event) => {
   socket = event.detail.ws;
   const { calls: running } = await request("/api/calls");
-  for (const call of running) showCall(call);
-  // After a reconnection of the queue's socket, the call's connection is made again on it.
+  for (const summary of running) showCall(summary);
+  // After a reconnection of the page's socket, the call's connection is made again on it.
   if (current) {
     if (current.pc) current.pc.close();
     await joinCall(current.callId);
@@ -136,17 +135,16 @@ window.addEventListener("kuaichu-message", async (event) => {
   const { message } = event.detail;
   if (message.type === "call.state") {
     showCall(message.call);
-  } else if (message.type === "case.new") {
-    for (const c of calls.values()) if (c.case_no === message.case.case_no) showCall(c);
   } else if (message.type === "call.answer" && current && current.callId === message.call_id) {
     await current.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
-  } else if (message.type === "call.error") {
-    const note = document.getElementById("call-state");
-    note.textContent = `错误 error: ${message.reason}`;
-    note.dataset.state = "down";
+  } else if (message.type === "call.error" && (!message.call_id || (call && message.call_id === call.call_id))) {
+    setCallState("down", `错误 error: ${message.reason}`);
   }
 });
 
+document.getElementById("call-answer").addEventListener("click", () => {
+  answer().catch((error) => setCallState("down", `错误 error: ${error.message}`));
+});
 const ptt = document.getElementById("call-ptt");
 ptt.addEventListener("pointerdown", () => setMic(true));
 ptt.addEventListener("pointerup", () => {
@@ -156,17 +154,19 @@ ptt.addEventListener("pointerleave", () => {
   if (document.getElementById("call-mic").dataset.open !== "true") setMic(false);
 });
 document.getElementById("call-mic").addEventListener("click", (event) => {
-  const open = event.target.dataset.open !== "true";
-  event.target.dataset.open = String(open);
-  event.target.textContent = open ? "闭麦 Close mic" : "开麦 Open mic";
+  const button = event.currentTarget;
+  const open = button.dataset.open !== "true";
+  button.dataset.open = String(open);
+  button.firstChild.textContent = open ? "闭麦 Close mic " : "开麦 Open mic ";
   setMic(open);
 });
 document.getElementById("call-mute").addEventListener("click", (event) => {
   // The unit's sound on this console only; the recording keeps it.
+  const button = event.currentTarget;
   const video = document.getElementById("call-video");
   video.muted = !video.muted;
-  event.target.dataset.muted = String(video.muted);
-  event.target.textContent = video.muted ? "取消静音 Unmute" : "静音 Mute";
+  button.dataset.muted = String(video.muted);
+  button.firstChild.textContent = video.muted ? "取消静音 Unmute " : "静音 Mute ";
 });
 document.getElementById("call-end").addEventListener("click", () => {
   if (!current) return;

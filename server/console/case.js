@@ -30,7 +30,7 @@ function checkCell(checks) {
   for (const kind of ["licence", "vehicle", "insurance"]) {
     const c = checks[kind];
     const line = el("div", { class: `check check-${c ? c.result : "none"}`, "data-kind": kind });
-    line.textContent = c ? `${kind}: ${c.result} — ${c.reason}` : `${kind}: 未核查 not checked`;
+    line.textContent = checkText(kind, c);
     cell.appendChild(line);
   }
   return cell;
@@ -57,7 +57,7 @@ function render(work, live = false) {
   closed.hidden = working;
   closed.textContent = working ? ""
     : c.status === caseStatus.ESCALATED ? `${stateLabel("case", c.status)}: ${c.escalation_reason}`
-      : `已移交 handed over ${c.handed_over_at || ""}`;
+      : `已移交 handed over ${c.handed_over_at ? beijingDateTime(c.handed_over_at) : ""}`;
   const body = document.getElementById("parties");
   body.replaceChildren();
   for (const p of work.parties) {

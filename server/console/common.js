@@ -38,7 +38,8 @@ async function request(path, options = {}) {
         ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
         : body.detail;
     showError(detail);
-    throw Object.assign(new Error(detail), { status: response.status });
+    // The body goes with it: a page shows each field's problem next to the field (fields.js).
+    throw Object.assign(new Error(detail), { status: response.status, body });
   }
   showError("");
   return body;
@@ -47,6 +48,9 @@ async function request(path, options = {}) {
 // A case page's live view of its own case: calls onUpdate with the case's summary whenever the
 // server pushes a change (a delivery receipt, another operator's action), and onUpdate(null) once
 // connected, since a change may have come before the feed did. A dropped feed is reconnected.
+// The same feed carries the calls: the page's call modules (call.js and those beside it) hear of
+// each connection as "kuaichu-queue-loaded" (the name they had on the queue) and of every message
+// as "kuaichu-message", so a workspace holds one socket, not one per panel.
 function watchCase(caseId, onUpdate, delay = 0) {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${window.location.host}/api/ws`);
@@ -54,6 +58,8 @@ function watchCase(caseId, onUpdate, delay = 0) {
     const message = JSON.parse(event.data);
     if (message.type === "hello") onUpdate(null);
     else if (message.type === "case.update" && String(message.case.id) === String(caseId)) onUpdate(message.case);
+    if (message.type === "hello") window.dispatchEvent(new CustomEvent("kuaichu-queue-loaded", { detail: { ws } }));
+    window.dispatchEvent(new CustomEvent("kuaichu-message", { detail: { message, ws } }));
   });
   ws.addEventListener("close", () => {
     const next = Math.min(Math.max(delay * 2, 500), 10000);

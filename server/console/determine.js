@@ -6,7 +6,9 @@
 const caseId = new URLSearchParams(window.location.search).get("id");
 let work = null;
 
-const local = (iso) => new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+const local = beijingDateTime;
+const GALLERY = new Set(["still", "photo", "clip", "recording"]);
+let evidence = []; // every file of the case: the statements play from its recordings
 
 function renderStatus(c) {
   const badge = document.getElementById("case-status");
@@ -31,8 +33,14 @@ function renderWork() {
     : "—";
   document.getElementById("eligibility").textContent = c.eligibility || "—";
   const labels = new Map(work.parties.map((p) => [p.id, p.label]));
-  document.getElementById("statements").replaceChildren(...(work.statements || []).map((s) =>
-    el("li", { "data-statement": String(s.id) }, `${labels.get(s.party_id)} ${local(s.start)}–${local(s.end)}: ${s.summary}`)));
+  document.getElementById("statements").replaceChildren(...(work.statements || []).map((s) => {
+    const line = `${labels.get(s.party_id)} ${local(s.start)}–${beijingTime(s.end)}`;
+    const item = el("li", { "data-statement": String(s.id) }, `${line}: ${s.summary}`);
+    const play = el("button", { type: "button", class: "play-span" }, "▶ 播放录像 Play");
+    play.addEventListener("click", () => gallery.playSpan(evidence, s.start, s.end, `陈述 statement ${line}`));
+    item.appendChild(play);
+    return item;
+  }));
   document.getElementById("eligibility-reason").textContent = c.eligibility_reason || "";
   const body = document.getElementById("parties");
   body.replaceChildren();
@@ -49,7 +57,7 @@ function renderWork() {
     row.appendChild(el("td", {}, [p.insurer, p.policy_no].filter(Boolean).join(" ") || "—"));
     const checks = el("td", {});
     for (const [kind, check] of Object.entries(p.checks)) {
-      checks.appendChild(el("div", { class: `check check-${check ? check.result : "none"}` }, check ? `${kind}: ${check.result} — ${check.reason}` : `${kind}: —`));
+      checks.appendChild(el("div", { class: `check check-${check ? check.result : "none"}` }, checkText(kind, check)));
     }
     row.appendChild(checks);
     body.appendChild(row);
@@ -64,18 +72,8 @@ function renderWork() {
 
 async function loadEvidence() {
   const list = document.getElementById("evidence");
-  list.replaceChildren();
-  const items = await request(`/api/cases/${caseId}/evidence`);
-  document.getElementById("no-evidence").hidden = items.length > 0;
-  for (const e of items) {
-    const figure = el("figure", { class: "evidence", "data-kind": e.kind });
-    const link = el("a", { href: e.url, target: "_blank" });
-    if (e.kind === "still") link.appendChild(el("img", { src: e.url, alt: e.kind }));
-    else link.textContent = `${e.kind} ${e.media_start ? local(e.media_start) : ""}`;
-    figure.appendChild(link);
-    figure.appendChild(el("figcaption", { class: "sub" }, `SHA-256 ${e.sha256.slice(0, 16)}…`));
-    list.appendChild(figure);
-  }
+  evidence = await gallery.load(list, caseId, GALLERY);
+  document.getElementById("no-evidence").hidden = list.children.length > 0;
 }
 
 async function loadVersions() {

@@ -23,7 +23,7 @@ function ensureUnit(unit) {
 function caseRow(c) {
   const row = el("tr", { "data-case": c.case_no, class: c.flag ? "flagged" : "" });
   const number = el("td", { class: "case-no" });
-  number.appendChild(el("a", { href: role === "officer" ? `/determine?id=${c.id}` : `/case?id=${c.id}` }, c.case_no));
+  number.appendChild(el("a", { href: role === "officer" ? `/determine?id=${c.id}` : `/workspace?id=${c.id}` }, c.case_no));
   row.appendChild(number);
   row.appendChild(el("td", {}, beijingDateTime(c.triggered_at)));
   row.appendChild(el("td", {}, TRIGGERS[c.trigger] || c.trigger));
