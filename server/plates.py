@@ -32,7 +32,7 @@ from protocol.ids import new_report_id
 from protocol.messages import Command, PlateReads, decode, utc_iso
 from server.cases import case_summary, now_utc
 from server.casework.events import Actor, append
-from server.casework.plates import normalise_plate, plate_error
+from server.casework.plates import normalise_plate, plate_problem
 from server.db.models import Case, PlateRead, PlateReading
 from server.errors import Invalid, NotFound, TimedOut, Unavailable
 from server.in_order import InOrder
@@ -216,9 +216,9 @@ class Plates:
     async def review(self, case: Case, read_id: int, text: str, actor: Actor) -> dict[str, Any]:
         """The dispatcher confirms a read (the same text) or corrects it; both are kept."""
         plate = normalise_plate(text)
-        error = plate_error(plate)
-        if error:
-            raise Invalid(f"车牌号有误，请对照截图核对 ({error})")
+        problem = plate_problem(plate)
+        if problem:
+            raise Invalid(f"请对照截图核对：{problem[1]}", code=problem[0], field="text")
         async with self._sessions.begin() as session:
             read = await self.read_of(session, case, read_id)
             mark(read, plate, actor.user_id)

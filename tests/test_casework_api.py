@@ -100,11 +100,18 @@ async def test_an_uninsured_vehicle_is_escalated_with_everything_kept(
     refused = await wuhua.http.post(f"{base}/hand-over")
     assert refused.status_code == 409 and "no compulsory insurance" in detail(refused)
 
-    work = (await wuhua.http.post(f"{base}/escalate", json={})).json()
+    # It cannot be undone: never without a reason, chosen from the exclusions or written.
+    for empty in ({}, {"reason": " "}, {"reason_code": "other"}):
+        refused = await wuhua.http.post(f"{base}/escalate", json=empty)
+        assert refused.status_code == 422 and refused.json()["code"] == "escalation_reason_required"
+        assert "原因" in detail(refused)
+    assert (await wuhua.http.get(f"{base}/work")).json()["case"]["status"] == "new"
+    chosen = {"reason_code": "no_insurance", "reason": "乙车交强险已过期"}
+    work = (await wuhua.http.post(f"{base}/escalate", json=chosen)).json()
     assert work["case"]["status"] == "escalated"
-    assert "乙: no compulsory insurance" in work["case"]["escalation_reason"]
+    assert work["case"]["escalation_reason"] == "车辆未投保交强险：乙车交强险已过期"
     assert len(work["parties"]) == 2 and work["parties"][1]["checks"]["insurance"]["result"] == "fail"
-    again = await wuhua.http.post(f"{base}/escalate", json={})
+    again = await wuhua.http.post(f"{base}/escalate", json=chosen)
     assert again.status_code == 409
     await wuhua.close()
 

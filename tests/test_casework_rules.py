@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.casework.checks import PartyFacts, check_insurance, check_licence, check_vehicle
+from server.casework.checks import PartyFacts, check_insurance, check_licence, check_vehicle, same_name
 from server.casework.eligibility import ELIGIBLE, INCOMPLETE, INELIGIBLE, decide
 from server.casework.idcard import id_number_error
 from server.casework.licence_classes import covers
@@ -84,7 +84,7 @@ VEHICLE = VehicleRecord(
     "云A5H821", "LSVAM4187C2184521", "K33", False, "王芳", date(2020, 1, 1), date(2027, 1, 1), "normal"
 )
 POLICY = PolicyRecord("PICC1", "人保", "云A5H821", AT - timedelta(days=100), AT + timedelta(days=265))
-PARTY = PartyFacts(ID, ID, "云A5H821", "K33", "PICC1")
+PARTY = PartyFacts(ID, ID, "云A5H821", "K33", "PICC1", "王芳")
 
 
 def test_checks_pass_on_good_records() -> None:
@@ -110,7 +110,23 @@ def test_check_failures_say_why() -> None:
     lapsed = PolicyRecord("PICC1", "人保", "云A5H821", AT - timedelta(days=400), AT - timedelta(minutes=5))
     result = check_insurance(PARTY, [lapsed], AT)
     assert result.result == "fail" and "expired at the accident time" in result.reason
-    assert "no compulsory insurance" in check_insurance(PartyFacts(ID, ID, "云A5H821", "K33", None), [], AT).reason
+    assert (
+        "no compulsory insurance" in check_insurance(PartyFacts(ID, ID, "云A5H821", "K33", None, "王芳"), [], AT).reason
+    )
+
+
+def test_a_party_using_someone_elses_id_and_licence_fails_by_name() -> None:
+    """张三 gives 周桂英's ID number and licence: both are on record as hers, so the name gives it away."""
+    hers = LicenceRecord(ID, ID, "周桂英", "C1", date(2020, 1, 1), date(2030, 1, 1), "valid")
+    borrowed = check_licence(PartyFacts(ID, ID, "云A5H821", "K33", "PICC1", "张三"), hers, VEHICLE, AT)
+    assert borrowed.result == "fail"
+    assert borrowed.reason.startswith("姓名与身份证、驾驶证登记的持有人不符")
+    assert borrowed.record is not None and borrowed.record["name"] == "周**"  # masked, as every record kept
+    # Spaces and the middle dot of a transcribed name are how people write it, not another person.
+    theirs = LicenceRecord(ID, ID, "阿卜杜·热合曼", "C1", date(2020, 1, 1), date(2030, 1, 1), "valid")
+    written = PartyFacts(ID, ID, "云A5H821", "K33", "PICC1", "阿卜杜 热合曼")
+    assert check_licence(written, theirs, VEHICLE, AT).result == "pass"
+    assert same_name("王 芳", "王芳") and not same_name("王芳", "王方")
 
 
 def test_a_policy_counts_only_from_its_start() -> None:
@@ -119,7 +135,7 @@ def test_a_policy_counts_only_from_its_start() -> None:
 
 
 def test_missing_input_is_unknown_not_fail() -> None:
-    blank = PartyFacts(ID, None, None, None, None)
+    blank = PartyFacts(ID, None, None, None, None, "王芳")
     assert check_licence(blank, None, None, AT).result == "unknown"
     assert check_vehicle(blank, None, AT).result == "unknown"
     assert check_insurance(blank, [], AT).result == "unknown"

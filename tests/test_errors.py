@@ -1,5 +1,6 @@
 """Refusals: each kind of server domain error reaches the console as its HTTP status and a
-``{"detail": message}`` body, the message in Chinese first, through the one handler in the app."""
+``{"detail": message, "code": code}`` body, the message in Chinese first, through the one handler
+in the app."""
 
 from __future__ import annotations
 
@@ -38,6 +39,36 @@ KINDS: list[tuple[DomainError, int]] = [
 ]
 
 
+async def test_a_refusal_may_name_its_own_code_and_field() -> None:
+    app = FastAPI()
+    app.add_exception_handler(DomainError, refused)
+
+    @app.get("/refuse")
+    async def refuse() -> None:
+        raise Invalid("请对照截图核对车牌 (check the plate)", code="invalid_plate", field="text")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.get("/refuse")
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "请对照截图核对车牌 (check the plate)",
+        "code": "invalid_plate",
+        "field": "text",
+    }
+    assert [type(e).code for e, _ in KINDS] == [
+        "not_found",
+        "no_such_case",
+        "conflict",
+        "invalid",
+        "forbidden",
+        "unauthenticated",
+        "throttled",
+        "unavailable",
+        "timed_out",
+        "refused",
+    ]
+
+
 @pytest.mark.parametrize(("error", "code"), KINDS, ids=[type(e).__name__ for e, _ in KINDS])
 async def test_each_kind_has_its_status_and_keeps_its_message(error: DomainError, code: int) -> None:
     """Over the app's own handler: a broker that refuses or a unit that does not answer cannot be
@@ -52,7 +83,7 @@ async def test_each_kind_has_its_status_and_keeps_its_message(error: DomainError
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         response = await client.get("/refuse")
     assert response.status_code == code
-    assert response.json() == {"detail": str(error)}
+    assert response.json() == {"detail": str(error), "code": error.code}
 
 
 async def test_the_running_worker_refuses_in_chinese_first(server: RunningServer) -> None:

@@ -45,7 +45,8 @@ async def test_checks_against_a_registry_that_cannot_answer_are_unknown_and_bloc
         checks = party["checks"]
         assert (checks["licence"]["result"], checks["vehicle"]["result"]) == ("pass", "pass")
         assert checks["insurance"]["result"] == "unknown"
-        assert checks["insurance"]["reason"].startswith("registry unavailable: ")
+        assert checks["insurance"]["reason"].startswith("登记系统暂时无法查询，结果未知")
+        assert "(registry unavailable: " in checks["insurance"]["reason"]
         assert checks["insurance"]["record"] is None
     case = work["case"]
     assert case["eligibility"] == "incomplete" and "unknown" in case["eligibility_reason"]

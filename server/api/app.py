@@ -5,8 +5,10 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from server.api import (
     auth,
@@ -28,6 +30,7 @@ from server.api import (
     ws,
 )
 from server.api.state import ServerState
+from server.api.validation import http_refusal, invalid_request
 from server.errors import (
     Conflict,
     DomainError,
@@ -62,9 +65,11 @@ def status_of(exc: DomainError) -> int:
 
 
 async def refused(request: Request, exc: Exception) -> JSONResponse:
-    """Every refusal as the console reads it: ``{"detail": message}``, like FastAPI's own errors."""
+    """Every refusal as the console reads it: ``{"detail": message, "code": code}``, and the
+    ``field`` it is about where it names one (the contract of ``server/api/validation.py``)."""
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+    body = {"detail": str(exc), "code": exc.code} | ({"field": exc.field} if exc.field else {})
+    return JSONResponse(body, status_code=status_of(exc))
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -75,6 +80,8 @@ def create_app(state: ServerState) -> FastAPI:
     )
     app.state.kuaichu = state
     app.add_exception_handler(DomainError, refused)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_refusal)
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(casework.router)

@@ -9,22 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages import Command
 from server.api.deps import ActorDep, CaseDep, DispatcherDep, StateDep
 from server.api.state import ServerState
+from server.casework.escalation import EscalationIn
 from server.casework.parties import FactsIn, PartyIn, StatementIn
 from server.casework.store import party_json, statement_json
 from server.errors import Unavailable
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
-
-
-class EscalationBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    reason: str | None = Field(default=None, max_length=300, description="default: the eligibility reason")
 
 
 async def changed(state: ServerState, work: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +69,10 @@ async def run_checks(operator: DispatcherDep, case: CaseDep, actor: ActorDep, st
 
 @router.post("/escalate")
 async def escalate(
-    body: EscalationBody, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
+    body: EscalationIn, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:
-    await state.work.escalate(case.id, body.reason, actor)
+    """Cannot be undone: the page asks the dispatcher to confirm; a reason is required."""
+    await state.work.escalate(case.id, body, actor)
     return await changed(state, await state.work.work(case.id))
 
 

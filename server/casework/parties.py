@@ -6,10 +6,11 @@ from enum import StrEnum
 from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from server.casework.idcard import id_number_error
+from server.casework.idcard import id_number_problem
 from server.casework.licence_classes import VEHICLE_TYPES
-from server.casework.plates import normalise_plate, plate_error
+from server.casework.plates import normalise_plate, plate_problem
 
 POSITIONS = "甲乙丙丁戊己"
 
@@ -19,6 +20,9 @@ class PartyRole(StrEnum):
     NON_MOTOR = "non_motor"  # rider of a bicycle or e-bike
     PEDESTRIAN = "pedestrian"
     PROPERTY_OWNER = "property_owner"  # the person responsible for damaged property
+
+
+DRIVER_NEEDS = {"licence_no": "驾驶证号", "plate": "车牌号", "vehicle_type": "车辆类型"}
 
 
 class PartyIn(BaseModel):
@@ -44,9 +48,9 @@ class PartyIn(BaseModel):
     @classmethod
     def _id_number(cls, value: str) -> str:
         value = value.upper()
-        error = id_number_error(value)
-        if error:
-            raise ValueError(error)
+        problem = id_number_problem(value)
+        if problem:
+            raise PydanticCustomError(*problem)
         return value
 
     @field_validator("plate")
@@ -55,30 +59,41 @@ class PartyIn(BaseModel):
         if value is None or value == "":
             return None
         value = normalise_plate(value)
-        error = plate_error(value)
-        if error:
-            raise ValueError(error)
+        problem = plate_problem(value)
+        if problem:
+            raise PydanticCustomError(*problem)
         return value
 
     @field_validator("vehicle_type")
     @classmethod
     def _vehicle_type(cls, value: str | None) -> str | None:
         if value and value not in VEHICLE_TYPES:
-            raise ValueError(f"unknown vehicle type {value!r}; one of {', '.join(VEHICLE_TYPES)}")
+            raise PydanticCustomError(
+                "unknown_vehicle_type", "请从列表中选择车辆类型 (unknown vehicle type; choose one of the list)"
+            )
         return value or None
 
     @model_validator(mode="after")
     def _read_named(self) -> Self:
         if (self.plate_read_source == "reader") != (self.plate_read_id is not None):
-            raise ValueError("plate_read_id goes with plate_read_source 'reader', and only with it")
+            raise PydanticCustomError(
+                "invalid_plate_read",
+                "所选的车牌识别记录已失效，请刷新页面后重选 (plate_read_id goes with plate_read_source 'reader' only)",
+                {"fields": ["plate_read_id"]},
+            )
         return self
 
     @model_validator(mode="after")
     def _driver_has_vehicle(self) -> Self:
         if self.role is PartyRole.DRIVER:
-            missing = [k for k in ("licence_no", "plate", "vehicle_type") if not getattr(self, k)]
+            missing = [k for k in DRIVER_NEEDS if not getattr(self, k)]
             if missing:
-                raise ValueError(f"a driver needs {', '.join(missing)}")
+                named = "、".join(DRIVER_NEEDS[k] for k in missing)
+                raise PydanticCustomError(
+                    "driver_needs_vehicle",
+                    f"机动车驾驶人须填写{named} (a driver needs {', '.join(missing)})",
+                    {"fields": missing},
+                )
         return self
 
 
@@ -120,7 +135,15 @@ class StatementIn(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.end <= self.start:
-            raise ValueError("the span must end after it starts")
+            raise PydanticCustomError(
+                "statement_span_order",
+                "陈述的结束应在开始之后，请重新标记结束 (the span must end after it starts)",
+                {"fields": ["end"]},
+            )
         if (self.end - self.start).total_seconds() > 30 * 60:
-            raise ValueError("a statement span is at most 30 minutes")
+            raise PydanticCustomError(
+                "statement_span_too_long",
+                "一段陈述最长30分钟，请分段记录 (a statement span is at most 30 minutes)",
+                {"fields": ["end"]},
+            )
         return self

@@ -19,6 +19,7 @@ from protocol.messages import utc_iso
 from server.cases import case_summary, now_utc
 from server.casework.checks import KINDS, CheckResult, PartyFacts, check_insurance, check_licence, check_vehicle
 from server.casework.eligibility import ELIGIBLE, decide
+from server.casework.escalation import EscalationIn
 from server.casework.events import Actor, append, chain_errors, event_json
 from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole, StatementIn
 from server.casework.registry import Registry, RegistryUnavailable
@@ -165,14 +166,14 @@ class CaseWork:
         logger.info("case %d: %d checks run", case_id, len(rows))
         return rows
 
-    async def escalate(self, case_id: int, reason: str | None, actor: Actor) -> Case:
+    async def escalate(self, case_id: int, reason: EscalationIn, actor: Actor) -> Case:
         """To ordinary on-scene handling; nothing collected so far is touched."""
         async with self._sessions.begin() as session:
             case = await self._open_case(session, case_id)
             case.status = CASE.after(case.status, CaseAction.ESCALATE)
             case.escalated_at = now_utc()
-            case.escalation_reason = reason or case.eligibility_reason or "escalated by the dispatcher"
-            detail = {"reason": case.escalation_reason}
+            case.escalation_reason = reason.text()
+            detail = {"reason": case.escalation_reason, "reason_code": reason.reason_code}
             await append(session, case_id, actor, "case.escalated", detail, case.escalated_at)
         return case
 
@@ -252,7 +253,9 @@ class CaseWork:
     async def _check(self, party: Party, accident_at: datetime) -> list[CheckResult]:
         if party.role != PartyRole.DRIVER:
             return []
-        facts = PartyFacts(party.id_number, party.licence_no, party.plate, party.vehicle_type, party.policy_no)
+        facts = PartyFacts(
+            party.id_number, party.licence_no, party.plate, party.vehicle_type, party.policy_no, party.name
+        )
         try:
             vehicle = await self.registry.vehicle(party.plate) if party.plate else None
             vehicle_result = check_vehicle(facts, vehicle, accident_at)
@@ -390,7 +393,9 @@ def _verdict_detail(case: Case, **extra: Any) -> dict[str, Any]:
 
 
 def _unknown(kind: str, exc: RegistryUnavailable) -> CheckResult:
-    return CheckResult(kind, "unknown", f"registry unavailable: {exc}"[:300])
+    return CheckResult(
+        kind, "unknown", f"登记系统暂时无法查询，结果未知，请稍后重新核验 (registry unavailable: {exc})"[:300]
+    )
 
 
 def case_work_fields(case: Case) -> dict[str, Any]:

@@ -336,8 +336,23 @@ document.getElementById("hand-over").addEventListener("click", async () => {
   render(await send("POST", `/api/cases/${caseId}/hand-over`));
 });
 
-document.getElementById("escalate").addEventListener("click", async () => {
-  render(await send("POST", `/api/cases/${caseId}/escalate`, { reason: value("escalate-reason") }));
+// Escalation cannot be undone: the dispatcher picks or writes the reason, then confirms in a dialog
+// that says what will happen.
+const escalation = () => ({ reason_code: value("escalate-reason-code"), reason: value("escalate-reason") });
+document.getElementById("escalate").addEventListener("click", () => {
+  const { reason_code: code, reason } = escalation();
+  if (!code && !reason) {
+    showError("请选择或填写转现场处理的原因 (choose or write why the case goes to on-scene handling)");
+    return;
+  }
+  const picked = document.getElementById("escalate-reason-code").selectedOptions[0];
+  document.getElementById("escalate-confirm-reason").textContent = [code ? picked.textContent : "", reason || ""].filter(Boolean).join("：");
+  document.getElementById("escalate-confirm").showModal();
+});
+document.getElementById("escalate-no").addEventListener("click", () => document.getElementById("escalate-confirm").close());
+document.getElementById("escalate-yes").addEventListener("click", async () => {
+  document.getElementById("escalate-confirm").close();
+  render(await send("POST", `/api/cases/${caseId}/escalate`, escalation()));
 });
 
 (async () => {
@@ -346,6 +361,8 @@ document.getElementById("escalate").addEventListener("click", async () => {
   const types = await request("/api/vehicle-types");
   vehicleTypes = new Map(types.map((t) => [t.code, t.name]));
   for (const { code, name } of types) select.appendChild(el("option", { value: code }, `${code} ${name}`));
+  const reasons = document.getElementById("escalate-reason-code");
+  for (const { code, label } of await request("/api/escalation-reasons")) reasons.appendChild(el("option", { value: code }, label));
   me = await request("/api/me");
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   const determine = document.getElementById("determine-link");

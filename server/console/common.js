@@ -31,12 +31,12 @@ async function request(path, options = {}) {
   }
   const body = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
-    // FastAPI's validation errors are a list; our own refusals a string.
-    const detail = !body || body.detail === undefined
-      ? `${path}: ${response.status}`
-      : Array.isArray(body.detail)
-        ? body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg.replace(/^Value error, /, "")}`).join("; ")
-        : body.detail;
+    // Every refusal is {detail, code}, a form's also {field, errors: [{field, code, message}]}
+    // (docs/casework.md, "Errors"): one sentence, or each of a form's problems, as written.
+    const problems = body && Array.isArray(body.errors) ? body.errors : [];
+    const detail = problems.length > 1
+      ? problems.map((p) => p.message).join("；")
+      : body && typeof body.detail === "string" ? body.detail : `请求未能完成，请稍后再试 (${path}: ${response.status})`;
     showError(detail);
     // The body goes with it: a page shows each field's problem next to the field (fields.js).
     throw Object.assign(new Error(detail), { status: response.status, body });
