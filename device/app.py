@@ -27,6 +27,7 @@ from device.reporting import (
     Accepted,
     AckOverdue,
     AppState,
+    CaseClosed,
     CaseHoldExpired,
     Effect,
     Event,
@@ -69,6 +70,8 @@ class DeviceApp:
         self._speech: asyncio.Queue[Say | SayCaseNo] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._hold: asyncio.TimerHandle | None = None
+        self._beat = asyncio.Event()  # the state changed: the fleet page learns it now, not at the next beat
+        self._testing = False  # a remote self-test is running
         self.case_numbers: asyncio.Queue[str] = asyncio.Queue()  # for the demo and tests to watch
         self.ready = asyncio.Event()  # hardware started, state restored: a press now counts
         self._loops: list[asyncio.Task[None]] = []
@@ -154,6 +157,16 @@ class DeviceApp:
             self._speech.put_nowait(Say(Prompt.CLEAR_ROAD))
             if self.hw.screen is not None and command.case_no is not None:
                 self.hw.screen.clear_road(command.case_no)
+        elif command.type == "instruction":
+            logger.info("%s: case %s: an instruction from the dispatcher", self.tag, command.case_no)
+            self.hw.indicators.beep(Beep.CASE_NUMBER)  # look at the screen, or listen to the call
+            if self.hw.screen is not None and command.case_no is not None and command.text is not None:
+                self.hw.screen.instruct(command.case_no, command.text)
+        elif command.type == "case.closed" and command.case_no is not None:
+            logger.info("%s: case %s closed by the server: ready for the next report", self.tag, command.case_no)
+            self._spawn(self._case_closed(command.case_no))
+        elif command.type == "selftest.run":
+            self._spawn(self._remote_selftest())
         elif command.type == "document.ready":
             logger.info("%s: case %s: the determination is issued", self.tag, command.case_no)
             # A unit with no screen beeps; the parties have the link by SMS. A kiosk shows it as a QR code.
@@ -162,6 +175,30 @@ class DeviceApp:
                 self._spawn(self.hw.screen.document(command.case_no, command.url))
         else:
             self.evidence.on_command(command)
+
+    async def _case_closed(self, case_no: str) -> None:
+        await self.outbox.closed(case_no)
+        await self._event(CaseClosed(case_no))
+
+    async def _remote_selftest(self) -> None:
+        from device.selftest.live import run_live_selftest
+
+        if self._testing:
+            logger.info("%s: remote self-test already running; the request is ignored", self.tag)
+            return
+        self._testing = True
+        try:
+            logger.info("%s: remote self-test started", self.tag)
+            result = await run_live_selftest(self.cfg, self.hw, self.machine.state is AppState.IN_CASE)
+            sent = await self.link.publish(Channel.SELFTEST, encode(result), qos=1)
+            logger.info(
+                "%s: remote self-test %s%s",
+                self.tag,
+                "passed" if result.passed else "failed",
+                "" if sent else " (not sent: link down)",
+            )
+        finally:
+            self._testing = False
 
     async def _on_link(self, up: bool) -> None:
         if up:
@@ -189,8 +226,11 @@ class DeviceApp:
 
     async def _event(self, event: Event, at: datetime | None = None) -> None:
         async with self._lock:
+            before = self.machine.state
             effects = self.machine.handle(event)
             await self._apply(effects, at or datetime.now(UTC))
+            if self.machine.state is not before:
+                self._beat.set()
 
     async def _apply(self, effects: list[Effect], at: datetime) -> None:
         for effect in effects:
@@ -271,7 +311,9 @@ class DeviceApp:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.report.heartbeat_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat.wait(), self.cfg.report.heartbeat_s)
+            self._beat.clear()
             if not self.link.connected.is_set():
                 continue
             now = datetime.now(UTC)

@@ -102,6 +102,11 @@ class ScreenSection(ConfigSection):
     host: str = Field(default="127.0.0.1", description="browser: the page is served here (keep it local)")
     port: int = Field(default=8088, ge=1, le=65535, description="browser: and on this port")
     output_dir: Path | None = Field(default=None, description="simulated: where screens go (default data_dir/screen)")
+    portal_url: Annotated[str, Field(pattern=r"^https?://[^\s?#]{1,200}$")] | None = Field(
+        default=None,
+        description="the parties' page on the server (its public URL + '/p'): the case screen shows "
+        "'{portal_url}?case={case_no}' as a QR code; none: the case number only",
+    )
     notice_s: float = Field(
         default=600,
         gt=0,

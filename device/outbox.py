@@ -29,10 +29,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     case_no TEXT,
-    answer BLOB
+    answer BLOB,
+    closed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, next_attempt);
 """
+# An outbox written by firmware from before the server could close a case has no such column.
+_CLOSED_COLUMN = "ALTER TABLE outbox ADD COLUMN closed INTEGER NOT NULL DEFAULT 0"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            if "closed" not in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}:
+                db.execute(_CLOSED_COLUMN)
             return db
 
         self._db = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -147,14 +152,19 @@ class Outbox:
         )
         return bool(cursor.rowcount)
 
+    async def closed(self, case_no: str) -> None:
+        """The server closed the unit's part in ``case_no``: a restart must not bring the case back."""
+        await self._run(lambda db: db.execute("UPDATE outbox SET closed = 1 WHERE case_no = ?", (case_no,)))
+
     async def last_answer(self) -> tuple[Ack, datetime] | None:
-        """The newest answered report's ack and press time, to restore the device's state after a restart."""
+        """The newest answered report's ack and press time, to restore the device's state after a
+        restart; None when there is none, or when the server has closed its case."""
         row: Any = await self._run(
             lambda db: db.execute(
-                "SELECT answer, created_at FROM outbox WHERE state != 'pending' ORDER BY report_id DESC LIMIT 1"
+                "SELECT answer, created_at, closed FROM outbox WHERE state != 'pending' ORDER BY report_id DESC LIMIT 1"
             ).fetchone()
         )
-        if row is None:
+        if row is None or row[2]:
             return None
         return decode(Ack, bytes(row[0])), datetime.fromisoformat(row[1])
 

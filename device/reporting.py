@@ -3,11 +3,14 @@
 Pure: events in, effects out, no I/O, so every path (press while offline, refusal, a restart in the
 middle of a report) is a plain unit test. ``device.app`` carries the effects out.
 
-    idle ──press──▶ reporting ──accepted──▶ in case ──hold expires──▶ idle
+    idle ──press──▶ reporting ──accepted──▶ in case ──hold expires, or the server closes it──▶ idle
                        │  ▲
                  refused│  │press
                        ▼  │
                       failed
+
+The server closes the unit's part in a case (``case.closed``) when the dispatcher hands it over
+or escalates it: from then on the unit is free for the next party, not held for ``case_hold_s``.
 """
 
 from __future__ import annotations
@@ -80,7 +83,14 @@ class CaseHoldExpired:
     report_id: str
 
 
-Event = Triggered | Accepted | SelfTestAnswered | Refused | AckOverdue | LinkChanged | CaseHoldExpired
+@dataclass(frozen=True)
+class CaseClosed:
+    """The server needs the unit no more for this case."""
+
+    case_no: str
+
+
+Event = Triggered | Accepted | SelfTestAnswered | Refused | AckOverdue | LinkChanged | CaseHoldExpired | CaseClosed
 
 # --- effects ------------------------------------------------------------------------------
 
@@ -173,6 +183,9 @@ class ReportingMachine:
                     return [Show(Signal.RETRYING), Say(Prompt.RETRYING)]
                 return [Show(self._resting_signal())]
             case CaseHoldExpired(report_id) if report_id == self.current and self.state is AppState.IN_CASE:
+                self.state, self.current, self.case_no = AppState.IDLE, None, None
+                return [Show(self._resting_signal())]
+            case CaseClosed(case_no) if case_no == self.case_no and self.state is AppState.IN_CASE:
                 self.state, self.current, self.case_no = AppState.IDLE, None, None
                 return [Show(self._resting_signal())]
         return []

@@ -171,7 +171,8 @@ def write_device_config(root: Path, pki: Path, device_id: str, ports: Ports) -> 
     if placement.kind is DeviceKind.KIOSK:
         data["gpio"]["long_press_s"] = 0.5  # a touch on a kiosk, not a button in a car
         data["site"]["address"] = KIOSK_ADDRESS
-        data["screen"].update(backend="browser", port=ports.screen)  # what its Chromium would show
+        # What its Chromium would show; the case's QR code leads to the demo server's parties' page.
+        data["screen"].update(backend="browser", port=ports.screen, portal_url=f"http://127.0.0.1:{ports.http}/p")
     for part in ("gnss", "camera", "audio"):
         data[part]["backend"] = "simulated"
     data["report"]["heartbeat_s"] = 10

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from protocol.datum import wgs84_to_gcj02
 from protocol.messages import CheckStatus, DeviceKind, Heartbeat, Presence, SelfTest, Site, Vehicle, utc_iso
 from server.db.models import Device, DeviceStatus
 from server.errors import Conflict
@@ -163,6 +164,7 @@ def fleet_entry(device: Device, now: datetime, offline_alert: timedelta) -> dict
         "outbox_pending": heartbeat.get("outbox_pending"),
         "plate": device.plate,
         "site": device.site,
+        "position": _where(device.site, heartbeat.get("position")),
         "selftest": None
         if selftest is None
         else {
@@ -173,6 +175,18 @@ def fleet_entry(device: Device, now: datetime, offline_alert: timedelta) -> dict
         },
         "alert": alert,
     }
+
+
+def _where(site: dict[str, Any] | None, fix: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the fleet map puts a unit, in GCJ-02 as the district outlines are: a kiosk's surveyed
+    site, else the last heartbeat's fix (an in-car unit that never had one is listed beside the map)."""
+    if site is not None:
+        lon, lat = wgs84_to_gcj02(site["lon"], site["lat"])
+        return {"lon": lon, "lat": lat, "source": "site", "at": None}
+    if fix is not None:
+        lon, lat = wgs84_to_gcj02(fix["lon"], fix["lat"])
+        return {"lon": lon, "lat": lat, "source": "fix", "at": fix["time"]}
+    return None
 
 
 def _iso(value: datetime | None) -> str | None:

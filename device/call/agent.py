@@ -30,6 +30,8 @@ from runtime.peers import close_peer
 if TYPE_CHECKING:
     from aiortc import MediaStreamTrack, RTCConfiguration
 
+    from device.call.line import Line
+
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[Channel, bytes], Awaitable[bool]]
@@ -72,6 +74,7 @@ class _Call:
     relay_problem: str | None = None  # the last one logged
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     answers: asyncio.Queue[Command] = field(default_factory=asyncio.Queue)
+    line: Line | None = None  # what a kiosk's screen shows of it
 
 
 class CallAgent:
@@ -136,13 +139,19 @@ class CallAgent:
         if command.type == "call.end":
             logger.info("call %s ended by the server: %s", call.call_id, command.reason)
             call.ended.set()
+        elif command.type == "call.status":
+            if call.line is not None:
+                call.line.operators(command.operators or [])
         else:
             call.answers.put_nowait(command)
 
     async def _run(self, call: _Call) -> None:
         from device.call.degraded import SceneSender, while_disconnected
+        from device.call.line import Line
 
         logger.info("call %s for case %s: starting", call.call_id, call.case_no)
+        screen = self._hw.screen
+        line = call.line = Line(screen.call if screen is not None else lambda view: None)
         ended = asyncio.create_task(call.ended.wait())
         scene = SceneSender(self._cfg, self._hw, self._publish, call.call_id, call.report_id, call.case_no)
         fallback = asyncio.create_task(while_disconnected(self.connected, self._cfg.webrtc.degrade_after_s, scene))
@@ -163,6 +172,7 @@ class CallAgent:
             fallback.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await fallback
+            line.ended()
         logger.info("call %s ended", call.call_id)
 
     async def _connect_once(self, call: _Call) -> None:
@@ -173,6 +183,8 @@ class CallAgent:
         from device.call.turn_check import has_relay_candidate
 
         await self._link_up.wait()
+        line = call.line
+        assert line is not None, "set when the call starts"
         call.attempt += 1
         pc = RTCPeerConnection(rtc_configuration(self._cfg))
         failed = self._failed = asyncio.Event()
@@ -186,19 +198,22 @@ class CallAgent:
             logger.info("call %s attempt %d: %s", call.call_id, call.attempt, state)
             if state == "connected":
                 self.connected.set()
+                line.connected(True)
                 if watchdog is not None:
                     watchdog.cancel()
             elif state == "disconnected":
                 self.connected.clear()
+                line.connected(False)
                 watchdog = asyncio.create_task(_fail_after(failed, self._cfg.webrtc.reconnect_after_s))
             elif state in ("failed", "closed"):
                 self.connected.clear()
+                line.connected(False)
                 failed.set()
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                voice.append(asyncio.create_task(self._voice(track, failed)))
+                voice.append(asyncio.create_task(self._voice(track, failed, line)))
 
         try:
             pc.addTrack(CameraTrack(self._hw.camera))
@@ -231,11 +246,11 @@ class CallAgent:
                 task.cancel()
             await close_peer(pc, f"call {call.call_id} attempt {call.attempt}")
 
-    async def _voice(self, track: MediaStreamTrack, failed: asyncio.Event) -> None:
+    async def _voice(self, track: MediaStreamTrack, failed: asyncio.Event, line: Line) -> None:
         """The dispatcher's voice on the speaker; when it stops coming, this connection is dead."""
         from device.call.tracks import play_remote_voice
 
-        await play_remote_voice(track, self._hw.audio, self._cfg.webrtc.reconnect_after_s)
+        await play_remote_voice(track, self._hw.audio, self._cfg.webrtc.reconnect_after_s, line.voice)
         failed.set()
 
     async def _no_relay(self, call: _Call) -> None:

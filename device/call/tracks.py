@@ -13,6 +13,7 @@ import contextlib
 import fractions
 import logging
 import time
+from collections.abc import Callable
 
 import av
 from aiortc import MediaStreamTrack
@@ -75,8 +76,11 @@ class MicrophoneTrack(MediaStreamTrack):
         return frame
 
 
-async def play_remote_voice(track: MediaStreamTrack, audio: Audio, silent_after_s: float) -> None:
-    """Until the track ends: the far end's voice, resampled to the sound card's rate, on the speaker.
+async def play_remote_voice(
+    track: MediaStreamTrack, audio: Audio, silent_after_s: float, heard: Callable[[av.AudioFrame], None]
+) -> None:
+    """Until the track ends: the far end's voice, resampled to the sound card's rate, on the speaker;
+    ``heard`` gets each frame as it arrives (the screen's voice meter).
 
     The server sends a frame every 20 ms, silence included, so a track that delivers nothing for
     ``silent_after_s`` is a dead connection (the server gone, the network gone) long before ICE
@@ -95,6 +99,7 @@ async def play_remote_voice(track: MediaStreamTrack, audio: Audio, silent_after_
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue
+            heard(frame)
             for out in resampler.resample(frame):
                 for task in [t for t in playing if t.done()]:
                     playing.remove(task)

@@ -1,4 +1,5 @@
-"""What the server asks of a device: one message type for calls, evidence, plates and the road."""
+"""What the server asks of a device: one message type for calls, evidence, plates, the road, the
+dispatcher's words to the parties, the end of the unit's part in a case and a remote self-test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pydantic import Field, model_validator
 from protocol.messages.base import ReportId, ShortText, Versioned
 from protocol.messages.call import CallId, Sdp
 from protocol.messages.evidence import MAX_UPLOAD_BYTES, PRETRIGGER_MAX_S, CaseNo, Sha256, UploadId
+
+OperatorName = Annotated[str, Field(min_length=1, max_length=40)]
+InstructionText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Command(Versioned):
@@ -25,6 +29,10 @@ class Command(Versioned):
         "road.clear",
         "document.ready",
         "plates.request",
+        "call.status",
+        "instruction",
+        "case.closed",
+        "selftest.run",
     ]
     call_id: CallId | None = Field(
         default=None, description="the call it concerns; required for call.* and still/clip requests"
@@ -52,6 +60,15 @@ class Command(Versioned):
     url: Annotated[str, Field(pattern=r"^https?://\S{1,300}$")] | None = Field(
         default=None, description="document.ready: where the parties fetch the determination (for a QR code)"
     )
+    operators: list[OperatorName] | None = Field(
+        default=None,
+        max_length=4,
+        description="call.status: who of the police is on the line now (their names as the console shows them); "
+        "empty: the call is on hold, nobody is listening",
+    )
+    text: InstructionText | None = Field(
+        default=None, description="instruction: what the dispatcher tells the parties, shown on a kiosk's screen"
+    )
 
     @model_validator(mode="after")
     def _fields_of_type(self) -> Self:
@@ -70,6 +87,10 @@ class Command(Versioned):
             "road.clear": ("case_no",),
             "document.ready": ("case_no", "url"),
             "plates.request": ("upload_id", "case_no", "report_id"),
+            "call.status": ("call_id", "operators"),
+            "instruction": ("case_no", "text"),
+            "case.closed": ("case_no",),
+            "selftest.run": (),
         }[self.type]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:

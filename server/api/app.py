@@ -18,6 +18,7 @@ from server.api import (
     demo,
     determinations,
     devices,
+    fleet_map,
     lifecycles,
     plates,
     playback,
@@ -27,6 +28,7 @@ from server.api import (
     portal_uploads,
     reference,
     reviews,
+    unit_commands,
     ws,
 )
 from server.api.state import ServerState
@@ -87,6 +89,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(casework.router)
     app.include_router(determinations.router)
     app.include_router(devices.router)
+    app.include_router(fleet_map.router)
+    app.include_router(unit_commands.router)
     app.include_router(lifecycles.router)
     app.include_router(calls.router)
     app.include_router(playback.router)

@@ -63,7 +63,7 @@ async def handle(state: ServerState, operator: Operator, actor: Actor, viewer: s
             return {"type": "call.ended", "call_id": message.call_id}
         if message.sdp is None:
             raise CallError("a join carries the console's offer")
-        answer = await calls.join(message.call_id, viewer, actor, operator.sees, message.sdp)
+        answer = await calls.join(message.call_id, viewer, actor, operator.sees, message.sdp, operator.display_name)
     except (CallError, DomainError) as exc:  # ending a call refuses as the HTTP route does
         return {"type": "call.error", "call_id": message.call_id, "reason": str(exc)}
     return {"type": "call.answer", "call_id": message.call_id, "sdp": answer}

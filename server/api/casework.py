@@ -13,6 +13,7 @@ from fastapi import APIRouter, status
 from protocol.messages import Command
 from server.api.deps import ActorDep, CaseDep, DispatcherDep, StateDep
 from server.api.state import ServerState
+from server.api.unit_commands import release_unit
 from server.casework.escalation import EscalationIn
 from server.casework.parties import FactsIn, PartyIn, StatementIn
 from server.casework.store import party_json, statement_json
@@ -73,6 +74,7 @@ async def escalate(
 ) -> dict[str, Any]:
     """Cannot be undone: the page asks the dispatcher to confirm; a reason is required."""
     await state.work.escalate(case.id, body, actor)
+    await release_unit(state, case)  # the officers take it on at the scene
     return await changed(state, await state.work.work(case.id))
 
 
@@ -98,4 +100,5 @@ async def clear_road(operator: DispatcherDep, case: CaseDep, actor: ActorDep, st
 @router.post("/hand-over")
 async def hand_over(operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep) -> dict[str, Any]:
     await state.work.hand_over(case.id, actor)
+    await release_unit(state, case)
     return await changed(state, await state.work.work(case.id))

@@ -74,6 +74,7 @@ class LiveCall:
     attempt: int = 0
     device_pc: RTCPeerConnection | None = None
     viewers: dict[str, RTCPeerConnection] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # viewer: the operator's name, for the unit's screen
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     grace: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
@@ -259,9 +260,11 @@ class CallManager:
 
     # --- the consoles' side -----------------------------------------------------------------
 
-    async def join(self, call_id: str, viewer: str, actor: Actor, sees: Callable[[str], bool], offer_sdp: str) -> str:
+    async def join(
+        self, call_id: str, viewer: str, actor: Actor, sees: Callable[[str], bool], offer_sdp: str, shown_as: str
+    ) -> str:
         """A console's offer (video to receive, its microphone to send); returns the answer SDP.
-        ``actor`` is the operator, from the console's address."""
+        ``actor`` is the operator, from the console's address; ``shown_as`` their name on a kiosk's screen."""
         live = self._calls.get(call_id)
         if live is None or not sees(live.unit):
             raise CallError("no such call")  # someone else's call is absent, not forbidden
@@ -286,6 +289,8 @@ class CallManager:
         if old is not None:
             await _close_viewer(old)  # the same console again (a reloaded tab): its old connection goes
         live.viewers[viewer] = pc
+        live.names[viewer] = shown_as
+        await self._tell_line(live)
         await self._store.joined(call_id, actor, now_utc())
         logger.info("call %s: operator %s watching", call_id, actor.user_id)
         self._event(live)
@@ -297,6 +302,8 @@ class CallManager:
             pc = live.viewers.pop(viewer, None)
             if pc is not None:
                 await _close_viewer(pc)
+                live.names.pop(viewer, None)
+                await self._tell_line(live)
                 self._event(live)
 
     async def end_by(self, call_id: str, actor: Actor, sees: Callable[[str], bool]) -> None:
@@ -406,6 +413,11 @@ class CallManager:
 
     async def _command(self, device_id: str, command: Command) -> None:
         await self._publish(device_topic(device_id, Channel.CMD), encode(command), 1)
+
+    async def _tell_line(self, live: LiveCall) -> None:
+        """Who is on the line, for the unit's screen; nobody after someone was is a call on hold."""
+        names = [name[:40] for name in dict.fromkeys(live.names.values()) if name][:4]
+        await self._command(live.device_id, Command(type="call.status", call_id=live.call_id, operators=names))
 
     def _event(self, live: LiveCall) -> None:
         event = json.dumps({"type": "call.state", "call": live.summary()}, ensure_ascii=False)

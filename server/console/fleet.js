@@ -2,9 +2,17 @@
 // The fleet page: every device with its presence, last heartbeat, firmware, health and last
 // self-test, refreshed every few seconds. Ages are counted against the server's clock (its "now"),
 // so a console PC with a wrong clock cannot hide an offline unit. The alert itself is decided by
-// the server (offline longer than [fleet] offline_alert_min).
+// the server (offline longer than [fleet] offline_alert_min). Above the table: the units on a map
+// of the pilot districts (drawn from the server's own geofences, GCJ-02, no outside tiles), the
+// firmware versions counted, and the units that have no position yet. A remote self-test is asked
+// of an online unit from its row; its result shows there when the unit sends it.
 
 const REFRESH_MS = 5000;
+const PENDING_REFRESH_MS = 1000; // while a remote self-test is awaited
+const REMOTE_WAIT_MS = 120000;
+const SVG = "http://www.w3.org/2000/svg";
+const remote = new Map(); // device id -> {requestedAt} or {failed: message}
+let map = null;
 const STATUS = { registered: "已登记 registered", unregistered: "未登记 unregistered", retired: "已停用 retired" };
 const PART = { ok: "正常 ok", degraded: "降级 degraded", failed: "故障 failed", absent: "缺失 absent" };
 
@@ -34,7 +42,9 @@ function heartbeatCell(d, now) {
   if (!d.last_heartbeat_at) return el("td", { class: "heartbeat" }, "—");
   const cell = el("td", { class: "heartbeat" }, `${age(d.last_heartbeat_at, now)} ago`);
   cell.appendChild(el("div", { class: "sub" }, beijingDateTime(d.last_heartbeat_at)));
-  if (d.app_state) cell.appendChild(el("div", { class: "sub" }, `${d.app_state}, outbox ${d.outbox_pending}`));
+  // What an offline unit last said of itself (in_case, say) is not its state now.
+  const last = d.online ? "" : "离线前 before going offline: ";
+  if (d.app_state) cell.appendChild(el("div", { class: "sub app-state" }, `${last}${d.app_state}, outbox ${d.outbox_pending}`));
   return cell;
 }
 
@@ -52,6 +62,37 @@ function healthCell(d) {
   cell.appendChild(el("div", { class: "sub" }, `storage ${d.health.storage_free_mb} MB free`));
   for (const note of d.health.notes || []) cell.appendChild(el("div", { class: "sub" }, note));
   return cell;
+}
+
+function remoteCell(d, now) {
+  const cell = el("td", { class: "remote" });
+  const asked = remote.get(d.id);
+  if (asked && asked.requestedAt) {
+    if (d.selftest && Date.parse(d.selftest.at) >= Date.parse(asked.requestedAt)) {
+      remote.delete(d.id); // the result is in the self-test column
+    } else if (Date.parse(now) - Date.parse(asked.requestedAt) > REMOTE_WAIT_MS) {
+      remote.set(d.id, { failed: "未收到结果 no result from the unit" });
+    } else {
+      cell.appendChild(el("span", { class: "remote-state" }, "远程自检中 running…"));
+      return cell;
+    }
+  }
+  if (remote.has(d.id)) cell.appendChild(el("span", { class: "remote-state" }, remote.get(d.id).failed));
+  if (!d.online || d.status === "retired") return cell;
+  const button = el("button", { type: "button", class: "run-selftest" }, "远程自检 Run self-test");
+  button.addEventListener("click", () => runSelftest(d.id));
+  cell.appendChild(button);
+  return cell;
+}
+
+async function runSelftest(id) {
+  try {
+    const answer = await request(`/api/devices/${id}/selftest`, { method: "POST" });
+    remote.set(id, { requestedAt: answer.requested_at });
+  } catch (error) {
+    remote.set(id, { failed: error.message });
+  }
+  render();
 }
 
 function selftestCell(d, now) {
@@ -74,6 +115,65 @@ function selftestCell(d, now) {
   return cell;
 }
 
+function svg(tag, attrs = {}, text = "") {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+}
+
+async function loadMap() {
+  map = await request("/api/fleet/map");
+  document.getElementById("fleet-map").setAttribute("viewBox", map.view_box.join(" "));
+  document.getElementById("map-districts").replaceChildren(...map.districts.flatMap((district) => [
+    svg("path", { class: "district", d: district.d, "data-adcode": district.adcode }, ""),
+    svg("text", { class: "district-name", x: district.label[0], y: district.label[1] }, district.name),
+  ]));
+  for (const path of document.querySelectorAll("#map-districts path")) {
+    const district = map.districts.find((x) => x.adcode === path.dataset.adcode);
+    path.appendChild(svg("title", {}, `${district.name} ${district.adcode}`));
+  }
+}
+
+function placeUnits(devices) {
+  const marks = [];
+  const unplaced = [];
+  for (const d of devices.filter((x) => x.status !== "retired")) {
+    if (!d.position || !map) {
+      unplaced.push(d);
+      continue;
+    }
+    const { west, north, kx, ky } = map.projection;
+    const x = (d.position.lon - west) * kx;
+    const y = (north - d.position.lat) * ky;
+    const attrs = { class: "unit-mark", "data-device": d.id, "data-online": String(d.online), "data-alert": String(d.alert) };
+    const mark = d.kind === "kiosk"
+      ? svg("rect", { ...attrs, x: x - 9, y: y - 9, width: 18, height: 18 })
+      : svg("circle", { ...attrs, cx: x, cy: y, r: 9 });
+    const where = d.position.source === "site" ? "站点 site" : `定位 fix ${beijingDateTime(d.position.at)}`;
+    mark.appendChild(svg("title", {}, `${d.id} · ${d.online ? "在线 online" : "离线 offline"} · ${where}`));
+    marks.push(mark, svg("text", { class: "unit-label", x: x + 12, y: y + 5 }, d.id));
+  }
+  document.getElementById("map-units").replaceChildren(...marks);
+  document.getElementById("unplaced").replaceChildren(...unplaced.map((d) => el(
+    "li", { "data-device": d.id }, `${d.id}${d.plate ? " · " + d.plate : ""} · ${d.online ? "在线 online" : "离线 offline"}`,
+  )));
+}
+
+function firmwareSummary(devices) {
+  const counts = new Map();
+  for (const d of devices.filter((x) => x.status !== "retired")) {
+    const version = d.firmware || "未知 unknown";
+    counts.set(version, (counts.get(version) || 0) + 1);
+  }
+  const ordered = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  document.getElementById("firmware-summary").replaceChildren(...ordered.map(([version, count]) => {
+    const item = el("li", { "data-firmware": version });
+    item.append(el("span", { class: "version" }, version), el("span", { class: "count" }, `${count} 台`));
+    return item;
+  }));
+}
+
 function row(d, now) {
   const tr = el("tr", { "data-device": d.id, "data-status": d.status });
   if (d.alert) tr.classList.add("alert");
@@ -84,6 +184,7 @@ function row(d, now) {
   tr.appendChild(el("td", { class: "firmware" }, d.firmware || "—"));
   tr.appendChild(healthCell(d));
   tr.appendChild(selftestCell(d, now));
+  tr.appendChild(remoteCell(d, now));
   return tr;
 }
 
@@ -111,6 +212,8 @@ function render() {
   const body = document.getElementById("devices");
   body.replaceChildren(...ordered.filter((d) => matches(d, filter)).map((d) => row(d, now)));
   document.getElementById("no-devices").hidden = devices.length > 0;
+  placeUnits(devices);
+  firmwareSummary(devices);
   const online = devices.filter((d) => d.online).length;
   document.getElementById("counts").textContent = `· ${devices.length} · 在线 online ${online}`;
   const alerts = ordered.filter((d) => d.alert);
@@ -138,7 +241,7 @@ async function refresh() {
     }
     if (error.status === 401) return;
   }
-  setTimeout(refresh, REFRESH_MS);
+  setTimeout(refresh, [...remote.values()].some((r) => r.requestedAt) ? PENDING_REFRESH_MS : REFRESH_MS);
 }
 
 document.getElementById("filter").addEventListener("input", render);
@@ -149,5 +252,6 @@ document.getElementById("logout").addEventListener("click", async () => {
 
 request("/api/me").then((op) => {
   document.getElementById("operator").textContent = `${op.display_name} · ${op.role}`;
-  refresh();
+  // The map is drawn once; the units on it follow every refresh.
+  loadMap().catch(() => {}).finally(refresh);
 });
