@@ -104,6 +104,30 @@ class SmsSection(ConfigSection):
         return self
 
 
+class InsurerApiSection(ConfigSection):
+    """The insurers' API (docs/insurers.md): its own mutual-TLS listener, and each insurer's rate."""
+
+    tls_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="HTTPS port for insurers with client certificates (mutual TLS), serving only the insurers' "
+        "API; none: API keys only, through the console's port",
+    )
+    tls_host: str = Field(default="127.0.0.1", description="where that port listens")
+    tls_cert_file: Path | None = Field(default=None, description="the listener's server certificate (PEM)")
+    tls_key_file: Path | None = Field(default=None, description="and its private key")
+    client_ca_file: Path | None = Field(default=None, description="the Kuaichu CA that issued insurers' certificates")
+    rate_per_s: float = Field(default=5, gt=0, le=1000, description="an insurer's sustained calls a second, per worker")
+    burst: int = Field(default=20, ge=1, le=10_000, description="calls an insurer may make at once, then the rate")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        if self.tls_port is not None and None in (self.tls_cert_file, self.tls_key_file, self.client_ca_file):
+            raise ValueError("insurer_api.tls_port needs tls_cert_file, tls_key_file and client_ca_file")
+        return self
+
+
 class PortalSection(ConfigSection):
     """The parties' web app: one-time codes by SMS and the sessions they open."""
 
@@ -185,6 +209,7 @@ class ServerConfig(ConfigSection):
     clearing: ClearingSection = ClearingSection()
     portal: PortalSection = PortalSection()
     phone: PhoneSection = PhoneSection()
+    insurer_api: InsurerApiSection = InsurerApiSection()
     insurers: InsurersSection = InsurersSection()
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.api.app import create_app
+from server.api.app import create_app, create_insurers_app
 from server.api.state import ServerState
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
@@ -35,6 +35,11 @@ from server.delivery.sms import HttpSmsGateway
 from server.devices import DeviceStore
 from server.events import CaseHub
 from server.geo.fences import FenceSet
+from server.insurers.api_access import InsurerApi
+from server.insurers.claim_events import OutboxClaimEvents
+from server.insurers.claims import Claims
+from server.insurers.links import InsurerLinks
+from server.insurers.tls import listener_config
 from server.intake import Intake, intake_session
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
@@ -136,6 +141,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
     calls, uploads, signalling = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None, None, None)
+    links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
         cfg=cfg,
         cases=cases,
@@ -153,6 +159,8 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         review_desk=review_desk,
         phone_reports=PhoneReports(cases, cfg.phone, hub, outbound),
         photos=PhotoUploads(sessions, cfg.phone, cfg.evidence_dir, cfg.server.data_dir / "photo-uploads", hub),
+        insurer_api=InsurerApi(sessions, cfg.insurer_api, links),
+        claims=Claims(sessions, OutboxClaimEvents(), sms.wake, outbound.case_changed),
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
         if cfg.sms.receipt_token_file
         else None,
@@ -189,6 +197,10 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(intake.run(), name="intake"),
             asyncio.create_task(http.serve(), name="http"),
         ]
+        servers = [http]
+        if cfg.insurer_api.tls_port is not None:  # the insurers' own mutual-TLS port
+            servers.append(_EmbeddedHttp(listener_config(cfg.insurer_api, create_insurers_app(state))))
+            tasks.append(asyncio.create_task(servers[-1].serve(), name="http"))
         clearing = ClearingWatch(state.cases.sessions, cfg.clearing, state.outbound.case_changed)
         tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
@@ -209,7 +221,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                 await intake.connected.wait()
                 if signalling is not None:
                     await signalling.connected.wait()
-                while not http.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+                while not all(server.started for server in servers):  # noqa: ASYNC110 - uvicorn exposes only a flag
                     await asyncio.sleep(0.02)
                 ready.set()
             logger.info(
@@ -219,7 +231,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             for task in done:
                 task.result()
         finally:
-            http.should_exit = True
+            for server in servers:
+                server.should_exit = True
             for task in tasks:
                 # uvicorn closes its own sockets (should_exit); every other task is cancelled, so a
                 # task added later cannot keep the worker from stopping.

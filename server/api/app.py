@@ -19,10 +19,12 @@ from server.api import (
     determinations,
     devices,
     fleet_map,
+    insurers,
     lifecycles,
     plates,
     playback,
     portal,
+    portal_claim,
     portal_report,
     portal_review,
     portal_uploads,
@@ -74,6 +76,16 @@ async def refused(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status_of(exc))
 
 
+def create_insurers_app(state: ServerState) -> FastAPI:
+    """What the insurers' mutual-TLS port serves: their API alone (``server.insurers.tls``)."""
+    app = FastAPI(title="Kuaichu insurers' API", version="1", description="docs/insurers.md")
+    app.state.kuaichu = state
+    app.add_exception_handler(DomainError, refused)
+    app.include_router(insurers.router)
+    app.add_middleware(insurers.CallLog)
+    return app
+
+
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(
         title="Kuaichu console API",
@@ -102,6 +114,9 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(portal_report.router)
     app.include_router(portal_uploads.router)
     app.include_router(ws.router)
+    app.include_router(portal_claim.router)
+    app.include_router(insurers.router)
+    app.add_middleware(insurers.CallLog)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=str(CONSOLE)), name="static")

@@ -111,7 +111,8 @@ async def logout(request: Request, response: Response, state: StateDep) -> None:
 
 @router.get("/api/portal/case")
 async def case(visitor: VisitorDep, state: StateDep) -> dict[str, Any]:
-    return await state.portal_views.case_view(visitor, await state.reviews.steps_for(visitor))
+    review, claim = await state.reviews.steps_for(visitor), await state.claims.steps_for(visitor)
+    return await state.portal_views.case_view(visitor, review, claim)
 
 
 @router.get("/api/portal/determinations/{determination_id}/pdf")

@@ -75,6 +75,7 @@ def steps(
     events: Sequence[Logged],
     party_id: int | None,
     review: Sequence[Step] = (),
+    claim: Sequence[Step] = (),
 ) -> list[Step]:
     """Every step the case goes through, done or not; an escalated case ends at escalation."""
     joined = _first(events, "call.joined", when=lambda e: bool(e.detail.get("answered")))
@@ -102,7 +103,7 @@ def steps(
         Step("determined", "已作出事故认定", issued[-1].at if issued else None, version_note),
         Step("delivered", "认定书已送达您", _at(reached)),
     ]
-    return out + list(review)
+    return out + list(review) + list(claim)
 
 
 def current(all_steps: Sequence[Step]) -> dict[str, Any]:

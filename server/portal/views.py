@@ -59,7 +59,9 @@ class PortalViews:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def case_view(self, visitor: Visitor, review: list[Step] | None = None) -> dict[str, Any]:
+    async def case_view(
+        self, visitor: Visitor, review: list[Step] | None = None, claim: list[Step] | None = None
+    ) -> dict[str, Any]:
         if visitor.case_id is None or visitor.party_id is None:
             raise no_case()
         async with self._sessions() as session:
@@ -83,7 +85,7 @@ class PortalViews:
                     select(Determination).where(Determination.case_id == case.id).order_by(Determination.version)
                 )
             ).all()
-        all_steps = steps(case.received_at, logged, visitor.party_id, review or [])
+        all_steps = steps(case.received_at, logged, visitor.party_id, review or [], claim or [])
         status = CaseStatus(case.status)
         return {
             "case_no": case.case_no,

@@ -166,6 +166,7 @@ function render(view) {
   }));
 
   showReview(view);
+  showClaim(view);
 
   $("evidence").replaceChildren(...(view.evidence.length ? view.evidence.map((e) => {
     const li = el("li", {}, `${e.at_local} · ${e.kind}${e.mine ? "（本人提供）" : ""}`);
