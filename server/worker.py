@@ -18,6 +18,7 @@ from server.api.app import create_app, create_insurers_app
 from server.api.state import ServerState
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
+from server.calls.participants import PhoneCalls
 from server.calls.signalling import CallLink, Signalling
 from server.calls.store import CallStore
 from server.calls.uploads import UploadReceiver
@@ -102,7 +103,7 @@ class Receivers:
 
 def _calls(
     cfg: ServerConfig, sessions: async_sessionmaker[AsyncSession], hub: CaseHub, stack: AsyncExitStack
-) -> tuple[CallManager, UploadReceiver, Signalling]:
+) -> tuple[CallManager, UploadReceiver, Signalling, PhoneCalls]:
     """The media worker's calls and uploads, each given the signalling's way out when built."""
     link = CallLink(cfg)
     store = CallStore(sessions, cfg.evidence_dir)
@@ -110,7 +111,7 @@ def _calls(
     stack.push_async_callback(calls.close)
     uploads = UploadReceiver(store, hub, link.publish, cfg.server.data_dir / "uploads")
     scenes = SceneReceiver(calls, store, hub, cfg.server.data_dir / "uploads")
-    return calls, uploads, Signalling(link, calls, uploads, scenes)
+    return calls, uploads, Signalling(link, calls, uploads, scenes), PhoneCalls(calls, store)
 
 
 async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerState, Receivers]:
@@ -140,7 +141,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     plates = Plates(sessions, outbound)
     reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
-    calls, uploads, signalling = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None, None, None)
+    calls, uploads, signalling, phone_calls = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None,) * 4
     links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
         cfg=cfg,
@@ -166,6 +167,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         else None,
         calls=calls,
         uploads=uploads,
+        phone_calls=phone_calls,
     )
     return state, Receivers(Intake(cases, devices, hub, outbound, plates), signalling)
 

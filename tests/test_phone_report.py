@@ -33,6 +33,7 @@ async def test_a_phone_reports_and_its_case_reaches_the_district_queue(
     phone = await phone_login(server, provider, PHONE)
     rules = (await phone.get("/api/portal/report")).json()
     assert rules["accuracy_limit_m"] == 200 and rules["ice_servers"] == []
+    assert rules["logged_in"] is True and rules["has_case"] is False
 
     opened = await phone.post("/api/portal/report", json=position(CUIHU))
     assert opened.status_code == 201, opened.text

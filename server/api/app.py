@@ -24,6 +24,7 @@ from server.api import (
     plates,
     playback,
     portal,
+    portal_call,
     portal_claim,
     portal_report,
     portal_review,
@@ -113,6 +114,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(portal_review.router)
     app.include_router(portal_report.router)
     app.include_router(portal_uploads.router)
+    app.include_router(portal_call.router)
     app.include_router(ws.router)
     app.include_router(portal_claim.router)
     app.include_router(insurers.router)

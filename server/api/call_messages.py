@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.ids import REPORT_ID_PATTERN
 from protocol.messages import PRETRIGGER_MAX_S, EvidenceKind
+from server.api import participant_messages
 from server.api.deps import Operator
 from server.api.state import ServerState
 from server.calls.manager import CallError
@@ -46,7 +47,10 @@ async def handle(state: ServerState, operator: Operator, actor: Actor, viewer: s
     try:
         if len(text) > MAX_MESSAGE_BYTES:
             raise ValueError("message too large")
-        message = ConsoleMessage.model_validate(json.loads(text))
+        raw = json.loads(text)
+        if participant_messages.wants(raw):  # the parties' phones in the call
+            return await participant_messages.handle(state, operator, actor, viewer, raw)
+        message = ConsoleMessage.model_validate(raw)
     except (ValueError, ValidationError) as exc:
         logger.warning("operator %d: console message refused: %s", operator.id, str(exc).splitlines()[0])
         return {"type": "call.error", "call_id": None, "reason": "malformed message"}
@@ -54,6 +58,10 @@ async def handle(state: ServerState, operator: Operator, actor: Actor, viewer: s
     if calls is None or uploads is None:
         return {"type": "call.error", "call_id": message.call_id, "reason": "this server worker does not take calls"}
     try:
+        phones = state.phone_calls
+        if message.type == "still.take" and phones is not None and phones.is_phone_call(message.call_id):
+            evidence = await phones.still(message.call_id, None, actor, operator.sees)  # evidence.new follows
+            return {"type": "participant.still", "call_id": message.call_id, "evidence_id": evidence.id}
         if message.type in ("still.take", "clip.take"):
             kind = EvidenceKind.STILL if message.type == "still.take" else EvidenceKind.CLIP
             upload_id = await uploads.request(kind, message.call_id, actor, operator.sees, message.seconds)

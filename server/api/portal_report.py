@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from server.api.deps import StateDep
 from server.api.portal import PARTY_COOKIE, VisitorDep, client_address
 from server.db.models import Case
-from server.errors import Conflict
+from server.errors import Conflict, Unauthenticated
 from server.phones.reports import PhonePosition
 
 router = APIRouter(tags=["parties"])
@@ -27,9 +27,19 @@ class Position(BaseModel):
 
 
 @router.get("/api/portal/report")
-async def report_rules(state: StateDep) -> dict[str, Any]:
-    """What the page needs before it asks for the position: the accuracy needed, the ICE servers."""
-    return {"accuracy_limit_m": state.cfg.phone.accuracy_limit_m, "ice_servers": ice_servers(state)}
+async def report_rules(request: Request, state: StateDep) -> dict[str, Any]:
+    """What the page needs before it asks for the position: whether this phone is logged in (with
+    its number alone), the accuracy needed, the ICE servers."""
+    try:
+        visitor = await state.portal.visitor(request.cookies.get(PARTY_COOKIE))
+    except Unauthenticated:
+        visitor = None
+    return {
+        "logged_in": visitor is not None,
+        "has_case": visitor is not None and visitor.case_id is not None,
+        "accuracy_limit_m": state.cfg.phone.accuracy_limit_m,
+        "ice_servers": ice_servers(state),
+    }
 
 
 @router.post("/api/portal/report", status_code=status.HTTP_201_CREATED)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from server.calls.manager import CallManager
+from server.calls.participants import PhoneCalls
 from server.calls.uploads import UploadReceiver
 from server.cases import CaseStore
 from server.casework.determination import Determinations
@@ -52,6 +53,7 @@ class ServerState:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker
+    phone_calls: PhoneCalls | None = None  # the parties' phones in the calls, on the same worker
 
     @cached_property
     def masked(self) -> MaskedCopies:

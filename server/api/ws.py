@@ -64,3 +64,5 @@ async def _read_client(websocket: WebSocket, state: ServerState, operator: Opera
     finally:
         if state.calls is not None:
             await state.calls.leave(viewer)
+        if state.phone_calls is not None:
+            await state.phone_calls.leave(viewer)

@@ -29,7 +29,7 @@ from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
 from protocol.topics import Channel, device_topic
 from runtime.peers import close_peer
 from server.calls.forwarding import ForwardedVideo, KeyframeAsker, forward_encoded, relay_picture_loss
-from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice
+from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice, close_viewer
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
 from server.calls.store import CallStore
 from server.cases import now_utc
@@ -59,7 +59,7 @@ class CallError(Exception):
 @dataclass
 class LiveCall:
     call_id: str
-    device_id: str
+    device_id: str | None  # None: a phone reported it and is its source (server.calls.participants)
     case_id: int
     case_no: str
     unit: str
@@ -102,6 +102,7 @@ class CallManager:
         self._publish = publish
         self._calls: dict[str, LiveCall] = {}
         self._segment_writes: set[asyncio.Future[None]] = set()
+        self.closing: list[Callable[[LiveCall], Awaitable[None]]] = []  # the parties' phones leave with it
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = [RTCIceServer(s.urls, s.username, s.credential) for s in self._cfg.ice_servers]
@@ -156,7 +157,7 @@ class CallManager:
         live.attempt = record.attempts if record else 0
         return live
 
-    def _start(self, call_id: str, device_id: str, case: Case, started_at: datetime) -> LiveCall:
+    def _start(self, call_id: str, device_id: str | None, case: Case, started_at: datetime) -> LiveCall:
         folder = self._store.evidence_dir / case.case_no
         keyframes = KeyframeAsker()
         recorder = SegmentRecorder(
@@ -287,7 +288,7 @@ class CallManager:
             raise CallError("the console's offer is unusable") from None
         old = live.viewers.pop(viewer, None)
         if old is not None:
-            await _close_viewer(old)  # the same console again (a reloaded tab): its old connection goes
+            await close_viewer(old)  # the same console again (a reloaded tab): its old connection goes
         live.viewers[viewer] = pc
         live.names[viewer] = shown_as
         await self._tell_line(live)
@@ -301,7 +302,7 @@ class CallManager:
         for live in list(self._calls.values()):
             pc = live.viewers.pop(viewer, None)
             if pc is not None:
-                await _close_viewer(pc)
+                await close_viewer(pc)
                 live.names.pop(viewer, None)
                 await self._tell_line(live)
                 self._event(live)
@@ -334,6 +335,7 @@ class CallManager:
         for timer in (live.grace, live.deadline):
             if timer is not None:
                 timer.cancel()
+        await asyncio.gather(*(closing(live) for closing in self.closing), return_exceptions=True)
         pcs = [pc for pc in (live.device_pc, *live.viewers.values()) if pc is not None]
         live.viewers.clear()
         await asyncio.gather(*(close_peer(pc, f"call {live.call_id}") for pc in pcs), return_exceptions=True)
@@ -411,8 +413,9 @@ class CallManager:
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    async def _command(self, device_id: str, command: Command) -> None:
-        await self._publish(device_topic(device_id, Channel.CMD), encode(command), 1)
+    async def _command(self, device_id: str | None, command: Command) -> None:
+        if device_id is not None:  # a phone's call is told by its own connection closing
+            await self._publish(device_topic(device_id, Channel.CMD), encode(command), 1)
 
     async def _tell_line(self, live: LiveCall) -> None:
         """Who is on the line, for the unit's screen; nobody after someone was is a call on hold."""
@@ -439,15 +442,6 @@ class CallManager:
         self._segment_writes.add(task)
         task.add_done_callback(self._segment_writes.discard)
         task.add_done_callback(_log_failure)
-
-
-async def _close_viewer(pc: RTCPeerConnection) -> None:
-    """Close a console's connection and stop its copies of the call's tracks, which the relay
-    would otherwise go on filling until the call ends."""
-    for sender in pc.getSenders():
-        if sender.track is not None:
-            sender.track.stop()
-    await close_peer(pc, "console view")
 
 
 def _connected(pc: RTCPeerConnection | None) -> bool:

@@ -17,12 +17,13 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from av.frame import Frame
 from av.packet import Packet
 
 import runtime.audio_level  # noqa: F401  (aiortc sends the voices with it)
+from runtime.peers import close_peer
 
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 VOICE_RATE = 48000
@@ -197,6 +198,15 @@ class _Voice:
 
     def take(self) -> bytes | None:
         return self._chunks.popleft() if self._chunks else None
+
+
+async def close_viewer(pc: RTCPeerConnection) -> None:
+    """Close a console's connection and stop its copies of the call's tracks, which the relay
+    would otherwise go on filling until the call ends."""
+    for sender in pc.getSenders():
+        if sender.track is not None:
+            sender.track.stop()
+    await close_peer(pc, "console view")
 
 
 def _voice_frame(pcm: bytes) -> av.AudioFrame:

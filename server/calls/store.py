@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.calls.recorder import Segment
-from server.casework.events import Actor, append, device_actor, lock_case
+from server.casework.events import Actor, append, device_actor, lock_case, phone_actor
 from server.db.models import Call, Case, Evidence
 from server.lifecycles.call import CALL, CallEvent, CallState
 
@@ -39,13 +39,14 @@ class CallStore:
         async with self._sessions() as session:
             return await session.scalar(select(Call).where(Call.call_id == call_id))
 
-    async def open(self, call_id: str, case: Case, device_id: str, now: datetime) -> Call:
-        """The device's first offer (or scene sample) of a call."""
+    async def open(self, call_id: str, case: Case, device_id: str | None, now: datetime) -> Call:
+        """The device's first offer (or scene sample) of a call; or the reporting phone's (no device)."""
+        by = device_actor(device_id) if device_id is not None else phone_actor(case.reporter_phone or "")
         async with self._sessions.begin() as session:
             await lock_case(session, case.id)
             call = Call(call_id=call_id, case_id=case.id, device_id=device_id, state=CALL.initial, started_at=now)
             session.add(call)
-            await append(session, case.id, device_actor(device_id), "call.started", {"call_id": call_id}, now)
+            await append(session, case.id, by, "call.started", {"call_id": call_id}, now)
         return call
 
     async def update(self, call_id: str, **values: object) -> None:

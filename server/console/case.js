@@ -46,7 +46,7 @@ function render(work, live = false) {
   badge.textContent = stateLabel("case", c.status);
   const where = c.vehicle ? c.vehicle.plate : c.site ? c.site.name : "";
   document.getElementById("report-line").textContent =
-    `${new Date(c.triggered_at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })} · ${c.device_id} · ${where} · ${c.unit.name}`;
+    `${new Date(c.triggered_at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })} · ${c.device_id || `手机报警 ${c.reporter_phone}`} · ${where} · ${c.unit.name}`;
   const verdict = document.getElementById("eligibility");
   verdict.dataset.verdict = c.eligibility || "";
   verdict.textContent = VERDICTS[c.eligibility] || "—";

@@ -23,7 +23,7 @@ function renderWork() {
   const c = work.case;
   document.getElementById("case-no").textContent = c.case_no;
   renderStatus(c);
-  document.getElementById("report-line").textContent = `${local(c.triggered_at)} · ${c.device_id} (${c.device_kind}) · ${c.unit.name}`;
+  document.getElementById("report-line").textContent = `${local(c.triggered_at)} · ${c.device_id ? `${c.device_id} (${c.device_kind})` : `手机报警 ${c.reporter_phone}`} · ${c.unit.name}`;
   document.getElementById("location").textContent = c.position
     ? `GCJ-02 ${c.position.lat_gcj02.toFixed(5)}, ${c.position.lon_gcj02.toFixed(5)} (${c.position.source}${c.position.trusted ? "" : ", untrusted"})`
     : "无位置 no position";

@@ -3,7 +3,7 @@
 // On every (re)connection the queue is reloaded over HTTP after the server's "hello", so a case
 // opened while the socket was down is never missing.
 
-const TRIGGERS = { button: "一键报警 button", hazard: "双闪 hazard", kiosk: "报警亭 kiosk", test: "测试 test" };
+const TRIGGERS = { button: "一键报警 button", hazard: "双闪 hazard", kiosk: "报警亭 kiosk", test: "测试 test", phone: "视频报警 phone" };
 const unitSections = new Map();
 let role = null; // the operator's: officers open a case on the determination page
 const seen = new Set();
@@ -27,7 +27,7 @@ function caseRow(c) {
   row.appendChild(number);
   row.appendChild(el("td", {}, beijingDateTime(c.triggered_at)));
   row.appendChild(el("td", {}, TRIGGERS[c.trigger] || c.trigger));
-  row.appendChild(el("td", {}, `${c.device_id} (${c.device_kind})`));
+  row.appendChild(el("td", { class: "device" }, c.device_id ? `${c.device_id} (${c.device_kind})` : `手机报警 ${c.reporter_phone}`));
   const what = c.vehicle ? c.vehicle.plate : c.site ? c.site.name : "—";
   row.appendChild(el("td", { class: "vehicle" }, what));
   const pos = c.position

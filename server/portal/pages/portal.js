@@ -111,6 +111,7 @@ $("log-out").addEventListener("click", async () => {
 });
 
 function showLogin(link) {
+  if (!link) window.dispatchEvent(new CustomEvent("kuaichu-login")); // report.js: 视频报警 with no unit
   for (const id of ["now", "progress", "document", "review", "people", "evidence-box", "leave"]) $(id).hidden = true;
   $("login").hidden = false;
   const params = new URLSearchParams(window.location.search);
@@ -166,6 +167,7 @@ function render(view) {
   }));
 
   showReview(view);
+  window.dispatchEvent(new CustomEvent("kuaichu-case", { detail: view })); // call.js, photos.js, report.js
   showClaim(view);
 
   $("evidence").replaceChildren(...(view.evidence.length ? view.evidence.map((e) => {
