@@ -36,12 +36,13 @@ class DemoUser:
     role: str
     units: list[str]
     name: str
+    police_no: str | None = None  # an officer's 警号, on the determinations they sign
 
 
 USERS = [
     DemoUser("dispatcher", "dispatcher", [CITY, *DISTRICTS], "接警员 (all units)"),
     DemoUser("wuhua", "dispatcher", ["530102"], "五华大队接警员"),
-    DemoUser("officer", "officer", [CITY, *DISTRICTS], "民警 (all units)"),
+    DemoUser("officer", "officer", [CITY, *DISTRICTS], "王警官", "012345"),
     DemoUser("admin", "admin", [], "管理员"),
 ]
 
@@ -203,7 +204,9 @@ async def ensure_users(server_config: Path, logins_file: Path) -> dict[str, str]
                 continue
             password = secrets.token_urlsafe(9)
             try:
-                await state.users.add_user(user.username, password, Role(user.role), user.units, user.name)
+                await state.users.add_user(
+                    user.username, password, Role(user.role), user.units, user.name, user.police_no
+                )
             except UserError:
                 continue  # created by an earlier run whose logins file was removed
             logins[user.username] = password

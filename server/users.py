@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import re
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from server.db.models import Session, Unit, User
 from server.passwords import hash_password, verify_password
 
 MIN_PASSWORD_LENGTH = 10
+POLICE_NO = re.compile(r"\d{6}")
 
 
 class Role(StrEnum):
@@ -64,10 +66,19 @@ class UserStore:
         self._sessions = sessions
 
     async def add_user(
-        self, username: str, password: str, role: Role, units: list[str], display_name: str | None = None
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        units: list[str],
+        display_name: str | None = None,
+        police_no: str | None = None,
     ) -> User:
+        """``police_no`` (警号, six digits) is an officer's: the determinations they sign name them by it."""
         if len(password) < MIN_PASSWORD_LENGTH:
             raise UserError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        if police_no is not None and not POLICE_NO.fullmatch(police_no):
+            raise UserError("a police number (警号) is six digits, e.g. 012345")
         if role is not Role.ADMIN and not units:
             raise UserError(f"a {role.value} must serve at least one unit (--unit ADCODE)")
         password_hash = await asyncio.to_thread(hash_password, password)
@@ -83,6 +94,7 @@ class UserStore:
                 password_hash=password_hash,
                 role=role.value,
                 display_name=display_name or username,
+                police_no=police_no,
                 created_at=now_utc(),
                 units=found,
             )

@@ -28,7 +28,13 @@ def register(commands: Any) -> None:
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=["dispatcher", "officer", "reviewer", "admin"])
     add.add_argument("--unit", action="append", default=[], metavar="ADCODE", help="a unit served (repeatable)")
-    add.add_argument("--name", help="display name (default: the username)")
+    add.add_argument(
+        "--display-name",
+        "--name",
+        dest="name",
+        help="display name, as pages and documents show it (default: the username)",
+    )
+    add.add_argument("--police-no", metavar="NUMBER", help="an officer's police number (警号, six digits)")
     add.add_argument(
         "--password-file", type=Path, help="read the password from this file (default: prompt, or stdin if piped)"
     )
@@ -95,7 +101,7 @@ def _add_user(args: argparse.Namespace) -> int:
     async def add() -> None:
         async with AsyncExitStack() as stack:
             state, _ = await open_state(cfg, stack)
-            await state.users.add_user(args.username, password, Role(args.role), args.unit, args.name)
+            await state.users.add_user(args.username, password, Role(args.role), args.unit, args.name, args.police_no)
 
     try:
         asyncio.run(add())

@@ -25,6 +25,7 @@ def operator_json(op: Operator) -> dict[str, Any]:
     return {
         "username": op.username,
         "display_name": op.display_name,
+        "police_no": op.police_no,
         "role": op.role.value,
         "units": sorted(op.units),
     }

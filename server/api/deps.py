@@ -31,10 +31,12 @@ class Operator:
     display_name: str
     role: Role
     units: frozenset[str]
+    police_no: str | None = None  # 警号, an officer's
 
     @classmethod
     def of(cls, user: User) -> Operator:
-        return cls(user.id, user.username, user.display_name, Role(user.role), frozenset(u.adcode for u in user.units))
+        units = frozenset(u.adcode for u in user.units)
+        return cls(user.id, user.username, user.display_name, Role(user.role), units, user.police_no)
 
     @property
     def visible_units(self) -> frozenset[str] | None:

@@ -18,6 +18,7 @@ from server.api.deps import SESSION_COOKIE, ActorDep, CaseDep, OfficerDep, Opera
 from server.api.portal import PARTY_COOKIE
 from server.cases import now_utc
 from server.casework.determination import DeterminationIn, Officer
+from server.casework.facts_draft import DraftParty, draft_facts
 from server.casework.liability import LIABILITIES, SITUATIONS, propose
 from server.casework.parties import POSITIONS
 from server.errors import Forbidden, Invalid, NotFound, Unauthenticated
@@ -52,11 +53,35 @@ async def proposal(
     return {"liabilities": shares, "legal_basis": basis}
 
 
+@router.get("/api/cases/{case_id}/proposal")
+async def case_proposal(
+    operator: OperatorDep,
+    case: CaseDep,
+    state: StateDep,
+    situation: str,
+    at_fault: int = Query(ge=0, lt=len(POSITIONS)),
+) -> dict[str, Any]:
+    """The situation's usual outcome for this case's parties (``at_fault``: 0-based, party order),
+    and a draft of the facts from what was collected, for the officer to edit."""
+    parties = [
+        DraftParty(p["label"], p["name"], p["role"], p["plate"], p["vehicle_type"])
+        for p in (await state.work.work(case.id))["parties"]
+    ]
+    if situation not in SITUATIONS or len(parties) < 2 or at_fault >= len(parties):
+        raise Invalid("没有这种事故情形或当事人 (unknown situation or party)")
+    shares, basis = propose(situation, len(parties), at_fault)
+    facts = case.facts or {}
+    draft = draft_facts(
+        case.triggered_at, facts.get("place"), facts.get("weather"), facts.get("injury"), parties, situation, at_fault
+    )
+    return {"liabilities": shares, "legal_basis": basis, "facts": draft}
+
+
 @router.post("/api/cases/{case_id}/determinations", status_code=status.HTTP_201_CREATED)
 async def issue(
     body: DeterminationIn, operator: OfficerDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:
-    issued = await state.determinations.issue(case.id, body, Officer(actor, operator.display_name))
+    issued = await state.determinations.issue(case.id, body, Officer(actor, operator.display_name, operator.police_no))
     await changed(state, await state.work.work(case.id))
     versions = await state.determinations.of_case(case.id)
     found = next(v for v in versions if v["id"] == issued.determination.id)

@@ -81,6 +81,12 @@ class Issued:
 class Officer:
     actor: Actor
     display_name: str
+    police_no: str | None = None
+
+    @property
+    def signed(self) -> str:
+        """As the document names the officer: 王警官（警号012345）."""
+        return f"{self.display_name}（警号{self.police_no}）" if self.police_no else self.display_name
 
 
 def determination_json(d: Determination, case_no: str, latest: int) -> dict[str, Any]:
@@ -376,7 +382,7 @@ class Determinations:
             situation=SITUATIONS[body.situation].name,
             legal_basis=body.legal_basis,
             unit_name=case.unit.name,
-            officer=officer.display_name,
+            officer=officer.signed,
             issued_on=f"{now.astimezone(LOCAL_TZ):%Y年%m月%d日}",
             verify_url=f"{self._public_url}/verify/{token}",
             evidence=[

@@ -149,9 +149,12 @@ async function loadEvents() {
 document.getElementById("propose").addEventListener("click", async () => {
   const situation = document.getElementById("situation").value;
   const atFault = document.getElementById("at-fault").value;
-  const p = await request(`/api/situations/${situation}/proposal?parties=${work.parties.length}&at_fault=${atFault}`);
+  const p = await request(`/api/cases/${caseId}/proposal?situation=${situation}&at_fault=${atFault}`);
   document.querySelectorAll("#liabilities select").forEach((select, i) => { select.value = p.liabilities[i]; });
   document.getElementById("legal-basis").value = p.legal_basis;
+  // The draft of the facts only fills an empty box: what the officer wrote stays.
+  const facts = document.getElementById("facts");
+  if (!facts.value.trim()) facts.value = p.facts;
 });
 
 document.getElementById("determination-form").addEventListener("submit", async (event) => {

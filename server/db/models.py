@@ -409,6 +409,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(12))  # dispatcher / officer / admin
     display_name: Mapped[str] = mapped_column(String(60))
+    police_no: Mapped[str | None] = mapped_column(String(12), comment="警号, printed on the determinations")
     created_at: Mapped[datetime]
     units: Mapped[list[Unit]] = relationship(secondary=user_units, lazy="selectin")
 
