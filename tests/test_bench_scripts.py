@@ -13,7 +13,17 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 # Benchmarks with a command line of their own: --help imports everything and exits 0.
-WITH_HELP = ["call_capacity", "case_flow", "first_frame", "fleet", "ocr", "ocr_choice", "portal", "report_latency"]
+WITH_HELP = [
+    "call_capacity",
+    "case_flow",
+    "first_frame",
+    "fleet",
+    "masking",
+    "ocr",
+    "ocr_choice",
+    "portal",
+    "report_latency",
+]
 # Processes the benchmarks start, with positional arguments only: given none, each gets as far as
 # reading its arguments (past every import) and stops there.
 POSITIONAL = ["call_feeders", "call_viewers", "console_observer", "fleet_devices", "simulated_units"]
