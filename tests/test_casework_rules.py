@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from device.config import CameraSection
+from device.hal.camera_simulated import SimulatedCamera
+from device.sim.scene import Scene
 from server.casework.checks import PartyFacts, check_insurance, check_licence, check_vehicle, same_name
 from server.casework.eligibility import ELIGIBLE, INCOMPLETE, INELIGIBLE, decide
 from server.casework.idcard import id_number_error
@@ -197,7 +200,25 @@ def test_the_demo_registry_is_valid() -> None:
     for name in ("licences", "vehicles", "policies"):
         table, rows = read(DEMO / f"{name}.csv")
         counts[table.__tablename__] = len(rows)
-    assert counts == {"registry_licences": 40, "registry_vehicles": 40, "registry_policies": 39}
+    assert counts == {"registry_licences": 42, "registry_vehicles": 42, "registry_policies": 41}
+
+
+def test_the_cars_the_demo_camera_films_pass_every_check() -> None:
+    """The obvious path of the demo: the dispatcher takes the two crashed cars' plates from the
+    simulated scene (the demo's camera, seed 1) and their owners as the drivers; nothing fails."""
+    licences = [LicenceRecord(**row) for row in read(DEMO / "licences.csv")[1]]
+    vehicles = {row["plate"]: VehicleRecord(**row) for row in read(DEMO / "vehicles.csv")[1]}
+    policies = [PolicyRecord(**row) for row in read(DEMO / "policies.csv")[1]]
+    at = datetime(2026, 12, 7, 10, 5, tzinfo=UTC)
+    filmed = [plate for plate, _, _ in Scene(640, 480, seed=SimulatedCamera(CameraSection()).seed).plates]
+    assert sorted(filmed) == ["云AFB8367", "云E90059"]
+    for plate in filmed:
+        vehicle = vehicles[plate]
+        (licence,) = [r for r in licences if r.name == vehicle.owner_name]
+        party = PartyFacts(licence.id_number, licence.licence_no, plate, vehicle.vehicle_type, None, licence.name)
+        assert check_licence(party, licence, vehicle, at).result == "pass", plate
+        assert check_vehicle(party, vehicle, at).result == "pass", plate
+        assert check_insurance(party, [p for p in policies if p.plate == plate], at).result == "pass", plate
 
 
 def test_a_bad_registry_line_is_named(tmp_path: Path) -> None:
