@@ -278,6 +278,7 @@ async def _wait_socket(path: Path, proc: subprocess.Popen[bytes], what: str, wit
 
 async def run_demo(root: Path, http_port: int) -> int:
     """Run until Ctrl-C; ``root`` is the (absolute) demo folder."""
+    from kuaichu.demo_insurer import start as start_insurers
     from kuaichu.demo_sms import DemoSms
 
     ports = Ports(broker=free_port(), http=free_port(http_port), screen=free_port(), sms=free_port())
@@ -288,6 +289,7 @@ async def run_demo(root: Path, http_port: int) -> int:
     provider = asyncio.create_task(sms.serve(ports.sms, sms_up), name="sms")
     kuaichu = [sys.executable, "-m", "kuaichu.cli"]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    insurers: list[asyncio.Task[None]] = []  # the simulated insurers (kuaichu.demo_insurer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -301,6 +303,7 @@ async def run_demo(root: Path, http_port: int) -> int:
         procs.append(("mosquitto", broker))
         await _wait_port(ports.broker, broker, "mosquitto")
         logins = await ensure_users(paths["server"], root / "logins.json")
+        insurers, insurer_lines = await start_insurers(paths["server"], root, f"http://127.0.0.1:{ports.http}")
         server = _spawn("server", [*kuaichu, "server", "run", "--config", str(paths["server"])], logs)
         procs.append(("server", server))
         await _wait_port(ports.http, server, "the server")
@@ -311,7 +314,7 @@ async def run_demo(root: Path, http_port: int) -> int:
         # The banner tells people to press: the devices must be able to take it when it shows.
         for name, proc in procs[2:]:
             await _wait_socket(control_socket(root, name), proc, name)
-        _banner(ports, logins, root)
+        _banner(ports, logins, root, insurer_lines)
         while not stop.is_set():
             for name, proc in procs:
                 if proc.poll() is not None:
@@ -328,13 +331,15 @@ async def run_demo(root: Path, http_port: int) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         provider.cancel()
+        for insurer in insurers:
+            insurer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await provider
         print("kuaichu demo: stopped")
     return 0
 
 
-def _banner(ports: Ports, logins: dict[str, str], root: Path) -> None:
+def _banner(ports: Ports, logins: dict[str, str], root: Path, insurers: list[str]) -> None:
     users = {u.username: u for u in USERS}
     print("\nKuaichu demo is running. Ctrl-C stops everything.\n")
     print(f"  Console   http://127.0.0.1:{ports.http}/console")
@@ -346,6 +351,9 @@ def _banner(ports: Ports, logins: dict[str, str], root: Path) -> None:
     print(f"  Press     kuaichu demo press {CAR_ID}     (or the console's demo panel)")
     print(f"  Parties   http://127.0.0.1:{ports.http}/p  (their page: the link and the code come by SMS)")
     print(f"  SMS       simulated provider; the parties' messages land in {root / 'sms' / 'inbox.jsonl'}")
+    print("  Insurers  simulated, each its own page (events signed ✔/✘, claims to work through):")
+    for line in insurers:
+        print(f"            {line}")
     print(f"  Broker    127.0.0.1:{ports.broker} (mutual TLS, per-device ACL; fleet PKI in {root / 'pki'})")
     print(f"  Logs      {root / 'logs'}\n", flush=True)
 

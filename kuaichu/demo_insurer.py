@@ -10,6 +10,7 @@ own process, like the simulated SMS provider (``kuaichu.demo_sms``).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -296,3 +297,19 @@ def _loose_json(body: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
+
+
+async def start(server_config: Path, folder: Path, server_url: str) -> tuple[list[asyncio.Task[None]], list[str]]:
+    """The three simulated insurers registered and listening, each on a free port: their tasks (to
+    cancel at the end) and a line per insurer for the demo's banner."""
+    from kuaichu.demo import free_port
+
+    ports = {code: free_port() for code in ("PICC", "PAIC", "CPIC")}
+    endpoints = {code: f"http://127.0.0.1:{port}/webhooks" for code, port in ports.items()}
+    logins = await register(server_config, folder, endpoints)
+    tasks = [
+        asyncio.create_task(DemoInsurer(logins[code], server_url).serve(port), name=f"insurer-{code}")
+        for code, port in ports.items()
+    ]
+    lines = [f"{code} {logins[code].name}: http://127.0.0.1:{port}/" for code, port in ports.items()]
+    return tasks, lines
