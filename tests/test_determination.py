@@ -132,8 +132,8 @@ async def test_an_officer_issues_a_signed_determination(
     assert [e["action"] for e in issued_events] == ["determination.issued", "delivery.device"] * 2
     # The reporting unit was told where its parties follow the case (the broker took the command):
     # a kiosk shows the parties' page, where a party logs in with their phone.
-    expected = {"sent": True, "url": f"{server.cfg.public_url}/p?case={v1['case_no']}"}
-    assert issued_events[1]["detail"] == expected
+    told = {"sent": True, "url": f"{server.cfg.public_url}/p?case={v1['case_no']}"}
+    assert issued_events[1]["detail"] == told
     assert events["chain_problems"] == []
     for console in (officer, wuhua, other, public):
         await console.close()
