@@ -1,4 +1,4 @@
-"""The one ``kuaichu`` command: ``server``, ``device``, ``demo``, ``ocr`` and the rest, with their subcommands."""
+"""The one ``kuaichu`` command: ``server``, ``device``, ``demo``, ``insurer`` and the rest, with their subcommands."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kuaichu.commands import demo, device, ocr, protocol, provision, registry, server, verify
+    from kuaichu.commands import demo, device, insurer, ocr, protocol, provision, registry, server, verify
 
-    for module in (server, device, demo, protocol, provision, registry, ocr, verify):
+    for module in (server, device, demo, protocol, provision, registry, insurer, ocr, verify):
         module.register(commands)
     return parser
 

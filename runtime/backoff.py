@@ -24,3 +24,11 @@ class Backoff:
         delay = self._rng.uniform(self._step / 2, self._step)
         self._step = min(self._step * 2, self._most)
         return delay
+
+
+def retry_delay(attempt: int, first_s: float, most_s: float, rng: random.Random | None = None) -> float:
+    """The wait after a durable outbox's ``attempt``-th failed try of one message: the same doubling
+    and equal jitter as ``Backoff``, for a row that keeps its attempt count rather than a connection
+    that keeps its step (so messages queued together by one outage do not all come back at once)."""
+    step = min(first_s * 2.0 ** min(max(attempt - 1, 0), 60), most_s)
+    return (rng or random).uniform(step / 2, step)

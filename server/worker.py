@@ -41,6 +41,7 @@ from server.insurers.claim_events import OutboxClaimEvents
 from server.insurers.claims import Claims
 from server.insurers.links import InsurerLinks
 from server.insurers.tls import listener_config
+from server.insurers.webhooks import WebhookOutbox
 from server.intake import Intake, intake_session
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
@@ -141,6 +142,8 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     plates = Plates(sessions, outbound)
     reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
+    webhooks = WebhookOutbox(sessions, cfg.insurers, InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s))
+    stack.push_async_callback(webhooks.close)
     calls, uploads, signalling, phone_calls = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None,) * 4
     links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
@@ -160,6 +163,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         review_desk=review_desk,
         phone_reports=PhoneReports(cases, cfg.phone, hub, outbound),
         photos=PhotoUploads(sessions, cfg.phone, cfg.evidence_dir, cfg.server.data_dir / "photo-uploads", hub),
+        webhooks=webhooks,
         insurer_api=InsurerApi(sessions, cfg.insurer_api, links),
         claims=Claims(sessions, OutboxClaimEvents(), sms.wake, outbound.case_changed),
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
@@ -206,6 +210,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         clearing = ClearingWatch(state.cases.sessions, cfg.clearing, state.outbound.case_changed)
         tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
+        tasks.append(asyncio.create_task(state.webhooks.run(), name="webhooks"))
         warm_font = asyncio.create_task(_warm_font(state), name="font")
         if state.sms.configured:
             tasks.append(asyncio.create_task(state.sms.run(), name="sms"))

@@ -19,6 +19,7 @@ from server.api import (
     determinations,
     devices,
     fleet_map,
+    insurer_events,
     insurers,
     lifecycles,
     plates,
@@ -110,6 +111,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(plates.router)
     app.include_router(reference.router)
     app.include_router(reviews.router)
+    app.include_router(insurer_events.links)
+    app.include_router(insurer_events.admin)
     app.include_router(portal.router)
     app.include_router(portal_review.router)
     app.include_router(portal_report.router)
@@ -156,6 +159,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/reviews", include_in_schema=False)
     async def reviews_page() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("reviews.html")))
+
+    @app.get("/insurers", include_in_schema=False)
+    async def insurers_page() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("insurers.html")))
 
     @app.get("/fleet", include_in_schema=False)
     async def fleet_page() -> FileResponse:

@@ -18,6 +18,7 @@ from server.events import CaseHub
 from server.evidence.copies import MaskedCopies
 from server.insurers.api_access import InsurerApi
 from server.insurers.claims import Claims
+from server.insurers.webhooks import WebhookOutbox
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
 from server.phones.reports import PhoneReports
@@ -47,6 +48,7 @@ class ServerState:
     review_desk: ReviewDesk  # the staff's side of reviews
     phone_reports: PhoneReports  # 视频报警 from a phone with no unit
     photos: PhotoUploads  # a party's photos, uploaded in resumable chunks
+    webhooks: WebhookOutbox  # events to the insurers: the sender, its signed links, the operators' view
     insurer_api: InsurerApi  # who calls the insurers' API, its rate, the cases it may see, the call log
     claims: Claims  # one-key claims (一键理赔): the party's request, the insurer's updates
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts

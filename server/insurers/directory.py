@@ -188,7 +188,7 @@ async def insurers_of(session: AsyncSession, parties: list[Party]) -> dict[int, 
     rows = await session.execute(
         select(RegistryPolicy.policy_no, RegistryPolicy.insurer).where(RegistryPolicy.policy_no.in_(policies))
     )
-    registry = {policy_no: name for policy_no, name in rows.tuples()}
+    registry = {policy_no: name for policy_no, name in rows}
     found: dict[int, str] = {}
     for party in parties:
         code = _by_prefix(party.policy_no, insurers)

@@ -46,14 +46,16 @@ class _Waker:
         self._loop = asyncio.get_running_loop()
 
     def __call__(self) -> None:
-        self._loop.call_soon_threadsafe(self._wake)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
 
 
-def register_sender(wake: Callable[[], None]) -> object:
-    """Called by a sender as it starts; keep the returned handle for as long as it runs."""
+def register_sender(wake: Callable[[], None]) -> Callable[[], None]:
+    """Called by a sender as it starts; returns what to call when it stops. (A sender that is
+    dropped without stopping leaves the set with its last reference.)"""
     waker = _Waker(wake)
     _senders.add(waker)
-    return waker
+    return lambda: _senders.discard(waker)
 
 
 def _wake_after_commit(session: AsyncSession) -> None:
@@ -77,9 +79,10 @@ async def queue_determination(session: AsyncSession, case: Case, determination_i
     assert determination is not None
     for code, body in (await _bodies(session, case, determination, None)).items():
         first = f"{DELIVERED}:{code}:{case.id}"
-        if not await _exists(session, first):
+        told = await session.scalar(select(WebhookMessage.determination_id).where(WebhookMessage.event_key == first))
+        if told is None:
             written += await _write(session, first, code, case, determination, DELIVERED, body, at)
-        else:
+        elif told != determination.id:
             key = f"{CORRECTED}:{code}:{determination.id}"
             written += await _write(session, key, code, case, determination, CORRECTED, body, at)
     return written

@@ -25,6 +25,7 @@ from server.config import PortalSection
 from server.db.models import Case, CaseEvent, Determination, Evidence, Party
 from server.db.portal import Review
 from server.errors import Conflict, NotFound
+from server.insurers.events import queue_review_concluded
 from server.lifecycles.review import OWNER, REVIEW, ReviewAction, ReviewStatus
 from server.portal import review_rules as rules
 from server.portal.reviews import Changed, Clock, current_determination, notify_all
@@ -249,6 +250,8 @@ class ReviewDesk:
             action_name, detail = apply(review, now)
             review.status = REVIEW.after(review.status, action).value
             await append(session, case.id, staff.actor, action_name, {"review": review.id, **detail}, now)
+            if action_name == "review.concluded":
+                await queue_review_concluded(session, case, review, now)
             await notify_all(session, case, self._text(case, review), now)
             out = await self._json(session, review, case, staff, full=True)
             summary = case_summary(case)
