@@ -6,6 +6,7 @@ dispatchers only. Someone else's case answers 404, as in the queue.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -17,9 +18,10 @@ from server.api.unit_commands import release_unit
 from server.casework.escalation import EscalationIn
 from server.casework.parties import FactsIn, PartyIn, StatementIn
 from server.casework.store import party_json, statement_json
-from server.errors import Unavailable
+from server.errors import Invalid, Unavailable
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
+STATEMENT_WAIT_S = 8.0  # a key frame asked for, the segment closed, hashed and kept
 
 
 async def changed(state: ServerState, work: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +84,22 @@ async def escalate(
 async def add_statement(
     body: StatementIn, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:
-    return statement_json(await state.work.add_statement(case.id, body, actor))
+    """Saved the moment the dispatcher marks its end: the open recording segment is closed on the
+    spot and the request waits (a second or so) until it is kept; only closed, hashed segments
+    count as covering a statement."""
+    deadline = asyncio.get_running_loop().time() + STATEMENT_WAIT_S
+    cut = False
+    while True:
+        try:
+            return statement_json(await state.work.add_statement(case.id, body, actor))
+        except Invalid as exc:
+            if exc.code != "recording_pending" or asyncio.get_running_loop().time() > deadline:
+                raise
+            if not cut:
+                cut = state.calls is not None and state.calls.cut_recording(case.id)
+                if not cut:
+                    raise  # the call is on another worker: the dispatcher is told to wait and save again
+            await asyncio.sleep(0.2)
 
 
 @router.post("/clear-road")

@@ -112,6 +112,14 @@ class CallManager:
         """What the console's RTCPeerConnection is configured with."""
         return [s.model_dump(exclude_none=True) for s in self._cfg.ice_servers]
 
+    def cut_recording(self, case_id: int) -> bool:
+        """Close the case's open recording segment now (``SegmentRecorder.cut``); False when this
+        worker holds no live call of the case."""
+        lives = [live for live in self._calls.values() if live.case_id == case_id]
+        for live in lives:
+            live.recorder.cut()
+        return bool(lives)
+
     def active(self, sees: Callable[[str], bool]) -> list[dict[str, Any]]:
         return [c.summary() for c in self._calls.values() if sees(c.unit)]
 

@@ -138,6 +138,7 @@ class SegmentRecorder:
         self._items: queue.Queue[tuple[str, av.Packet[Any] | av.AudioFrame, float] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
         self._stopped = asyncio.Event()
+        self._cut = threading.Event()
         self._index = self._next_index()
         self.dropped_video = 0
         folder.mkdir(parents=True, exist_ok=True)
@@ -157,6 +158,11 @@ class SegmentRecorder:
     def audio(self, source: str, frame: av.AudioFrame) -> None:
         self._items.put((source, frame, time.monotonic()))
 
+    def cut(self) -> None:
+        """Close the open segment at the next key frame (asked for now) rather than when it is due:
+        a statement just marked is then covered by closed, hashed evidence within a moment."""
+        self._cut.set()
+
     async def stop(self) -> None:
         self._items.put(None)
         await self._stopped.wait()
@@ -174,8 +180,9 @@ class SegmentRecorder:
                 kind, media, at = item
                 if kind == "video":
                     assert isinstance(media, av.Packet)
-                    due = writer is None or at - writer.started >= self._segment_s
+                    due = writer is None or at - writer.started >= self._segment_s or self._cut.is_set()
                     if due and media.is_keyframe:
+                        self._cut.clear()
                         if writer is not None:
                             self._close(writer)
                         writer, asked = self._open(media, at), False

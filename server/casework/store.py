@@ -23,8 +23,9 @@ from server.casework.escalation import EscalationIn
 from server.casework.events import Actor, append, chain_errors, event_json
 from server.casework.parties import POSITIONS, FactsIn, PartyIn, PartyRole, StatementIn
 from server.casework.registry import Registry, RegistryUnavailable
-from server.db.models import Case, CaseEvent, Evidence, Party, PartyCheck, PlateRead, Statement
+from server.db.models import Call, Case, CaseEvent, Evidence, Party, PartyCheck, PlateRead, Statement
 from server.errors import Conflict, Forbidden, Invalid, NoSuchCase, NotFound
+from server.lifecycles.call import CallState
 from server.lifecycles.case import CASE, CaseAction
 from server.plates import Plates, mark
 from server.portal.access import PortalAccess
@@ -195,9 +196,15 @@ class CaseWork:
                 ).all()
             )
             covering = covered_by(segments, body.start, body.end)
+            if covering is None and await _recording(session, case_id, segments, body.end):
+                raise Invalid(
+                    "录音还在写入，请稍候几秒再保存 (the recording of this span is still being written)",
+                    code="recording_pending",
+                )
             if covering is None:
                 raise Invalid(
-                    "通话录音未覆盖这段时间，请按录音重新标记起止 (the call recording does not cover this span)"
+                    "通话录音未覆盖这段时间，请按录音重新标记起止 (the call recording does not cover this span)",
+                    code="statement_not_recorded",
                 )
             now = now_utc()
             row = Statement(
@@ -356,6 +363,15 @@ def statement_json(s: Statement) -> dict[str, Any]:
         "summary": s.summary,
         "recorded_at": utc_iso(s.recorded_at),
     }
+
+
+async def _recording(session: AsyncSession, case_id: int, segments: list[Evidence], end: datetime) -> bool:
+    """Whether the end of a span may still be in the open segment: the case's call goes on and no
+    closed segment reaches that far yet."""
+    if any(s.media_end is not None and s.media_end >= end for s in segments):
+        return False
+    live = select(Call.call_id).where(Call.case_id == case_id, Call.state != CallState.ENDED).limit(1)
+    return await session.scalar(live) is not None
 
 
 def covered_by(segments: list[Evidence], start: datetime, end: datetime) -> list[Evidence] | None:
