@@ -9,7 +9,7 @@ from typing import Any
 from aiortc import AudioStreamTrack, MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from tests.wire import Console
+from tests.wire import Console, event
 
 
 class Viewer:
@@ -56,15 +56,6 @@ class Viewer:
         if self._reader is not None:
             self._reader.cancel()
         await self.pc.close()
-
-
-async def event(console: Console, kind: str, within_s: float = 60) -> dict[str, Any]:
-    """The next event of ``kind`` on the console's feed, skipping the others."""
-    async with asyncio.timeout(within_s):
-        while True:
-            message = await console.events.get()
-            if message["type"] == kind:
-                return message
 
 
 async def ask(console: Console, kind: str, call_id: str, **extra: Any) -> str:

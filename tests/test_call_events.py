@@ -16,12 +16,12 @@ import pytest
 from server.calls.store import CallStore
 from server.db.engine import make_engine, make_sessionmaker
 from server.users import Role
-from tests.calls import Viewer, ask, event
+from tests.calls import Viewer, ask
 from tests.cases import case_id
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
-from tests.wire import Console
+from tests.wire import Console, event
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

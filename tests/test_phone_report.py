@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.config import ServerConfig
-from tests.calls import event
 from tests.cases import logged_in
 from tests.casework_data import DRIVER_A, driver
 from tests.configs import sms_config
@@ -18,6 +17,7 @@ from tests.parties import stack
 from tests.phones import ANNING, CUIHU, phone_login, position
 from tests.services import Mosquitto, free_port
 from tests.sms_provider import Provider, sms_provider
+from tests.wire import event
 
 __all__ = ["stack"]  # the fixture
 

@@ -33,11 +33,11 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Evidence, User
 from server.users import Role
 from tests import pki
-from tests.calls import ask, event
+from tests.calls import ask
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
-from tests.wire import Console, mqtt_client
+from tests.wire import Console, event, mqtt_client
 
 WIDTH, HEIGHT = 320, 240
 

@@ -82,3 +82,12 @@ class Console:
         if self.ws is not None:
             await self.ws.close()
         await self.http.aclose()
+
+
+async def event(console: Console, kind: str, within_s: float = 60) -> dict[str, Any]:
+    """The next event of ``kind`` on the console's feed, skipping the others."""
+    async with asyncio.timeout(within_s):
+        while True:
+            message = await console.events.get()
+            if message["type"] == kind:
+                return message
