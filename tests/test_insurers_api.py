@@ -214,6 +214,43 @@ async def test_mutual_tls_on_the_insurers_own_port(
         await server.stop()
 
 
+async def test_the_insurers_own_port_refuses_in_the_same_words_and_codes(
+    tls_server: tuple[RunningServer, int], fleet_pki: FleetPki, tmp_path: Path
+) -> None:
+    server, port = tls_server
+    try:
+        async with three_insurers(server, fleet_pki, tmp_path / "certs") as insurers:
+            url = f"https://127.0.0.1:{port}{API}"
+            async with httpx.AsyncClient(base_url=url, verify=insurers.paic_cert.ssl(), timeout=10) as paic:
+                bad_status = await paic.post("/claims/1/status", json={"status": "lost"})
+                assert bad_status.status_code == 422
+                assert bad_status.json() == {
+                    "detail": "请从列表中选择状态 (choose one of the list)",
+                    "code": "not_a_choice",
+                    "field": "status",
+                    "errors": [
+                        {
+                            "field": "status",
+                            "code": "not_a_choice",
+                            "message": "请从列表中选择状态 (choose one of the list)",
+                        }
+                    ],
+                }
+                adjuster = {"name": "李查勘", "phone": "12345"}
+                bad_phone = await paic.post(
+                    "/claims/1/status", json={"status": "adjuster_assigned", "adjuster": adjuster}
+                )
+                assert bad_phone.status_code == 422
+                body = bad_phone.json()
+                assert (body["code"], body["field"]) == ("invalid_phone", "adjuster.phone")
+                assert body["detail"].startswith("手机号应为11位数字")
+                no_route = await paic.get("/nothing-here")
+                assert no_route.status_code == 404 and no_route.json()["code"] == "not_found"
+                assert detail(no_route).startswith("没有这个页面或接口")
+    finally:
+        await server.stop()
+
+
 async def test_rate_limited_per_insurer(tmp_path: Path, broker: Mosquitto, fleet_pki: FleetPki) -> None:
     cfg = make_server_config(tmp_path / "server", broker.port)
     section = cfg.insurer_api.model_copy(update={"rate_per_s": 2, "burst": 3})

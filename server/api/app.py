@@ -79,10 +79,13 @@ async def refused(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_insurers_app(state: ServerState) -> FastAPI:
-    """What the insurers' mutual-TLS port serves: their API alone (``server.insurers.tls``)."""
+    """What the insurers' mutual-TLS port serves: their API alone (``server.insurers.tls``), refusing
+    as it does on the console's port, so an insurer's program reads one error body on either."""
     app = FastAPI(title="Kuaichu insurers' API", version="1", description="docs/insurers.md")
     app.state.kuaichu = state
     app.add_exception_handler(DomainError, refused)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_refusal)
     app.include_router(insurers.router)
     app.add_middleware(insurers.CallLog)
     return app
