@@ -16,20 +16,19 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
-from protocol.messages import CallSignal, Command, SceneSample, encode, utc_iso
+from protocol.messages import CallSignal, Command, SceneSample, encode
 from protocol.topics import Channel, device_topic
 from runtime.peers import close_peer
 from server.calls.forwarding import ForwardedVideo, KeyframeAsker, forward_encoded, relay_picture_loss
-from server.calls.media import ConsoleView, SteadyTrack, VoiceToDevice, close_viewer
+from server.calls.live_call import LiveCall
+from server.calls.media import ConsoleView, SteadyTrack, close_viewer
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
 from server.calls.store import CallStore
 from server.cases import now_utc
@@ -54,44 +53,6 @@ SYSTEM = Actor(None, "system", "calls")
 
 class CallError(Exception):
     """A console's request about a call that cannot be granted; the message is for the operator."""
-
-
-@dataclass
-class LiveCall:
-    call_id: str
-    device_id: str | None  # None: a phone reported it and is its source (server.calls.participants)
-    case_id: int
-    case_no: str
-    unit: str
-    started_at: datetime
-    recorder: SegmentRecorder
-    keyframes: KeyframeAsker
-    relay: MediaRelay = field(default_factory=MediaRelay)
-    video: SteadyTrack = field(default_factory=lambda: SteadyTrack("video"))
-    audio: SteadyTrack = field(default_factory=lambda: SteadyTrack("audio"))
-    voice: VoiceToDevice = field(default_factory=VoiceToDevice)
-    state: CallState = CALL.initial
-    attempt: int = 0
-    device_pc: RTCPeerConnection | None = None
-    viewers: dict[str, RTCPeerConnection] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # viewer: the operator's name, for the unit's screen
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    grace: asyncio.TimerHandle | None = None
-    deadline: asyncio.TimerHandle | None = None
-    went_live: bool = False
-    last_media: float = field(default_factory=time.monotonic)  # the device's audio: a frame every 20 ms
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "case_id": self.case_id,
-            "case_no": self.case_no,
-            "device_id": self.device_id,
-            "unit": self.unit,
-            "state": self.state,
-            "started_at": utc_iso(self.started_at),
-            "viewers": len(self.viewers),
-        }
 
 
 class CallManager:

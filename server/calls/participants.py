@@ -34,7 +34,8 @@ from protocol.ids import new_report_id
 from protocol.messages import utc_iso
 from runtime.peers import close_peer
 from server.calls.forwarding import ForwardedVideo, KeyframeAsker, forward_encoded, relay_picture_loss
-from server.calls.manager import CONSOLE_AUDIO_FRAMES, CONSOLE_VIDEO_PACKETS, CallManager, LiveCall
+from server.calls.live_call import LiveCall
+from server.calls.manager import CONSOLE_AUDIO_FRAMES, CONSOLE_VIDEO_PACKETS, CallManager
 from server.calls.media import ConsoleView, SteadyTrack, close_viewer
 from server.calls.recorder import Segment, SegmentRecorder
 from server.calls.stills import VP8, Silenced, jpeg_of_keyframe, write_new
