@@ -150,7 +150,11 @@ class WebRtcSection(ConfigSection):
 
 class EvidenceSection(ConfigSection):
     pretrigger_s: int = Field(
-        default=10, ge=0, le=PRETRIGGER_MAX_S, description="seconds of video kept for the time before a press; 0: none"
+        default=10,
+        ge=0,
+        le=PRETRIGGER_MAX_S,
+        description="seconds of video kept for the time before a press, and before a dispatcher's click during "
+        "the call (the unit keeps 5 s more, LATE_REQUEST_S, so the click's request may arrive late); 0: none",
     )
     pretrigger_fps: float = Field(
         default=4, gt=0, le=30, description="frames a second kept for it (never more than the camera's own)"

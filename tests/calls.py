@@ -58,9 +58,10 @@ class Viewer:
         await self.pc.close()
 
 
-async def ask(console: Console, kind: str, call_id: str, **extra: Any) -> str:
-    await console.ws.send(json.dumps({"type": f"{kind}.take", "call_id": call_id, **extra}))
+async def ask(console: Console, take: str, call_id: str, **extra: Any) -> str:
+    """``take``: ``still``, ``clip`` (the seconds before now) or ``report_clip`` (before the press)."""
+    await console.ws.send(json.dumps({"type": f"{take}.take", "call_id": call_id, **extra}))
     requested = await event(console, "evidence.requested", 10)
-    assert requested["call_id"] == call_id and requested["kind"] == kind
+    assert requested["call_id"] == call_id and requested["kind"] == take.removeprefix("report_")
     upload_id: str = requested["upload_id"]
     return upload_id

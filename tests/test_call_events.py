@@ -61,7 +61,7 @@ async def test_a_call_its_still_its_failed_clip_and_its_end_are_in_the_case_log(
 
             still_id = await ask(console, "still", call_id)
             stored = (await event(console, "evidence.new"))["evidence"]
-            clip_id = await ask(console, "clip", call_id, seconds=5)
+            clip_id = await ask(console, "report_clip", call_id, seconds=5)
             await event(console, "evidence.failed")
             await asyncio.sleep(3)  # a recording segment closes (segment_s = 2)
             await console.ws.send(json.dumps({"type": "call.end", "call_id": call_id}))

@@ -94,6 +94,13 @@ REQUEST = {"version": 1, "call_id": CALL_ID, "upload_id": UPLOAD_ID, "case_no": 
     [
         {**REQUEST, "type": "still.request"},
         {**REQUEST, "type": "clip.request", "report_id": "01JV2MBZX6HF1RM9XY3K7T2Q8C", "seconds": 60},
+        {
+            **REQUEST,
+            "type": "clip.request",
+            "report_id": "01JV2MBZX6HF1RM9XY3K7T2Q8C",
+            "seconds": 10,
+            "until": "2025-05-14T02:36:41.208Z",
+        },
         {"version": 1, "type": "upload.ack", "upload_id": UPLOAD_ID, "offset": 0},
         {"version": 1, "type": "upload.done", "upload_id": UPLOAD_ID, "sha256": "0" * 64},
         {"version": 1, "type": "upload.refused", "upload_id": UPLOAD_ID, "reason": "no such upload"},
@@ -112,6 +119,16 @@ def test_evidence_commands_pass_with_their_fields(data: dict[str, Any]) -> None:
         (
             {**REQUEST, "type": "clip.request", "report_id": "01JV2MBZX6HF1RM9XY3K7T2Q8C", "seconds": 61},
             "seconds",
+        ),
+        (
+            {
+                **REQUEST,
+                "type": "clip.request",
+                "report_id": "01JV2MBZX6HF1RM9XY3K7T2Q8C",
+                "seconds": 10,
+                "until": "2025-05-14T02:36:41",
+            },
+            "until",
         ),
         ({"version": 1, "type": "upload.ack", "upload_id": UPLOAD_ID}, "an upload.ack carries offset"),
         ({"version": 1, "type": "upload.done", "upload_id": UPLOAD_ID}, "an upload.done carries sha256"),

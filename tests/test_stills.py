@@ -1,6 +1,6 @@
-"""Stills and the pre-trigger clip, end to end: a dispatcher asks during a live call, the simulated
-unit takes the picture (or cuts the seconds before its press) and uploads it in chunks over the
-real broker, the server checks the hash and keeps it as evidence with the operator who asked.
+"""Stills and clips, end to end: a dispatcher asks during a live call, the simulated unit takes the
+picture (or cuts the seconds before its press, or before the dispatcher's click) and uploads it in
+chunks over the real broker, the server checks the hash and keeps it as evidence with the operator who asked.
 Uploads survive a broker restart and a device restart, resuming from the server's offset."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,16 @@ async def downloaded(console: Console, evidence: dict[str, Any]) -> bytes:
     assert response.headers["x-evidence-sha256"] == evidence["sha256"]
     assert hashlib.sha256(response.content).hexdigest() == evidence["sha256"]
     return response.content
+
+
+async def requested(console: Console, case_id: int, upload_id: str) -> dict[str, Any]:
+    """What the case log says was asked for with ``upload_id``."""
+    log = (await console.http.get(f"/api/cases/{case_id}/events")).json()["events"]
+    [asked] = [
+        e["detail"] for e in log if e["action"] == "evidence.requested" and e["detail"]["upload_id"] == upload_id
+    ]
+    detail: dict[str, Any] = asked
+    return detail
 
 
 @pytest.fixture
@@ -166,7 +177,7 @@ async def test_the_clip_shows_the_seconds_before_the_press(
         console = await dispatcher(server)
         try:
             await asyncio.sleep(3)  # the call is on: anything the clip showed from now would be wrong
-            upload_id = await ask(console, "clip", call_id, seconds=5)
+            upload_id = await ask(console, "report_clip", call_id, seconds=5)
             new = await event(console, "evidence.new")
             assert new["upload_id"] == upload_id
             evidence = new["evidence"]
@@ -186,6 +197,66 @@ async def test_the_clip_shows_the_seconds_before_the_press(
             row, username = await evidence_row(server, evidence["id"])
             assert username == "wuhua" and row.media_start is not None and row.media_end is not None
             assert 4 <= (row.media_end - row.media_start).total_seconds() <= 5
+        finally:
+            await console.close()
+
+
+async def test_the_last_seconds_are_those_before_the_click_and_the_report_clip_those_before_the_press(
+    broker: Mosquitto, server: RunningServer, tmp_path: Path
+) -> None:
+    car = device_config(
+        tmp_path / "car",
+        broker.port,
+        "car-clip-02",
+        camera={"width": WIDTH, "height": HEIGHT, "fps": 4},
+        evidence={"pretrigger_s": 8, "pretrigger_fps": 4},
+    )
+    async with running_device(car) as device:
+        await device.wait_fix()
+        await asyncio.sleep(6)  # some video from before the press
+        case_no, call_id = await device.live_call()
+        console = await dispatcher(server)
+        try:
+            await asyncio.sleep(8)  # the call is on: the 5 s before the click are all after the press
+            camera = device.hw.camera
+            before_click = read_frame_counter(np.asarray(await camera.frame()))
+            upload_id = await ask(console, "clip", call_id, seconds=5)
+            after_click = read_frame_counter(np.asarray(await camera.frame()))
+            assert before_click is not None and after_click is not None
+            new = await event(console, "evidence.new")
+            assert new["upload_id"] == upload_id
+            clip = new["evidence"]
+            assert clip["kind"] == "clip" and clip["case_no"] == case_no
+
+            # The camera's frames in order, the last of them at the click.
+            counters = frame_counters(await downloaded(console, clip))
+            assert counters == sorted(counters) and len(set(counters)) == len(counters)
+            assert len(counters) >= 12
+            assert before_click - 2 <= counters[-1] <= after_click
+            assert counters[-1] - counters[0] >= 4 * 4
+
+            # The click is the server's time of the request, in the case log; the clip's media times
+            # are the 5 s up to it, all of them after the press.
+            asked = await requested(console, clip["case_id"], upload_id)
+            assert asked["seconds"] == 5
+            clicked = datetime.fromisoformat(asked["until"])
+            row, username = await evidence_row(server, clip["id"])
+            assert username == "wuhua" and row.media_start is not None and row.media_end is not None
+            assert clicked - timedelta(seconds=1) <= row.media_end <= clicked
+            assert clicked - timedelta(seconds=5) <= row.media_start <= clicked - timedelta(seconds=4)
+            case = next(c for c in (await console.http.get("/api/cases")).json() if c["case_no"] == case_no)
+            pressed = datetime.fromisoformat(case["triggered_at"])
+            assert row.media_start > pressed
+
+            # 报警前10秒 still gets the seconds before the press, not before the click.
+            report_clip_id = await ask(console, "report_clip", call_id, seconds=5)
+            new = await event(console, "evidence.new")
+            assert new["upload_id"] == report_clip_id
+            assert "until" not in await requested(console, clip["case_id"], report_clip_id)
+            before_press, _ = await evidence_row(server, new["evidence"]["id"])
+            assert before_press.media_start is not None and before_press.media_end is not None
+            assert pressed - timedelta(seconds=1) <= before_press.media_end <= pressed
+            assert 4 <= (before_press.media_end - before_press.media_start).total_seconds() <= 5
         finally:
             await console.close()
 
@@ -332,7 +403,7 @@ async def test_bad_uploads_are_refused_with_their_reason_and_harm_nothing_stored
         async with running_device(car) as device:
             case_no, call_id = await device.live_call()
             # A unit that keeps no video from before its presses says so, and the console hears it.
-            upload_id = await ask(console, "clip", call_id)
+            upload_id = await ask(console, "report_clip", call_id)
             failed = await event(console, "evidence.failed")
             assert failed["upload"]["upload_id"] == upload_id
             assert failed["upload"]["reason"] == "no video from before this press on the device"

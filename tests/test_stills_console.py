@@ -1,6 +1,7 @@
-"""The dispatcher takes a still and fetches the seconds before the press from the workspace's call
-panel, in headless Chromium: each appears in the gallery as soon as the server has it, the still at
-the unit's full resolution, the clip plays, and a reloaded workspace shows them again."""
+"""The dispatcher takes a still and fetches the seconds before the click and before the press from
+the workspace's call panel, in headless Chromium: each appears in the gallery as soon as the server
+has it, the still at the unit's full resolution, the clip plays, and a reloaded workspace shows them
+again."""
 
 from __future__ import annotations
 
@@ -63,9 +64,12 @@ async def test_take_still_and_last_seconds_fill_the_evidence_strip(broker: Mosqu
             await page.wait_for_function(PLAYS_PICTURES, timeout=30000)
             await page.keyboard.press("Escape")
 
+            await page.click("#call-report-clip")  # 报警前10秒: the seconds before the press
+            await expect(clip).to_have_count(2, timeout=60000)
+
             # A reloaded workspace shows what the case already has.
             await page.reload()
             await expect(strip.locator('figure[data-kind="still"] img')).to_have_count(1)
-            await expect(strip.locator('figure[data-kind="clip"]')).to_have_count(1)
+            await expect(strip.locator('figure[data-kind="clip"]')).to_have_count(2)
     finally:
         await server.stop()

@@ -1,10 +1,13 @@
-"""Evidence the dispatcher asks the unit for: full-resolution stills, and the seconds before the press.
+"""Evidence the dispatcher asks the unit for: full-resolution stills, and the seconds before the press
+or before the dispatcher's click.
 
 A still is taken with the camera's still configuration while the call's video goes on, encoded
 as a JPEG (with its capture time in EXIF) on a worker thread, and queued for upload with the
 request's id, so that the server ties it to the dispatcher who asked. A clip comes from the
-window frozen at the press (``device.evidence.pretrigger``). What cannot be provided (a failed
-camera, no video from before the press) is said once, so the console does not wait for ever.
+window frozen at the press, or, when the request names the time of the click (``until``), from
+the ring that goes on filling during the call (``device.evidence.pretrigger``). What cannot be
+provided (a failed camera, no video of that time) is said once, so the console does not wait for
+ever.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from device.config import DeviceConfig
 from device.evidence.pretrigger import ClipUnavailable, Pretrigger
 from device.evidence.uploads import PendingUpload, Publish, Uploader
 from device.hal.camera import Camera, Frame
-from protocol.messages import Command, EvidenceKind, Upload
+from protocol.messages import Command, EvidenceKind, Upload, utc_iso
 from runtime.version import FIRMWARE
 
 logger = logging.getLogger(__name__)
@@ -119,8 +122,12 @@ class EvidenceAgent:
         return await self._pending(command, EvidenceKind.STILL, data, taken_at, None), data
 
     async def _clip(self, command: Command) -> tuple[PendingUpload, bytes]:
-        clip = await self.pretrigger.clip(command.report_id or "", command.seconds or 1)
-        logger.info("upload %s: %d frames from before the press", command.upload_id, clip.frames)
+        if command.until is None:
+            clip = await self.pretrigger.clip(command.report_id or "", command.seconds or 1)
+            logger.info("upload %s: %d frames from before the press", command.upload_id, clip.frames)
+        else:
+            clip = await self.pretrigger.before(command.until, command.seconds or 1)
+            logger.info("upload %s: %d frames up to %s", command.upload_id, clip.frames, utc_iso(command.until))
         return await self._pending(command, EvidenceKind.CLIP, clip.data, clip.first, clip.last), clip.data
 
     async def _pending(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from protocol.messages.base import ReportId, ShortText, Versioned
 from protocol.messages.call import CallId, Sdp
@@ -48,10 +48,19 @@ class Command(Versioned):
     case_no: CaseNo | None = Field(default=None, description="still/clip/plates requests: the case the evidence is for")
     report_id: ReportId | None = Field(
         default=None,
-        description="clip.request: the report whose press ends the clip; plates.request: the case's report",
+        description="clip.request: the report whose press ends the clip (unless until is given); "
+        "plates.request: the case's report",
     )
     seconds: int | None = Field(
-        default=None, ge=1, le=PRETRIGGER_MAX_S, description="clip.request: how much of the time before the press"
+        default=None,
+        ge=1,
+        le=PRETRIGGER_MAX_S,
+        description="clip.request: how much of the time before the press, or before until",
+    )
+    until: AwareDatetime | None = Field(
+        default=None,
+        description="clip.request: the clip ends at this time (the server's, when the dispatcher asked), cut from "
+        "the video the unit keeps recording; absent: it ends at the press of report_id",
     )
     offset: int | None = Field(
         default=None, ge=0, le=MAX_UPLOAD_BYTES, description="upload.ack: the next byte the server expects"

@@ -1,11 +1,11 @@
 """Stills and clips from the devices: asked for by a dispatcher, received in chunks, kept as evidence.
 
-A console asks for a still (or the seconds before the press) during a call; the request gets an
-id, is written down with the operator who asked, and goes to the device on ``cmd``. The device
-answers with chunks on its ``upload`` channel, which arrive here in order, one at a time. Every
-chunk is checked before a byte is written: the upload must be this device's, for the case and
-call it was asked for, declaring the same file as its first chunk, and start where the bytes
-received so far end (anything else is answered with the offset wanted, so the device resumes
+A console asks for a still (or the seconds before the press, or before its click) during a call;
+the request gets an id, is written down with the operator who asked, and goes to the device on
+``cmd``. The device answers with chunks on its ``upload`` channel, which arrive here in order, one
+at a time. Every chunk is checked before a byte is written: the upload must be this device's, for
+the case and call it was asked for, declaring the same file as its first chunk, and start where the
+bytes received so far end (anything else is answered with the offset wanted, so the device resumes
 from there after a drop). A finished file whose SHA-256 is not the declared one is discarded;
 a good one is linked into the case's evidence folder, recorded with the operator, and shown on
 the consoles of the case's unit. The request, the stored file (with its SHA-256) and an upload given
@@ -59,10 +59,17 @@ class UploadReceiver:
     # --- the console's side ---------------------------------------------------------------------
 
     async def request(
-        self, kind: EvidenceKind, call_id: str, actor: Actor, sees: Callable[[str], bool], seconds: int = 10
+        self,
+        kind: EvidenceKind,
+        call_id: str,
+        actor: Actor,
+        sees: Callable[[str], bool],
+        seconds: int = 10,
+        until: datetime | None = None,
     ) -> str:
         """Ask the call's device for a still or a clip for the operator ``actor``; returns the upload
-        id the evidence will carry."""
+        id the evidence will carry. A clip ends at ``until`` (the click, by this server's clock) or,
+        without it, at the report's press."""
         call = await self._store.get(call_id)
         case = await self._store.case_by_id(call.case_id) if call is not None else None
         if call is None or case is None or not sees(case.unit_adcode):
@@ -89,6 +96,8 @@ class UploadReceiver:
         asked: dict[str, Any] = {"call_id": call_id, "upload_id": request.upload_id, "kind": kind.value}
         if kind is EvidenceKind.CLIP:
             asked["seconds"] = seconds
+            if until is not None:
+                asked["until"] = utc_iso(until)
         await self._store.log(case.id, actor, "evidence.requested", asked, now)
         command = Command(
             type="still.request" if kind is EvidenceKind.STILL else "clip.request",
@@ -97,6 +106,7 @@ class UploadReceiver:
             case_no=case.case_no,
             report_id=case.report_id if kind is EvidenceKind.CLIP else None,
             seconds=seconds if kind is EvidenceKind.CLIP else None,
+            until=until if kind is EvidenceKind.CLIP else None,
         )
         await self._publish(device_topic(call.device_id, Channel.CMD), encode(command), 1)
         logger.info(

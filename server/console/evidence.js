@@ -1,7 +1,8 @@
 "use strict";
 // The workspace's gallery of the case's stills, the parties' photos and clips, and the call's
 // requests for more. "Take still" asks the unit for a full-resolution photograph while the video
-// goes on; "Last 10 s" for the seconds before the press. Each request shows as a waiting tile,
+// goes on; "Last 10 s" for the seconds before the click (the unit keeps recording them during the
+// call), "10 s before the report" for those before the press. Each request shows as a waiting tile,
 // replaced by the still (or the clip) once the server has the whole file with its hash checked
 // (evidence.new), or by the reason it failed. The gallery shows what was stored for the case
 // before, call or no call, so a reloaded workspace loses nothing. Requests go over the page's
@@ -60,4 +61,5 @@ window.addEventListener("kuaichu-message", (event) => {
 
 document.getElementById("call-still").addEventListener("click", () => ask("still.take"));
 document.getElementById("call-clip").addEventListener("click", () => ask("clip.take"));
+document.getElementById("call-report-clip").addEventListener("click", () => ask("report_clip.take"));
 })();

@@ -8,7 +8,7 @@
 const gallery = (() => {
 const PICTURES = new Set(["still", "photo"]);
 const VIDEOS = new Set(["clip", "recording"]);
-const NAMES = { still: "拍照 still", photo: "当事人照片 photo", clip: "报警前视频 clip", recording: "录像 recording" };
+const NAMES = { still: "拍照 still", photo: "当事人照片 photo", clip: "视频片段 clip", recording: "录像 recording" };
 
 function viewer() {
   let dialog = document.getElementById("viewer");
