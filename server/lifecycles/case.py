@@ -60,9 +60,11 @@ CASE = Lifecycle(
     },
     next_steps={
         CaseStatus.NEW: "调度员正在视频通话中了解情况、核对各方信息，请保持通话，按提示操作。",
-        CaseStatus.ESCALATED: "本起事故改由交警到现场处理，请在安全地点等候民警到达。",
-        CaseStatus.HANDED_OVER: "证据已交给交警，民警将审核并作出事故认定。",
-        CaseStatus.DETERMINED: "事故认定书已出具，将以短信发送给各方当事人。",
-        CaseStatus.DELIVERED: "认定书已送达各方；对认定有异议的，可在送达之日起三日内申请复核。",
+        CaseStatus.ESCALATED: "本起事故改由交警到现场处理，请在安全地点等候民警到达；已提交的报警和证据都会保留。",
+        CaseStatus.HANDED_OVER: "民警正在审核证据，认定书出具后会以短信通知您。",
+        CaseStatus.DETERMINED: "认定书正在发送给各方当事人。",
+        CaseStatus.DELIVERED: (
+            "对认定有异议的，可在送达之日起三日内申请复核；也可以现在下载、打印认定书，向保险公司理赔。"
+        ),
     },
 )
