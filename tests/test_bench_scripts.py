@@ -23,6 +23,7 @@ WITH_HELP = [
     "ocr_choice",
     "portal",
     "report_latency",
+    "workspace",
 ]
 # Processes the benchmarks start, with positional arguments only: given none, each gets as far as
 # reading its arguments (past every import) and stops there.
