@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ class Endpoint:
     hold: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: requests wait until it is set
     requests: list[Received] = field(default_factory=list)  # every request, duplicates too
     acknowledged: list[Received] = field(default_factory=list)  # those answered 2xx
+    first_ack: dict[str, float] = field(default_factory=dict)  # webhook id -> when first answered 2xx (time.time)
 
     @property
     def url(self) -> str:
@@ -67,6 +69,7 @@ class Endpoint:
             await self.hold.wait()
             if 200 <= self.answer < 300:
                 self.acknowledged.append(got)
+                self.first_ack.setdefault(got.webhook_id, time.time())
             return Response(status_code=self.answer)
 
         return app

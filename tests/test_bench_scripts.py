@@ -17,6 +17,7 @@ WITH_HELP = [
     "call_capacity",
     "case_flow",
     "first_frame",
+    "insurers",
     "fleet",
     "masking",
     "ocr",

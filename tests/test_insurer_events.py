@@ -23,7 +23,7 @@ from server.insurers.events import queue_determination
 from server.insurers.links import InsurerLinks
 from server.insurers.webhooks import WebhookOutbox
 from tests.insurer_endpoints import Endpoint, Received, insurer_endpoints, specs
-from tests.review_data import beijing, determined_case, visitor
+from tests.review_data import beijing, determined_case, issue, visitor
 from tests.services import free_port
 from tests.test_review_flow import Rig
 from tests.waiting import wait_for
@@ -145,22 +145,23 @@ async def test_during_a_rotation_both_secrets_verify_and_the_old_not_after(
     old = (await _directory(sessions, endpoints))["PICC"]
     new = await rotate_secret(sessions, "PICC", timedelta(seconds=2), now_utc())
     sender = WebhookOutbox(sessions, FAST, InsurerLinks(sessions, "http://kc.test", 3600))
+    running = asyncio.create_task(sender.run())
     try:
         await _insured_case(sessions, "530102202612010201")
-        await sender.send_due()
         await wait_for("the first event", lambda: _got(endpoints["PICC"], 1))
         during = endpoints["PICC"].requests[0]
         assert during.verifies_with(old) and during.verifies_with(new)
         assert len(during.headers["webhook-signature"].split(" ")) == 2
         await asyncio.sleep(2.2)
         await _insured_case(sessions, "530102202612010202")
-        await sender.send_due()
         await wait_for("the second event", lambda: _got(endpoints["PICC"], 2))
         after = endpoints["PICC"].requests[1]
         assert after.verifies_with(new) and not after.verifies_with(old)
         tampered = Received(after.webhook_id, after.headers, after.body.replace(b'"version":1', b'"version":2'))
         assert tampered.body != after.body and not tampered.verifies_with(new)
     finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
         await sender.close()
 
 
@@ -179,3 +180,22 @@ async def test_links_open_on_any_worker_until_they_expire(sessions: async_sessio
     assert not await two.valid(path.replace("PICC", "PAIC"), exp, sig, now)  # another insurer's path
     assert not await two.valid(path, exp + 60, sig, now)  # a longer life than signed
     assert not await two.valid(path, exp, sig, now + timedelta(seconds=61))  # expired
+
+
+async def test_a_later_version_delivered_is_a_correction_once_per_insurer(
+    sessions: async_sessionmaker[AsyncSession], endpoints: dict[str, Endpoint]
+) -> None:
+    await _directory(sessions, endpoints)
+    case_id = await _insured_case(sessions, "530102202612010301")
+    async with sessions.begin() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        officer = await session.scalar(select(Determination.issued_by).where(Determination.case_id == case_id))
+        assert officer is not None
+        second = await issue(session, case, officer, 2, now_utc())
+        assert await queue_determination(session, case, second.id, now_utc()) == 2
+        assert await queue_determination(session, case, second.id, now_utc()) == 0
+    corrected = [r for r in await _rows(sessions) if r.event_type == "determination.corrected"]
+    assert sorted(r.insurer_code for r in corrected) == ["PAIC", "PICC"]
+    assert all(r.payload["data"]["determination"]["version"] == 2 for r in corrected)
+    assert all(r.determination_id == second.id for r in corrected)

@@ -51,3 +51,28 @@ async def claim(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
         return await session.get(model, row_id)
+
+
+async def claim_many(
+    sessions: async_sessionmaker[AsyncSession], model: type[Row], row_ids: list[int], now: datetime, hold_s: float
+) -> list[Row]:
+    """As ``claim`` for several rows in one transaction (one commit, not one per row, which is what
+    bounds an outbox's rate on SQLite); the rows this worker got, the others' left out."""
+    if not row_ids:
+        return []
+    async with sessions.begin() as session:
+        got = await session.scalars(
+            update(model)
+            .where(
+                model.id.in_(row_ids),
+                model.status == "pending",
+                or_(model.claimed_until.is_(None), model.claimed_until < now),
+            )
+            .values(claimed_until=now + timedelta(seconds=hold_s))
+            .returning(model.id)
+        )
+        mine = list(got.all())
+        if not mine:
+            return []
+        rows = await session.scalars(select(model).where(model.id.in_(mine)).order_by(model.id))
+        return list(rows.all())

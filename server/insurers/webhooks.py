@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,14 +26,23 @@ from server.cases import now_utc
 from server.config import InsurersSection
 from server.db.insurers import Insurer, InsurerStatus, WebhookMessage, WebhookStatus
 from server.db.models import Case
-from server.delivery.claims import claim, due_ids
+from server.delivery.claims import claim_many, due_ids
 from server.insurers.directory import endpoint_error, valid_secrets
 from server.insurers.events import register_sender
 from server.insurers.links import InsurerLinks
 
 logger = logging.getLogger(__name__)
-BATCH = 200  # events looked at per round
-IN_FLIGHT = 32  # POSTs one worker has open at once
+IN_FLIGHT = 64  # POSTs one worker has open at once; a round claims no more than the free slots
+ROUND_GAP_S = 0.02
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an insurer's events go and what signs them, read once per round."""
+
+    endpoint: str
+    active: bool
+    keys: list[str]
 
 
 class WebhookOutbox:
@@ -48,76 +58,92 @@ class WebhookOutbox:
         self.links = links
         self._clock = clock
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Outcomes wait here to be written together: one commit for many events, not one each.
+        self._outcomes: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
         self._client = httpx.AsyncClient(timeout=cfg.timeout_s, follow_redirects=False)
         # A worker stopped mid-send leaves its claim: another takes the event once a POST that
-        # started then has surely ended.
+        # started then has surely ended and its outcome been written.
         self._hold_s = 2 * cfg.timeout_s + 5
         self._unregister: Callable[[], None] = lambda: None
+        self._recorder: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def close(self) -> None:
         self._unregister()
-        for task in list(self._tasks):
+        stopping = [*self._tasks, *([self._recorder] if self._recorder else [])]
+        for task in stopping:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*stopping, return_exceptions=True)
         await self._client.aclose()
 
     async def run(self) -> None:
         self._unregister = register_sender(self.wake)  # events written in this process wake it
+        self._recorder = asyncio.create_task(self._record_outcomes(), name="webhook-outcomes")
         while True:
             try:
-                full = await self.send_due() >= BATCH
+                more = await self.send_due()
             except Exception:
                 logger.exception("webhook outbox: a round failed; trying again")
-                full = False
-            if not full:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._cfg.poll_s)
+                more = False
+            if more:
+                await asyncio.sleep(ROUND_GAP_S)  # let finished sends free their slots together
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._cfg.poll_s)
             self._wake.clear()
 
-    async def send_due(self) -> int:
-        """Start sending every due event no other worker holds; returns how many were looked at."""
+    async def send_due(self) -> bool:
+        """Claim as many due events as there are free slots and start sending them; True when
+        there may be more due at once (every free slot was filled)."""
+        free = IN_FLIGHT - len(self._tasks)
+        if free <= 0:
+            return True
         now = self._clock()
-        due = await due_ids(self._sessions, WebhookMessage, now, BATCH)
-        for row_id in due:
-            await self._slots.acquire()  # before the claim: a claim never waits for a free slot
-            row = await claim(self._sessions, WebhookMessage, row_id, self._clock(), self._hold_s)
-            if row is None:
-                self._slots.release()
-                continue
-            task = asyncio.create_task(self._send(row))
+        due = await due_ids(self._sessions, WebhookMessage, now, free)
+        rows = await claim_many(self._sessions, WebhookMessage, due, now, self._hold_s)
+        targets = await self._targets({r.insurer_code for r in rows}, now)
+        for row in rows:
+            task = asyncio.create_task(self._send(row, targets[row.insurer_code]))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return len(due)
+            task.add_done_callback(self._finished)
+        return len(due) == free
 
-    async def _send(self, row: WebhookMessage) -> None:
-        try:
-            error = await self._post(row)
-            if error is None:
-                await self._settle(row.id, None)
-                logger.info("webhook %s (case %d) delivered to %s", row.webhook_id, row.case_id, row.insurer_code)
-            else:
-                await self._settle(row.id, error)
-                logger.warning("webhook %s (case %d) to %s: %s", row.webhook_id, row.case_id, row.insurer_code, error)
-        finally:
-            self._slots.release()
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.wake()
 
-    async def _post(self, row: WebhookMessage) -> str | None:
-        """One try; the reason it failed, or None once the insurer answered 2xx."""
-        now = self._clock()
+    async def _targets(self, codes: set[str], now: datetime) -> dict[str, Target]:
         async with self._sessions() as session:
-            insurer = await session.get(Insurer, row.insurer_code)
-            keys = await valid_secrets(session, row.insurer_code, now)
-        if insurer is None or insurer.status != InsurerStatus.ACTIVE:
+            found = {i.code: i for i in await session.scalars(select(Insurer).where(Insurer.code.in_(codes)))}
+            return {
+                code: Target(
+                    found[code].endpoint,
+                    found[code].status == InsurerStatus.ACTIVE,
+                    await valid_secrets(session, code, now),
+                )
+                for code in codes
+            }
+
+    async def _send(self, row: WebhookMessage, target: Target) -> None:
+        error = await self._post(row, target)
+        self._outcomes.put_nowait((row.id, error))
+        if error is None:
+            logger.info("webhook %s (case %d) delivered to %s", row.webhook_id, row.case_id, row.insurer_code)
+        else:
+            logger.warning("webhook %s (case %d) to %s: %s", row.webhook_id, row.case_id, row.insurer_code, error)
+
+    async def _post(self, row: WebhookMessage, target: Target) -> str | None:
+        """One try; the reason it failed, or None once the insurer answered 2xx."""
+        if not target.active:
             return "insurer disabled"
-        if error := endpoint_error(insurer.endpoint):
+        if error := endpoint_error(target.endpoint):
             return error
-        if not keys:
+        if not target.keys:
             return "no valid signing secret: kuaichu insurer rotate-secret"
+        now = self._clock()
         body = json.dumps(
             await self.links.signed_body(row.payload, now), ensure_ascii=False, separators=(",", ":")
         ).encode()
@@ -126,31 +152,44 @@ class WebhookOutbox:
             "user-agent": "Kuaichu-Webhooks/1",
             "webhook-id": row.webhook_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": " ".join(Webhook(k).sign(row.webhook_id, now, body) for k in keys),
+            "webhook-signature": " ".join(Webhook(k).sign(row.webhook_id, now, body) for k in target.keys),
         }
         try:
-            response = await self._client.post(insurer.endpoint, content=body, headers=headers)
+            response = await self._client.post(target.endpoint, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return f"unreachable: {type(exc).__name__}"
         if 200 <= response.status_code < 300:
             return None
         return f"answered {response.status_code}"
 
-    async def _settle(self, row_id: int, error: str | None) -> None:
+    async def _record_outcomes(self) -> None:
+        """Writes what became of each try, as many as have come in per transaction. An outcome lost
+        with the worker leaves its event claimed: it goes again once the claim lapses."""
+        while True:
+            batch = [await self._outcomes.get()]
+            while not self._outcomes.empty() and len(batch) < 500:
+                batch.append(self._outcomes.get_nowait())
+            try:
+                await self._settle(batch)
+            except Exception:
+                logger.exception("webhook outbox: %d outcomes not written; those events go again", len(batch))
+
+    async def _settle(self, outcomes: list[tuple[int, str | None]]) -> None:
         now = self._clock()
+        errors = dict(outcomes)
         async with self._sessions.begin() as session:
-            row = await session.get(WebhookMessage, row_id)
-            assert row is not None
-            row.attempts += 1
-            row.claimed_until = None
-            row.last_error = None if error is None else error[:300]
-            if error is None:
-                row.status, row.delivered_at = WebhookStatus.DELIVERED, now
-            elif row.attempts >= self._cfg.min_attempts and now - row.created_at >= self._retry_for:
-                row.status, row.dead_at = WebhookStatus.DEAD, now
-            else:
-                delay = retry_delay(row.attempts, self._cfg.retry_first_s, self._cfg.retry_max_s)
-                row.next_attempt_at = now + timedelta(seconds=delay)
+            for row in await session.scalars(select(WebhookMessage).where(WebhookMessage.id.in_(errors))):
+                error = errors[row.id]
+                row.attempts += 1
+                row.claimed_until = None
+                row.last_error = None if error is None else error[:300]
+                if error is None:
+                    row.status, row.delivered_at = WebhookStatus.DELIVERED, now
+                elif row.attempts >= self._cfg.min_attempts and now - row.created_at >= self._retry_for:
+                    row.status, row.dead_at = WebhookStatus.DEAD, now
+                else:
+                    delay = retry_delay(row.attempts, self._cfg.retry_first_s, self._cfg.retry_max_s)
+                    row.next_attempt_at = now + timedelta(seconds=delay)
 
     @property
     def _retry_for(self) -> timedelta:
