@@ -129,7 +129,10 @@ async def test_a_case_from_a_press_to_a_delivered_verifiable_determination(
             await expect(officer.locator('#milestones li[data-milestone="delivered"]')).to_have_attribute(
                 "data-done", "true"
             )
-            assert len(provider.received) == 2 and all(case_no in m["text"] for m in provider.received)
+            # Each party had their link when the dispatcher saved them; then one determination SMS each.
+            determined = [m for m in provider.received if "认定书已出具" in m["text"]]
+            assert len(determined) == 2 and all(case_no in m["text"] for m in determined)
+            assert len(provider.received) == 4 and all(case_no in m["text"] for m in provider.received)
 
             pdf_url = server.url + (await version.locator("a.pdf").get_attribute("href") or "")
             pdf = await (await officer.request.get(pdf_url)).body()
