@@ -28,7 +28,7 @@ async def case_data(session: AsyncSession, case: Case, code: str) -> dict[str, A
     )
     if determination is None:
         return None
-    return (await events._bodies(session, case, determination, None)).get(code)
+    return (await events.event_data(session, case, determination, None)).get(code)
 
 
 class OutboxClaimEvents:
@@ -56,4 +56,4 @@ class OutboxClaimEvents:
             "photos": [e.sha256 for e in photos],
         }
         key = f"{CLAIM_REQUESTED}:{claim.insurer_code}:{claim.id}"
-        await events._write(session, key, claim.insurer_code, case, determination, CLAIM_REQUESTED, data, now)
+        await events.write_event(session, key, claim.insurer_code, case, determination, CLAIM_REQUESTED, data, now)

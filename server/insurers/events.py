@@ -77,14 +77,14 @@ async def queue_determination(session: AsyncSession, case: Case, determination_i
     written = 0
     determination = await session.get(Determination, determination_id)
     assert determination is not None
-    for code, body in (await _bodies(session, case, determination, None)).items():
+    for code, body in (await event_data(session, case, determination, None)).items():
         first = f"{DELIVERED}:{code}:{case.id}"
         told = await session.scalar(select(WebhookMessage.determination_id).where(WebhookMessage.event_key == first))
         if told is None:
-            written += await _write(session, first, code, case, determination, DELIVERED, body, at)
+            written += await write_event(session, first, code, case, determination, DELIVERED, body, at)
         elif told != determination.id:
             key = f"{CORRECTED}:{code}:{determination.id}"
-            written += await _write(session, key, code, case, determination, CORRECTED, body, at)
+            written += await write_event(session, key, code, case, determination, CORRECTED, body, at)
     return written
 
 
@@ -103,9 +103,9 @@ async def queue_review_concluded(session: AsyncSession, case: Case, review: Revi
         "contested_version": contested,
     }
     written = 0
-    for code, body in (await _bodies(session, case, determination, summary)).items():
+    for code, body in (await event_data(session, case, determination, summary)).items():
         key = f"{REVIEW_CONCLUDED}:{code}:{review.id}"
-        written += await _write(session, key, code, case, determination, REVIEW_CONCLUDED, body, at)
+        written += await write_event(session, key, code, case, determination, REVIEW_CONCLUDED, body, at)
     return written
 
 
@@ -114,7 +114,7 @@ async def _exists(session: AsyncSession, key: str) -> bool:
     return bool(found)
 
 
-async def _write(
+async def write_event(
     session: AsyncSession,
     key: str,
     code: str,
@@ -124,6 +124,8 @@ async def _write(
     data: dict[str, Any],
     at: datetime,
 ) -> int:
+    """One event into the outbox in the caller's transaction, unless ``key`` was written already;
+    the sender is woken once the transaction commits. Returns how many were written (0 or 1)."""
     if await _exists(session, key):
         return 0
     session.add(
@@ -146,11 +148,12 @@ async def _write(
     return 1
 
 
-async def _bodies(
+async def event_data(
     session: AsyncSession, case: Case, determination: Determination, review: dict[str, Any] | None
 ) -> dict[str, dict[str, Any]]:
     """Insurer code -> the event's ``data`` for that insurer: its insured parties in full, the others
-    masked, the links as bare paths (signed when sent)."""
+    masked, the links as bare paths (signed when sent). The insurers' API and the claim's event
+    show a case with this too, so every view of a case an insurer gets is the same."""
     parties = list(
         (await session.scalars(select(Party).where(Party.case_id == case.id).order_by(Party.position))).all()
     )

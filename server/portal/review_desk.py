@@ -2,7 +2,8 @@
 the unit above; a reviewer of that unit accepts it or not and concludes an accepted one.
 
 Each move is the review lifecycle's (``server/lifecycles/review.py``), made with the case locked,
-logged in the case's hash-chained log, and told to every party by SMS in the same transaction.
+logged in the case's hash-chained log, and told to every party by SMS in the same transaction (a
+conclusion also to the parties' insurers, ``server/insurers/events.py``).
 The deadline of each stage is stored when the stage starts, so the list shows the staff who own a
 review how long they have and flags the overdue.
 """
