@@ -18,7 +18,7 @@ from server.config import InsurersSection
 from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
 from server.db.insurers import WebhookMessage, WebhookStatus
 from server.db.models import Case, Determination, Party
-from server.insurers.directory import Credentials, add_insurer, rotate_secret
+from server.insurers.directory import Credentials, add_insurer, disable, rotate_secret
 from server.insurers.events import queue_determination
 from server.insurers.links import InsurerLinks
 from server.insurers.webhooks import WebhookOutbox
@@ -199,3 +199,27 @@ async def test_a_later_version_delivered_is_a_correction_once_per_insurer(
     assert sorted(r.insurer_code for r in corrected) == ["PAIC", "PICC"]
     assert all(r.payload["data"]["determination"]["version"] == 2 for r in corrected)
     assert all(r.determination_id == second.id for r in corrected)
+
+
+async def test_a_disabled_insurer_is_sent_nothing_more(
+    sessions: async_sessionmaker[AsyncSession], endpoints: dict[str, Endpoint]
+) -> None:
+    await _directory(sessions, endpoints)
+    await _insured_case(sessions, "530102202612010401")
+    await disable(sessions, "PAIC", now_utc())
+    sender = WebhookOutbox(sessions, FAST, InsurerLinks(sessions, "http://kc.test", 3600))
+    running = asyncio.create_task(sender.run())
+    try:
+
+        async def settled() -> list[WebhookMessage]:
+            rows = await _rows(sessions)
+            return rows if all(r.attempts for r in rows) else []
+
+        rows = {r.insurer_code: r for r in await wait_for("both tried", settled)}
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await sender.close()
+    assert rows["PICC"].status == WebhookStatus.DELIVERED
+    assert rows["PAIC"].status == WebhookStatus.PENDING and rows["PAIC"].last_error == "insurer disabled"
+    assert endpoints["PAIC"].requests == [] and len(endpoints["PICC"].requests) == 1
