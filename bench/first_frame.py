@@ -7,14 +7,18 @@ GNSS receiver, the rendered camera at the default 640x480, 15 fps, simulated aud
 dispatcher (admin) logged in to the queue page in headless Chromium (``tests.browser``).
 
 Each round drives the unit's button pin through its control socket, as ``kuaichu demo press``
-does. The page answers by itself: a script in it clicks the case's Answer button the moment it
-appears (a dispatcher's reaction time is not the system's), and the first frame is the first
-``requestVideoFrameCallback`` on ``#call-video``, a frame decoded and handed to the compositor. The
-page's times are ``performance.timeOrigin + now``, the wall clock this process reads with
-``time.time()`` for the press (one machine, one clock). The long-press hold is 0, as in
+does. The queue page answers by itself: a script in it clicks the case's Answer button the moment
+it appears (a dispatcher's reaction time is not the system's), which opens the case's workspace,
+and the workspace answers the call as it loads. The first frame is the first
+``requestVideoFrameCallback`` on the workspace's ``#call-video``, a frame decoded and handed to the
+compositor, so the page load is part of the figure, as it is of a dispatcher's wait. The pages'
+times are ``performance.timeOrigin + now``, the wall clock this process reads with ``time.time()``
+for the press (one machine, one clock); the queue's marks are kept in ``sessionStorage`` across the
+navigation. The long-press hold is 0, as in
 ``bench/report_latency.py``: it is a deliberate delay for the driver, not the system's response.
 
-Between rounds the page ends the call (its End button) and the unit is left to return to idle: its
+Between rounds the workspace ends the call (its End button), the page goes back to the queue, and
+the unit is left to return to idle: its
 case hold (``[report] case_hold_s``, 1 s here) must expire before a press opens a new case, and
 the round after waits for a heartbeat saying so. A warm-up round is run and not counted.
 
@@ -56,19 +60,13 @@ CASE_HOLD_S = 1.0
 IDLE_MARGIN_S = 0.5
 ROUND_TIMEOUT_S = 30.0
 
-# Armed once per round: a fresh record, the previous call's picture gone, an observer that answers
-# the first call offered and notes when the case and the button appear, and a frame callback.
+# Armed once per round on the queue: an observer that notes when the case and its Answer button
+# appear, keeps the marks across the navigation, and clicks the button.
 ARM_ROUND = """() => {
   const known = new Set([...document.querySelectorAll("tr[data-case]")].map((r) => r.dataset.case));
   const round = { armed: Date.now() };
   window.kcRound = round;
-  const video = document.getElementById("call-video");
-  video.srcObject = null;
   const wall = (now) => performance.timeOrigin + now;
-  video.requestVideoFrameCallback((now, meta) => {
-    round.frame = wall(now);
-    round.width = meta.width;
-  });
   const look = () => {
     if (round.caseAt === undefined) {
       const rows = [...document.querySelectorAll("tr[data-case]")].filter((r) => !known.has(r.dataset.case));
@@ -81,19 +79,36 @@ ARM_ROUND = """() => {
       const button = document.querySelector(`tr[data-case="${round.caseNo}"] button.answer`);
       if (button) {
         round.offerAt = wall(performance.now());
+        observer.disconnect();
+        sessionStorage.setItem("kcRound", JSON.stringify(round));
         button.click();
       }
-    }
-    const state = document.getElementById("call-state").dataset.state;
-    if (round.offerAt !== undefined && round.liveAt === undefined && state === "live") {
-      round.liveAt = wall(performance.now());
-      observer.disconnect();
     }
   };
   const observer = new MutationObserver(look);
   observer.observe(document.body, { childList: true, subtree: true, attributeFilter: ["data-state"] });
   look();
 }"""
+
+
+# On every workspace load: the queue's marks back, when the call went live, and the first frame.
+ON_WORKSPACE = """(() => {
+  if (!location.pathname.startsWith("/workspace")) return;
+  const round = JSON.parse(sessionStorage.getItem("kcRound") || "{}");
+  window.kcRound = round;
+  const wall = (now) => performance.timeOrigin + now;
+  document.addEventListener("DOMContentLoaded", () => {
+    const video = document.getElementById("call-video");
+    video.requestVideoFrameCallback((now, meta) => {
+      round.frame = wall(now);
+      round.width = meta.width;
+    });
+    const state = document.getElementById("call-state");
+    new MutationObserver(() => {
+      if (round.liveAt === undefined && state.dataset.state === "live") round.liveAt = wall(performance.now());
+    }).observe(state, { attributeFilter: ["data-state"] });
+  });
+})();"""
 
 
 async def login(page: Page, url: str) -> None:
@@ -115,20 +130,24 @@ async def wait_idle(http: httpx.AsyncClient, case_seen: float, timeout: float = 
         await asyncio.sleep(max(0.0, case_seen + CASE_HOLD_S + IDLE_MARGIN_S - time.time()))
 
 
-async def one_round(page: Page, control: Path) -> dict[str, float]:
+async def one_round(page: Page, control: Path, url: str) -> dict[str, float]:
     await page.evaluate(ARM_ROUND)
     pressed = time.time()
     answer = await send_control(control, {"cmd": "press", "hold_s": 0.2})
     if not answer.get("ok"):
         raise RuntimeError(f"the unit refused the press: {answer}")
     try:
-        await page.wait_for_function("() => window.kcRound.frame !== undefined", timeout=ROUND_TIMEOUT_S * 1000)
+        await page.wait_for_url("**/workspace**", timeout=ROUND_TIMEOUT_S * 1000)
+        await page.wait_for_function(
+            "() => window.kcRound && window.kcRound.frame !== undefined", timeout=ROUND_TIMEOUT_S * 1000
+        )
     except PlaywrightTimeout:
         noted = await page.evaluate("() => window.kcRound")
-        state = await page.text_content("#call-state")
-        raise RuntimeError(f"no frame within {ROUND_TIMEOUT_S:.0f} s: the page saw {noted}, call {state!r}") from None
+        raise RuntimeError(f"no frame within {ROUND_TIMEOUT_S:.0f} s: the pages saw {noted} at {page.url}") from None
     seen: dict[str, Any] = await page.evaluate("() => window.kcRound")
     await page.click("#call-end")
+    await page.goto(url + "/console")
+    await page.wait_for_selector('#live-state[data-state="live"]')
     return {
         "case_at": seen["caseAt"] / 1000,
         "case_ms": seen["caseAt"] - pressed * 1000,
@@ -151,11 +170,12 @@ async def run(rounds: int) -> dict[str, float]:
             try:
                 async with chromium() as browser:
                     page = await browser.new_page()
+                    await page.add_init_script(ON_WORKSPACE)
                     await login(page, server.url)
                     await wait_fix(server.http, DEVICE_ID)
                     figures: list[dict[str, float]] = []
                     for round_no in range(rounds + 1):
-                        result = await one_round(page, control)
+                        result = await one_round(page, control, server.url)
                         label = "warm-up" if round_no == 0 else f"round {round_no}"
                         print(
                             f"{label}: case {result['case_ms']:.0f} ms, offer {result['offer_ms']:.0f} ms, "

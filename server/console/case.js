@@ -355,25 +355,30 @@ document.getElementById("escalate-yes").addEventListener("click", async () => {
   render(await send("POST", `/api/cases/${caseId}/escalate`, escalation()));
 });
 
-(async () => {
-  await lifecyclesLoaded;
+// The reference lists load together, and the case's feed (which also carries the call the queue's
+// "answer" opened this page for) starts at once: the call does not wait for the forms.
+const ready = (async () => {
+  const [, types, reasonList, who] = await Promise.all([
+    lifecyclesLoaded, request("/api/vehicle-types"), request("/api/escalation-reasons"), request("/api/me"),
+  ]);
   const select = document.getElementById("p-type");
-  const types = await request("/api/vehicle-types");
   vehicleTypes = new Map(types.map((t) => [t.code, t.name]));
   for (const { code, name } of types) select.appendChild(el("option", { value: code }, `${code} ${name}`));
   const reasons = document.getElementById("escalate-reason-code");
-  for (const { code, label } of await request("/api/escalation-reasons")) reasons.appendChild(el("option", { value: code }, label));
-  me = await request("/api/me");
+  for (const { code, label } of reasonList) reasons.appendChild(el("option", { value: code }, label));
+  me = who;
   document.getElementById("operator").textContent = `${me.display_name} · ${me.role}`;
   const determine = document.getElementById("determine-link");
   determine.href = `/determine?id=${caseId}`;
   determine.hidden = me.role !== "officer";
-  render(await request(`/api/cases/${caseId}/work`));
+})();
+
+// The reads sent after the report follow it by a second or two, and other consoles act on the
+// case (the clearing watch, a second dispatcher, an officer): they arrive without a reload.
+const refresh = (live) => inTurn(async () => {
+  const [work] = await Promise.all([request(`/api/cases/${caseId}/work`), ready]);
+  render(work, live);
   await loadPlates();
-  // The reads sent after the report follow it by a second or two, and other consoles act on the
-  // case (the clearing watch, a second dispatcher, an officer): they arrive without a reload.
-  watchCase(caseId, () => inTurn(async () => {
-    render(await request(`/api/cases/${caseId}/work`), true);
-    await loadPlates();
-  }).catch((error) => showError(String(error.message || error))));
-})().catch((error) => showError(String(error.message || error)));
+});
+watchCase(caseId, () => refresh(true).catch((error) => showError(String(error.message || error))));
+refresh(false).catch((error) => showError(String(error.message || error)));

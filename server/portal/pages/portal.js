@@ -167,8 +167,8 @@ function render(view) {
   }));
 
   showReview(view);
-  window.dispatchEvent(new CustomEvent("kuaichu-case", { detail: view })); // call.js, photos.js, report.js
   showClaim(view);
+  window.dispatchEvent(new CustomEvent("kuaichu-case", { detail: view })); // call.js, photos.js, report.js
 
   $("evidence").replaceChildren(...(view.evidence.length ? view.evidence.map((e) => {
     const li = el("li", {}, `${e.at_local} · ${e.kind}${e.mine ? "（本人提供）" : ""}`);
