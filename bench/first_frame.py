@@ -143,7 +143,10 @@ async def one_round(page: Page, control: Path, url: str) -> dict[str, float]:
         )
     except PlaywrightTimeout:
         noted = await page.evaluate("() => window.kcRound")
-        raise RuntimeError(f"no frame within {ROUND_TIMEOUT_S:.0f} s: the pages saw {noted} at {page.url}") from None
+        state = await page.text_content("#call-state") if "/workspace" in page.url else None
+        raise RuntimeError(
+            f"no frame within {ROUND_TIMEOUT_S:.0f} s: the pages saw {noted} at {page.url}, call {state!r}"
+        ) from None
     seen: dict[str, Any] = await page.evaluate("() => window.kcRound")
     await page.click("#call-end")
     await page.goto(url + "/console")
@@ -170,12 +173,18 @@ async def run(rounds: int) -> dict[str, float]:
             try:
                 async with chromium() as browser:
                     page = await browser.new_page()
+                    said: list[str] = []  # the pages' console, for a round that fails
+                    page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
+                    page.on("pageerror", lambda error: said.append(f"error: {error}"))
                     await page.add_init_script(ON_WORKSPACE)
                     await login(page, server.url)
                     await wait_fix(server.http, DEVICE_ID)
                     figures: list[dict[str, float]] = []
                     for round_no in range(rounds + 1):
-                        result = await one_round(page, control, server.url)
+                        try:
+                            result = await one_round(page, control, server.url)
+                        except RuntimeError as exc:
+                            raise RuntimeError(f"{exc}; the pages said: {said[-10:]}") from None
                         label = "warm-up" if round_no == 0 else f"round {round_no}"
                         print(
                             f"{label}: case {result['case_ms']:.0f} ms, offer {result['offer_ms']:.0f} ms, "

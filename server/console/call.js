@@ -122,7 +122,8 @@ function finish(text) {
 
 window.addEventListener("kuaichu-queue-loaded", async (event) => {
   socket = event.detail.ws;
-  const { calls: running } = await request("/api/calls");
+  // The feed may open before the lifecycles have loaded: the call's states are read from them.
+  const [{ calls: running }] = await Promise.all([request("/api/calls"), lifecyclesLoaded]);
   for (const summary of running) showCall(summary);
   // After a reconnection of the page's socket, the call's connection is made again on it.
   if (current) {
@@ -133,6 +134,7 @@ window.addEventListener("kuaichu-queue-loaded", async (event) => {
 
 window.addEventListener("kuaichu-message", async (event) => {
   const { message } = event.detail;
+  await lifecyclesLoaded;
   if (message.type === "call.state") {
     showCall(message.call);
   } else if (message.type === "call.answer" && current && current.callId === message.call_id) {
