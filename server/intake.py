@@ -23,7 +23,7 @@ from runtime.mqtt_session import MqttSession, Subscription
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig
 from server.devices import DeviceStore, Status
-from server.events import CaseHub
+from server.live_feed import CaseHub
 from server.outbound import Outbound
 from server.plates import Plates
 

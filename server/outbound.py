@@ -17,7 +17,7 @@ import aiomqtt
 from protocol.messages import Command, encode
 from protocol.topics import CASE_EVENTS, Channel, device_topic
 from runtime.mqtt_session import MqttSession, NotConnected
-from server.events import CaseHub
+from server.live_feed import CaseHub
 
 logger = logging.getLogger(__name__)
 

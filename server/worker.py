@@ -34,7 +34,6 @@ from server.db.engine import make_engine, make_sessionmaker, make_sync_engine, u
 from server.delivery.outbox import SmsOutbox
 from server.delivery.sms import HttpSmsGateway
 from server.devices import DeviceStore
-from server.events import CaseHub
 from server.geo.fences import FenceSet
 from server.insurers.api_access import InsurerApi
 from server.insurers.claim_events import OutboxClaimEvents
@@ -43,6 +42,7 @@ from server.insurers.links import InsurerLinks
 from server.insurers.tls import listener_config
 from server.insurers.webhooks import WebhookOutbox
 from server.intake import Intake, intake_session
+from server.live_feed import CaseHub
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
 from server.phones.reports import PhoneReports

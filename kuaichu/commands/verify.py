@@ -24,8 +24,8 @@ def _verify(args: argparse.Namespace) -> int:
     from server.casework.keys import UnitKeys
     from server.config import load_server_config
     from server.db.engine import make_engine, make_sessionmaker
-    from server.events import CaseHub
     from server.intake import intake_session
+    from server.live_feed import CaseHub
     from server.outbound import Outbound
 
     cfg = load_server_config(args.config)

@@ -14,11 +14,11 @@ from server.casework.store import CaseWork
 from server.config import ServerConfig
 from server.delivery.outbox import SmsOutbox
 from server.devices import DeviceStore
-from server.events import CaseHub
 from server.evidence.copies import MaskedCopies
 from server.insurers.api_access import InsurerApi
 from server.insurers.claims import Claims
 from server.insurers.webhooks import WebhookOutbox
+from server.live_feed import CaseHub
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
 from server.phones.reports import PhoneReports

@@ -14,7 +14,7 @@ from server.api import call_messages
 from server.api.auth import operator_json
 from server.api.deps import SESSION_COOKIE, Operator, actor, get_ws_state, operator_from_token
 from server.api.state import ServerState
-from server.events import Subscriber
+from server.live_feed import Subscriber
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])

@@ -30,7 +30,7 @@ from server.calls.uploads import evidence_json
 from server.cases import now_utc
 from server.casework.events import device_actor
 from server.db.models import Evidence
-from server.events import CaseHub
+from server.live_feed import CaseHub
 
 logger = logging.getLogger(__name__)
 

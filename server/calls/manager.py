@@ -36,8 +36,8 @@ from server.casework.events import Actor, device_actor
 from server.config import CallsSection
 from server.db.models import Case
 from server.errors import NotFound
-from server.events import CaseHub
 from server.lifecycles.call import CALL, CallEvent, CallState
+from server.live_feed import CaseHub
 
 logger = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from server.calls.upload_files import IncomingFolder, UploadRequest
 from server.cases import now_utc
 from server.casework.events import Actor, device_actor
 from server.db.models import Evidence
-from server.events import CaseHub
 from server.in_order import InOrder
 from server.lifecycles.call import CallState
+from server.live_feed import CaseHub
 
 logger = logging.getLogger(__name__)
 

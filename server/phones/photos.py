@@ -36,7 +36,7 @@ from server.casework.events import phone_actor
 from server.config import PhoneSection
 from server.db.models import Case, Evidence
 from server.errors import Conflict, Invalid, NotFound
-from server.events import CaseHub
+from server.live_feed import CaseHub
 from server.portal.access import Visitor
 
 logger = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ from server.db.models import Case, Party
 from server.db.phones import PhoneReport
 from server.db.portal import PortalSession
 from server.errors import Invalid, Throttled
-from server.events import CaseHub
 from server.lifecycles.case import CASE, CaseStatus
+from server.live_feed import CaseHub
 from server.outbound import Outbound
 from server.routing import route_point
 

@@ -1,4 +1,5 @@
-"""Live case events for the console's WebSockets.
+"""The console's live feed: cases and calls as they change, pushed to every WebSocket that may see
+them (not the case's hash-chained event log, which is ``server/casework/events.py``).
 
 Every server worker receives every case event from the broker (``kc/v1/srv/case-events``, a plain
 subscription) and hands it to its own WebSocket clients, filtered by the units each operator
