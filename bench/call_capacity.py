@@ -306,16 +306,25 @@ async def step(
     )
 
 
-async def bench(
-    steps: list[int], processes: int, warmup_s: float, window_s: float, unit_idle_s: float, unit_window_s: float
-) -> str:
-    root = Path(tempfile.mkdtemp(prefix="kc-bench-calls-"))
-    print(load_line(), flush=True)
+def render_clip(root: Path, steps: list[int], warmup_s: float, window_s: float) -> None:
+    """The feeders' VP8 clip, made before the event loop starts: encoding it on a thread of a running
+    uvloop loop (PyAV 18, uvloop 0.23) left every later subprocess spawn of that loop hanging."""
     # Long enough that no feeder loops within the window, however long the calls took to start.
     clip_s = warmup_s + window_s + 10 + 2 * max(steps)
     started = time.perf_counter()
-    await asyncio.to_thread(make_clip, root / "clip.ivf", round(clip_s * FPS))
+    make_clip(root / "clip.ivf", round(clip_s * FPS))
     print(f"clip of {clip_s:.0f} s rendered and VP8-encoded in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+async def bench(
+    root: Path,
+    steps: list[int],
+    processes: int,
+    warmup_s: float,
+    window_s: float,
+    unit_idle_s: float,
+    unit_window_s: float,
+) -> str:
     with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
         for i in range(max(steps)):  # issued here: the feeder processes only read their bundles
             pki.device_tls(f"cap-{i:03d}")
@@ -363,7 +372,10 @@ def main() -> None:
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
     )
     steps = [int(n) for n in args.steps.split(",")]
-    print(runner.run(bench(steps, args.processes, args.warmup, args.window, args.unit_idle, args.unit_window)))
+    root = Path(tempfile.mkdtemp(prefix="kc-bench-calls-"))
+    print(load_line(), flush=True)
+    render_clip(root, steps, args.warmup, args.window)
+    print(runner.run(bench(root, steps, args.processes, args.warmup, args.window, args.unit_idle, args.unit_window)))
 
 
 if __name__ == "__main__":

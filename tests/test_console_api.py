@@ -38,7 +38,13 @@ async def test_login_logout_and_wrong_passwords(server: RunningServer) -> None:
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     me = (await console.http.get("/api/me")).json()
-    assert me == {"username": "officer1", "display_name": "officer1", "role": "officer", "units": ["530102"]}
+    assert me == {
+        "username": "officer1",
+        "display_name": "officer1",
+        "role": "officer",
+        "units": ["530102"],
+        "police_no": None,  # none given to add_user; an officer's 警号 goes on the determinations
+    }
     assert (await console.http.post("/api/logout")).status_code == 204
     assert (await console.http.get("/api/me")).status_code == 401
     await console.close()
