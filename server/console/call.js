@@ -122,14 +122,14 @@ function finish(text) {
 
 window.addEventListener("kuaichu-queue-loaded", async (event) => {
   socket = event.detail.ws;
+  // After a reconnection of the page's socket, the call joined before it is joined again on the new
+  // one. Only that call: one answered while this handler waits has just been joined on this socket.
+  const before = current;
+  if (before && before.pc) before.pc.close();
   // The feed may open before the lifecycles have loaded: the call's states are read from them.
   const [{ calls: running }] = await Promise.all([request("/api/calls"), lifecyclesLoaded]);
   for (const summary of running) showCall(summary);
-  // After a reconnection of the page's socket, the call's connection is made again on it.
-  if (current) {
-    if (current.pc) current.pc.close();
-    await joinCall(current.callId);
-  }
+  if (before && current === before) await joinCall(before.callId);
 });
 
 window.addEventListener("kuaichu-message", async (event) => {
