@@ -35,9 +35,12 @@ def accident_kind(roles: Sequence[PartyRole]) -> tuple[str | None, str]:
     non_motor = roles.count(PartyRole.NON_MOTOR)
     owners = roles.count(PartyRole.PROPERTY_OWNER)
     if PartyRole.PEDESTRIAN in roles:
-        return None, "a pedestrian is involved: not one of the three qualifying kinds"
+        return (
+            None,
+            "有行人参与，不属于可快速处理的三类事故 (a pedestrian is involved: not one of the three qualifying kinds)",
+        )
     if drivers == 0:
-        return None, "no motor vehicle driver entered"
+        return None, "尚未登记机动车驾驶人 (no motor vehicle driver entered)"
     if drivers >= 2 and non_motor == 0:
         return "motor_motor", ""
     if drivers == 1 and non_motor >= 1:
@@ -45,8 +48,20 @@ def accident_kind(roles: Sequence[PartyRole]) -> tuple[str | None, str]:
     if drivers == 1 and owners >= 1:
         return "single", ""
     if drivers == 1:
-        return None, "one vehicle only: enter the other party or the owner of the damaged property"
-    return None, "several motor vehicles and a non-motor vehicle: not one of the three qualifying kinds"
+        return (
+            None,
+            (
+                "只有一辆车：请登记另一方当事人或受损财产的所有人 "
+                "(one vehicle only: enter the other party or the owner of the damaged property)"
+            ),
+        )
+    return (
+        None,
+        (
+            "多辆机动车与非机动车，不属于可快速处理的三类事故 "
+            "(several motor vehicles and a non-motor vehicle: not one of the three qualifying kinds)"
+        ),
+    )
 
 
 def decide(
@@ -62,36 +77,51 @@ def decide(
         verdict = INELIGIBLE if "not one of" in why else INCOMPLETE
         return Verdict(verdict, why)
     if facts is None:
-        return Verdict(INCOMPLETE, "facts of the accident not entered", kind)
+        return Verdict(INCOMPLETE, "请先填写事故情况 (facts of the accident not entered)", kind)
     exclusions = []
     if facts["injury"] in (Injury.SERIOUS, Injury.DEATH):
-        exclusions.append("death or serious injury" if facts["injury"] == Injury.DEATH else "serious injury")
+        exclusions.append(
+            "有人死亡 (death or serious injury)" if facts["injury"] == Injury.DEATH else "有人重伤 (serious injury)"
+        )
     if not facts["vehicles_movable"]:
-        exclusions.append("a vehicle cannot be moved")
+        exclusions.append("车辆无法移动 (a vehicle cannot be moved)")
     if facts["suspected_impairment"]:
-        exclusions.append("suspected drink or drug driving")
+        exclusions.append("涉嫌酒后或吸毒后驾驶 (suspected drink or drug driving)")
     if facts["hazardous_goods"]:
-        exclusions.append("hazardous goods")
+        exclusions.append("载运危险物品 (hazardous goods)")
     if facts["hit_and_run"]:
-        exclusions.append("hit-and-run")
+        exclusions.append("肇事逃逸 (hit-and-run)")
     if facts["facts_disputed"]:
-        exclusions.append("the parties dispute the basic facts")
+        exclusions.append("当事人对基本事实有争议 (the parties dispute the basic facts)")
     if kind == "single" and not facts.get("owner_present"):
-        exclusions.append("the owner of the damaged property is not at the scene")
+        exclusions.append("受损财产的所有人不在现场 (the owner of the damaged property is not at the scene)")
     missing = []
     for i, (role, result) in enumerate(zip(roles, checks, strict=True)):
         if role is not PartyRole.DRIVER:
             continue
         who = POSITIONS[i] if i < len(POSITIONS) else str(i + 1)
-        for check, failure in (("licence", "no valid licence"), ("insurance", "no compulsory insurance")):
+        for check, name, failure in (
+            ("licence", "驾驶证", ("无有效驾驶证", "no valid licence")),
+            ("insurance", "交强险", ("无交强险", "no compulsory insurance")),
+        ):
             outcome = result.get(check)
             if outcome == "fail":
-                exclusions.append(f"{who}: {failure}")
+                exclusions.append(f"{who}：{failure[0]} ({who}: {failure[1]})")
             elif outcome != "pass":
-                missing.append(f"{who}: {check} {'not checked' if outcome is None else 'unknown'}")
+                cn, en = ("未核验", "not checked") if outcome is None else ("核验结果未知", "unknown")
+                missing.append(f"{who}：{name}{cn} ({who}: {check} {en})")
     if exclusions:
-        return Verdict(INELIGIBLE, "escalate to on-scene handling: " + "; ".join(exclusions), kind)
+        return Verdict(INELIGIBLE, "需转为现场处理 (escalate to on-scene handling)：" + "；".join(exclusions), kind)
     if missing:
-        return Verdict(INCOMPLETE, "checks outstanding: " + "; ".join(missing), kind)
-    damage = "vehicle or property damage only" if facts["injury"] == Injury.NONE else "slight injury"
-    return Verdict(ELIGIBLE, f"{KIND_NAMES[kind]}; {damage}; drivers licensed and insured; vehicles movable", kind)
+        return Verdict(INCOMPLETE, "还有核验未完成 (checks outstanding)：" + "；".join(missing), kind)
+    damage = (
+        "仅车辆或财产损失 (vehicle or property damage only)"
+        if facts["injury"] == Injury.NONE
+        else "轻微伤 (slight injury)"
+    )
+    return Verdict(
+        ELIGIBLE,
+        f"{KIND_NAMES[kind]}；{damage}；驾驶人有证、有交强险；车辆可移动 "
+        "(drivers licensed and insured; vehicles movable)",
+        kind,
+    )
