@@ -95,15 +95,6 @@ class WebhookMessage(Base):
     dead_at: Mapped[datetime | None]
 
 
-class ClaimStatus(StrEnum):
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    ADJUSTER_ASSIGNED = "adjuster_assigned"
-    ASSESSED = "assessed"
-    PAID = "paid"
-    CLOSED = "closed"
-
-
 class Claim(Base):
     """A party's one-key claim (一键理赔) to the insurer of their policy, against the version of the
     determination they saw. One per party and insurer: pressing twice finds the same claim."""
