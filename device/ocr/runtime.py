@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from device.ocr.errors import ModelError
 
 
-def interpreter_class() -> Any:
+def _interpreter_class() -> Any:
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -32,19 +32,25 @@ def interpreter_class() -> Any:
         raise ModelError("no TFLite runtime installed: install ai-edge-litert (or tflite-runtime on a Pi)") from None
 
 
+def load_interpreter(path: Path, threads: int = 1) -> Any:
+    """The model at ``path`` loaded with its tensors allocated; ModelError naming the file otherwise."""
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing")
+    try:
+        interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except ModelError:
+        raise
+    except Exception as exc:  # the runtime raises ValueError or RuntimeError for a bad flatbuffer
+        raise ModelError(f"model file {path} does not load: {exc}") from exc
+    return interpreter
+
+
 class TfliteModel:
     """One loaded model with a single uint8 input; ``run`` gives its outputs as float arrays."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        if not path.is_file():
-            raise ModelError(f"model file {path} is missing")
-        try:
-            self._it = interpreter_class()(model_path=str(path), num_threads=threads)
-            self._it.allocate_tensors()
-        except ModelError:
-            raise
-        except Exception as exc:  # the runtime raises ValueError or RuntimeError for a bad flatbuffer
-            raise ModelError(f"model file {path} does not load: {exc}") from exc
+        self._it = load_interpreter(path, threads)
         inputs = self._it.get_input_details()
         if len(inputs) != 1 or inputs[0]["dtype"] != np.uint8:
             raise ModelError(f"model file {path} does not take one uint8 image")

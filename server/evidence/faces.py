@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from device.ocr.errors import ModelError
-from device.ocr.runtime import interpreter_class
+from device.ocr.runtime import load_interpreter
 
 FACE_MODEL = Path(__file__).resolve().parents[2] / "models" / "face_detection_full_range_sparse.tflite"
 INPUT = 192
@@ -93,15 +93,7 @@ class FaceDetector:
     (TFLite interpreters are not): ``detect`` holds a lock."""
 
     def __init__(self, path: Path = FACE_MODEL, threads: int = 1) -> None:
-        if not path.is_file():
-            raise ModelError(f"model file {path} is missing")
-        try:
-            self._it = interpreter_class()(model_path=str(path), num_threads=threads)
-            self._it.allocate_tensors()
-        except ModelError:
-            raise
-        except Exception as exc:  # the runtime raises ValueError or RuntimeError for a bad flatbuffer
-            raise ModelError(f"model file {path} does not load: {exc}") from exc
+        self._it = load_interpreter(path, threads)
         inputs, outputs = self._it.get_input_details(), self._it.get_output_details()
         grid = (INPUT // STRIDE) ** 2
         shapes = sorted(tuple(int(v) for v in d["shape"]) for d in outputs)
