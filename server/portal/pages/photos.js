@@ -73,6 +73,7 @@ $p("photo-send").addEventListener("click", async () => {
     }
     say(`已上传${files.length}张照片，调度员和民警可以看到。`);
     $p("photo-files").value = "";
+    $p("photo-files").dispatchEvent(new Event("change"));
   } catch (error) {
     say(error.message, true);
   } finally {

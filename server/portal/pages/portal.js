@@ -15,6 +15,16 @@ function el(tag, attrs = {}, text = "") {
   return node;
 }
 
+// Every file input on the page says what was chosen in words (see portal.css).
+for (const input of document.querySelectorAll('input[type="file"]')) {
+  const chosen = el("p", { class: "hint file-chosen", "aria-live": "polite" }, "尚未选择文件");
+  input.after(chosen);
+  input.addEventListener("change", () => {
+    const names = Array.from(input.files, (f) => f.name);
+    chosen.textContent = names.length ? `已选择${names.length}个文件：${names.join("、")}` : "尚未选择文件";
+  });
+}
+
 function say(id, text) {
   const box = $(id);
   box.textContent = text || "";
