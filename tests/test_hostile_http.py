@@ -1,0 +1,83 @@
+"""Hostile input over HTTP, against a running worker: bodies beyond their route's limit, errors that
+never send the input back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import httpx
+
+from server.api.limits import JSON_MAX
+from tests.conftest import RunningServer
+
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def raw_post(server: RunningServer, path: str, head: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """Send a request as a client that may lie about, or never finish, its body; the status and body
+    of the answer. httpx cannot: it insists on sending what it announced."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.cfg.http.port)
+    try:
+        lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+        lines += [f"{name}: {value}" for name, value in head.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        async with asyncio.timeout(20):
+            status_line = await reader.readline()
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            answer = await reader.readexactly(int(headers["content-length"]))
+    finally:
+        writer.close()
+    return int(status_line.split()[1]), answer
+
+
+def too_large(status: int, answer: bytes) -> dict[str, Any]:
+    assert status == 413, answer[:300]
+    assert len(answer) < 1024  # the refusal, not what was sent
+    body: dict[str, Any] = json.loads(answer)
+    assert body["code"] == "too_large" and CHINESE.match(body["detail"]), body
+    return body
+
+
+async def test_a_50_mb_login_is_refused_before_it_is_read(server: RunningServer) -> None:
+    username = b'{"username": "' + b"a" * (1024 * 1024)  # the first MB of 50; the rest never needs sending
+    status, answer = await raw_post(server, "/api/login", {"Content-Length": str(50 * 1024 * 1024)}, username)
+    body = too_large(status, answer)
+    assert "64KB" in body["detail"] and b"aaaa" not in answer
+
+
+async def test_a_body_sent_in_chunks_is_cut_off_at_the_limit(server: RunningServer) -> None:
+    piece = b"a" * 16 * 1024
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    chunks = b'e\r\n{"username": "\r\n' + chunk * (JSON_MAX // len(piece) + 4)  # never finished
+    status, answer = await raw_post(server, "/api/login", {"Transfer-Encoding": "chunked"}, chunks)
+    too_large(status, answer)
+
+
+async def test_a_file_route_takes_more_than_a_form(server: RunningServer) -> None:
+    """/api/verify takes a determination PDF of up to 5 MB: 100 KB reaches its own check."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        answer = await http.post("/api/verify", content=b"%PDF-1.7\n" + b"0" * 100 * 1024)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["genuine"] is False, answer.text  # looked at, and found not to be one
+
+
+async def test_a_refused_form_never_echoes_what_was_sent(server: RunningServer) -> None:
+    marker = "回声测试echo-marker-"
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        long_name = await http.post("/api/login", json={"username": marker * 10, "password": "x"})
+        wrong_type = await http.post("/api/login", json={"username": {"nested": marker}, "password": [marker]})
+        not_json = await http.post("/api/login", content=b'{"username": "' + marker.encode(), headers=_json)
+    for answer in (long_name, wrong_type, not_json):
+        assert answer.status_code == 422, answer.text
+        assert "echo-marker" not in answer.text and "nested" not in answer.text, answer.text
+        assert CHINESE.match(answer.json()["detail"]), answer.text
+
+
+_json = {"content-type": "application/json"}
