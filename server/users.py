@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import math
 import re
 import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,27 +38,104 @@ class UserError(Exception):
 
 
 class LoginThrottle:
-    """Failed logins per username; after ``limit`` within ``window_s`` that username must wait."""
+    """Failed console logins, counted so that guessing is slowed and a stranger cannot lock anyone out.
 
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self._limit = limit
-        self._window_s = window_s
-        self._failures: dict[str, list[float]] = {}
+    Counting by username alone (as this did) let anyone lock a dispatcher out for five minutes with
+    five wrong passwords, while one address trying twenty usernames was never slowed. The rule now,
+    over the last ``window_s`` (five minutes):
 
-    def blocked(self, username: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, []) if now - t < self._window_s]
-        if recent:
-            self._failures[username] = recent
-        else:
-            self._failures.pop(username, None)
-        return len(recent) >= self._limit
+    - one address, one account: after ``pair_limit`` (5) failures that address waits for that
+      account until the window has passed; the same account from another address is untouched;
+    - one address, any accounts: after ``address_limit`` (20) failures the address waits for every
+      login; a success does not reset this count, so a valid account cannot launder guesses;
+    - one account, any addresses: after ``account_limit`` (20) failures the account takes one try per
+      ``account_interval_s`` (2 s) from addresses it has never logged in from here, so a guessing
+      botnet gets a few hundred tries a window; an address the account logged in from before
+      (``trusted_s``, 30 days) is not slowed, and anyone else waits seconds, not minutes.
 
-    def failed(self, username: str) -> None:
-        self._failures.setdefault(username, []).append(time.monotonic())
+    Counts are per worker process and in memory: with several workers each counts its own share.
+    """
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)
+    PRUNE_AT = 10_000  # pairs kept before the stale ones are swept: a stranger's guesses cost memory
+    TRUSTED_PER_ACCOUNT = 20
+
+    def __init__(
+        self,
+        pair_limit: int = 5,
+        address_limit: int = 20,
+        account_limit: int = 20,
+        window_s: float = 300.0,
+        account_interval_s: float = 2.0,
+        trusted_s: float = 30 * 86400.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pair_limit, self._address_limit, self._account_limit = pair_limit, address_limit, account_limit
+        self._window_s, self._account_interval_s, self._trusted_s = window_s, account_interval_s, trusted_s
+        self._clock = clock
+        self._pairs: dict[tuple[str, str], deque[float]] = {}
+        self._addresses: dict[str, deque[float]] = {}
+        self._accounts: dict[str, deque[float]] = {}
+        self._account_tried: dict[str, float] = {}  # the last try let through on a slowed account
+        self._trusted: dict[str, dict[str, float]] = {}  # username -> address -> last success
+
+    def wait_s(self, address: str, username: str) -> float:
+        """0 when this try may go ahead (it is then counted as the slowed account's one try), else how
+        many seconds this address must wait for this account."""
+        now = self._clock()
+        waits = [
+            self._wait(self._pairs, (address, username), self._pair_limit, now),
+            self._wait(self._addresses, address, self._address_limit, now),
+        ]
+        slowed = self._recent(self._accounts, username, now) >= self._account_limit
+        slowed = slowed and not self._is_trusted(address, username, now)
+        if slowed:
+            waits.append(self._account_tried.get(username, -math.inf) + self._account_interval_s - now)
+        wait = max(waits)
+        if wait <= 0 and slowed:
+            self._account_tried[username] = now
+        return max(wait, 0.0)
+
+    def failed(self, address: str, username: str) -> None:
+        now = self._clock()
+        self._pairs.setdefault((address, username), deque()).append(now)
+        self._addresses.setdefault(address, deque()).append(now)
+        self._accounts.setdefault(username, deque()).append(now)
+        if len(self._pairs) > self.PRUNE_AT:
+            self._prune(now)
+
+    def succeeded(self, address: str, username: str) -> None:
+        now = self._clock()
+        self._pairs.pop((address, username), None)
+        trusted = self._trusted.setdefault(username, {})
+        trusted[address] = now
+        if len(trusted) > self.TRUSTED_PER_ACCOUNT:
+            del trusted[min(trusted, key=trusted.__getitem__)]
+
+    def _recent(self, table: dict[Any, deque[float]], key: Any, now: float) -> int:
+        times = table.get(key)
+        if times is None:
+            return 0
+        while times and now - times[0] >= self._window_s:
+            times.popleft()
+        if not times:
+            del table[key]
+        return len(times)
+
+    def _wait(self, table: dict[Any, deque[float]], key: Any, limit: int, now: float) -> float:
+        """Until the failure that made ``limit`` falls out of the window; 0 below the limit."""
+        count = self._recent(table, key, now)
+        return table[key][count - limit] + self._window_s - now if count >= limit else 0.0
+
+    def _is_trusted(self, address: str, username: str, now: float) -> bool:
+        return now - self._trusted.get(username, {}).get(address, -math.inf) < self._trusted_s
+
+    def _prune(self, now: float) -> None:
+        for table in (self._pairs, self._addresses, self._accounts):
+            for key in list(table):
+                self._recent(table, key, now)
+        for username, at in list(self._account_tried.items()):
+            if now - at >= self._account_interval_s:
+                del self._account_tried[username]
 
 
 def _token_hash(token: str) -> str:

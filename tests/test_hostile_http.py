@@ -1,5 +1,5 @@
 """Hostile input over HTTP, against a running worker: bodies beyond their route's limit, errors that
-never send the input back."""
+never send the input back, password guessing from one address or against one account."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from server.api.limits import JSON_MAX
-from tests.conftest import RunningServer
+from server.users import Role
+from tests.conftest import PASSWORD, RunningServer, add_user
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
@@ -81,3 +82,33 @@ async def test_a_refused_form_never_echoes_what_was_sent(server: RunningServer) 
 
 
 _json = {"content-type": "application/json"}
+
+
+async def login_from(http: httpx.AsyncClient, address: str, username: str, password: str) -> httpx.Response:
+    """A login as uvicorn sees it from ``address``: it trusts X-Forwarded-For from a proxy on
+    loopback, as it would from the deployment's reverse proxy."""
+    return await http.post(
+        "/api/login", json={"username": username, "password": password}, headers={"X-Forwarded-For": address}
+    )
+
+
+async def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_from_another(server: RunningServer) -> None:
+    await add_user(server.cfg, "target", Role.DISPATCHER, ["530102"])
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        tries = [(await login_from(http, "10.0.0.66", "target", f"guess {i}")).status_code for i in range(5)]
+        assert tries == [401] * 5
+        right_but_throttled = await login_from(http, "10.0.0.66", "target", PASSWORD)
+        assert right_but_throttled.status_code == 429
+        assert re.match(r"登录失败次数过多，请[1-5]分钟后再试", right_but_throttled.json()["detail"])
+        assert (await login_from(http, "10.0.0.7", "target", PASSWORD)).status_code == 200
+
+
+async def test_failures_spread_over_usernames_from_one_address_are_slowed(server: RunningServer) -> None:
+    await add_user(server.cfg, "target", Role.DISPATCHER, ["530102"])
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        tries = [(await login_from(http, "10.0.0.66", f"user{i}", "guess")).status_code for i in range(20)]
+        assert tries == [401] * 20
+        for username, password in (("user20", "guess"), ("target", PASSWORD)):
+            refused = await login_from(http, "10.0.0.66", username, password)
+            assert refused.status_code == 429 and CHINESE.match(refused.json()["detail"]), refused.text
+        assert (await login_from(http, "10.0.0.7", "target", PASSWORD)).status_code == 200

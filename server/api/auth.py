@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.api.deps import SESSION_COOKIE, Operator, OperatorDep, StateDep
+from server.api.portal import client_address
 from server.errors import Throttled, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -31,16 +33,29 @@ def operator_json(op: Operator) -> dict[str, Any]:
     }
 
 
+def throttled(wait_s: float) -> Throttled:
+    if wait_s > 60:
+        minutes = math.ceil(wait_s / 60)
+        return Throttled(
+            f"登录失败次数过多，请{minutes}分钟后再试 (too many failed logins; try again in {minutes} min)"
+        )
+    seconds = math.ceil(wait_s)
+    return Throttled(f"登录尝试过于频繁，请{seconds}秒后再试 (too many login attempts; try again in {seconds} s)")
+
+
 @router.post("/login")
-async def login(body: Login, response: Response, state: StateDep) -> dict[str, Any]:
-    if state.throttle.blocked(body.username):
-        raise Throttled("登录失败次数过多，请几分钟后再试 (too many failed logins; wait a few minutes)")
+async def login(body: Login, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
+    """Throttled per address and per account (``server.users.LoginThrottle`` says how)."""
+    address = client_address(request)
+    wait_s = state.throttle.wait_s(address, body.username)
+    if wait_s > 0:
+        raise throttled(wait_s)
     user = await state.users.authenticate(body.username, body.password)
     if user is None:
-        state.throttle.failed(body.username)
+        state.throttle.failed(address, body.username)
         logger.warning("console login failed")
         raise Unauthenticated("用户名或密码错误，请重新输入 (wrong username or password)")
-    state.throttle.succeeded(body.username)
+    state.throttle.succeeded(address, body.username)
     token, expires = await state.users.open_session(user, timedelta(hours=state.cfg.http.session_ttl_h))
     response.set_cookie(
         SESSION_COOKIE,
