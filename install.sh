@@ -18,6 +18,7 @@ packages=(
   portaudio19-dev      # PyAudio, the device's audio backend
   fonts-noto-cjk       # Chinese text: simulated camera plates, console, documents
   chromium             # headless browser for the console tests
+  libnss3-tools        # certutil: the HTTPS tests make Chromium trust their own CA
   postgresql           # server binaries for the PostgreSQL tests (a throwaway cluster per run)
   systemd              # systemd-analyze, to verify the device's units
   coturn               # TURN server for the relay-only call tests (the tests start their own)

@@ -7,6 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Self
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pydantic import Field, model_validator
 
 from runtime.configfile import ConfigSection, load_config
@@ -37,8 +40,74 @@ class HttpSection(ConfigSection):
         default=None,
         pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
         description="the address parties reach the console at, for the determination's QR code and SMS links; "
-        "default http://host:port",
+        "default http://host:port (https:// with TLS)",
     )
+    # Phones open the camera only for a page in a secure context, so the console is served over
+    # HTTPS wherever parties reach it: by the worker itself with these files, or by a proxy in
+    # front (server/install/nginx-kuaichu.conf) that talks plain HTTP to a worker on loopback.
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="the console's certificate (PEM, followed by its intermediate certificates): the worker "
+        "serves HTTPS itself; none: plain HTTP, on loopback or behind a TLS proxy",
+    )
+    tls_key_file: Path | None = Field(default=None, description="its private key (PEM, not encrypted)")
+    redirect_port: int | None = Field(
+        default=None, ge=0, le=65535, description="a plain-HTTP port (usually 80) that redirects to HTTPS; with TLS"
+    )
+    hsts_max_age_s: int = Field(
+        default=365 * 24 * 3600,
+        ge=0,
+        le=2 * 365 * 24 * 3600,
+        description="how long browsers keep to HTTPS for this host (Strict-Transport-Security); with TLS",
+    )
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @model_validator(mode="after")
+    def _tls_settings(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file 和 tls_key_file 要么都填，要么都不填 (give both or neither)")
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            if self.redirect_port is not None:
+                raise ValueError(
+                    "redirect_port 只用于 HTTPS：请同时填写 tls_cert_file 和 tls_key_file (redirect_port needs TLS)"
+                )
+            return self
+        if not self.secure_cookies:
+            raise ValueError(
+                "启用 TLS 时 secure_cookies 不能为 false：请删除这一行 (cookies over HTTPS are always Secure)"
+            )
+        if self.public_url is not None and not self.public_url.startswith("https://"):
+            raise ValueError("启用 TLS 时 public_url 必须以 https:// 开头 (public_url must be https:// with TLS)")
+        if self.redirect_port is not None and self.redirect_port == self.port:
+            raise ValueError("redirect_port 不能与 port 相同 (redirect_port must differ from port)")
+        check_tls_pair(self.tls_cert_file, self.tls_key_file)
+        return self
+
+
+def _spki(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def check_tls_pair(cert_file: Path, key_file: Path) -> None:
+    """Refuses at start-up, naming key and file, what would otherwise fail in every browser's
+    handshake or only when uvicorn first binds."""
+    try:
+        certs = x509.load_pem_x509_certificates(cert_file.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"tls_cert_file: 无法读取 {cert_file} (cannot read: {exc.strerror})") from None
+    except ValueError:
+        raise ValueError(f"tls_cert_file: {cert_file} 不是 PEM 格式的证书 (not a PEM certificate)") from None
+    try:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except OSError as exc:
+        raise ValueError(f"tls_key_file: 无法读取 {key_file} (cannot read: {exc.strerror})") from None
+    except (ValueError, TypeError):
+        raise ValueError(f"tls_key_file: {key_file} 不是未加密的 PEM 私钥 (not an unencrypted PEM key)") from None
+    if _spki(key.public_key()) != _spki(certs[0].public_key()):
+        raise ValueError(f"tls_key_file: {key_file} 与证书 {cert_file} 不配对 (the key does not match the certificate)")
 
 
 class GeoSection(ConfigSection):
@@ -220,7 +289,8 @@ class ServerConfig(ConfigSection):
 
     @property
     def public_url(self) -> str:
-        return (self.http.public_url or f"http://{self.http.host}:{self.http.port}").rstrip("/")
+        scheme = "https" if self.http.tls else "http"
+        return (self.http.public_url or f"{scheme}://{self.http.host}:{self.http.port}").rstrip("/")
 
     @property
     def font_cache_dir(self) -> Path:

@@ -15,6 +15,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.api.app import create_app, create_insurers_app
+from server.api.https import redirect_app
 from server.api.state import ServerState
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
@@ -176,6 +177,19 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     return state, Receivers(Intake(cases, devices, hub, outbound, plates), signalling)
 
 
+def _redirect_config(cfg: ServerConfig) -> uvicorn.Config:
+    assert cfg.http.redirect_port is not None
+    return uvicorn.Config(
+        redirect_app(cfg.public_url),
+        host=cfg.http.host,
+        port=cfg.http.redirect_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+
+
 async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
         state, receivers = await open_state(cfg, stack)
@@ -187,6 +201,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                 create_app(state),
                 host=cfg.http.host,
                 port=cfg.http.port,
+                ssl_certfile=cfg.http.tls_cert_file,
+                ssl_keyfile=cfg.http.tls_key_file,
                 log_config=None,
                 access_log=False,
                 lifespan="off",
@@ -204,6 +220,9 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             asyncio.create_task(http.serve(), name="http"),
         ]
         servers = [http]
+        if cfg.http.redirect_port is not None:  # plain HTTP that only sends browsers to HTTPS
+            servers.append(_EmbeddedHttp(_redirect_config(cfg)))
+            tasks.append(asyncio.create_task(servers[-1].serve(), name="http"))
         if cfg.insurer_api.tls_port is not None:  # the insurers' own mutual-TLS port
             servers.append(_EmbeddedHttp(listener_config(cfg.insurer_api, create_insurers_app(state))))
             tasks.append(asyncio.create_task(servers[-1].serve(), name="http"))
@@ -232,7 +251,11 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                     await asyncio.sleep(0.02)
                 ready.set()
             logger.info(
-                "server worker %s: console on http://%s:%d/", cfg.server.worker_id, cfg.http.host, cfg.http.port
+                "server worker %s: console on %s://%s:%d/",
+                cfg.server.worker_id,
+                "https" if cfg.http.tls else "http",
+                cfg.http.host,
+                cfg.http.port,
             )
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

@@ -1,9 +1,12 @@
-"""Variants of a test server's configuration: clearing and SMS delivery."""
+"""Variants of a test server's configuration: clearing, SMS delivery, HTTPS."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from provisioning import ca
 from server.config import ServerConfig
 from tests.sms_provider import RECEIPT_TOKEN, TOKEN
 
@@ -32,3 +35,30 @@ def sms_config(cfg: ServerConfig, folder: Path, font_cache: Path, provider_port:
             },
         }
     )
+
+
+@dataclass(frozen=True)
+class WebCert:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def web_cert(folder: Path, *hosts: str) -> WebCert:
+    """A console certificate for ``hosts`` from a CA made here, as an operator's own CA (or a public
+    one) would issue it; ``ca`` is what a browser must trust."""
+    authority = ca.create_authority("Kuaichu test web CA")
+    cert, key = ca.issue(authority, hosts[0], ca.Usage.SERVER, hosts=list(hosts))
+    folder.mkdir(parents=True, exist_ok=True)
+    made = WebCert(folder / "ca.crt", folder / "console.crt", folder / "console.key")
+    ca.write_cert(made.ca, authority.cert)
+    ca.write_cert(made.cert, cert)
+    ca.write_key(made.key, key)
+    return made
+
+
+def https(cfg: ServerConfig, cert: WebCert, **http: Any) -> ServerConfig:
+    """``cfg`` serving the console over TLS with ``cert``, plus any other ``[http]`` keys."""
+    values = cfg.model_dump()
+    values["http"] |= {"secure_cookies": True, "tls_cert_file": cert.cert, "tls_key_file": cert.key} | http
+    return ServerConfig.model_validate(values)

@@ -35,6 +35,7 @@ from server.api import (
     unit_commands,
     ws,
 )
+from server.api.https import Hsts
 from server.api.limits import BodyLimit, upload_routes
 from server.api.state import ServerState
 from server.api.validation import http_refusal, invalid_request
@@ -128,6 +129,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(insurers.router)
     app.add_middleware(insurers.CallLog)
     app.add_middleware(BodyLimit, routes=upload_routes(state))
+    if state.cfg.http.tls:
+        app.add_middleware(Hsts, max_age_s=state.cfg.http.hsts_max_age_s)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=str(CONSOLE)), name="static")
