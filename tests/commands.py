@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from server.config import ServerConfig
 from tests import pki
 from tests.conftest import RunningServer
 
@@ -21,7 +22,12 @@ def run_bench(module: str, *args: str) -> list[str]:
 
 def server_command(server: RunningServer, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``kuaichu server ARGS`` against the running server's database, as a separate process."""
-    cfg = server.cfg
+    return configured_command(server.cfg, config, *args)
+
+
+def configured_command(cfg: ServerConfig, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kuaichu server ARGS`` with ``cfg``'s data folder, broker and database written to ``config``,
+    whether or not a worker runs on them."""
     config.write_text(
         f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
         + pki.tls_table(pki.current().server_tls())

@@ -1,4 +1,4 @@
-"""``kuaichu server run | add-user | migrate | audit | plate-reads``."""
+"""``kuaichu server run | add-user | migrate | audit | plate-reads | backup | restore``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def register(commands: Any) -> None:
     migrate.set_defaults(handler=_migrate)
 
     audit = sub.add_parser("audit", help="verify a case's event chain and every evidence file's hash")
-    audit.add_argument("case", metavar="CASE", help="case number (or id)")
+    audit.add_argument("case", metavar="CASE", nargs="?", help="case number (or id); default: every case")
     audit.set_defaults(handler=_audit)
 
     plates = sub.add_parser(
@@ -53,7 +53,9 @@ def register(commands: Any) -> None:
     plates.add_argument("out_dir", type=Path, metavar="DIR", help="crops/ID.jpg and labels.csv go here")
     plates.set_defaults(handler=_plate_reads)
 
-    for p in (run, add, migrate, audit, plates):
+    from kuaichu.commands import backup
+
+    for p in (run, add, migrate, audit, plates, *backup.register(sub)):
         p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"server.toml (default {DEFAULT_CONFIG})")
 
 
@@ -122,28 +124,36 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from server.casework.audit import AuditReport, audit_case
+    from server.casework.audit import AuditReport, audit_case, case_numbers
     from server.config import load_server_config
     from server.db.engine import make_engine, make_sessionmaker
 
     cfg = load_server_config(args.config)
 
-    async def check() -> AuditReport | None:
+    async def check() -> list[AuditReport | None]:
         engine = make_engine(cfg.database_url)
+        sessions = make_sessionmaker(engine)
         try:
-            return await audit_case(make_sessionmaker(engine), cfg.evidence_dir, args.case)
+            refs = [args.case] if args.case is not None else await case_numbers(sessions)
+            return [await audit_case(sessions, cfg.evidence_dir, ref) for ref in refs]
         finally:
             await engine.dispose()
 
-    report = asyncio.run(check())
-    if report is None:
+    reports = asyncio.run(check())
+    if args.case is not None and reports[0] is None:
         print(f"kuaichu server audit: no case {args.case}", file=sys.stderr)
         return 2
-    for problem in report.problems:
-        print(f"FAIL {problem}")
-    verdict = "intact" if report.whole else f"NOT intact: {len(report.problems)} problem(s)"
-    print(f"case {report.case_no}: {report.events} events, {report.evidence} evidence files; {verdict}")
-    return 0 if report.whole else 1
+    found = [r for r in reports if r is not None]
+    for report in found:
+        for problem in report.problems:
+            print(f"FAIL {problem}")
+        verdict = "intact" if report.whole else f"NOT intact: {len(report.problems)} problem(s)"
+        print(f"case {report.case_no}: {report.events} events, {report.evidence} evidence files; {verdict}")
+    broken = sum(not r.whole for r in found)
+    if args.case is None:
+        verdict = "全部完好 all intact" if not broken else f"{broken} 起有问题 NOT intact"
+        print(f"{len(found)} cases audited: {verdict}")
+    return 1 if broken else 0
 
 
 def _plate_reads(args: argparse.Namespace) -> int:

@@ -72,3 +72,9 @@ async def audit_case(sessions: async_sessionmaker[AsyncSession], evidence_dir: P
     found = await asyncio.gather(*(asyncio.to_thread(_evidence_problem, evidence_dir, e) for e in evidence))
     report.problems.extend(p for p in found if p is not None)
     return report
+
+
+async def case_numbers(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """Every case, oldest first: what an audit of the whole server (after a restore) goes through."""
+    async with sessions() as session:
+        return list((await session.scalars(select(Case.case_no).order_by(Case.id))).all())
