@@ -2,8 +2,10 @@
 
 A technician checks a receiver, or a capture sent in from the field, with it. The file's bytes
 go through the same splitter, parser and accumulator as the serial reader's, so a fix printed
-here is one the device would have used and a line dropped here is dropped there too. Only real
-fixes are printed; what was dropped is counted on stderr.
+here is one the device would have taken and a line dropped here is dropped there too. Every fix
+is printed, the ones the unit would not route a report on (a weak 2-D fix, sentences without
+checksums) with ``"trusted": false`` and the reason, so no choice is a silent drop; what was
+dropped before it became a fix is counted on stderr.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from device.config import GnssSection
 from device.hal.nmea import Fix, NmeaReader, NmeaStats
 from protocol.messages import utc_iso
 
 CHUNK_BYTES = 4096
-_COLUMNS = ("time", "lat", "lon", "alt", "speed", "track", "mode", "sats", "hdop")
-_TABLE = "{time:<24}  {lat:>11}  {lon:>12}  {alt:>7}  {speed:>6}  {track:>6}  {mode:>4}  {sats:>4}  {hdop:>5}"
+_COLUMNS = ("time", "lat", "lon", "alt", "speed", "track", "mode", "sats", "hdop", "trusted")
+_TABLE = (
+    "{time:<24}  {lat:>11}  {lon:>12}  {alt:>7}  {speed:>6}  {track:>6}  {mode:>4}  {sats:>4}  {hdop:>5}  {trusted}"
+)
+# The unit's own rules with their defaults: the age of a fix is left out, a capture being old.
+_RULES = GnssSection()
 
 
 def replay(path: Path, reader: NmeaReader | None = None) -> Iterator[dict[str, Any]]:
@@ -34,7 +41,9 @@ def replay(path: Path, reader: NmeaReader | None = None) -> Iterator[dict[str, A
 
 
 def fix_record(fix: Fix) -> dict[str, Any]:
-    """A fix as JSON-ready values: WGS-84 degrees to 7 places (1 cm), speed in m/s."""
+    """A fix as JSON-ready values: WGS-84 degrees to 7 places (1 cm), speed in m/s; ``trusted``
+    and ``reason`` say whether the unit would route a report on it and why not."""
+    reason = fix.distrust(_RULES)
     return {
         "time": utc_iso(fix.time),
         "lat": round(fix.lat, 7),
@@ -45,12 +54,16 @@ def fix_record(fix: Fix) -> dict[str, Any]:
         "mode": fix.mode,
         "sats": fix.sats,
         "hdop": fix.hdop,
+        "trusted": reason is None,
+        "reason": reason,
+        "date_from_clock": fix.date_from_clock,
     }
 
 
-def summary(fixes: int, stats: NmeaStats) -> str:
+def summary(fixes: int, untrusted: int, stats: NmeaStats) -> str:
     return (
-        f"{fixes} fixes from {stats.ok} sentences ({stats.ignored} of other types ignored); dropped: "
+        f"{fixes} fixes ({untrusted} not trusted) from {stats.ok} sentences "
+        f"({stats.ignored} of other types ignored); dropped: "
         f"{stats.bad_checksum} bad checksums, {stats.malformed} malformed, {stats.oversize} too long, "
         f"{stats.garbage_bytes} bytes of noise"
     )
@@ -63,20 +76,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     reader = NmeaReader()
-    fixes = 0
+    fixes = untrusted = 0
     try:
         for record in replay(args.file, reader):
             if not args.json and fixes == 0:
                 print(_TABLE.format(**{column: column for column in _COLUMNS}))
             fixes += 1
-            print(json.dumps(record) if args.json else _row(record))
+            untrusted += not record["trusted"]
+            print(json.dumps(record, ensure_ascii=False) if args.json else _row(record))
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):  # the reader (e.g. head) has seen enough
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         print(f"gnss-replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    print(summary(fixes, reader.stats), file=sys.stderr)
+    print(summary(fixes, untrusted, reader.stats), file=sys.stderr)
     return 0
 
 
@@ -94,6 +108,7 @@ def _row(record: dict[str, Any]) -> str:
         mode=f"{record['mode']}D",
         sats=record["sats"],
         hdop=show(record["hdop"], ".2f"),
+        trusted="yes" if record["trusted"] else f"no: {record['reason']}",
     )
 
 

@@ -126,5 +126,6 @@ def test_gnss_replay_prints_one_fix_per_line() -> None:
     import json
 
     first = json.loads(lines[0])
-    assert set(first) == {"time", "lat", "lon", "alt", "speed", "track", "mode", "sats", "hdop"}
+    fields = {"time", "lat", "lon", "alt", "speed", "track", "mode", "sats", "hdop", "trusted", "reason"}
+    assert set(first) == fields | {"date_from_clock"}
     assert first["time"].endswith("Z") and first["mode"] in (2, 3)

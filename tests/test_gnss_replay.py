@@ -37,6 +37,9 @@ def test_json_fixes_of_a_ublox_capture(capsys: pytest.CaptureFixture[str]) -> No
         "mode": 3,
         "sats": 12,
         "hdop": 0.78,
+        "trusted": True,
+        "reason": None,
+        "date_from_clock": False,
     }
     # $GNGGA,093512.00,2502.43600,N,10242.42600,E -> 25 + 2.436/60 = 25.040600, 102 + 42.426/60 = 102.707100
     assert (fixes[0]["time"], fixes[0]["lat"], fixes[0]["lon"]) == ("2024-05-18T09:35:12.000Z", 25.0406, 102.7071)
@@ -59,6 +62,9 @@ def test_json_fixes_of_a_cold_start(capsys: pytest.CaptureFixture[str]) -> None:
         "mode": 2,
         "sats": 3,
         "hdop": 2.85,
+        "trusted": False,  # printed all the same, with the unit's reason not to route on it
+        "reason": "仅 3 颗卫星 (3 satellites)",
+        "date_from_clock": False,
     }
     assert [f["mode"] for f in fixes] == [2, 3, 3, 3]
     assert fixes[-1]["time"] == "2024-05-18T09:35:02.000Z"  # the last epoch, flushed at the end of the file
@@ -74,7 +80,7 @@ def test_faults_are_summarised_not_fatal(capsys: pytest.CaptureFixture[str]) -> 
 def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(DATA / "mtk3339_cold_start.nmea")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["time", "lat", "lon", "alt", "speed", "track", "mode", "sats", "hdop"]
+    assert lines[0].split() == ["time", "lat", "lon", "alt", "speed", "track", "mode", "sats", "hdop", "trusted"]
     assert lines[1].split() == [
         "2024-05-18T09:34:59.000Z",
         "25.0405917",
@@ -85,7 +91,14 @@ def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:
         "2D",
         "3",
         "2.85",
+        "no:",
+        "仅",
+        "3",
+        "颗卫星",
+        "(3",
+        "satellites)",
     ]
+    assert lines[2].split()[-1] == "yes"
     assert len(lines) == 5
 
 

@@ -107,9 +107,9 @@ def test_fields_that_do_not_parse_are_malformed(body: str) -> None:
     "body",
     [
         "GNTXT,01,01,02,u-blox AG - www.u-blox.com",
-        "GNGLL,2502.43600,N,10242.42600,E,093512.00,A,A",
         "PUBX,00,093512.00,2502.43600,N,10242.42600,E,1893.4,G3,2.1,2.0,0.1,87.5,0.0,,0.78,1.06,0.8,12,0,0",
-        "IIGGA,093512.00,2502.43600,N,10242.42600,E,1,12,0.78,1893.4,M,-31.2,M,,",  # not a GNSS talker
+        "PGRMC,A,218.8,100,,,,,,A,3,1,1,1,30",  # a Garmin configuration echo is not an RMC
+        "GPRMB,A,0.66,L,003,004,4917.24,N,12309.57,W,001.3,052.5,000.5,V",
     ],
 )
 def test_other_sentences_are_ignored_quietly(body: str) -> None:
@@ -170,8 +170,11 @@ def test_ublox_5hz_keeps_milliseconds_and_emits_without_waiting() -> None:
         "quality": FixQuality.GPS,
         "sats": 12,
         "hdop": 0.78,
+        "checked": True,
+        "date_from_clock": False,
     }
-    assert reader.stats.ok == 40 and reader.stats.ignored == 9 and reader.stats.bad == 0
+    # 40 RMC, VTG, GGA, GSA and GSV, 6 GLL; ignored: the 3 TXT.
+    assert reader.stats.ok == 46 and reader.stats.ignored == 3 and reader.stats.bad == 0
     assert reader.sats_in_view == 10 + 7
 
     # RMC, VTG, GGA, GSA of one epoch are enough: the fix does not wait for the next epoch.
@@ -191,24 +194,32 @@ def test_cold_start_gives_no_position_until_the_receiver_says_fix() -> None:
     assert reader.sats_in_view == 7
 
 
-def test_any_sentence_saying_invalid_vetoes_the_epoch() -> None:
-    rmc = with_checksum("GNRMC,093512.00,A,2502.43600,N,10242.42600,E,0.1,,180524,,,A,V")
+def test_a_void_sentence_gives_no_fix_and_vetoes_nothing() -> None:
+    """As gpsd reads an epoch: a void RMC, GLL or GGA adds nothing, a valid one makes the fix,
+    and GSA saying "no fix" or VTG saying N do not undo a position another sentence reports."""
     gga = with_checksum("GNGGA,093512.00,2502.43600,N,10242.42600,E,1,12,0.78,1893.4,M,-31.2,M,,")
-    for veto in (
-        with_checksum("GNGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99,1"),
-        with_checksum("GNVTG,,,,,,,,,N"),
-        with_checksum("GNRMC,093512.00,A,2502.43600,N,10242.42600,E,0.1,,180524,,,N,V"),
-    ):
-        epoch = [veto, gga, rmc] if veto.startswith("$GNRMC") else [rmc, veto, gga]
-        reader = NmeaReader()
-        assert reader.feed("\r\n".join(epoch).encode() + b"\r\n") + reader.flush() == []
+    void_rmc = with_checksum("GNRMC,093512.00,A,2502.43600,N,10242.42600,E,0.1,,180524,,,N,V")
+    void_gga = with_checksum("GNGGA,093512.00,,,,,0,00,99.99,,,,,,")
+    void_gll = with_checksum("GNGLL,2502.43600,N,10242.42600,E,093512.00,V,N")
+    no_fix_gsa = with_checksum("GNGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99,1")
+    void_vtg = with_checksum("GNVTG,,,,,,,,,N")
+
+    def fixes(*lines: str) -> list[Fix]:
+        reader = NmeaReader(FixAccumulator(clock=lambda: datetime(2024, 5, 18, 9, 40, tzinfo=UTC)))
+        return reader.feed("\r\n".join(lines).encode() + b"\r\n") + reader.flush()
+
+    assert fixes(void_rmc, void_gll, void_gga, no_fix_gsa) == []
+    made = fixes(void_rmc, void_vtg, gga, no_fix_gsa, void_gll)
+    assert [(f.time.time(), round(f.lat, 7), f.mode, f.alt, f.speed) for f in made] == [
+        (time(9, 35, 12), 25.0406, 3, 1893.4, None)  # 12 satellites and an altitude: 3-D
+    ]
 
 
 def test_multi_gnss_and_beidou_only_receivers() -> None:
     fixes, reader = read("lc29h_multi_gnss.nmea")
     assert len(fixes) == 2 and fixes[0].sats == 16 and fixes[0].track == 265.43
     assert reader.sats_in_view == 10 + 4 + 3 + 6 + 1
-    assert reader.stats.ignored == 3  # two GLL and a proprietary Quectel sentence
+    assert reader.stats.ignored == 1  # a proprietary Quectel sentence
     fixes, _ = read("atgm336h_beidou.nmea")
     assert [f.sats for f in fixes] == [9, 9, 10]
     assert fixes[0].lat == pytest.approx(25 + 2.4518 / 60)
@@ -240,10 +251,17 @@ def test_an_epoch_without_rmc_takes_the_date_across_midnight() -> None:
     assert second is not None and second.time == datetime(2024, 12, 19, 0, 0, 0, tzinfo=UTC)
 
 
-def test_without_a_date_there_is_no_fix() -> None:
-    reader = NmeaReader()
-    gga = with_checksum("GPGGA,093500.00,2502.43600,N,10242.42600,E,1,08,0.9,1893.4,M,,M,,")
-    assert reader.feed(gga.encode() + b"\r\n") + reader.flush() == []
+def test_without_a_date_the_device_clock_dates_the_fix_and_says_so() -> None:
+    gga = with_checksum("GPGGA,235959.00,2502.43600,N,10242.42600,E,1,08,0.9,1893.4,M,,M,,")
+    zda = with_checksum("GPZDA,000000.00,19,12,2024,,")
+    # Just after midnight by the device's clock, the receiver's 23:59:59 is yesterday's.
+    reader = NmeaReader(FixAccumulator(clock=lambda: datetime(2024, 12, 20, 0, 0, 3, tzinfo=UTC)))
+    [fix] = reader.feed(gga.encode() + b"\r\n") + reader.flush()
+    assert (fix.time, fix.date_from_clock) == (datetime(2024, 12, 19, 23, 59, 59, tzinfo=UTC), True)
+    # Once a ZDA gives the date, it is the receiver's: 23:59:59 before a ZDA of 00:00:00 on the 19th.
+    reader.feed(zda.encode() + b"\r\n")
+    [fix] = reader.feed(gga.encode() + b"\r\n") + reader.flush()
+    assert (fix.time, fix.date_from_clock) == (datetime(2024, 12, 18, 23, 59, 59, tzinfo=UTC), False)
 
 
 GOOD = Fix(

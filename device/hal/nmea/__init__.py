@@ -4,21 +4,25 @@ The serial reader, ``kuaichu device gnss-replay`` and the tests push the same by
 same code, the way pynmea2's ``stream`` module keeps parsing apart from reading. Receivers are
 messy: a UART opened mid-sentence, binary UBX frames or line noise between sentences, a sentence
 cut short by a buffer overrun. None of that may ever become a position that routes a report, so
-a sentence counts only with a matching checksum, and a fix is built only from an epoch in which
-no sentence says the fix is invalid.
+a wrong checksum always drops a sentence, and a sentence without one counts only from a receiver
+that never sends checksums (and its fixes are never trusted). Which sentences make a fix follows
+gpsd's NMEA driver, so ``gnss-replay`` shows what gpsd would report for the same bytes.
 """
 
 from device.hal.nmea.fixes import Fix, FixAccumulator
 from device.hal.nmea.sentences import (
     KNOT_MPS,
-    TALKERS,
     Gga,
+    Gll,
+    Gns,
     Gsa,
     Gsv,
+    Located,
     NmeaError,
     Rmc,
     Sentence,
     Vtg,
+    Zda,
     checksum,
     parse_sentence,
     with_checksum,
@@ -28,19 +32,22 @@ from device.hal.nmea.stream import MAX_SENTENCE_CHARS, LineSplitter, NmeaReader,
 __all__ = [
     "KNOT_MPS",
     "MAX_SENTENCE_CHARS",
-    "TALKERS",
     "Fix",
     "FixAccumulator",
     "Gga",
+    "Gll",
+    "Gns",
     "Gsa",
     "Gsv",
     "LineSplitter",
+    "Located",
     "NmeaError",
     "NmeaReader",
     "NmeaStats",
     "Rmc",
     "Sentence",
     "Vtg",
+    "Zda",
     "checksum",
     "parse_sentence",
     "with_checksum",

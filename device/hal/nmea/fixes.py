@@ -1,16 +1,19 @@
 """Sentences of one receiver epoch merged into one ``Fix``, and whether a fix may route a report.
 
-A fix is built only from an epoch in which no sentence says the fix is invalid.
+An epoch makes a fix when any of its position sentences reports a valid position, as gpsd reads
+them; whether the unit trusts that fix enough to route a report on is a separate, stricter
+judgement (``Fix.weakness``), so every fix gpsd would report is still seen and counted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from device.config import GnssSection
-from device.hal.nmea.sentences import Gga, Gsa, Gsv, Rmc, Sentence, Vtg
+from device.hal.nmea.sentences import Gga, Gll, Gns, Gsa, Gsv, Located, Rmc, Sentence, Vtg, Zda
 from protocol.messages import FixQuality, Position, TrackPoint
 
 # A 2-D fix assumes an altitude; at Kunming's 1,900 m an assumption that is off moves the
@@ -19,14 +22,22 @@ GOOD_2D_HDOP = 2.0
 _GNSS_QUALITIES = frozenset(
     {FixQuality.GPS, FixQuality.DGPS, FixQuality.PPS, FixQuality.RTK_FIXED, FixQuality.RTK_FLOAT}
 )
+_QUALITY_NAMES_ZH = {
+    FixQuality.DEAD_RECKONING: "航位推算",
+    FixQuality.MANUAL: "手动输入",
+    FixQuality.SIMULATION: "模拟",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """One real fix: a receiver epoch in which no sentence said the fix was invalid.
+    """One fix: a receiver epoch in which a position sentence reported a valid position.
 
     Coordinates are WGS-84 as the receiver reports them; ``alt`` is None for a 2-D fix, whose
-    altitude the receiver assumed rather than measured.
+    altitude the receiver assumed rather than measured. ``checked`` is False when the sentences
+    came without checksums (accepted from a receiver that never sends them, never trusted);
+    ``date_from_clock`` is True when the receiver had not yet sent a date (RMC or ZDA) and the
+    date is the device's own.
     """
 
     time: dt.datetime
@@ -39,20 +50,33 @@ class Fix:
     quality: FixQuality
     sats: int
     hdop: float | None
+    checked: bool = True
+    date_from_clock: bool = False
 
     def weakness(self, cfg: GnssSection) -> str | None:
         """Why this fix is not good enough to route a report on, its age aside; None if it is."""
+        reason = self._weakness(cfg)
+        return None if reason is None else reason[1]
+
+    def distrust(self, cfg: GnssSection) -> str | None:
+        """``weakness`` for people to read: Chinese first, the English after it."""
+        reason = self._weakness(cfg)
+        return None if reason is None else f"{reason[0]} ({reason[1]})"
+
+    def _weakness(self, cfg: GnssSection) -> tuple[str, str] | None:
         simulated = self.quality is FixQuality.SIMULATION and cfg.backend == "simulated"
+        if not self.checked:
+            return "语句没有校验和", "no checksum"
         if self.quality not in _GNSS_QUALITIES and not simulated:
-            return f"{self.quality.name.lower()} fix"
+            return f"{_QUALITY_NAMES_ZH.get(self.quality, '无效')}定位", f"{self.quality.name.lower()} fix"
         if self.hdop is None:
-            return "no hdop"
+            return "接收机未给出 HDOP", "no hdop"
         if self.hdop > cfg.max_trusted_hdop:
-            return f"hdop {self.hdop:g}"
+            return f"HDOP {self.hdop:g} 过大", f"hdop {self.hdop:g}"
         if self.sats < cfg.min_trusted_sats:
-            return f"{self.sats} satellites"
+            return f"仅 {self.sats} 颗卫星", f"{self.sats} satellites"
         if self.mode == 2 and self.hdop > min(GOOD_2D_HDOP, cfg.max_trusted_hdop):
-            return f"2-D fix, hdop {self.hdop:g}"
+            return f"二维定位且 HDOP {self.hdop:g}", f"2-D fix, hdop {self.hdop:g}"
         return None
 
     def to_position(self, cfg: GnssSection, now: dt.datetime) -> Position:
@@ -84,34 +108,59 @@ class Fix:
         return self.speed if self.speed is not None and self.speed <= 150 else None
 
 
+# Before a receiver has shown what one epoch of its output holds: RMC, GGA and GSA (GSA is what
+# says 2-D or 3-D), as most receivers send by default.
+_FIRST_TEMPLATE = {Rmc: 1, Gga: 1, Gsa: 1}
+_HALF_DAY = dt.timedelta(hours=12)
+
+
 @dataclass
 class _Epoch:
-    time: dt.time | None
+    """What the sentences of one UTC time said; the last valid position of the epoch wins, as the
+    last one gpsd merges before it reports."""
+
+    millis: int
+    counts: dict[type, int] = field(default_factory=dict)
+    located: Located | None = None
     gga: Gga | None = None
+    gns: Gns | None = None
     rmc: Rmc | None = None
-    gsa: Gsa | None = None
     vtg: Vtg | None = None
+    gsa_mode: int = 0
     gsa_sats: int = 0  # one GSA per constellation: together they list every satellite used
+    gsa_hdop: float | None = None
+    unchecked: bool = False
     done: bool = False
 
-    @property
-    def complete(self) -> bool:
-        return self.gga is not None and self.rmc is not None and self.gsa is not None
+
+def _millis(time: dt.time | None) -> int | None:
+    if time is None:
+        return None
+    return ((time.hour * 60 + time.minute) * 60 + time.second) * 1000 + time.microsecond // 1000
 
 
 class FixAccumulator:
-    """Merges the sentences of one receiver epoch (one UTC time) into at most one ``Fix``.
+    """Merges the sentences of one receiver epoch (one UTC time) into at most one ``Fix``, as gpsd
+    does: an epoch makes a fix when any of its RMC, GGA, GNS or GLL reports a valid position,
+    whatever the others say, and each sentence adds what it knows (altitude, speed, satellites,
+    DOP, 2-D or 3-D).
 
-    An epoch opens with a timed sentence (GGA or RMC) carrying a new time; GSA, VTG and GSV
-    have no time and belong to the epoch open when they arrive, which holds for the sentence
-    orders receivers use (u-blox: RMC VTG GGA GSA GSV; MediaTek: GGA GSA GSV RMC VTG). The fix
-    is emitted as soon as RMC, GGA and GSA have all been seen (GSA is what says 2-D or 3-D),
-    otherwise when the next epoch opens or the stream ends (``flush``).
+    An epoch opens with a position sentence carrying a new time; GSA, VTG, ZDA and GSV have no
+    time of their own that matters and belong to the epoch open when they arrive. A fix is emitted
+    as soon as the epoch holds as many sentences of each kind as the previous epoch did (so a
+    receiver's fix does not wait a whole second for the next epoch), otherwise when the next epoch
+    opens or the stream ends (``flush``).
+
+    The date comes from RMC or ZDA and is carried to the epochs that have only a time, across
+    midnight; before a receiver has given any, it is the device's ``clock`` and the fix says so.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self._clock = clock
         self._epoch: _Epoch | None = None
-        self._last_stamp: dt.datetime | None = None
+        self._template: dict[type, int] = _FIRST_TEMPLATE
+        self._anchor: dt.datetime | None = None  # the last full time known, to date a time of day
+        self._anchor_from_clock = False
         self._in_view: dict[str, int] = {}
 
     @property
@@ -119,28 +168,48 @@ class FixAccumulator:
         """Satellites the receiver last said it sees, all constellations; None before any GSV."""
         return sum(self._in_view.values()) if self._in_view else None
 
-    def add(self, sentence: Sentence) -> Fix | None:
+    def add(self, sentence: Sentence, *, checked: bool = True) -> Fix | None:
+        """Take one sentence; ``checked`` is False for one that came without a checksum."""
         if isinstance(sentence, Gsv):
             if sentence.msg_num == 1:
                 self._in_view[sentence.talker] = sentence.in_view
             return None
+        if isinstance(sentence, Zda | Rmc) and sentence.date is not None and sentence.time is not None:
+            self._anchor = dt.datetime.combine(sentence.date, sentence.time, dt.UTC)
+            self._anchor_from_clock = False
+        if isinstance(sentence, Zda):
+            return None
         closed = None
-        if isinstance(sentence, Gga | Rmc) and (self._epoch is None or sentence.time != self._epoch.time):
-            closed = self.flush()
-            self._epoch = _Epoch(sentence.time)
         epoch = self._epoch
-        if epoch is None or epoch.done:
+        if isinstance(sentence, Gga | Rmc | Gll | Gns):
+            millis = _millis(sentence.time)
+            if millis is not None and (epoch is None or millis != epoch.millis):
+                closed = self.flush()
+                epoch = self._epoch = _Epoch(millis)
+        if epoch is None:
             return closed
-        if isinstance(sentence, Gga):
-            epoch.gga = epoch.gga or sentence
-        elif isinstance(sentence, Rmc):
-            epoch.rmc = epoch.rmc or sentence
-        elif isinstance(sentence, Gsa):
-            epoch.gsa = epoch.gsa or sentence
+        kind = type(sentence)
+        epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
+        if epoch.done:
+            return closed
+        epoch.unchecked |= not checked
+        if isinstance(sentence, Gsa):
+            epoch.gsa_mode = max(epoch.gsa_mode, sentence.mode)
             epoch.gsa_sats += len(sentence.sat_ids)
-        else:
-            epoch.vtg = epoch.vtg or sentence
-        if epoch.complete:
+            if epoch.gsa_hdop is None:
+                epoch.gsa_hdop = sentence.hdop
+        elif isinstance(sentence, Vtg):
+            if sentence.valid:
+                epoch.vtg = sentence
+        elif sentence.valid:
+            epoch.located = sentence
+            if isinstance(sentence, Gga):
+                epoch.gga = sentence
+            elif isinstance(sentence, Gns):
+                epoch.gns = sentence
+            elif isinstance(sentence, Rmc):
+                epoch.rmc = sentence
+        if epoch.located is not None and all(epoch.counts.get(k, 0) >= n for k, n in self._template.items()):
             epoch.done = True
             return self._build(epoch)
         return closed
@@ -148,60 +217,62 @@ class FixAccumulator:
     def flush(self) -> Fix | None:
         """Close the open epoch: the fix it makes if it was not emitted yet and is a real one."""
         epoch, self._epoch = self._epoch, None
-        if epoch is None or epoch.done:
+        if epoch is None:
             return None
-        return self._build(epoch)
+        self._template = epoch.counts
+        return None if epoch.done else self._build(epoch)
 
     def _build(self, epoch: _Epoch) -> Fix | None:
-        gga, rmc, gsa, vtg = epoch.gga, epoch.rmc, epoch.gsa, epoch.vtg
-        if (
-            (gga is not None and gga.quality is FixQuality.INVALID)
-            or (rmc is not None and not rmc.valid)
-            or (gsa is not None and gsa.mode == 1)
-            or (vtg is not None and not vtg.valid)
-        ):
+        located = epoch.located
+        if located is None or located.lat is None or located.lon is None:
             return None
-        located = gga or rmc
-        if epoch.time is None or located is None or located.lat is None or located.lon is None:
-            return None
-        stamp = self._stamp(epoch.time, rmc.date if rmc is not None else None)
-        if stamp is None:
-            return None
-        three_d = gsa.mode == 3 if gsa is not None else gga is not None and gga.alt is not None
-        mode: Literal[2, 3] = 3 if three_d else 2
+        gga, gns, rmc, vtg = epoch.gga, epoch.gns, epoch.rmc, epoch.vtg
         sats = gga.sats if gga is not None else None
+        sats = sats if sats is not None or gns is None else gns.sats
         hdop = gga.hdop if gga is not None else None
+        hdop = hdop if hdop is not None or gns is None else gns.hdop
+        hdop = hdop if hdop is not None else epoch.gsa_hdop
+        alt = gga.alt if gga is not None else None
+        alt = alt if alt is not None or gns is None else gns.alt
+        if epoch.gsa_mode >= 2:
+            mode: Literal[2, 3] = 3 if epoch.gsa_mode == 3 else 2
+        else:  # no GSA: an altitude from enough satellites makes it 3-D, as in gpsd
+            mode = 3 if alt is not None and sats is not None and sats >= 4 else 2
         speed = rmc.speed if rmc is not None else None
         track = rmc.track if rmc is not None else None
         return Fix(
-            time=stamp,
+            time=self._stamp(epoch.millis),
             lat=located.lat,
             lon=located.lon,
-            alt=gga.alt if gga is not None and mode == 3 else None,
+            alt=alt if mode == 3 else None,
             speed=speed if speed is not None or vtg is None else vtg.speed,
             track=track if track is not None or vtg is None else vtg.track,
             mode=mode,
-            quality=gga.quality if gga is not None else _rmc_quality(rmc),
+            quality=gga.quality if gga is not None else _quality(gns, rmc, located),
             sats=sats if sats is not None else epoch.gsa_sats,
-            hdop=hdop if hdop is not None or gsa is None else gsa.hdop,
+            hdop=hdop if hdop is None or hdop < 99 else None,  # 99.99: "no DOP" to many receivers
+            checked=not epoch.unchecked,
+            date_from_clock=self._anchor is None or self._anchor_from_clock,
         )
 
-    def _stamp(self, time_of_day: dt.time, date: dt.date | None) -> dt.datetime | None:
-        """The full UTC time; an epoch without RMC takes the date of the last one, across midnight."""
-        if date is not None:
-            stamp = dt.datetime.combine(date, time_of_day, dt.UTC)
-        elif self._last_stamp is not None:
-            stamp = dt.datetime.combine(self._last_stamp.date(), time_of_day, dt.UTC)
-            if stamp < self._last_stamp - dt.timedelta(hours=12):
-                stamp += dt.timedelta(days=1)
-        else:
-            return None
-        self._last_stamp = stamp
+    def _stamp(self, millis: int) -> dt.datetime:
+        """The full UTC time: the known date, or the day either side of it nearest the time of day."""
+        if self._anchor is None:
+            self._anchor, self._anchor_from_clock = self._clock().astimezone(dt.UTC), True
+        day = dt.datetime.combine(self._anchor.date(), dt.time(), dt.UTC)
+        stamp = day + dt.timedelta(milliseconds=millis)
+        if stamp < self._anchor - _HALF_DAY:
+            stamp += dt.timedelta(days=1)
+        elif stamp > self._anchor + _HALF_DAY:
+            stamp -= dt.timedelta(days=1)
+        self._anchor = stamp
         return stamp
 
 
-def _rmc_quality(rmc: Rmc | None) -> FixQuality:
-    """Without GGA, RMC's mode indicator is the only word on the fix quality; plain GPS if absent."""
-    if rmc is None or rmc.quality is None:
-        return FixQuality.GPS
-    return rmc.quality
+def _quality(gns: Gns | None, rmc: Rmc | None, located: Located) -> FixQuality:
+    """Without a valid GGA, the mode letter of GNS, RMC or GLL is the word on the fix quality;
+    plain GPS when none gives one (NMEA before 2.3)."""
+    for sentence in (gns, rmc, located):
+        if sentence is not None and not isinstance(sentence, Gga) and sentence.quality is not None:
+            return sentence.quality
+    return FixQuality.GPS

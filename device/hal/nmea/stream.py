@@ -1,12 +1,14 @@
 """Raw receiver bytes, in any chunking, through the sentence parser and the epoch merger.
 
-A UART opened mid-sentence, binary UBX frames or line noise between sentences are counted and
-dropped here, never held longer than one sentence.
+A UART opened mid-sentence, binary frames on the same line (UBX, SiRF binary, RTCM), AIS's
+``!`` sentences or line noise between sentences are counted and dropped here, never held longer
+than one sentence. Lines may end in CR LF, a bare LF or a bare CR, as receivers send them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from device.hal.nmea.fixes import Fix, FixAccumulator
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 # NMEA 0183 allows 82 characters; some receivers' sentences run longer, but a "line" past this is
 # two sentences run together or noise that happened to contain a '$'.
 MAX_SENTENCE_CHARS = 120
+_LINE_END = re.compile(rb"[\r\n]")
+_NOT_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 
 
 @dataclass
@@ -50,15 +54,15 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> list[str]:
         self._buf += chunk
+        *complete, rest = _LINE_END.split(self._buf)
         lines: list[str] = []
-        while (end := self._buf.find(b"\n")) >= 0:
-            line = bytes(self._buf[:end]).rstrip(b"\r")
-            del self._buf[: end + 1]
-            if (sentence := self._candidate(line)) is not None:
+        for line in complete:
+            if line and (sentence := self._candidate(line)) is not None:
                 lines.append(sentence)
-        if len(self._buf) > self._max + 1:  # +1: a full-length sentence whose \r came without its \n
+        self._buf = bytearray(rest)
+        if len(self._buf) > self._max:
             start = self._buf.rfind(b"$")
-            if start < 0 or len(self._buf) - start > self._max + 1:
+            if start < 0 or len(self._buf) - start > self._max:
                 if start >= 0:
                     self.stats.oversize += 1
                 self.stats.garbage_bytes += len(self._buf)
@@ -74,24 +78,29 @@ class LineSplitter:
             self.stats.garbage_bytes += len(line)
             return None
         self.stats.garbage_bytes += start
-        sentence = line[start:]
+        sentence = line[start:].rstrip(b" ")
         if len(sentence) > self._max:
             self.stats.oversize += 1
             self.stats.garbage_bytes += len(sentence)
             return None
-        if not all(0x20 <= byte < 0x7F for byte in sentence):
+        if _NOT_PRINTABLE.search(sentence) is not None:
             self.stats.garbage_bytes += len(sentence)
             return None
         return sentence.decode("ascii")
 
 
 class NmeaReader:
-    """Splitter, parser and accumulator in one: what a serial port or a capture file is fed to."""
+    """Splitter, parser and accumulator in one: what a serial port or a capture file is fed to.
 
-    def __init__(self) -> None:
+    A sentence without a checksum is taken only from a receiver that has never sent one: once a
+    checksum has been seen, a line without one is a sentence cut short and is dropped.
+    """
+
+    def __init__(self, epochs: FixAccumulator | None = None) -> None:
         self.stats = NmeaStats()
         self._splitter = LineSplitter(self.stats)
-        self._epochs = FixAccumulator()
+        self._epochs = epochs if epochs is not None else FixAccumulator()
+        self._checksums_seen = False
 
     @property
     def sats_in_view(self) -> int | None:
@@ -100,8 +109,9 @@ class NmeaReader:
     def feed(self, chunk: bytes) -> list[Fix]:
         fixes: list[Fix] = []
         for line in self._splitter.feed(chunk):
+            checked = "*" in line
             try:
-                sentence = parse_sentence(line)
+                sentence = parse_sentence(line, allow_unchecked=not self._checksums_seen)
             except NmeaError as exc:
                 if exc.reason == "bad_checksum":
                     self.stats.bad_checksum += 1
@@ -109,11 +119,12 @@ class NmeaReader:
                     self.stats.malformed += 1
                 log.debug("dropped a sentence: %s", exc)
                 continue
+            self._checksums_seen |= checked
             if sentence is None:
                 self.stats.ignored += 1
                 continue
             self.stats.ok += 1
-            if (fix := self._epochs.add(sentence)) is not None:
+            if (fix := self._epochs.add(sentence, checked=checked)) is not None:
                 fixes.append(fix)
         return fixes
 
