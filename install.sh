@@ -23,6 +23,7 @@ packages=(
   systemd              # systemd-analyze, to verify the device's units
   coturn               # TURN server for the relay-only call tests (the tests start their own)
   libzbar0             # zbar, which the kiosk screen tests read QR codes back with (pyzbar)
+  nginx                # the shipped HTTPS site (server/install/nginx-kuaichu.conf), run by its test
 )
 on_pi=0
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then
@@ -41,6 +42,10 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" coturn "* && -d /run/systemd/system ]]; then
     # Debian enables an open system-wide TURN server with the package; only the binary is wanted.
     $sudo systemctl disable --now coturn.service || true
+  fi
+  if [[ " ${missing[*]} " == *" nginx "* && -d /run/systemd/system ]]; then
+    # Debian starts a default site on port 80 with the package; the test runs its own nginx.
+    $sudo systemctl disable --now nginx.service || true
   fi
 fi
 
