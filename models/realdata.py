@@ -1,4 +1,4 @@
-"""The real plate photographs (CCPD scenes, HyperLPR crops) and their fixed validation split.
+"""The real plate photographs (CCPD scenes, green ones among them; HyperLPR crops) and their fixed validation split.
 
 The split is a function of each file's name, not of a random draw, so every training run, the
 benchmark and the model card hold out the same photographs; nothing in the validation part is ever
@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from PIL import Image
+
 from device.ocr.geometry import Quad
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("KUAICHU_PLATE_DATA", REPO.parent / "shared" / "data" / "plates"))
-SCENE_FOLDERS = ("ccpd-scenes", "ccpd-scenes-extra")
+# ccpd-more (green new-energy plates among them) comes last, so the held-out photographs listed
+# before it keep their order.
+SCENE_FOLDERS = ("ccpd-scenes", "ccpd-scenes-extra", "ccpd-more")
 CROP_FOLDER = "hyperlpr-crops"
+# Plate datasets ship single-row crops at 94 x 24 (LPRNet's input); double-row ones at 94 x 47.
+DATASET_CROP = (94, 24)
 VALIDATION_SHARE = 4  # one photograph in four, by hash
 
 
@@ -64,3 +70,13 @@ def real_plates(split: Split | None = None, data_dir: Path = DATA_DIR) -> list[R
         for row in csv.DictReader(f):
             out.append(RealPlate(data_dir / CROP_FOLDER / row["file"], row["plate"], None, Split.VALIDATION))
     return [p for p in out if split is None or p.split is split]
+
+
+def dataset_crop(image: Image.Image, corners: Quad, double_row: bool = False) -> Image.Image:
+    """The plate as public datasets ship it: the box around its corners, background and all, cut
+    and resized to DATASET_CROP (twice as tall for a double-row plate), whatever reads in it."""
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    w, h = DATASET_CROP
+    return image.crop((min(xs), min(ys), max(xs), max(ys))).resize(
+        (w, 2 * h if double_row else h), Image.Resampling.BILINEAR
+    )

@@ -8,7 +8,8 @@ reader instead asks ``best_valid`` for the most probable text that the grammar a
 
 Texts are kept without the separator dot (``云A5H821``), as ``protocol.messages.Plate`` has them;
 each form says where its dot goes. Every form starts with a province character except the
-embassy's, which starts with 使 (使014·578: the embassy's number, then the car's).
+embassy's, which starts with 使 (使014·578: the embassy's number, then the car's), and the armed
+police's, which starts with WJ (WJ云·12345).
 """
 
 from __future__ import annotations
@@ -78,7 +79,95 @@ FORMS: tuple[PlateForm, ...] = (
     PlateForm("embassy or consulate", (PlateKind.BLACK,), (PROVINCES, LETTERS, *[DIGITS] * 4, "使领"), (2, 6)),
     # An embassy's car: 使, the embassy's three-digit number, the dot, the car's three digits.
     PlateForm("embassy", (PlateKind.BLACK,), (EMBASSY, *[DIGITS] * 6), (1, 7), separator=4),
+    # The armed police's: WJ in red, the province small, the dot, five digits (the branch
+    # characters some carry last, 消边通森金电, are not in ALPHABET: the reader cannot read them yet).
+    PlateForm("armed police", (PlateKind.WHITE,), ("W", "J", PROVINCES, *[DIGITS] * 5), (3, 8), separator=3),
 )
+
+
+class PlateType(StrEnum):
+    """What the plate says about its vehicle (GA 36-2018's 号牌种类, and the armed police's WJ plate).
+
+    The colour alone does not say it (a yellow plate is a lorry's, a learner's or a trailer's), nor
+    the text alone (an ordinary text is a car's on blue, a lorry's on yellow): ``plate_type`` takes
+    both, and the plate's shape where the rows decide.
+    """
+
+    SMALL = "small"  # 小型汽车号牌: blue
+    LARGE = "large"  # 大型汽车号牌: yellow, one row (the front plate)
+    LARGE_DOUBLE_ROW = "large-double-row"  # 大型汽车号牌: yellow, two rows (the rear plate)
+    NEW_ENERGY_SMALL = "new-energy-small"  # 小型新能源汽车号牌: gradient green, D/F third
+    NEW_ENERGY_LARGE = "new-energy-large"  # 大型新能源汽车号牌: yellow-green, D/F last
+    TRAILER = "trailer"  # 挂车号牌
+    LEARNER = "learner"  # 教练汽车号牌
+    POLICE = "police"  # 警用汽车号牌
+    ARMED_POLICE = "armed-police"  # 武警号牌 (WJ)
+    MOTORBIKE = "motorbike"  # 普通/轻便摩托车号牌: two rows, 220 x 140 mm
+    HONG_KONG = "hong-kong"  # 港澳入出境车号牌, 港
+    MACAU = "macau"  # 港澳入出境车号牌, 澳
+    EMBASSY = "embassy"  # 使馆汽车号牌
+    CONSULATE = "consulate"  # 领馆汽车号牌
+
+
+# What a dispatcher reads for each type.
+TYPE_NAMES: dict[PlateType, str] = {
+    PlateType.SMALL: "小型汽车号牌",
+    PlateType.LARGE: "大型汽车号牌",
+    PlateType.LARGE_DOUBLE_ROW: "大型汽车号牌（双层）",
+    PlateType.NEW_ENERGY_SMALL: "小型新能源汽车号牌",
+    PlateType.NEW_ENERGY_LARGE: "大型新能源汽车号牌",
+    PlateType.TRAILER: "挂车号牌",
+    PlateType.LEARNER: "教练汽车号牌",
+    PlateType.POLICE: "警用汽车号牌",
+    PlateType.ARMED_POLICE: "武警号牌",
+    PlateType.MOTORBIKE: "摩托车号牌",
+    PlateType.HONG_KONG: "港澳入出境车号牌（香港）",
+    PlateType.MACAU: "港澳入出境车号牌（澳门）",
+    PlateType.EMBASSY: "使馆汽车号牌",
+    PlateType.CONSULATE: "领馆汽车号牌",
+}
+
+# The form's own type, where the text alone decides; the ordinary form needs colour and shape.
+_FORM_TYPES: dict[str, PlateType] = {
+    "new-energy small": PlateType.NEW_ENERGY_SMALL,
+    "new-energy large": PlateType.NEW_ENERGY_LARGE,
+    "police": PlateType.POLICE,
+    "armed police": PlateType.ARMED_POLICE,
+    "embassy": PlateType.EMBASSY,
+}
+_SUFFIX_TYPES: dict[str, PlateType] = {
+    "学": PlateType.LEARNER,
+    "挂": PlateType.TRAILER,
+    "港": PlateType.HONG_KONG,
+    "澳": PlateType.MACAU,
+    "使": PlateType.EMBASSY,
+    "领": PlateType.CONSULATE,
+}
+
+
+def plate_type(
+    text: str, colour: PlateKind | None = None, *, double_row: bool = False, motorbike: bool = False
+) -> PlateType | None:
+    """The type of a plate reading ``text`` in ``colour`` (its usual one if None), or None if no
+    plate can carry the text. ``double_row``: the plate has two rows; ``motorbike``: two rows on
+    the small 220 x 140 mm plate, which only the shape tells from a lorry's rear plate."""
+    form = plate_form(text)
+    return None if form is None else form_type(form, text, colour, double_row=double_row, motorbike=motorbike)
+
+
+def form_type(
+    form: PlateForm, text: str, colour: PlateKind | None = None, *, double_row: bool = False, motorbike: bool = False
+) -> PlateType:
+    """``plate_type`` for a text already known to have ``form``."""
+    if form.name in _FORM_TYPES:
+        return _FORM_TYPES[form.name]
+    if form.name != "ordinary":
+        return _SUFFIX_TYPES[text[-1]]
+    if motorbike:
+        return PlateType.MOTORBIKE
+    if (colour or form.kinds[0]) is PlateKind.YELLOW:
+        return PlateType.LARGE_DOUBLE_ROW if double_row else PlateType.LARGE
+    return PlateType.SMALL
 
 
 # The characters a plate can start with: the provinces, and 使 for an embassy's car.

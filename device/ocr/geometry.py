@@ -52,6 +52,15 @@ def is_double_row(corners: Quad) -> bool:
     return aspect(corners) < DOUBLE_ROW_MAX_ASPECT
 
 
+# A motorbike's plate (220 x 140 mm, aspect 1.57) has two rows like a lorry's rear plate (440 x
+# 220, aspect 2.0); only the outline tells them apart, halfway between.
+MOTORBIKE_MAX_ASPECT = 1.8
+
+
+def is_motorbike(corners: Quad) -> bool:
+    return aspect(corners) < MOTORBIKE_MAX_ASPECT
+
+
 def drawn_in(corners: Quad, across: float, up: float) -> Quad:
     """``corners`` drawn towards (or away from) the centre, keeping ``across`` of the width, ``up`` of the height."""
     unit = perspective_coeffs([(0, 0), (1, 0), (1, 1), (0, 1)], corners)
@@ -101,6 +110,15 @@ DET_W, DET_H = 448, 256
 DET_STRIDE = 4
 CORNER_UNIT = 16.0
 PAD_GREY = 114
+
+
+def pad_with_edges(image: Image.Image, across: float, up: float) -> tuple[Image.Image, tuple[int, int]]:
+    """``image`` with ``across`` of its width added left and right and ``up`` of its height above and
+    below, filled with its edge pixels (no frame the detector could take for a plate's); and where
+    ``image``'s top-left corner went."""
+    left, top = round(image.width * across), round(image.height * up)
+    pixels = np.pad(np.asarray(image.convert("RGB")), ((top, top), (left, left), (0, 0)), mode="edge")
+    return Image.fromarray(pixels), (left, top)
 
 
 def letterbox(image: Image.Image, size: tuple[int, int] = (DET_W, DET_H)) -> tuple[NDArray[np.uint8], float]:

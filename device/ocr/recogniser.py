@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from device.ocr.errors import ModelError
 from device.ocr.geometry import REC_H, REC_W
 from device.ocr.runtime import TfliteModel
-from protocol.plates import ALPHABET, PlateKind, best_valid
+from protocol.plates import ALPHABET, PlateForm, PlateKind, best_valid
 
 KINDS = list(PlateKind)  # the colour head's classes, in the order training used
 BLANK = len(ALPHABET)
@@ -31,6 +31,7 @@ class TextRead:
     char_confidences: tuple[float, ...]
     confidence: float  # the product of the characters' confidences
     kind: PlateKind
+    form: PlateForm
 
 
 def ctc_positions(probs: NDArray[np.float32]) -> list[NDArray[np.float32]]:
@@ -68,4 +69,4 @@ class Recogniser:
         if read is None:
             return None
         kind = colour if colour in read.form.kinds else read.form.kinds[0]
-        return TextRead(read.text, read.char_confidences, math.prod(read.char_confidences), kind)
+        return TextRead(read.text, read.char_confidences, math.prod(read.char_confidences), kind, read.form)

@@ -28,6 +28,7 @@ def register(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from device.ocr.errors import ImageError, ModelError
     from device.ocr.reader import PlateReader, load_image
+    from protocol.plates import TYPE_NAMES
 
     try:
         reader = PlateReader(args.models)
@@ -50,8 +51,9 @@ def _run(args: argparse.Namespace) -> int:
             plates = [r.as_json() for r in reads]
             print(json.dumps({"file": str(path), "plates": plates}, ensure_ascii=False), flush=True)
         elif not reads:
-            print(f"{path}: no plate")
+            print(f"{path}: 未读到车牌 (no plate)")
         else:
             for r in reads:
-                print(f"{path}: {r.text} {r.kind.value} {r.confidence:.2f} box {list(r.box)}", flush=True)
+                name = TYPE_NAMES[r.plate_type]
+                print(f"{path}: {r.text} {r.kind.value} {name} {r.confidence:.2f} box {list(r.box)}", flush=True)
     return 1 if failed else 0

@@ -21,8 +21,8 @@ def plate_problem(plate: str) -> tuple[str, str] | None:
         return "required", "请填写车牌号 (plate is empty)"
     if plate[0] not in FIRST_CHARACTERS:
         return "invalid_plate", (
-            "车牌号应以省份简称开头，如云A5H821；使馆车以“使”开头 "
-            "(a plate starts with a province character, or 使 for an embassy's car)"
+            "车牌号应以省份简称开头，如云A5H821；使馆车以“使”开头，武警车以WJ开头 "
+            "(a plate starts with a province character, 使 for an embassy's car, WJ for the armed police)"
         )
     if plate_form(plate) is None:
         return "invalid_plate", (
