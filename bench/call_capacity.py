@@ -33,7 +33,8 @@ under 5 %; the steps go on until one does not hold or the server is CPU-bound: i
     .venv/bin/python -m bench.call_capacity [--steps 1,2,3,4,6,8,10] [--window 30] [--warmup 5]
 
 Last line: ``calls=N cpu_pct_per_call=… dropped_pct=… unit_cpu_pct=… unit_rss_mb=…`` for the largest
-N that held (``calls=0`` if none did).
+N that held (``calls=0`` if none did); a step that fails (a server error, a call that never goes
+live) is printed with its reason and ends the climb like one that does not hold.
 """
 
 from __future__ import annotations
@@ -334,16 +335,21 @@ async def bench(
         best: Step | None = None
         for calls in steps:
             print(load_line(), flush=True)
-            result = await step(
-                root / f"calls-{calls}",
-                pki,
-                broker,
-                calls,
-                processes,
-                clip=root / "clip.ivf",
-                warmup_s=warmup_s,
-                window_s=window_s,
-            )
+            try:
+                result = await step(
+                    root / f"calls-{calls}",
+                    pki,
+                    broker,
+                    calls,
+                    processes,
+                    clip=root / "clip.ivf",
+                    warmup_s=warmup_s,
+                    window_s=window_s,
+                )
+            except Exception as exc:
+                # A step that breaks is a finding too: the figures of the last step that held still stand.
+                print(f"{calls} calls: failed ({type(exc).__name__}: {exc}); logs in {root / f'calls-{calls}'}")
+                break
             print(result.describe(), flush=True)
             if not result.holds:
                 break

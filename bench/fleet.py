@@ -356,6 +356,10 @@ async def bench(steps: list[int], processes: int, period: float, window_s: float
             except NotLinked as exc:
                 print(f"{exc}; stopping here")
                 break
+            except Exception as exc:
+                # Whatever broke the step (a server error, a timeout), the last step that kept up stands.
+                print(f"{devices} devices: failed ({type(exc).__name__}: {exc}); stopping here")
+                break
             if not steady.keeps_up:
                 break
             best = steady, storm

@@ -10,6 +10,18 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+# How long a write on SQLite waits for the database's one write lock before it gives up with
+# "database is locked". The intake, the media worker, the console's requests and any other process
+# on the same file take turns at that lock; with 10 s here a console login at ten recorded calls got
+# a 500 with that error (the login's own write, tests/test_sqlite_writers.py shows it). A write that
+# waits is fine, an error is not: this is longer than anyone waits for a page, and set when the
+# driver connects, so the pragmas below wait too.
+#
+# The driver (pysqlite, also under aiosqlite) opens a transaction only at its first write, so no
+# transaction here upgrades a read snapshot to a write, the one case in WAL where SQLite gives up
+# at once instead of waiting: BEGIN IMMEDIATE would add nothing but lock the reads.
+SQLITE_LOCK_WAIT_S = 60.0
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -18,13 +30,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_LOCK_WAIT_S})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -38,7 +49,7 @@ def sync_url(url: str) -> str:
 def make_sync_engine(url: str) -> Engine:
     url = sync_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=1, max_overflow=0)
+        engine = create_engine(url, pool_size=1, max_overflow=0, connect_args={"timeout": SQLITE_LOCK_WAIT_S})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=1, max_overflow=1, pool_pre_ping=True)
