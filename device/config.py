@@ -187,6 +187,27 @@ class PlatesSection(ConfigSection):
     )
 
 
+class UpdateSection(ConfigSection):
+    """Signed over-the-air releases (``device.update``, docs/updates.md)."""
+
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="the server's update repository, e.g. https://kuaichu.example.cn/updates/; none: no updates",
+    )
+    trusted_root: Path = Field(
+        default=Path("/etc/kuaichu/root.json"), description="the release signers' root the bundle carries"
+    )
+    releases_dir: Path = Field(
+        default=Path("/opt/kuaichu"), description="releases/VERSION, the current link and the update state"
+    )
+    check_every_min: float = Field(default=360, gt=0, le=7 * 24 * 60, description="how often to look for a release")
+    trial_s: float = Field(
+        default=300, ge=10, le=3600, description="a new release that is not healthy within this is rolled back"
+    )
+    max_download_mb: float = Field(default=300, gt=0, le=4096, description="a larger target is refused")
+
+
 class DeviceConfig(ConfigSection):
     device: DeviceSection
     broker: BrokerSection
@@ -201,6 +222,7 @@ class DeviceConfig(ConfigSection):
     webrtc: WebRtcSection = WebRtcSection()
     evidence: EvidenceSection = EvidenceSection()
     plates: PlatesSection = PlatesSection()
+    update: UpdateSection = UpdateSection()
 
     @model_validator(mode="after")
     def _kind_has_its_place(self) -> Self:

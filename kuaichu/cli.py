@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
 from runtime.configfile import ConfigError
 
@@ -14,11 +15,13 @@ Handler = Callable[[argparse.Namespace], int]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuaichu", description=__doc__)
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    # What an update checks a freshly installed release with before switching to it.
+    parser.add_argument("--version", action="version", version=f"kuaichu {metadata.version('kuaichu')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kuaichu.commands import demo, device, insurer, ocr, protocol, provision, registry, server, verify
+    from kuaichu.commands import demo, device, insurer, ocr, protocol, provision, registry, release, server, verify
 
-    for module in (server, device, demo, protocol, provision, registry, insurer, ocr, verify):
+    for module in (server, device, demo, protocol, provision, release, registry, insurer, ocr, verify):
         module.register(commands)
     return parser
 

@@ -36,12 +36,14 @@ from provisioning.ca import (
     issue,
     load_authority,
     now,
+    replace_file,
     write_cert,
     write_crl,
     write_key,
 )
 from provisioning.errors import ProvisioningError
 from provisioning.ledger import CertRecord, DeviceRecord, Event, Ledger, Status, load_ledger, save_ledger
+from provisioning.release import TRUSTED_ROOT_NAME, layout_of
 
 logger = logging.getLogger(__name__)
 _STUN_URL = re.compile(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -215,6 +217,9 @@ def _issue_device(ca: Authority, layout: Layout, device_id: str) -> tuple[CertRe
     write_key(folder / bundle.KEY_NAME, key)
     record = _record(cert)
     bundle.write_qr(folder, bundle.qr_payload(device_id, record.fingerprint))
+    trusted = layout_of(layout.root).trusted_root  # once `kuaichu release init` has run: what updates are checked by
+    if trusted.exists():
+        replace_file(folder / TRUSTED_ROOT_NAME, trusted.read_bytes())
     bundle.write_archive(folder, layout.archive(device_id))
     return record, layout.archive(device_id)
 

@@ -264,6 +264,14 @@ class DocumentsSection(ConfigSection):
     )
 
 
+class UpdatesSection(ConfigSection):
+    repository: Path | None = Field(
+        default=None,
+        description="the TUF repository `kuaichu release publish --to` writes (metadata/ and targets/), "
+        "served read-only under /updates/ (docs/updates.md); none: no updates served",
+    )
+
+
 class ServerConfig(ConfigSection):
     server: ServerSection
     broker: BrokerSection
@@ -280,6 +288,7 @@ class ServerConfig(ConfigSection):
     phone: PhoneSection = PhoneSection()
     insurer_api: InsurerApiSection = InsurerApiSection()
     insurers: InsurersSection = InsurersSection()
+    updates: UpdatesSection = UpdatesSection()
 
     @model_validator(mode="after")
     def _secure_cookies_off_loopback(self) -> Self:

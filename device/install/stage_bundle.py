@@ -24,7 +24,7 @@ CONFIG_DIR = PurePosixPath("/etc/kuaichu")  # where the unit's ExecStart reads d
 DATA_DIR = PurePosixPath("/var/lib/kuaichu")  # the unit's StateDirectory, its only writable place
 TLS_FILES = {"ca_file": "ca.crt", "cert_file": "device.crt", "key_file": "device.key"}
 REQUIRED = {*TLS_FILES.values(), "device.toml"}
-OPTIONAL = {"qr.png"}
+OPTIONAL = {"qr.png", "root.json"}  # root.json: the release signers the unit trusts (docs/updates.md)
 MAX_FILE = 1 << 20  # a bundle's files are a few kB; anything bigger is not one
 
 

@@ -135,6 +135,11 @@ def create_app(state: ServerState) -> FastAPI:
         app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=str(CONSOLE)), name="static")
     app.mount("/p/static", StaticFiles(directory=str(portal.PAGES)), name="party-static")
+    if state.cfg.updates.repository is not None:
+        # The units' signed releases (TUF): anyone may read them, the signatures are what counts.
+        # Range requests let a unit resume a download where it was cut off.
+        updates = StaticFiles(directory=str(state.cfg.updates.repository), check_dir=False)
+        app.mount("/updates", updates, name="updates")
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

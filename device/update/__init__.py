@@ -1,0 +1,1 @@
+"""Signed over-the-air updates on the unit (docs/updates.md)."""

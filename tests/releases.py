@@ -1,0 +1,104 @@
+"""Firmware releases made as the provisioning station makes them: a real kuaichu wheel built from
+this checkout, the wheels it is locked to, signed into a TUF repository by ``kuaichu release``.
+
+The wheel is built once per session; other versions are that wheel relabelled (its dist-info and
+RECORD rewritten), which pip installs like any other. The lock holds what ``kuaichu --version``
+imports, so a unit's new virtualenv runs it without the camera, WebRTC and OCR stacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+from tests.commands import ROOT
+
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "protocol",
+    "device",
+    "server",
+    "provisioning",
+    "runtime",
+    "kuaichu",
+    "models",
+)
+# What the kuaichu command imports before it parses --version.
+LOCKED = ("pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection", "uvloop")
+PASSPHRASE = "release passphrase for tests"
+
+
+def build_base(folder: Path) -> Path:
+    """This checkout's wheel and the locked dependencies' wheels, in ``folder``."""
+    source = folder / "source"
+    source.mkdir(parents=True)
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", ".venv*", "work"))
+        else:
+            shutil.copy2(path, source / name)
+    wheels = folder / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)], check=True, timeout=300)
+    pins = [f"{name}=={metadata.version(name)}" for name in LOCKED]
+    subprocess.run(
+        [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(wheels), *pins], check=True, timeout=300
+    )
+    return wheels
+
+
+def wheelhouse(base: Path, version: str, folder: Path) -> Path:
+    """A firmware wheelhouse: the locked dependencies and the kuaichu wheel as ``version``."""
+    folder.mkdir(parents=True)
+    for wheel in base.glob("*.whl"):
+        if wheel.name.startswith("kuaichu-"):
+            relabel(wheel, version, folder)
+        else:
+            shutil.copy2(wheel, folder / wheel.name)
+    return folder
+
+
+def relabel(wheel: Path, version: str, folder: Path) -> Path:
+    old = wheel.name.split("-")[1]
+    old_info, new_info = f"kuaichu-{old}.dist-info/", f"kuaichu-{version}.dist-info/"
+    target = folder / wheel.name.replace(f"-{old}-", f"-{version}-")
+    record: list[list[str]] = []
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            name = item.filename.replace(old_info, new_info)
+            data = src.read(item)
+            if name == f"{new_info}METADATA":
+                data = data.replace(f"\nVersion: {old}\n".encode(), f"\nVersion: {version}\n".encode(), 1)
+            if name == f"{new_info}RECORD":
+                continue
+            out.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append([name, f"sha256={digest}", str(len(data))])
+        record.append([f"{new_info}RECORD", "", ""])
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(record)
+        out.writestr(f"{new_info}RECORD", text.getvalue())
+    return target
+
+
+def release(station: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kuaichu release ARGS --dir STATION`` as the station's operator runs it."""
+    env = {**os.environ, "KUAICHU_RELEASE_PASSPHRASE": PASSPHRASE}
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", "release", *args, "--dir", str(station)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
