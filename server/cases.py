@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from protocol.messages import Report, Trigger, utc_iso
 from server.casework.events import GENESIS, device_actor, event_row, first_events, phone_actor
 from server.db.models import Case, CaseCounter, Device, DeviceStatus, Unit
+from server.errors import Conflict, NoSuchCase
 from server.geo.fences import FenceSet
-from server.lifecycles.case import CASE
+from server.lifecycles.case import CASE, CaseAction
 from server.routing import Routing, all_units, route
 
 logger = logging.getLogger(__name__)
@@ -314,3 +315,17 @@ def opened_event(case: Case, at: datetime) -> dict[str, Any]:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+async def case_for_work(session: AsyncSession, case_id: int) -> Case:
+    """The case, locked for the caller's transaction, while its evidence may still change (the case
+    lifecycle's ``work``): once handed over, decided or delivered, what the officer decided on and
+    the parties received stays as it was, so every edit is refused with why."""
+    case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
+    if case is None:
+        raise NoSuchCase()
+    if not CASE.allows(case.status, CaseAction.WORK):
+        raise Conflict(
+            f"案件已不在接警阶段，不能再修改 (the case is {case.status.replace('_', ' ')}; its evidence is closed)"
+        )
+    return case

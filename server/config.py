@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +36,11 @@ class HttpSection(ConfigSection):
     port: int = Field(default=8080, ge=0, le=65535)
     session_ttl_h: float = Field(default=12, gt=0, le=24 * 7)
     secure_cookies: bool = Field(default=True, description="set false only when serving plain HTTP on loopback")
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^\s/]+$")]] = Field(
+        default_factory=list,
+        description="sites (https://host[:port]) whose pages may open the live WebSockets, besides the console's "
+        "own address and public_url",
+    )
     public_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s/]+(/[^\s]*)?$",

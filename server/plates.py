@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from protocol import ProtocolError
 from protocol.ids import new_report_id
 from protocol.messages import Command, PlateReads, decode, utc_iso
-from server.cases import case_summary, now_utc
+from server.cases import case_for_work, case_summary, now_utc
 from server.casework.events import Actor, append
 from server.casework.plates import normalise_plate, plate_problem
 from server.db.models import Case, PlateRead, PlateReading
@@ -220,6 +220,7 @@ class Plates:
         if problem:
             raise Invalid(f"请对照截图核对：{problem[1]}", code=problem[0], field="text")
         async with self._sessions.begin() as session:
+            await case_for_work(session, case.id)  # a handed-over case's plates are what was decided on
             read = await self.read_of(session, case, read_id)
             mark(read, plate, actor.user_id)
             await append(

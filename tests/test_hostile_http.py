@@ -1,5 +1,6 @@
 """Hostile input over HTTP, against a running worker: bodies beyond their route's limit, errors that
-never send the input back, password guessing from one address or against one account."""
+never send the input back, password guessing from one address or against one account, the live
+sockets opened from another site's page, numbers in the address beyond 64 bits."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import re
 from typing import Any
 
 import httpx
+import pytest
+import websockets
 
 from server.api.limits import JSON_MAX
+from server.api.origin import origin_allowed
+from server.config import ServerConfig
 from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user
+from tests.wire import Console
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
@@ -112,3 +118,72 @@ async def test_failures_spread_over_usernames_from_one_address_are_slowed(server
             refused = await login_from(http, "10.0.0.66", username, password)
             assert refused.status_code == 429 and CHINESE.match(refused.json()["detail"]), refused.text
         assert (await login_from(http, "10.0.0.7", "target", PASSWORD)).status_code == 200
+
+
+async def open_live(server: RunningServer, path: str, cookie: str, origin: str | None) -> dict[str, Any] | int:
+    """The first message of the live socket at ``path`` as a page on ``origin`` would open it, or the
+    HTTP status that refused the handshake."""
+    headers = {"Cookie": cookie} | ({"Origin": origin} if origin else {})
+    try:
+        async with websockets.connect(server.url.replace("http://", "ws://") + path, additional_headers=headers) as ws:
+            hello: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return hello
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code
+
+
+async def test_the_live_feed_refuses_another_sites_page(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_user(server.cfg, "wuhua", Role.DISPATCHER, ["530102"])
+    console = Console(server.url)
+    try:
+        assert (await console.login("wuhua", PASSWORD)).status_code == 200
+        cookie = "; ".join(f"{k}={v}" for k, v in console.http.cookies.items())
+        own = f"http://127.0.0.1:{server.cfg.http.port}"
+        for origin in (own, None):  # the console's own page; a program, not a browser
+            hello = await open_live(server, "/api/ws", cookie, origin)
+            assert isinstance(hello, dict) and hello["type"] == "hello", hello
+        for origin in ("https://evil.example", f"http://127.0.0.1:{server.cfg.http.port + 1}", "null"):
+            assert await open_live(server, "/api/ws", cookie, origin) == 403, origin
+        # The parties' socket too, refused for its origin before any session is looked at.
+        caplog.clear()
+        assert await open_live(server, "/api/portal/ws", "", "https://evil.example") == 403
+        assert "refused: opened from the page of another site" in caplog.text
+    finally:
+        await console.close()
+
+
+def test_origins_allowed_besides_the_address_itself() -> None:
+    http = {"public_url": "https://kuaichu.example.cn", "allowed_origins": ["https://jj.km.example.cn:8443"]}
+    cfg = ServerConfig.model_validate(
+        {"server": {"data_dir": "/nonexistent"}, "broker": {"host": "127.0.0.1"}, "http": http}
+    )
+    for origin in ("https://kuaichu.example.cn", "https://KUAICHU.example.cn", "https://jj.km.example.cn:8443"):
+        assert origin_allowed(origin, "10.0.0.5:8080", cfg), origin
+    assert origin_allowed("http://10.0.0.5:8080", "10.0.0.5:8080", cfg)  # the address the socket was opened at
+    for origin in ("http://kuaichu.example.cn", "https://jj.km.example.cn", "https://kuaichu.example.cn.evil.io"):
+        assert not origin_allowed(origin, "10.0.0.5:8080", cfg), origin
+
+
+async def test_numbers_in_the_address_beyond_64_bits_are_refused_in_words(server: RunningServer) -> None:
+    await add_user(server.cfg, "boss", Role.ADMIN, [])
+    console = Console(server.url)
+    try:
+        assert (await console.login("boss", PASSWORD)).status_code == 200
+        huge = "99999999999999999999"
+        for path in (
+            f"/api/cases/{huge}",
+            f"/api/cases/{huge}/plates",
+            f"/api/evidence/{huge}",
+            f"/api/determinations/{huge}/pdf",
+            f"/api/reviews/{huge}",
+            f"/api/cases/{2**63}",
+            "/api/cases/-1",
+        ):
+            answer = await console.http.get(path)
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["code"] == "bad_path" and CHINESE.match(answer.json()["detail"]), answer.text
+        assert (await console.http.get(f"/api/cases/{2**63 - 1}")).status_code == 404  # the largest id: none such
+    finally:
+        await console.close()

@@ -26,8 +26,8 @@ from protocol.topics import Channel, device_topic
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Case, CaseEvent, User
 from server.users import Role
-from tests.cases import logged_in, readings
-from tests.casework_data import DRIVER_B
+from tests.cases import detail, logged_in, readings
+from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, driver
 from tests.commands import server_command
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
 from tests.devices import PLATE_HEIGHT, PLATE_WIDTH, plate_car, running_device
@@ -340,3 +340,35 @@ async def test_a_reading_on_the_wire_is_bounded_and_only_carries_plates_that_can
         PlateReads(reading_id=new_report_id(), source="report", report_id=new_report_id())
     with pytest.raises(ValueError, match="at most 4 items"):
         reading(new_report_id(), plates=[good.plates[0]] * 5)
+
+
+@pytest.mark.parametrize("case_server", ["sqlite"], indirect=True)
+async def test_reads_are_no_longer_reviewed_once_the_case_is_handed_over(
+    broker: Mosquitto, case_server: RunningServer
+) -> None:
+    """What the officer decides on stays as it was handed over, the plates as much as the parties."""
+    async with raw_device(broker.port, "car-0703") as (own, acks):
+        report = in_car_report("car-0703", WUHUA)
+        await publish_report(own, "car-0703", encode(report))
+        case_no = (await asyncio.wait_for(acks.get(), 10)).case_no
+        assert case_no is not None
+        await own.publish(device_topic("car-0703", Channel.PLATES), encode(reading(report.report_id)), qos=1)
+    wuhua = await logged_in(case_server, "wuhua")
+    try:
+        case = await case_of(case_server, case_no)
+        [read] = (await readings(wuhua, case.id, "report"))[0]["plates"]
+        reviewed = f"/api/cases/{case.id}/plates/reads/{read['id']}"
+        assert (await wuhua.http.put(reviewed, json={"text": "云A5H821"})).status_code == 200
+        base = f"/api/cases/{case.id}"
+        for party in (driver(DRIVER_A), driver(DRIVER_B)):
+            assert (await wuhua.http.post(f"{base}/parties", json=party)).status_code == 201
+        assert (await wuhua.http.put(f"{base}/facts", json=FACTS)).status_code == 200
+        await wuhua.http.post(f"{base}/checks")
+        assert (await wuhua.http.post(f"{base}/hand-over")).status_code == 200
+
+        refused = await wuhua.http.put(reviewed, json={"text": "云A5H822"})
+        assert refused.status_code == 409 and detail(refused).startswith("案件已不在接警阶段"), refused.text
+        [after] = (await readings(wuhua, case.id, "report"))[0]["plates"]
+        assert after["confirmed_text"] == "云A5H821"
+    finally:
+        await wuhua.close()

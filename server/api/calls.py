@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, status
 from fastapi.responses import FileResponse
 
 from protocol.ids import REPORT_ID_PATTERN
-from server.api.deps import ActorDep, CaseDep, OperatorDep, StateDep
+from server.api.deps import ActorDep, CaseDep, OperatorDep, RowId, StateDep
 from server.api.state import ServerState
 from server.calls.manager import CallManager
 from server.calls.store import CallStore
@@ -56,7 +56,7 @@ async def evidence(case: CaseDep, state: StateDep) -> list[dict[str, Any]]:
 
 
 @router.get("/evidence/{evidence_id}")
-async def evidence_file(evidence_id: int, operator: OperatorDep, state: StateDep) -> FileResponse:
+async def evidence_file(evidence_id: RowId, operator: OperatorDep, state: StateDep) -> FileResponse:
     """The file itself, with the SHA-256 recorded when it was stored in ``X-Evidence-SHA256``."""
     store = CallStore(state.cases.sessions, state.cfg.evidence_dir)
     item = await store.evidence(evidence_id)

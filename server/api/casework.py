@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from protocol.messages import Command
-from server.api.deps import ActorDep, CaseDep, DispatcherDep, StateDep
+from server.api.deps import ActorDep, CaseDep, DispatcherDep, RowId, StateDep
 from server.api.state import ServerState
 from server.api.unit_commands import release_unit
 from server.casework.escalation import EscalationIn
@@ -50,7 +50,7 @@ async def add_party(
 
 @router.put("/parties/{party_id}")
 async def update_party(
-    party_id: int, body: PartyIn, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
+    party_id: RowId, body: PartyIn, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:
     return party_json(await state.work.update_party(case.id, party_id, body, actor))
 

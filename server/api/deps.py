@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, WebSocket
+from fastapi import Depends, Path, Request, WebSocket
 from fastapi.requests import HTTPConnection
 
 from server.api.state import ServerState
@@ -87,12 +87,18 @@ def actor(operator: Operator, connection: HTTPConnection) -> Actor:
     return Actor(operator.id, operator.username, connection.client.host if connection.client else "unknown")
 
 
+# A row id as a path names it: no more than the database's 64-bit keys hold, so that
+# /api/cases/99999999999999999999 is refused in words (server/api/validation.py) rather than
+# overflowing in the database driver (a 500).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
 async def acting(operator: Annotated[Operator, Depends(current_operator)], request: Request) -> Actor:
     return actor(operator, request)
 
 
 async def visible_case(
-    case_id: int,
+    case_id: RowId,
     operator: Annotated[Operator, Depends(current_operator)],
     state: Annotated[ServerState, Depends(get_state)],
 ) -> Case:

@@ -14,7 +14,16 @@ from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from server.api.casework import changed
-from server.api.deps import SESSION_COOKIE, ActorDep, CaseDep, OfficerDep, OperatorDep, StateDep, operator_from_token
+from server.api.deps import (
+    SESSION_COOKIE,
+    ActorDep,
+    CaseDep,
+    OfficerDep,
+    OperatorDep,
+    RowId,
+    StateDep,
+    operator_from_token,
+)
 from server.api.portal import PARTY_COOKIE
 from server.cases import now_utc
 from server.casework.determination import DeterminationIn, Officer
@@ -94,7 +103,7 @@ async def versions(case: CaseDep, state: StateDep) -> list[dict[str, Any]]:
 
 
 @router.get("/api/determinations/{determination_id}/pdf")
-async def pdf(determination_id: int, operator: OperatorDep, state: StateDep) -> FileResponse:
+async def pdf(determination_id: RowId, operator: OperatorDep, state: StateDep) -> FileResponse:
     found = await state.determinations.get(determination_id)
     if found is None or not operator.sees(found[1].unit_adcode):
         raise NotFound("认定书不存在，请刷新页面 (no such determination)")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from server.api.deps import AdminDep, StateDep
+from server.api.deps import AdminDep, RowId, StateDep
 from server.cases import now_utc
 from server.db.insurers import Insurer, InsurerStatus, WebhookStatus
 from server.db.models import Determination
@@ -40,7 +40,7 @@ async def _check(state: StateDep, path: str, code: str, exp: int, sig: str) -> N
 
 
 @links.get("/{code}/determinations/{determination_id}.pdf")
-async def linked_document(code: str, determination_id: int, exp: Exp, sig: Sig, state: StateDep) -> FileResponse:
+async def linked_document(code: str, determination_id: RowId, exp: Exp, sig: Sig, state: StateDep) -> FileResponse:
     """The determination's PDF as issued, from an event's ``pdf_url``."""
     await _check(state, document_path(code, determination_id), code, exp, sig)
     async with state.cases.sessions() as session:
@@ -52,7 +52,7 @@ async def linked_document(code: str, determination_id: int, exp: Exp, sig: Sig, 
 
 
 @links.get("/{code}/evidence/{evidence_id}")
-async def linked_evidence(code: str, evidence_id: int, exp: Exp, sig: Sig, state: StateDep) -> FileResponse:
+async def linked_evidence(code: str, evidence_id: RowId, exp: Exp, sig: Sig, state: StateDep) -> FileResponse:
     """An evidence file from an event's ``evidence[].url``: its masked copy (other people's faces and
     non-party plates blurred, ``server/evidence/copies.py``)."""
     await _check(state, evidence_path(code, evidence_id), code, exp, sig)
@@ -78,7 +78,7 @@ async def deliveries(
 
 
 @admin.post("/deliveries/{delivery_id}/resend")
-async def resend(delivery_id: int, operator: AdminDep, state: StateDep) -> dict[str, bool]:
+async def resend(delivery_id: RowId, operator: AdminDep, state: StateDep) -> dict[str, bool]:
     if not await state.webhooks.resend(delivery_id):
         raise NotFound("没有待发或已放弃的这条推送，请刷新 (no such event waiting or dead)")
     return {"queued": True}

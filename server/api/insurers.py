@@ -19,7 +19,7 @@ from sqlalchemy import select
 from starlette.status import HTTP_429_TOO_MANY_REQUESTS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.deps import StateDep
+from server.api.deps import RowId, StateDep
 from server.db.models import Case, Determination, Evidence
 from server.errors import Invalid, NotFound
 from server.insurers.api_access import Caller
@@ -88,7 +88,7 @@ async def determination_pdf(case_no: str, version: int, caller: InsurerDep, stat
 
 
 @router.get("/evidence/{evidence_id}")
-async def evidence(evidence_id: int, caller: InsurerDep, state: StateDep) -> FileResponse:
+async def evidence(evidence_id: RowId, caller: InsurerDep, state: StateDep) -> FileResponse:
     """A masked copy (other people's faces and non-party plates blurred) of an evidence file of a
     case this insurer may see."""
     async with state.cases.sessions() as session:
@@ -108,7 +108,7 @@ async def claims(caller: InsurerDep, state: StateDep, status: ClaimStatus | None
 
 
 @router.post("/claims/{claim_id}/status")
-async def claim_status(claim_id: int, body: StatusUpdate, caller: InsurerDep, state: StateDep) -> dict[str, Any]:
+async def claim_status(claim_id: RowId, body: StatusUpdate, caller: InsurerDep, state: StateDep) -> dict[str, Any]:
     """The claim's next status; one the claim's lifecycle does not allow from where it is is 409.
     The party sees it on their progress and gets an SMS."""
     new = ClaimStatus(body.status)

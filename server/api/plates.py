@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ActorDep, CaseDep, DispatcherDep, StateDep
+from server.api.deps import ActorDep, CaseDep, DispatcherDep, RowId, StateDep
 from server.errors import Conflict
 
 router = APIRouter(prefix="/api/cases/{case_id}/plates", tags=["plates"])
@@ -47,7 +47,7 @@ async def read(operator: DispatcherDep, case: CaseDep, state: StateDep) -> dict[
 
 @router.put("/reads/{read_id}")
 async def review(
-    read_id: int, body: ReviewBody, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
+    read_id: RowId, body: ReviewBody, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:
     """Confirm the read (its own text) or correct it; the read, its crop and the answer all stay."""
     return await state.plates.review(case, read_id, body.text, actor)

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from server.api.calls import MEDIA_TYPES
-from server.api.deps import OperatorDep, StateDep
+from server.api.deps import OperatorDep, RowId, StateDep
 from server.calls.playable import PlayableCache, needs_webm
 from server.calls.store import CallStore
 from server.errors import Invalid, NotFound
@@ -24,7 +24,7 @@ _caches: dict[Path, PlayableCache] = {}
 
 
 @router.get("/evidence/{evidence_id}/play")
-async def playable(evidence_id: int, operator: OperatorDep, state: StateDep) -> FileResponse:
+async def playable(evidence_id: RowId, operator: OperatorDep, state: StateDep) -> FileResponse:
     store = CallStore(state.cases.sessions, state.cfg.evidence_dir)
     item = await store.evidence(evidence_id)
     case = await state.cases.get(item.case_id) if item is not None else None

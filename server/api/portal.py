@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketD
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from server.api.deps import StateDep, get_ws_state
+from server.api.deps import RowId, StateDep, get_ws_state
+from server.api.origin import refuse_foreign_origin
 from server.casework.document import qr_data_url
 from server.errors import DomainError, Invalid
 from server.portal.access import Visitor
@@ -61,7 +62,7 @@ async def home() -> FileResponse:
 
 
 @router.get("/p/print/{determination_id}", include_in_schema=False)
-async def print_page(determination_id: int) -> FileResponse:
+async def print_page(determination_id: RowId) -> FileResponse:
     return _page("print.html")
 
 
@@ -116,7 +117,7 @@ async def case(visitor: VisitorDep, state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/api/portal/determinations/{determination_id}/pdf")
-async def pdf(determination_id: int, visitor: VisitorDep, state: StateDep) -> FileResponse:
+async def pdf(determination_id: RowId, visitor: VisitorDep, state: StateDep) -> FileResponse:
     row, case, _latest = await state.portal_views.visible_determination(visitor, determination_id)
     await state.reviews.viewed(visitor, row.id)  # the party's first look is delivery to them
     return FileResponse(
@@ -127,7 +128,7 @@ async def pdf(determination_id: int, visitor: VisitorDep, state: StateDep) -> Fi
 
 
 @router.get("/api/portal/determinations/{determination_id}")
-async def sheet(determination_id: int, visitor: VisitorDep, state: StateDep) -> dict[str, Any]:
+async def sheet(determination_id: RowId, visitor: VisitorDep, state: StateDep) -> dict[str, Any]:
     """What the print view lays out: the document's own lines and its verification QR code."""
     row, case, latest = await state.portal_views.visible_determination(visitor, determination_id)
     await state.reviews.viewed(visitor, row.id)  # opening it to print is the party's look at it too
@@ -147,6 +148,8 @@ async def live(websocket: WebSocket) -> None:
     """A nudge whenever the party's case moves; the page then asks for its view again, so nothing
     of the staff's own feed ever reaches a phone."""
     state = get_ws_state(websocket)
+    if await refuse_foreign_origin(websocket, state.cfg):
+        return
     try:
         visitor = await state.portal.visitor(websocket.cookies.get(PARTY_COOKIE))
         view = await state.portal_views.case_view(visitor)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import OfficerDep, Operator, OperatorDep, ReviewerDep, StateDep, actor
+from server.api.deps import OfficerDep, Operator, OperatorDep, ReviewerDep, RowId, StateDep, actor
 from server.errors import Forbidden
 from server.portal.review_desk import Staff
 from server.users import Role
@@ -46,25 +46,25 @@ async def reviews(operator: OperatorDep, request: Request, state: StateDep) -> l
 
 
 @router.get("/{review_id}")
-async def review(review_id: int, operator: OperatorDep, request: Request, state: StateDep) -> dict[str, Any]:
+async def review(review_id: RowId, operator: OperatorDep, request: Request, state: StateDep) -> dict[str, Any]:
     """One review with what the applicants wrote, their evidence and links to the case file."""
     return await state.review_desk.detail(review_id, staff(operator, request))
 
 
 @router.post("/{review_id}/forward")
-async def forward(review_id: int, operator: OfficerDep, request: Request, state: StateDep) -> dict[str, Any]:
+async def forward(review_id: RowId, operator: OfficerDep, request: Request, state: StateDep) -> dict[str, Any]:
     return await state.review_desk.forward(review_id, staff(operator, request))
 
 
 @router.post("/{review_id}/decision")
 async def decide(
-    review_id: int, body: Decision, operator: ReviewerDep, request: Request, state: StateDep
+    review_id: RowId, body: Decision, operator: ReviewerDep, request: Request, state: StateDep
 ) -> dict[str, Any]:
     return await state.review_desk.decide(review_id, staff(operator, request), body.accept, body.reason)
 
 
 @router.post("/{review_id}/conclusion")
 async def conclude(
-    review_id: int, body: Conclusion, operator: ReviewerDep, request: Request, state: StateDep
+    review_id: RowId, body: Conclusion, operator: ReviewerDep, request: Request, state: StateDep
 ) -> dict[str, Any]:
     return await state.review_desk.conclude(review_id, staff(operator, request), body.outcome == "upheld", body.text)

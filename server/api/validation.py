@@ -180,6 +180,10 @@ def problems(error: dict[str, Any], path: str) -> list[Problem]:
     names = [str(part) for part in error["loc"][1:]]  # the first is body, query, path or header
     field = ".".join(names) or None
     kind, ctx = error["type"], error.get("ctx") or {}
+    if error["loc"][0] == "path":
+        # A number in the address (a case's, a file's) came from a page's link: one that is not a
+        # record's (too large, not a number) names nothing there is.
+        return [Problem(field, "bad_path", "地址中的编号有误，请回到列表重新打开 (no such record in the address)")]
     if kind not in BUILT_IN:  # our own words, from a PydanticCustomError
         named = ctx.get("fields") or [field]
         return [Problem(name, kind, error["msg"]) for name in named]

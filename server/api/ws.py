@@ -13,6 +13,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from server.api import call_messages
 from server.api.auth import operator_json
 from server.api.deps import SESSION_COOKIE, Operator, actor, get_ws_state, operator_from_token
+from server.api.origin import refuse_foreign_origin
 from server.api.state import ServerState
 from server.live_feed import Subscriber
 
@@ -23,6 +24,8 @@ router = APIRouter(tags=["live"])
 @router.websocket("/api/ws")
 async def live(websocket: WebSocket) -> None:
     state = get_ws_state(websocket)
+    if await refuse_foreign_origin(websocket, state.cfg):
+        return
     operator = await operator_from_token(state, websocket.cookies.get(SESSION_COOKIE))
     if operator is None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="login required")

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import utc_iso
-from server.cases import case_summary, now_utc
+from server.cases import case_for_work, case_summary, now_utc
 from server.casework.checks import KINDS, CheckResult, PartyFacts, check_insurance, check_licence, check_vehicle
 from server.casework.eligibility import ELIGIBLE, decide
 from server.casework.escalation import EscalationIn
@@ -95,7 +95,7 @@ class CaseWork:
 
     async def add_party(self, case_id: int, body: PartyIn, actor: Actor) -> Party:
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             count = await session.scalar(select(func.count()).where(Party.case_id == case_id)) or 0
             if count >= MAX_PARTIES:
                 raise Invalid(f"一起案件最多{MAX_PARTIES}名当事人 (a case has at most {MAX_PARTIES} parties)")
@@ -113,7 +113,7 @@ class CaseWork:
 
     async def update_party(self, case_id: int, party_id: int, body: PartyIn, actor: Actor) -> Party:
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             party = await session.get(Party, party_id)
             if party is None or party.case_id != case_id:
                 raise NotFound("当事人不存在，请刷新页面 (no such party)")
@@ -128,7 +128,7 @@ class CaseWork:
 
     async def set_facts(self, case_id: int, body: FactsIn, actor: Actor) -> Case:
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             case.facts = body.model_dump(mode="json")
             await self._recompute(session, case)
             await append(session, case_id, actor, "facts.set", _verdict_detail(case, facts=case.facts), now_utc())
@@ -137,7 +137,7 @@ class CaseWork:
     async def run_checks(self, case_id: int, actor: Actor) -> list[PartyCheck]:
         """Ask the registry about every party now; the results are kept as the registry answered."""
         async with self._sessions() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             parties = await self._parties(session, case_id)
         if not parties:
             raise Invalid("请先录入当事人 (enter the parties first)")
@@ -158,7 +158,7 @@ class CaseWork:
             for r in party_results
         ]
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             session.add_all(rows)
             await session.flush()
             await self._recompute(session, case)
@@ -170,7 +170,7 @@ class CaseWork:
     async def escalate(self, case_id: int, reason: EscalationIn, actor: Actor) -> Case:
         """To ordinary on-scene handling; nothing collected so far is touched."""
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             case.status = CASE.after(case.status, CaseAction.ESCALATE)
             case.escalated_at = now_utc()
             case.escalation_reason = reason.text()
@@ -181,7 +181,7 @@ class CaseWork:
     async def add_statement(self, case_id: int, body: StatementIn, actor: Actor) -> Statement:
         """Kept only where the call recording covers the whole span: the summary points at evidence."""
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             party = await session.get(Party, body.party_id)
             if party is None or party.case_id != case_id:
                 raise NotFound("当事人不存在，请刷新页面 (no such party)")
@@ -248,7 +248,7 @@ class CaseWork:
 
     async def hand_over(self, case_id: int, actor: Actor) -> Case:
         async with self._sessions.begin() as session:
-            case = await self._open_case(session, case_id)
+            case = await case_for_work(session, case_id)
             await self._recompute(session, case)
             if case.eligibility != ELIGIBLE:
                 raise Conflict(f"案件尚不符合移交民警的条件 (not ready for the officers: {case.eligibility_reason})")
@@ -308,17 +308,6 @@ class CaseWork:
         party.policy_no = body.policy_no
         party.updated_at = now_utc()
         party.updated_by = operator_id(actor)
-
-    @staticmethod
-    async def _open_case(session: AsyncSession, case_id: int) -> Case:
-        case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
-        if case is None:
-            raise NoSuchCase()
-        if not CASE.allows(case.status, CaseAction.WORK):
-            raise Conflict(
-                f"案件已不在接警阶段，不能再修改 (the case is {case.status.replace('_', ' ')}; its evidence is closed)"
-            )
-        return case
 
     @staticmethod
     async def _parties(session: AsyncSession, case_id: int) -> list[Party]:
