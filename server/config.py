@@ -277,6 +277,21 @@ class UpdatesSection(ConfigSection):
     )
 
 
+class RetentionSection(ConfigSection):
+    """How long a closed case's recordings, stills, clips and photos are kept (server/retention.py,
+    docs/operations.md): three years by default, the limitation period of a claim for compensation
+    (《民法典》第一百八十八条); never under the six months the rules on law-enforcement recordings ask."""
+
+    media_days: int = Field(
+        default=1095,
+        ge=180,
+        le=36_500,
+        description="days after a case closes (delivered or escalated; a review or insurance claim still open "
+        "holds it) that its media are kept, then deleted; determinations and the case's log are kept",
+    )
+    check_every_s: float = Field(default=3600, gt=0, le=24 * 3600, description="how often a worker looks")
+
+
 class ServerConfig(ConfigSection):
     server: ServerSection
     broker: BrokerSection
@@ -293,6 +308,7 @@ class ServerConfig(ConfigSection):
     phone: PhoneSection = PhoneSection()
     insurer_api: InsurerApiSection = InsurerApiSection()
     insurers: InsurersSection = InsurersSection()
+    retention: RetentionSection = RetentionSection()
     updates: UpdatesSection = UpdatesSection()
 
     @model_validator(mode="after")

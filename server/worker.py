@@ -52,6 +52,7 @@ from server.portal.access import PortalAccess
 from server.portal.review_desk import ReviewDesk
 from server.portal.reviews import Reviews
 from server.portal.views import PortalViews
+from server.retention import RetentionJob
 from server.users import UserStore
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,10 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             tasks.append(asyncio.create_task(servers[-1].serve(), name="http"))
         clearing = ClearingWatch(state.cases.sessions, cfg.clearing, state.outbound.case_changed)
         tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
+        retention = RetentionJob(
+            state.cases.sessions, cfg.retention, cfg.evidence_dir, cfg.server.data_dir / "playable"
+        )
+        tasks.append(asyncio.create_task(retention.run(), name="retention"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
         tasks.append(asyncio.create_task(state.webhooks.run(), name="webhooks"))
         warm_font = asyncio.create_task(_warm_font(state), name="font")

@@ -60,6 +60,11 @@ def encode_webm(source: Path, target: Path) -> int:
     return target.stat().st_size
 
 
+def copy_name(evidence: Evidence) -> str:
+    """The WebM copy's file name: a new file under the same id (it cannot happen, but if) is a new copy."""
+    return f"{evidence.id}-{evidence.sha256[:16]}.webm"
+
+
 class PlayableCache:
     """The WebM copies, made on the first request and kept; one encoding per file at a time, so
     that two viewers opening the same clip wait for the same work, and a viewer who goes away does
@@ -70,7 +75,7 @@ class PlayableCache:
         self._building: dict[str, asyncio.Task[Path]] = {}
 
     async def webm(self, evidence: Evidence, source: Path) -> Path:
-        target = self._folder / f"{evidence.id}-{evidence.sha256[:16]}.webm"
+        target = self._folder / copy_name(evidence)
         if await asyncio.to_thread(target.exists):
             return target
         task = self._building.get(target.name)
