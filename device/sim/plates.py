@@ -54,8 +54,10 @@ FONT_FILE = "NotoSansCJK-Bold.ttc"
 # Simplified-Chinese face in the collection: the province characters must have mainland forms.
 FONT_FACE = "Noto Sans CJK SC"
 
-# Issuing-authority letters of Yunnan's prefectures; A is Kunming.
-YUNNAN_AUTHORITIES = "ABCDEFGHJKLMNPQRS"
+# Issuing-authority letters of Yunnan's 16 prefectures: A 昆明, C 昭通, D 曲靖, E 楚雄, F 玉溪, G 红河,
+# H 文山, J 普洱, K 西双版纳, L 大理, M 保山, N 德宏, P 丽江, Q 怒江, R 迪庆, S 临沧. B (东川) is no
+# longer issued: 东川 became a district of 昆明 in 1998, and its plates 云A.
+YUNNAN_AUTHORITIES = "ACDEFGHJKLMNPQRS"
 
 # Background and ink; the police 警, the embassy's 使 and the consulate's 领 are red.
 Rgb = tuple[int, int, int]
