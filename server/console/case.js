@@ -287,8 +287,9 @@ document.getElementById("party-form").addEventListener("submit", async (event) =
   document.getElementById("p-id").value = "";
   autoRead = false;
   partyTyped = false;
-  render(await request(`/api/cases/${caseId}/work`));
-  await loadPlates();
+  const [work, plates] = await Promise.all([request(`/api/cases/${caseId}/work`), request(`/api/cases/${caseId}/plates`)]);
+  render(work);
+  renderPlates(plates.readings);
 });
 
 document.getElementById("run-checks").addEventListener("click", async () => {
@@ -376,9 +377,9 @@ const ready = (async () => {
 // The reads sent after the report follow it by a second or two, and other consoles act on the
 // case (the clearing watch, a second dispatcher, an officer): they arrive without a reload.
 const refresh = (live) => inTurn(async () => {
-  const [work] = await Promise.all([request(`/api/cases/${caseId}/work`), ready]);
+  const [work, plates] = await Promise.all([request(`/api/cases/${caseId}/work`), request(`/api/cases/${caseId}/plates`), ready]);
   render(work, live);
-  await loadPlates();
+  renderPlates(plates.readings);
 });
 watchCase(caseId, () => refresh(true).catch((error) => showError(String(error.message || error))));
 refresh(false).catch((error) => showError(String(error.message || error)));

@@ -77,7 +77,12 @@ async function loadEvidence() {
 }
 
 async function loadVersions() {
-  const versions = await request(`/api/cases/${caseId}/determinations`);
+  showVersions(await request(`/api/cases/${caseId}/determinations`));
+}
+
+let shownVersions = [];
+function showVersions(versions) {
+  shownVersions = versions;
   const body = document.getElementById("versions");
   body.replaceChildren();
   for (const v of versions) {
@@ -166,11 +171,12 @@ document.getElementById("determination-form").addEventListener("submit", async (
     legal_basis: document.getElementById("legal-basis").value.trim(),
     correction_reason: document.getElementById("correction-reason").value.trim() || null,
   };
-  await request(`/api/cases/${caseId}/determinations`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const issued = await request(`/api/cases/${caseId}/determinations`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   document.getElementById("correction-reason").value = "";
-  work = await request(`/api/cases/${caseId}/work`);
-  renderWork();
-  await Promise.all([loadVersions(), loadEvents(), loadMilestones(), loadDeliveries()]);
+  // The answer is the new version: it shows at once, the rest of the page follows.
+  showVersions([...shownVersions.map((v) => ({ ...v, current: false })), issued]);
+  const refreshWork = async () => { work = await request(`/api/cases/${caseId}/work`); renderWork(); };
+  await Promise.all([refreshWork(), loadVersions(), loadEvents(), loadMilestones(), loadDeliveries()]);
 });
 
 (async () => {
