@@ -20,8 +20,13 @@ def decode(model: type[M], payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -
         raise ProtocolError("too_large", f"{len(payload)} bytes, limit {max_bytes}", payload)
     try:
         data: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("not_json", str(exc), payload) from None
+    except ValueError as exc:
+        # Not only bad JSON (JSONDecodeError, UnicodeDecodeError): an integer of more than 4,300
+        # digits is a plain ValueError, and it would have escaped the intake's handler.
+        raise ProtocolError("not_json", str(exc)[:200], payload) from None
+    except RecursionError:
+        # A few kilobytes of "[[[[..." are within the size limit and exhaust the parser's stack.
+        raise ProtocolError("not_json", "nested too deeply", payload) from None
     if not isinstance(data, dict):
         raise ProtocolError("schema", "payload is not a JSON object", payload)
     if issubclass(model, Versioned) and data.get("version") != VERSION:
