@@ -3,7 +3,8 @@
 The real photographs are few and nearly all blue Anhui plates, so the reader learns the other 30
 provinces, the green, yellow, white and black plates and the special characters from plates drawn
 by ``device.sim.plates`` (the artwork the simulated camera shows too), warped in perspective and
-spoiled the ways a roadside photo is: blur, noise, glare, dirt, low resolution, JPEG. Detector
+spoiled the ways a roadside photo is: blur (still or moving), the camera's noise, glare, dirt,
+night, over-exposure, low resolution, JPEG. Detector
 frames are the simulated camera's crash scenes (``device.sim.scene``) with more such plates pasted
 in. A crop is cut out of its canvas with ``device.ocr.geometry.straighten`` from slightly wrong
 corners, as the device cuts what its detector found.
@@ -119,13 +120,40 @@ def _dirt(rng: random.Random, img: Image.Image) -> Image.Image:
     return Image.composite(mud, img, mask)
 
 
+def _motion_blur(rng: random.Random, img: Image.Image) -> Image.Image:
+    """The smear of a car or a hand moving during the exposure: the image averaged along a line."""
+    length = rng.randrange(3, 9)
+    angle = rng.gauss(0, 0.3)  # mostly along the road
+    dx, dy = math.cos(angle), math.sin(angle)
+    pixels = np.asarray(img, np.float32)
+    out = np.zeros_like(pixels)
+    for i in range(length):
+        t = i - (length - 1) / 2
+        out += np.roll(pixels, (round(t * dy), round(t * dx)), axis=(0, 1))
+    return Image.fromarray((out / length).astype(np.uint8))
+
+
+def _night(rng: random.Random, img: Image.Image) -> Image.Image:
+    """Night under street lights: dark, an orange or bluish cast, and the sensor's gain noise."""
+    pixels = np.asarray(img, np.float32) * rng.uniform(0.12, 0.35)
+    cast = (1.0, 0.85, 0.6) if rng.random() < 0.6 else (0.8, 0.9, 1.1)
+    pixels *= np.array(cast, np.float32)
+    pixels += np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(4, 12), pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
 def degrade(rng: random.Random, img: Image.Image) -> Image.Image:
-    """Blur, glare, dirt, colour cast, noise and JPEG, each with its own chance."""
+    """Blur (still or moving), glare, dirt, colour cast, night, over-exposure, the camera's
+    noise and JPEG, each with its own chance."""
     if rng.random() < 0.25:
         img = _glare(rng, img)
     if rng.random() < 0.25:
         img = _dirt(rng, img)
-    if rng.random() < 0.6:
+    if rng.random() < 0.08:
+        img = _night(rng, img)
+    elif rng.random() < 0.06:  # the sun on the film, or an exposure set for a dark scene
+        img = ImageEnhance.Brightness(img).enhance(rng.uniform(1.5, 2.2))
+    elif rng.random() < 0.6:
         img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.35, 1.4))
         img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.5, 1.3))
         img = ImageEnhance.Color(img).enhance(rng.uniform(0.5, 1.3))
@@ -134,9 +162,16 @@ def degrade(rng: random.Random, img: Image.Image) -> Image.Image:
     elif rng.random() < 0.3:
         k = rng.choice((3, 5))
         img = img.filter(ImageFilter.BoxBlur(k / 3))
+    elif rng.random() < 0.25:
+        img = _motion_blur(rng, img)
     if rng.random() < 0.6:
-        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(2, 14), (img.height, img.width, 3))
-        img = Image.fromarray(np.clip(np.asarray(img, np.float64) + noise, 0, 255).astype(np.uint8))
+        # The sensor's own noise: part of it grows with the light (shot noise, as its square
+        # root), part does not (read noise), so dark plates are noisier for their contrast.
+        pixels = np.asarray(img, np.float64)
+        sigma = rng.uniform(2, 14)
+        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 1, pixels.shape)
+        shot = np.sqrt(np.clip(pixels, 1, 255) / 255)
+        img = Image.fromarray(np.clip(pixels + noise * sigma * (0.5 + 0.5 * shot), 0, 255).astype(np.uint8))
     if rng.random() < 0.6:
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=rng.randrange(25, 90))

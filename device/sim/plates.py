@@ -123,8 +123,8 @@ def random_plate(rng: random.Random, kind: PlateKind) -> str:
         prefix = "云A"
     elif roll < 0.9:
         prefix = "云" + rng.choice(YUNNAN_AUTHORITIES[1:])
-    else:
-        prefix = rng.choice(PROVINCES) + rng.choice(LETTERS)
+    else:  # from elsewhere: Yunnan's plates carry only its own prefixes
+        prefix = rng.choice(PROVINCES.replace("云", "")) + rng.choice(LETTERS)
     if kind is PlateKind.GREEN:
         return prefix + rng.choice("DF") + rng.choice(LETTERS + DIGITS) + "".join(rng.choices(DIGITS, k=4))
     if kind is PlateKind.BLUE:
