@@ -168,30 +168,32 @@ class FixAccumulator:
         """Satellites the receiver last said it sees, all constellations; None before any GSV."""
         return sum(self._in_view.values()) if self._in_view else None
 
-    def add(self, sentence: Sentence, *, checked: bool = True) -> Fix | None:
-        """Take one sentence; ``checked`` is False for one that came without a checksum."""
+    def add(self, sentence: Sentence, *, checked: bool = True) -> list[Fix]:
+        """Take one sentence; ``checked`` is False for one that came without a checksum. Gives the
+        fixes it completes: none, one, or two when it closes one epoch and completes the next."""
         if isinstance(sentence, Gsv):
             if sentence.msg_num == 1:
                 self._in_view[sentence.talker] = sentence.in_view
-            return None
+            return []
         if isinstance(sentence, Zda | Rmc) and sentence.date is not None and sentence.time is not None:
             self._anchor = dt.datetime.combine(sentence.date, sentence.time, dt.UTC)
             self._anchor_from_clock = False
         if isinstance(sentence, Zda):
-            return None
-        closed = None
+            return []
+        fixes: list[Fix] = []
         epoch = self._epoch
         if isinstance(sentence, Gga | Rmc | Gll | Gns):
             millis = _millis(sentence.time)
             if millis is not None and (epoch is None or millis != epoch.millis):
-                closed = self.flush()
+                if (closed := self.flush()) is not None:
+                    fixes.append(closed)
                 epoch = self._epoch = _Epoch(millis)
         if epoch is None:
-            return closed
+            return fixes
         kind = type(sentence)
         epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
         if epoch.done:
-            return closed
+            return fixes
         epoch.unchecked |= not checked
         if isinstance(sentence, Gsa):
             epoch.gsa_mode = max(epoch.gsa_mode, sentence.mode)
@@ -211,8 +213,9 @@ class FixAccumulator:
                 epoch.rmc = sentence
         if epoch.located is not None and all(epoch.counts.get(k, 0) >= n for k, n in self._template.items()):
             epoch.done = True
-            return self._build(epoch)
-        return closed
+            if (made := self._build(epoch)) is not None:
+                fixes.append(made)
+        return fixes
 
     def flush(self) -> Fix | None:
         """Close the open epoch: the fix it makes if it was not emitted yet and is a real one."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pynmea2
-from pynmea2.nmea_utils import dm_to_sd
 
 from protocol.messages import FixQuality
 
@@ -37,11 +36,9 @@ _MODE_QUALITIES = {
 
 _FIX_TYPES: dict[str, Literal[1, 2, 3]] = {"1": 1, "2": 2, "3": 3}  # GSA: no fix, 2-D, 3-D
 _SENTENCE_CLASSES: dict[str, type[Any]] = pynmea2.TalkerSentence.sentence_types
-_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
-_TIME = re.compile(r"(\d\d)(\d\d)(\d\d)(?:\.(\d{1,6}))?")
+_DEGREES_MINUTES = re.compile(r"(\d+)(\d\d\.\d+)")
 _DATE = re.compile(r"(\d\d)(\d\d)(\d\d)")
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 
 ErrorReason = Literal["bad_checksum", "no_checksum", "malformed"]
 
@@ -60,7 +57,7 @@ class NmeaError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gga:
     talker: str
     time: dt.time | None
@@ -76,7 +73,7 @@ class Gga:
         return self.quality is not FixQuality.INVALID
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rmc:
     talker: str
     time: dt.time | None
@@ -89,7 +86,7 @@ class Rmc:
     quality: FixQuality | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gll:
     talker: str
     time: dt.time | None
@@ -99,7 +96,7 @@ class Gll:
     quality: FixQuality | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gns:
     """GNS: GGA's position with one mode letter per constellation instead of a quality number."""
 
@@ -114,14 +111,14 @@ class Gns:
     alt: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Zda:
     talker: str
     time: dt.time | None
     date: dt.date | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gsa:
     talker: str
     mode: Literal[1, 2, 3]
@@ -129,7 +126,7 @@ class Gsa:
     hdop: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Vtg:
     talker: str
     valid: bool
@@ -137,7 +134,7 @@ class Vtg:
     speed: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gsv:
     talker: str
     msg_num: int
@@ -175,7 +172,7 @@ def parse_sentence(line: str, *, allow_unchecked: bool = False) -> Sentence | No
     Raises NmeaError for a wrong checksum, for a missing one unless ``allow_unchecked``, and for
     fields that do not parse. Hex digits may be lower case, as some receivers send them.
     """
-    if not line.startswith("$") or _NOT_PRINTABLE.search(line) is not None:
+    if not line.startswith("$") or not line.isascii() or not line.isprintable():
         raise NmeaError("malformed", line, "not a $... sentence")
     star = line.find("*")
     if star < 0:
@@ -201,22 +198,29 @@ def parse_sentence(line: str, *, allow_unchecked: bool = False) -> Sentence | No
     parser = _PARSERS.get(kind)
     if parser is None:
         return None
+    values = fields[1:]
+    cls = _SENTENCE_CLASSES[kind]
+    if (missing := len(cls.fields) + 1 - len(values)) > 0:  # + 1: GNS's status, past pynmea2's fields
+        values += [""] * missing
     try:
-        return parser(_SENTENCE_CLASSES[kind](address[:2], kind, fields[1:]))
+        return parser(cls(address[:2], kind, values))
     except ValueError as exc:
         raise NmeaError("malformed", line, f"{address}: {exc}") from None
 
 
 def _field(msg: Any, name: str) -> str:
-    """A field as text by pynmea2's name for it; a field the sentence stops short of is empty."""
-    index: int = msg.name_to_idx[name]
-    return str(msg.data[index]).strip() if index < len(msg.data) else ""
+    """A field as text by pynmea2's name for it (``parse_sentence`` pads the fields a sentence
+    stops short of with empty ones)."""
+    text: str = msg.data[msg.name_to_idx[name]]
+    return text
 
 
 def _number(text: str, what: str) -> float | None:
+    """A plain decimal number; float() alone would also take "nan", "1e9" or "1_0"."""
     if not text:
         return None
-    if _NUMBER.fullmatch(text) is None:
+    digits = text[1:] if text[0] == "-" else text
+    if not digits.replace(".", "", 1).isdigit():
         raise ValueError(f"bad {what}")
     return float(text)
 
@@ -239,14 +243,13 @@ def _time_of_day(text: str) -> dt.time | None:
     """``hhmmss[.sss]`` to the millisecond (pynmea2's float arithmetic can lose one)."""
     if not text:
         return None
-    match = _TIME.fullmatch(text)
-    if match is None:
+    digits, dot, fraction = text.partition(".")
+    if len(digits) != 6 or not digits.isdigit() or len(fraction) > 6 or (dot and not fraction.isdigit()):
         raise ValueError("bad time")
-    hour, minute, second = int(match[1]), int(match[2]), int(match[3])
+    hour, minute, second = int(digits[:2]), int(digits[2:4]), int(digits[4:])
     if hour > 23 or minute > 59 or second > 59:
         raise ValueError("time out of range")
-    millis = int((match[4] or "").ljust(3, "0")[:3])
-    return dt.time(hour, minute, second, millis * 1000)
+    return dt.time(hour, minute, second, int(fraction[:3].ljust(3, "0")) * 1000)
 
 
 def _date(text: str) -> dt.date | None:
@@ -265,8 +268,11 @@ def _coordinate(value: str, hemisphere: str, signs: str, limit: float) -> float 
         return None
     if len(hemisphere) != 1 or hemisphere not in signs:
         raise ValueError("bad hemisphere")
-    degrees: float = dm_to_sd(value)  # checks the ddmm.mmm shape, raises ValueError otherwise
-    minutes = float(value[value.index(".") - 2 :])
+    match = _DEGREES_MINUTES.fullmatch(value)  # the shape pynmea2's dm_to_sd accepts
+    if match is None:
+        raise ValueError("bad coordinate")
+    minutes = float(match[2])
+    degrees = int(match[1]) + minutes / 60
     if minutes >= 60 or degrees > limit:
         raise ValueError("coordinate out of range")
     return degrees if hemisphere == signs[0] else -degrees
@@ -356,7 +362,7 @@ def _gns(msg: Any) -> Gns:
     """Valid, as gpsd reads it, when the first mode letter (GPS, or the talker's one system) is
     not N and the NMEA 4.1 navigational status is not U (unsafe) or V (not valid)."""
     modes = _field(msg, "mode_indicator")
-    nav_status = str(msg.data[12]).strip() if len(msg.data) > 12 else ""
+    nav_status = msg.data[len(msg.fields)]
     valid = bool(modes) and modes[0] != "N" and nav_status not in ("U", "V")
     lat, lon = _position(msg)
     _located(valid, lat, lon)
@@ -387,11 +393,14 @@ def _gsa(msg: Any) -> Gsa:
     mode = _FIX_TYPES.get(_field(msg, "mode_fix_type"))
     if mode is None:
         raise ValueError("bad fix type")
-    ids = (_count(_field(msg, f"sv_id{n:02d}"), "satellite id") for n in range(1, 13))
+    first = msg.name_to_idx["sv_id01"]
+    ids = [text for text in msg.data[first : first + 12] if text]
+    if not all(text.isdigit() for text in ids):
+        raise ValueError("bad satellite id")
     return Gsa(
         talker=msg.talker,
         mode=mode,
-        sat_ids=tuple(i for i in ids if i is not None),
+        sat_ids=tuple(map(int, ids)),
         hdop=_non_negative(_number(_field(msg, "hdop"), "hdop"), "hdop"),
     )
 

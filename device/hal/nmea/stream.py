@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # two sentences run together or noise that happened to contain a '$'.
 MAX_SENTENCE_CHARS = 120
 _LINE_END = re.compile(rb"[\r\n]")
-_NOT_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 
 
 @dataclass
@@ -83,10 +82,11 @@ class LineSplitter:
             self.stats.oversize += 1
             self.stats.garbage_bytes += len(sentence)
             return None
-        if _NOT_PRINTABLE.search(sentence) is not None:
+        text = sentence.decode("latin-1")
+        if not text.isascii() or not text.isprintable():
             self.stats.garbage_bytes += len(sentence)
             return None
-        return sentence.decode("ascii")
+        return text
 
 
 class NmeaReader:
@@ -124,8 +124,7 @@ class NmeaReader:
                 self.stats.ignored += 1
                 continue
             self.stats.ok += 1
-            if (fix := self._epochs.add(sentence, checked=checked)) is not None:
-                fixes.append(fix)
+            fixes += self._epochs.add(sentence, checked=checked)
         return fixes
 
     def flush(self) -> list[Fix]:
