@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# Installs the Kuaichu central server on Debian 12 (bookworm), the counterpart of the units'
+# device/install/install-pi.sh. Run it as root from the source tree:
+#
+#   sudo server/install/install-server.sh --pki /srv/kuaichu-pki --public-url https://kuaichu.example.cn \
+#        --tls-cert console.crt --tls-key console.key
+#
+# Safe to run again (after an upgrade of the source tree, say): every step leaves things as they
+# should be, and a worker's configuration, once written, is never overwritten.
+# The steps and what to do afterwards: docs/operations.md.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: install-server.sh [options] --pki DIR --public-url https://NAME
+
+Installs Debian packages (PostgreSQL, Mosquitto, fonts), a system user `kuaichu`, the server into
+the virtualenv /opt/kuaichu/venv, a PostgreSQL role and database `kuaichu` with the schema, the
+broker's configuration from the provisioning station's files, one configuration per worker in
+/etc/kuaichu/server/ and the systemd units kuaichu-server@WORKER.service, then (re)starts them.
+
+required:
+  --pki DIR           the provisioning station's folder (kuaichu provision init --dir DIR), or a copy
+                      of its broker/ and server/ folders: the broker's certificate, key, CRL and ACL,
+                      and the workers' client certificate
+  --public-url URL    the address dispatchers and parties open, https://NAME[:PORT]
+
+options:
+  --tls-cert FILE     the console's certificate (PEM, then its intermediates) and
+  --tls-key FILE      its key: the console worker serves HTTPS itself on 443 and redirects 80.
+                      Without them it listens on 127.0.0.1:8080 for nginx, which ends TLS
+                      (server/install/nginx-kuaichu.conf)
+  --intake-workers N  N more workers that take reports (default 0): kuaichu-server@intake-1..N
+  --root DIR          install into DIR instead of / (an image being built, a test). With a DIR
+                      other than /, pass --skip-apt, --skip-venv and --skip-db: they act on the
+                      running system. The units are enabled in DIR, not started.
+  --source PATH       what to pip-install: a source tree or a wheel (default: the tree holding this script)
+  --skip-apt          install no Debian packages
+  --skip-venv         neither create the virtualenv nor pip-install into it
+  --skip-db           neither create the database nor run the migrations
+  --no-start          enable the units but do not (re)start them
+  -h, --help          this text
+EOF
+}
+
+die() {
+  echo "install-server.sh: $*" >&2
+  exit 1
+}
+say() { echo "install-server.sh: $*"; }
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root=/
+source_path="$(cd "$here/../.." && pwd)"
+pki=""
+public_url=""
+tls_cert=""
+tls_key=""
+intake_workers=0
+skip_apt=0
+skip_venv=0
+skip_db=0
+no_start=0
+while (($#)); do
+  case "$1" in
+    --pki) pki="${2:?--pki needs a directory}"; shift 2 ;;
+    --public-url) public_url="${2:?--public-url needs an address}"; shift 2 ;;
+    --tls-cert) tls_cert="${2:?--tls-cert needs a file}"; shift 2 ;;
+    --tls-key) tls_key="${2:?--tls-key needs a file}"; shift 2 ;;
+    --intake-workers) intake_workers="${2:?--intake-workers needs a number}"; shift 2 ;;
+    --root) root="${2:?--root needs a directory}"; shift 2 ;;
+    --source) source_path="${2:?--source needs a path}"; shift 2 ;;
+    --skip-apt) skip_apt=1; shift ;;
+    --skip-venv) skip_venv=1; shift ;;
+    --skip-db) skip_db=1; shift ;;
+    --no-start) no_start=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
+  esac
+done
+
+USER_NAME=kuaichu
+CONFIG_DIR=/etc/kuaichu
+WORKERS_DIR=$CONFIG_DIR/server
+DATA_DIR=/var/lib/kuaichu-server
+VENV=/opt/kuaichu/venv
+UNIT=kuaichu-server@.service
+BROKER_DIR=/etc/mosquitto/kuaichu
+BROKER_CONF=/etc/mosquitto/conf.d/kuaichu.conf
+BROKER_FILES=(acl ca.crt server.crt server.key crl.pem)
+CLIENT_FILES=(ca.crt client.crt client.key)
+DATABASE_URL="postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"
+
+# --- checks: nothing is changed until every input has been read and found sound -------------------
+
+[[ -n "$pki" ]] || { usage >&2; die "which provisioning folder? (--pki DIR, made by kuaichu provision init)"; }
+[[ "$public_url" =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?$ ]] ||
+  die "--public-url must be https://NAME or https://NAME:PORT (got '${public_url}'): phones open the camera only over HTTPS"
+[[ "$intake_workers" =~ ^[0-9]$ ]] || die "--intake-workers is a number from 0 to 9 (got '$intake_workers')"
+if [[ -n "$tls_cert" || -n "$tls_key" ]]; then
+  [[ -n "$tls_cert" && -n "$tls_key" ]] || die "give both --tls-cert and --tls-key, or neither (nginx ends TLS)"
+fi
+[[ "$(id -u)" -eq 0 ]] || die "run as root (sudo $0 ...): it installs packages, a user, a database and services"
+[[ -d "$root" ]] || die "--root $root is not a directory"
+root="$(cd "$root" && pwd -P)"
+p="${root%/}"   # prefix for every path written; empty when installing into the running system
+if [[ -n "$p" ]]; then
+  ((skip_apt && skip_venv && skip_db)) ||
+    die "with --root $root, pass --skip-apt, --skip-venv and --skip-db: they install into the running system, not into $root"
+  no_start=1
+fi
+
+[[ -r "$p/etc/os-release" ]] || die "$p/etc/os-release is missing; is $root a Debian system?"
+codename="$(grep -m1 '^VERSION_CODENAME=' "$p/etc/os-release" | cut -d= -f2 | tr -d "\"'")"
+[[ "$codename" == bookworm ]] || die "this installer is for Debian 12 (bookworm); $root is '${codename:-unknown}'"
+command -v openssl >/dev/null || die "openssl is missing (apt-get install openssl)"
+
+[[ -d "$pki" ]] || die "--pki $pki is not a directory"
+for name in "${BROKER_FILES[@]}" mosquitto.conf; do
+  [[ -f "$pki/broker/$name" ]] || die "--pki $pki: broker/$name is missing; give the folder kuaichu provision init made"
+done
+for name in "${CLIENT_FILES[@]}"; do
+  [[ -f "$pki/server/$name" ]] || die "--pki $pki: server/$name is missing; give the folder kuaichu provision init made"
+done
+broker_port="$(awk '$1 == "listener" { print $2; exit }' "$pki/broker/mosquitto.conf")"
+[[ "$broker_port" =~ ^[0-9]+$ ]] || die "--pki $pki: broker/mosquitto.conf has no listener port"
+
+matches() {   # certificate, key, what to call them in a refusal
+  local from_cert from_key
+  from_cert="$(openssl x509 -in "$1" -noout -pubkey 2>/dev/null)" || die "$3: $1 is not a PEM certificate"
+  from_key="$(openssl pkey -in "$2" -pubout -passin pass: 2>/dev/null)" ||
+    die "$3: $2 is not a PEM private key (or it is encrypted)"
+  [[ "$from_cert" == "$from_key" ]] || die "$3: $2 does not belong to $1"
+}
+matches "$pki/broker/server.crt" "$pki/broker/server.key" "--pki broker/"
+matches "$pki/server/client.crt" "$pki/server/client.key" "--pki server/"
+if [[ -n "$tls_cert" ]]; then
+  [[ -r "$tls_cert" && -r "$tls_key" ]] || die "cannot read --tls-cert $tls_cert or --tls-key $tls_key"
+  matches "$tls_cert" "$tls_key" "--tls-cert/--tls-key"
+fi
+if ((!skip_venv)); then
+  [[ -e "$source_path" ]] || die "--source $source_path does not exist"
+  source_path="$(readlink -f "$source_path")"   # pip reads a relative path or //x as a URL
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# --- Debian packages --------------------------------------------------------------------------------
+
+if ((!skip_apt)); then
+  # The database and the broker live on this machine; Noto CJK is the determination's font.
+  packages=(python3-venv postgresql mosquitto fonts-noto-cjk openssl)
+  missing=()
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# --- the workers' user ------------------------------------------------------------------------------
+
+in_root=()
+[[ -z "$p" ]] || in_root=(--root "$root")
+if ! grep -q "^$USER_NAME:" "$p/etc/passwd"; then
+  say "creating system user $USER_NAME"
+  useradd "${in_root[@]}" --system --user-group --home-dir "$DATA_DIR" --no-create-home \
+    --shell /usr/sbin/nologin --comment "Kuaichu server workers" "$USER_NAME"
+fi
+uid="$(awk -F: -v u="$USER_NAME" '$1 == u { print $3 }' "$p/etc/passwd")"
+gid="$(awk -F: -v g="$USER_NAME" '$1 == g { print $3 }' "$p/etc/group")"
+broker_gid="$(awk -F: '$1 == "mosquitto" { print $3 }' "$p/etc/group")"
+[[ -n "$uid" && -n "$gid" ]] || die "user or group $USER_NAME not found in $p/etc after creating it"
+[[ -n "$broker_gid" ]] || die "no group mosquitto in $p/etc/group: install Debian's mosquitto package first"
+
+# --- the server: a virtualenv of its own ------------------------------------------------------------
+
+if ((!skip_venv)); then
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+  # --upgrade reinstalls kuaichu itself; its dependencies change only where they must.
+  "$VENV/bin/python" -m pip install -q --upgrade "${source_path}[server]"
+fi
+install -d "$p/usr/local/bin"
+ln -sfn "$VENV/bin/kuaichu" "$p/usr/local/bin/kuaichu"
+
+# --- the broker: the station's certificate, key, CRL and ACL, readable by mosquitto only -----------
+
+put() {   # mode owner:group source target: appears whole under its name, so a reader sees old or new
+  install -m "$1" -o "${2%:*}" -g "${2#*:}" "$3" "$(dirname "$4")/.$(basename "$4").new"
+  mv -f "$(dirname "$4")/.$(basename "$4").new" "$4"
+}
+folder() {   # mode owner:group path, an existing folder too
+  install -d -m "$1" -o "${2%:*}" -g "${2#*:}" "$3"
+  chown "$2" "$3" && chmod "$1" "$3"
+}
+folder 0750 "0:$broker_gid" "$p$BROKER_DIR"
+for name in "${BROKER_FILES[@]}"; do
+  put 0640 "0:$broker_gid" "$pki/broker/$name" "$p$BROKER_DIR/$name"
+done
+# The station's mosquitto.conf, its files where they now are; Debian's mosquitto.conf includes conf.d/.
+awk -v dir="$BROKER_DIR" '
+  $1 ~ /^(acl_file|cafile|certfile|keyfile|crlfile)$/ { n = split($2, parts, "/"); print $1, dir "/" parts[n]; next }
+  $1 == "log_dest" { next }   # Debian logs to its own file; the station wrote stderr for a foreground broker
+  { print }' "$pki/broker/mosquitto.conf" >"$work/kuaichu.conf"
+folder 0755 0:0 "$p$(dirname "$BROKER_CONF")"
+put 0644 0:0 "$work/kuaichu.conf" "$p$BROKER_CONF"
+say "broker: TLS listener on port $broker_port, files in $BROKER_DIR (root:mosquitto, 0640)"
+
+# --- the workers' configuration: /etc/kuaichu, readable by the kuaichu group and nobody else --------
+
+folder 0750 "0:$gid" "$p$CONFIG_DIR"
+folder 0750 "0:$gid" "$p$CONFIG_DIR/pki"
+for name in "${CLIENT_FILES[@]}"; do
+  put 0640 "0:$gid" "$pki/server/$name" "$p$CONFIG_DIR/pki/$name"
+done
+if [[ -n "$tls_cert" ]]; then
+  folder 0750 "0:$gid" "$p$CONFIG_DIR/tls"
+  put 0640 "0:$gid" "$tls_cert" "$p$CONFIG_DIR/tls/console.crt"
+  put 0640 "0:$gid" "$tls_key" "$p$CONFIG_DIR/tls/console.key"
+fi
+folder 0750 "0:$gid" "$p$WORKERS_DIR"
+folder 0750 "$uid:$gid" "$p$DATA_DIR"
+
+worker_config() {   # NAME MEDIA HTTP_TABLE
+  cat <<TOML
+# 快处中心服务器 worker "$1"，由 install-server.sh 写入；修改后 systemctl restart kuaichu-server@$1。
+# Kuaichu server worker "$1", written once by install-server.sh (never overwritten): edit it, then
+# systemctl restart kuaichu-server@$1. Every key: server/config.py; the guide: docs/operations.md.
+
+[server]
+data_dir = "$DATA_DIR"
+worker_id = "$1"
+
+[database]
+# PostgreSQL on this machine, as the system user kuaichu (peer authentication: no password).
+url = "$DATABASE_URL"
+# install-server.sh runs the migrations (kuaichu server migrate); workers do not race to.
+migrate = false
+
+[broker]
+host = "127.0.0.1"
+port = $broker_port
+
+[broker.tls]
+ca_file = "$CONFIG_DIR/pki/ca.crt"
+cert_file = "$CONFIG_DIR/pki/client.crt"
+key_file = "$CONFIG_DIR/pki/client.key"
+
+[http]
+$3
+[calls]
+# Exactly one worker takes the live calls, and the dispatchers' consoles connect to it.
+media = $2
+TOML
+}
+console_http() {
+  if [[ -n "$tls_cert" ]]; then
+    printf 'host = "0.0.0.0"\nport = 443\nredirect_port = 80\ntls_cert_file = "%s"\ntls_key_file = "%s"\npublic_url = "%s"\n' \
+      "$CONFIG_DIR/tls/console.crt" "$CONFIG_DIR/tls/console.key" "$public_url"
+  else
+    printf '# Behind nginx (server/install/nginx-kuaichu.conf), which ends TLS for %s.\nhost = "127.0.0.1"\nport = 8080\npublic_url = "%s"\n' \
+      "$public_url" "$public_url"
+  fi
+}
+workers=(main)
+for ((n = 1; n <= intake_workers; n++)); do workers+=("intake-$n"); done
+for worker in "${workers[@]}"; do
+  target="$p$WORKERS_DIR/$worker.toml"
+  if [[ -f "$target" ]]; then
+    say "keeping $WORKERS_DIR/$worker.toml as it is"
+    continue
+  fi
+  if [[ "$worker" == main ]]; then
+    worker_config main true "$(console_http)" >"$work/$worker.toml"
+  else
+    # An intake worker's own HTTP port stays on loopback: the consoles use the main worker.
+    http="$(printf 'host = "127.0.0.1"\nport = %d\npublic_url = "%s"\n' "$((8080 + ${worker#intake-}))" "$public_url")"
+    worker_config "$worker" false "$http" >"$work/$worker.toml"
+  fi
+  put 0640 "0:$gid" "$work/$worker.toml" "$target"
+  say "wrote $WORKERS_DIR/$worker.toml"
+done
+# `kuaichu server ...` reads /etc/kuaichu/server.toml unless told otherwise: the main worker's.
+ln -sfn server/main.toml "$p$CONFIG_DIR/server.toml"
+
+# --- the database: role and database kuaichu, then the schema ---------------------------------------
+
+if ((!skip_db)); then
+  "$here/setup-database.sh" kuaichu kuaichu
+  say "bringing the database schema up to date"
+  runuser -u "$USER_NAME" -- "$VENV/bin/kuaichu" server migrate --config "$WORKERS_DIR/main.toml" ||
+    die "the migrations failed (above); the workers were not (re)started"
+fi
+
+# --- the units --------------------------------------------------------------------------------------
+
+folder 0755 0:0 "$p/etc/systemd/system"
+put 0644 0:0 "$here/$UNIT" "$p/etc/systemd/system/$UNIT"
+instances=()
+for worker in "${workers[@]}"; do instances+=("kuaichu-server@$worker.service"); done
+if [[ -n "$p" ]]; then
+  systemctl --root "$root" enable "${instances[@]}"
+elif [[ ! -d /run/systemd/system ]] || systemd-detect-virt --chroot --quiet 2>/dev/null; then
+  systemctl --root / enable "${instances[@]}"
+  no_start=1
+  say "systemd is not running here (a chroot?): the workers are enabled and start when the system boots"
+else
+  systemctl daemon-reload
+  systemctl enable mosquitto.service postgresql.service "${instances[@]}"
+fi
+if ((!no_start)); then
+  systemctl restart mosquitto.service || die "mosquitto did not start; see: journalctl -u mosquitto -b --no-pager | tail -50"
+  for instance in "${instances[@]}"; do
+    systemctl restart "$instance" || die "$instance did not start; see: journalctl -u $instance -b --no-pager | tail -50"
+  done
+fi
+
+cat <<EOF
+
+Kuaichu server installed, for $public_url.
+  workers            ${instances[*]}, enabled$( ((no_start)) && echo ", not started" || echo " and running")
+  configuration      $WORKERS_DIR/   (root:$USER_NAME, 0640; $CONFIG_DIR/server.toml is main.toml)
+  data               $DATA_DIR/      (evidence, documents, keys)
+  database           PostgreSQL database kuaichu, role kuaichu (local socket, no password)
+  broker             Mosquitto, port $broker_port, $BROKER_CONF
+  console            $( [[ -n "$tls_cert" ]] && echo "HTTPS on 443 by the main worker, 80 redirects" || echo "http://127.0.0.1:8080 for nginx (server/install/nginx-kuaichu.conf)")
+
+Next (docs/operations.md):
+  sudo -u $USER_NAME kuaichu server add-user admin --role admin          the first administrator
+  journalctl -u 'kuaichu-server@*' -f                                    the workers' log
+EOF

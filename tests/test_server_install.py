@@ -1,0 +1,334 @@
+"""The central server's install path: ``server/install/install-server.sh`` run into an OS image's root
+with the folder ``kuaichu provision init`` made, its systemd unit checked by ``systemd-analyze
+verify``, the broker configuration it writes run by Mosquitto, and its database step run against a
+real PostgreSQL.
+
+As for the Pi installer (tests/test_pi_install.py), the script runs for real into the image
+(``useradd --root``, file modes, ``systemctl --root enable``); apt, pip and the database, which act
+on the running system, are skipped there with the flags an image builder uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import grp
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.mqtt import TlsSection
+from server.config import ServerConfig, load_server_config
+from tests.commands import provision
+from tests.configs import WebCert, web_cert
+from tests.services import Mosquitto, free_port
+from tests.test_pi_install import entry, snapshot, unit_directives
+from tests.wire import mqtt_client
+
+INSTALL = Path(__file__).resolve().parents[1] / "server" / "install"
+SCRIPT = INSTALL / "install-server.sh"
+UNIT = INSTALL / "kuaichu-server@.service"
+PUBLIC = "https://kuaichu.example.cn"
+BROKER_FILES = ["acl", "ca.crt", "crl.pem", "server.crt", "server.key"]
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The provisioning folder, made by the operator's command."""
+    root = tmp_path_factory.mktemp("station") / "pki"
+    done = provision("init", "--dir", str(root), "--broker-host", "mqtt.kuaichu.example.cn", "--broker-user", "")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture
+def image() -> Iterator[Path]:
+    """A Debian 12 root as far as the installer reads it, with Debian's mosquitto group (the host's
+    own id, so that the host's Mosquitto can read what is installed for it). Under a folder others
+    may pass through, as Mosquitto reads its files after dropping to its own user."""
+    outer = Path(tempfile.mkdtemp(prefix="kc-image-"))
+    outer.chmod(0o711)
+    root = outer / "image"
+    etc = root / "etc"
+    etc.mkdir(parents=True)
+    (etc / "os-release").write_text(
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n'
+    )
+    broker_gid = grp.getgrnam("mosquitto").gr_gid
+    (etc / "passwd").write_text(f"root:x:0:0:root:/root:/bin/bash\nmosquitto:x:105:{broker_gid}::/:/usr/sbin/nologin\n")
+    (etc / "group").write_text(f"root:x:0:\nmosquitto:x:{broker_gid}:\n")
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\nmosquitto:!:19000::::::\n")
+    (etc / "gshadow").write_text("root:*::\nmosquitto:!::\n")
+    for name in ("shadow", "gshadow"):
+        (etc / name).chmod(0o640)
+    yield root
+    shutil.rmtree(outer)
+
+
+@pytest.fixture
+def console_cert(tmp_path: Path) -> WebCert:
+    return web_cert(tmp_path / "web", "kuaichu.example.cn")
+
+
+def install(root: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    skips = ["--skip-apt", "--skip-venv", "--skip-db"]
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), *skips, *flags], capture_output=True, text=True, timeout=60
+    )
+
+
+def load_in(image: Path, name: str) -> ServerConfig:
+    """An installed worker configuration as the worker would load it, its /etc paths read from the image."""
+    text = (image / "etc" / "kuaichu" / "server" / f"{name}.toml").read_text()
+    copy = image.parent / f"{name}.toml"
+    copy.write_text(text.replace('"/etc/kuaichu/', f'"{image}/etc/kuaichu/'))
+    return load_server_config(copy)
+
+
+def mode_owner(path: Path) -> tuple[int, int, int]:
+    info = path.lstat()
+    return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+
+
+def test_the_unit_passes_systemd_analyze_verify_hardened_and_restarting(tmp_path: Path) -> None:
+    directives = unit_directives(UNIT.read_text())
+    assert directives["Service.Restart"] == ["on-failure"]
+    assert directives["Service.RestartPreventExitStatus"] == ["2"]  # a refused configuration
+    assert directives["Service.User"] == directives["Service.Group"] == ["kuaichu"]
+    assert directives["Service.StandardOutput"] == directives["Service.StandardError"] == ["journal"]
+    for key in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectHome", "ProtectKernelModules"):
+        assert directives[f"Service.{key}"] == ["yes"], key
+    assert directives["Service.ProtectSystem"] == ["strict"]
+    assert directives["Service.ReadWritePaths"] == ["/var/lib/kuaichu-server /var/cache/kuaichu-server"]
+    assert directives["Service.CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]  # 443 and 80, nothing more
+    [exec_start] = directives["Service.ExecStart"]
+    binary, *args = exec_start.split()
+    assert binary == "/opt/kuaichu/venv/bin/kuaichu"
+    assert args == ["server", "run", "--config", "/etc/kuaichu/server/%i.toml"]
+
+    # verify checks that ExecStart's program exists: point it at this checkout's real one, as an instance.
+    real = shutil.which("kuaichu", path=str(Path(sys.executable).parent))
+    assert real is not None
+    copy = tmp_path / "kuaichu-server@main.service"
+    copy.write_text(UNIT.read_text().replace(f"ExecStart={binary}", f"ExecStart={real}"))
+    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+    # The check can fail: a misspelt directive is reported.
+    copy.write_text(copy.read_text().replace("ProtectSystem=", "ProtectSystems="))
+    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert "Unknown key 'ProtectSystems'" in done.stderr
+
+
+def test_install_into_an_image_with_https_and_an_intake_worker(
+    station: Path, image: Path, console_cert: WebCert
+) -> None:
+    flags = ["--pki", str(station), "--public-url", PUBLIC, "--intake-workers", "1"]
+    tls = ["--tls-cert", str(console_cert.cert), "--tls-key", str(console_cert.key)]
+    done = install(image, *flags, *tls)
+    assert done.returncode == 0, done.stderr
+    assert "kuaichu server add-user admin --role admin" in done.stdout
+
+    user = entry(image, "passwd", "kuaichu")
+    uid, gid = int(user[2]), int(user[3])
+    assert uid < 1000 and user[5:] == ["/var/lib/kuaichu-server", "/usr/sbin/nologin"]
+    broker_gid = grp.getgrnam("mosquitto").gr_gid
+
+    # The broker's files from the station, for mosquitto's eyes only, and its configuration.
+    broker = image / "etc" / "mosquitto" / "kuaichu"
+    assert mode_owner(broker) == (0o750, 0, broker_gid)
+    assert sorted(p.name for p in broker.iterdir()) == BROKER_FILES
+    for name in BROKER_FILES:
+        assert mode_owner(broker / name) == (0o640, 0, broker_gid), name
+        assert (broker / name).read_bytes() == (station / "broker" / name).read_bytes()
+    conf = (image / "etc" / "mosquitto" / "conf.d" / "kuaichu.conf").read_text()
+    for key, name in [("acl_file", "acl"), ("cafile", "ca.crt"), ("certfile", "server.crt"), ("crlfile", "crl.pem")]:
+        assert f"\n{key} /etc/mosquitto/kuaichu/{name}\n" in conf
+    assert "\nlistener 8883\n" in conf and "\nrequire_certificate true\n" in conf and "log_dest" not in conf
+
+    # The workers' files: the MQTT identity and the console's certificate, group kuaichu only.
+    etc = image / "etc" / "kuaichu"
+    assert mode_owner(etc) == (0o750, 0, gid)
+    for path, source in [
+        (etc / "pki" / "client.key", station / "server" / "client.key"),
+        (etc / "pki" / "client.crt", station / "server" / "client.crt"),
+        (etc / "tls" / "console.crt", console_cert.cert),
+        (etc / "tls" / "console.key", console_cert.key),
+        (etc / "server" / "main.toml", None),
+        (etc / "server" / "intake-1.toml", None),
+    ]:
+        assert mode_owner(path) == (0o640, 0, gid), path
+        assert source is None or path.read_bytes() == source.read_bytes()
+    assert mode_owner(image / "var" / "lib" / "kuaichu-server") == (0o750, uid, gid)
+    assert os.readlink(etc / "server.toml") == "server/main.toml"
+
+    # Each configuration is one the worker accepts (the certificate and key checked as at start-up).
+    main, intake = load_in(image, "main"), load_in(image, "intake-1")
+    assert (main.server.worker_id, main.calls.media, intake.server.worker_id, intake.calls.media) == (
+        "main",
+        True,
+        "intake-1",
+        False,
+    )
+    assert (main.http.host, main.http.port, main.http.redirect_port, main.http.tls) == ("0.0.0.0", 443, 80, True)
+    assert main.public_url == intake.public_url == PUBLIC
+    assert (intake.http.host, intake.http.port, intake.http.tls) == ("127.0.0.1", 8081, False)
+    for cfg in (main, intake):
+        assert cfg.database_url == "postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"
+        assert not cfg.database.migrate
+        assert (cfg.broker.host, cfg.broker.port) == ("127.0.0.1", 8883)
+
+    # The units, enabled, and `kuaichu` on the PATH pointing where ExecStart does.
+    units = image / "etc" / "systemd" / "system"
+    assert (units / UNIT.name).read_bytes() == UNIT.read_bytes()
+    for worker in ("main", "intake-1"):
+        link = units / "multi-user.target.wants" / f"kuaichu-server@{worker}.service"
+        assert os.readlink(link) == f"/etc/systemd/system/{UNIT.name}"
+    assert os.readlink(image / "usr" / "local" / "bin" / "kuaichu") == "/opt/kuaichu/venv/bin/kuaichu"
+
+    # Again: nothing changes, and an edited worker configuration is kept.
+    main_toml = etc / "server" / "main.toml"
+    main_toml.write_text(main_toml.read_text().replace("media = true", "media = true\nsegment_s = 20"))
+    before = snapshot(image)
+    again = install(image, *flags, *tls)
+    assert again.returncode == 0, again.stderr
+    assert "creating system user" not in again.stdout and "keeping /etc/kuaichu/server/main.toml" in again.stdout
+    assert snapshot(image) == before
+
+
+def test_without_a_certificate_the_console_waits_for_nginx_on_loopback(station: Path, image: Path) -> None:
+    done = install(image, "--pki", str(station), "--public-url", PUBLIC)
+    assert done.returncode == 0, done.stderr
+    main = load_in(image, "main")
+    assert (main.http.host, main.http.port, main.http.tls, main.http.secure_cookies) == ("127.0.0.1", 8080, False, True)
+    assert main.public_url == PUBLIC
+    assert not (image / "etc" / "kuaichu" / "tls").exists()
+    assert sorted(p.name for p in (image / "etc" / "kuaichu" / "server").iterdir()) == ["main.toml"]
+
+
+async def test_the_installed_broker_configuration_runs_and_admits_the_installed_worker(
+    station: Path, image: Path, tmp_path: Path
+) -> None:
+    """Debian's Mosquitto with the conf.d file as written (its paths read from the image, a free port),
+    and a worker connecting with the client certificate installed for it."""
+    assert install(image, "--pki", str(station), "--public-url", PUBLIC).returncode == 0
+    conf = (image / "etc" / "mosquitto" / "conf.d" / "kuaichu.conf").read_text()
+    port = free_port()
+    conf = conf.replace("/etc/mosquitto/", f"{image}/etc/mosquitto/").replace("listener 8883", f"listener {port}")
+    path = image / "etc" / "mosquitto" / "test.conf"
+    path.write_text(conf)
+    broker = Mosquitto(port, path, tmp_path / "mosquitto.log")
+    await asyncio.to_thread(broker.start)
+    try:
+        pki = image / "etc" / "kuaichu" / "pki"
+        tls = TlsSection(ca_file=pki / "ca.crt", cert_file=pki / "client.crt", key_file=pki / "client.key")
+        async with mqtt_client(port, "main", tls) as client:
+            await client.subscribe("$share/kuaichu-server/kc/v1/dev/+/report", qos=1)
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+def refused(image: Path, *flags: str) -> str:
+    before = snapshot(image)
+    done = install(image, *flags)
+    assert done.returncode == 1, (flags, done.stdout)
+    assert snapshot(image) == before, flags
+    return done.stderr
+
+
+def test_bad_inputs_are_refused_by_name_and_change_nothing(
+    station: Path, image: Path, console_cert: WebCert, tmp_path: Path
+) -> None:
+    other = web_cert(tmp_path / "other", "kuaichu.example.cn")
+    pki = ["--pki", str(station)]
+    half = tmp_path / "half"
+    shutil.copytree(station / "broker", half / "broker")
+    cases: dict[str, tuple[list[str], str]] = {
+        "no folder": (["--public-url", PUBLIC], "which provisioning folder?"),
+        "plain address": ([*pki, "--public-url", "http://kuaichu.example.cn"], "--public-url must be https://"),
+        "no worker certificate": (["--pki", str(half), "--public-url", PUBLIC], "server/ca.crt is missing"),
+        "key of another certificate": (
+            [*pki, "--public-url", PUBLIC, "--tls-cert", str(console_cert.cert), "--tls-key", str(other.key)],
+            f"--tls-cert/--tls-key: {other.key} does not belong to {console_cert.cert}",
+        ),
+        "certificate without key": (
+            [*pki, "--public-url", PUBLIC, "--tls-cert", str(console_cert.cert)],
+            "give both --tls-cert and --tls-key",
+        ),
+        "too many workers": ([*pki, "--public-url", PUBLIC, "--intake-workers", "12"], "a number from 0 to 9"),
+    }
+    for case, (flags, words) in cases.items():
+        message = refused(image, *flags)
+        last = message.splitlines()[-1]  # after the usage text, where the mistake was in the options
+        assert last.startswith("install-server.sh: ") and words in last, (case, message)
+
+    # Into an image without skipping what acts on the running system; and onto the wrong release.
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(image), "--skip-apt", "--skip-venv", *pki, "--public-url", PUBLIC],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "pass --skip-apt, --skip-venv and --skip-db" in done.stderr
+    release = image / "etc" / "os-release"
+    release.write_text('VERSION_ID="11"\nVERSION_CODENAME=bullseye\nID=debian\n')
+    assert "'bullseye'" in refused(image, *pki, "--public-url", PUBLIC)
+
+
+def socket_dir(cluster_url: str) -> str:
+    """The throwaway cluster's socket folder (tests/services.postgresql), found by its port: the
+    installer's database address goes through a local socket, not TCP."""
+    port = cluster_url.rsplit(":", 1)[1].split("/")[0]
+    [found] = glob.glob(os.path.join(tempfile.gettempdir(), "kc-pg-*", "sock", f".s.PGSQL.{port}"))
+    return os.path.dirname(found)
+
+
+def psql(cluster_url: str, database: str, sql: str) -> str:
+    port = cluster_url.rsplit(":", 1)[1].split("/")[0]
+    done = subprocess.run(
+        ["psql", "-X", "-tA", "-h", "127.0.0.1", "-p", port, "-U", "kc", "-d", database, "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_database_step_makes_a_role_that_owns_its_schema(pg_cluster: str, tmp_path: Path) -> None:
+    """setup-database.sh against a real cluster, then the migrations run as that role over the
+    local socket, with the address form the installer writes into every worker's configuration."""
+    name = f"kc_{uuid.uuid4().hex[:8]}"
+    port = pg_cluster.rsplit(":", 1)[1].split("/")[0]
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": port, "PGUSER": "kc"}
+    script = [str(INSTALL / "setup-database.sh"), name]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"creating role {name}" in done.stdout and f"creating database {name} owned by {name}" in done.stdout
+    again = subprocess.run(script, capture_output=True, text=True, timeout=60, env=env)
+    assert (again.returncode, again.stdout) == (0, "")
+
+    url = f"postgresql+asyncpg://{name}@/{name}?host={socket_dir(pg_cluster)}&port={port}"
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n\n[broker]\nhost = "127.0.0.1"\n\n[database]\nurl = "{url}"\n'
+    )
+    migrate = [sys.executable, "-m", "kuaichu.cli", "server", "migrate", "--config", str(config)]
+    migrated = subprocess.run(migrate, capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    owners = psql(pg_cluster, name, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+    assert owners == name
+
+    # A database already there under another owner is named, not taken over.
+    taken = f"kc_{uuid.uuid4().hex[:8]}"
+    psql(pg_cluster, "postgres", f"CREATE DATABASE {taken}")
+    done = subprocess.run([str(INSTALL / "setup-database.sh"), name, taken], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and f"database {taken} belongs to kc, not {name}" in done.stderr
