@@ -24,6 +24,7 @@ packages=(
   coturn               # TURN server for the relay-only call tests (the tests start their own)
   libzbar0             # zbar, which the kiosk screen tests read QR codes back with (pyzbar)
   nginx                # the shipped HTTPS site (server/install/nginx-kuaichu.conf), run by its test
+  prometheus           # promtool, which tests the shipped alerting rules (server/install/alerts.yml)
 )
 on_pi=0
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then
@@ -42,6 +43,10 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" coturn "* && -d /run/systemd/system ]]; then
     # Debian enables an open system-wide TURN server with the package; only the binary is wanted.
     $sudo systemctl disable --now coturn.service || true
+  fi
+  if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+    # Debian starts a Prometheus server with the package; only promtool is wanted.
+    $sudo systemctl disable --now prometheus.service || true
   fi
   if [[ " ${missing[*]} " == *" nginx "* && -d /run/systemd/system ]]; then
     # Debian starts a default site on port 80 with the package; the test runs its own nginx.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 
 from runtime.configfile import ConfigSection, load_config
 from runtime.ice import IceServer
@@ -292,6 +293,16 @@ class RetentionSection(ConfigSection):
     check_every_s: float = Field(default=3600, gt=0, le=24 * 3600, description="how often a worker looks")
 
 
+class MetricsSection(ConfigSection):
+    allow_from: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [
+            ip_network(n) for n in ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+        ],
+        max_length=64,
+        description="addresses that may read /metrics (Prometheus); behind nginx, the client's own address counts",
+    )
+
+
 class ServerConfig(ConfigSection):
     server: ServerSection
     broker: BrokerSection
@@ -309,6 +320,7 @@ class ServerConfig(ConfigSection):
     insurer_api: InsurerApiSection = InsurerApiSection()
     insurers: InsurersSection = InsurersSection()
     retention: RetentionSection = RetentionSection()
+    metrics: MetricsSection = MetricsSection()
     updates: UpdatesSection = UpdatesSection()
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from protocol import ProtocolError
@@ -97,6 +98,8 @@ class Intake:
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
         self.connected = outbound.session.connected
+        # Every report taken in, by outcome (accepted, duplicate, test, refused) and refusal reason: /metrics.
+        self.tally: Counter[tuple[str, str]] = Counter()
 
     async def run(self) -> None:
         writers = [
@@ -220,6 +223,7 @@ class Intake:
                 sends.extend(self._answers(outcome, events))
         for item in batch:
             if isinstance(item, Refusal):
+                self.tally["refused", item.reason] += 1
                 ack = Ack(report_id=item.report_id, status="refused", reason=item.reason)
                 sends.append((device_topic(item.device_id, Channel.ACK), encode(ack), 1))
         if events:
@@ -232,10 +236,12 @@ class Intake:
         report, case = outcome.report, outcome.case
         topic = device_topic(report.device_id, Channel.ACK)
         if outcome.refusal is not None:
+            self.tally["refused", outcome.refusal] += 1
             logger.warning("device %s: report %s refused: %s", report.device_id, report.report_id, outcome.refusal)
             ack = Ack(report_id=report.report_id, status="refused", reason=outcome.refusal)
             return [(topic, encode(ack), 1)]
         if case is None:
+            self.tally["test", ""] += 1
             logger.info("device %s: test report %s acknowledged", report.device_id, report.report_id)
             return [(topic, encode(Ack(report_id=report.report_id, status="accepted", test=True)), 1)]
         ack = Ack(
@@ -247,6 +253,7 @@ class Intake:
             flag=case.flag,
         )
         sends = [(topic, encode(ack), 1)]
+        self.tally["duplicate" if outcome.duplicate else "accepted", ""] += 1
         if outcome.duplicate:
             logger.info("device %s: report %s is a retry of case %s", report.device_id, report.report_id, case.case_no)
         else:

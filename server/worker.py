@@ -44,6 +44,8 @@ from server.insurers.tls import listener_config
 from server.insurers.webhooks import WebhookOutbox
 from server.intake import Intake, intake_session
 from server.live_feed import CaseHub
+from server.metrics import WorkerMetrics
+from server.metrics import install as install_metrics
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
 from server.phones.reports import PhoneReports
@@ -197,9 +199,14 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         intake, signalling = receivers.intake, receivers.signalling
         if state.calls is not None:
             await state.calls.recover()
+        retention = RetentionJob(
+            state.cases.sessions, cfg.retention, cfg.evidence_dir, cfg.server.data_dir / "playable"
+        )
+        app = create_app(state)
+        install_metrics(app, WorkerMetrics(state, intake.tally, retention))
         http = _EmbeddedHttp(
             uvicorn.Config(
-                create_app(state),
+                app,
                 host=cfg.http.host,
                 port=cfg.http.port,
                 ssl_certfile=cfg.http.tls_cert_file,
@@ -229,9 +236,6 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             tasks.append(asyncio.create_task(servers[-1].serve(), name="http"))
         clearing = ClearingWatch(state.cases.sessions, cfg.clearing, state.outbound.case_changed)
         tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
-        retention = RetentionJob(
-            state.cases.sessions, cfg.retention, cfg.evidence_dir, cfg.server.data_dir / "playable"
-        )
         tasks.append(asyncio.create_task(retention.run(), name="retention"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
         tasks.append(asyncio.create_task(state.webhooks.run(), name="webhooks"))

@@ -1,0 +1,105 @@
+"""``/metrics``, ``/healthz`` and ``/readyz`` of a running worker, on SQLite and PostgreSQL: scraped
+after a real report over MQTT and a refused one; refused to an address outside ``[metrics]
+allow_from`` (as nginx forwards it); ready only while the broker is up. The alerting rules pass
+``promtool check rules`` and their own ``promtool test rules``."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from protocol.messages import encode
+from tests.cases import new_case
+from tests.conftest import make_server_config, start_server
+from tests.reports import WUHUA, in_car_report
+from tests.services import Mosquitto
+from tests.waiting import wait_for
+from tests.wire import publish_report, raw_device
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "server" / "install" / "alerts.yml"
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return found[name, frozenset(labels.items())]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    try:
+        case_no = await new_case(broker)
+        async with raw_device(broker.port, "car-0601") as (client, acks):
+            # The payload claims another device: refused at intake with its reason.
+            await publish_report(client, "car-0601", encode(in_car_report("car-0602", WUHUA)))
+            ack = await asyncio.wait_for(acks.get(), 10)
+        assert ack.status == "refused" and ack.reason == "device_mismatch"
+
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            assert (await http.get("/readyz")).status_code == 200
+            assert (await http.get("/api/cases")).status_code == 401
+            scraped = await http.get("/metrics")
+            assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+            found = samples(scraped.text)
+            assert value(found, "kuaichu_reports_received_total") == 2
+            assert value(found, "kuaichu_reports_refused_total", reason="device_mismatch") == 1
+            assert value(found, "kuaichu_cases", status="new") == 1, case_no
+            assert value(found, "kuaichu_outbox_depth", outbox="sms") == 0
+            assert value(found, "kuaichu_outbox_depth", outbox="insurers") == 0
+            assert value(found, "kuaichu_devices_active") >= 0 and "kuaichu_devices_online" in {n for n, _ in found}
+            free = value(found, "kuaichu_evidence_disk_free_bytes")
+            assert 0 < free <= value(found, "kuaichu_evidence_disk_total_bytes")
+            assert value(found, "kuaichu_worker_info", worker_id="w1", media="true") == 1
+            refused = {"method": "GET", "route": "/api/cases", "status": "4xx"}
+            assert value(found, "kuaichu_http_request_duration_seconds_count", **refused) == 1
+
+            # Through nginx, the client's own address counts: a stranger is refused.
+            stranger = await http.get("/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
+            assert stranger.status_code == 403 and "allow_from" in stranger.json()["detail"]
+
+            broker.stop()
+            try:
+                down = await wait_for("readyz to see the broker gone", lambda: _not_ready(http), within_s=20)
+                assert "broker" in " ".join(down["problems"])
+                assert (await http.get("/healthz")).status_code == 200
+            finally:
+                broker.start()
+    finally:
+        await server.stop()
+
+
+async def _not_ready(http: httpx.AsyncClient) -> dict[str, list[str]] | None:
+    response = await http.get("/readyz")
+    return response.json() if response.status_code == 503 else None
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    assert binary, "promtool not found: install the 'prometheus' package (install.sh does)"
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_the_alerting_rules_fire_when_they_should() -> None:
+    checked = promtool("check", "rules", str(RULES))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", str(ROOT / "tests" / "data" / "alerts_test.yml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout
