@@ -95,6 +95,7 @@ function render(work, live = false) {
   for (const id of ["p-save", "run-checks", "f-save", "hand-over", "escalate", "s-save"]) document.getElementById(id).disabled = !open;
   document.getElementById("hand-over").disabled = !open || c.eligibility !== "eligible";
   document.getElementById("plates-read").disabled = !(me && me.role === "dispatcher");
+  showInstructionState(work, me);
   readChoices();
 }
 
