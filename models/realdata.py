@@ -3,6 +3,10 @@
 The split is a function of each file's name, not of a random draw, so every training run, the
 benchmark and the model card hold out the same photographs; nothing in the validation part is ever
 trained on. The HyperLPR crops (four images, no corners) are all validation for the recogniser.
+
+The long-run source of real Kunming plates is the console: ``kuaichu server plate-reads DIR``
+writes every read a dispatcher confirmed or corrected (the straightened crop the unit read, and the
+text as confirmed); ``reviewed_plates`` reads such a folder, split the same way by the read's id.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from device.ocr.geometry import Quad
+from protocol.plates import PlateKind, plate_kinds
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("KUAICHU_PLATE_DATA", REPO.parent / "shared" / "data" / "plates"))
@@ -40,6 +45,7 @@ class RealPlate:
     text: str
     corners: Quad | None  # tl, tr, br, bl in the image; None for an image that is already a crop
     split: Split
+    colour: PlateKind | None = None  # where known (a unit's read the dispatcher confirmed); else the text's usual one
 
 
 def split_of(folder: str, file: str) -> Split:
@@ -69,6 +75,24 @@ def real_plates(split: Split | None = None, data_dir: Path = DATA_DIR) -> list[R
     with (data_dir / CROP_FOLDER / "labels.csv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
             out.append(RealPlate(data_dir / CROP_FOLDER / row["file"], row["plate"], None, Split.VALIDATION))
+    return [p for p in out if split is None or p.split is split]
+
+
+# The split of a reviewed read hangs on its crop's name (the read's id on the server), under this
+# folder name, wherever the export was written.
+PLATE_READS = "plate-reads"
+
+
+def reviewed_plates(folder: Path, split: Split | None = None) -> list[RealPlate]:
+    """The reads in a ``kuaichu server plate-reads`` folder (of ``split`` if given), labelled as the
+    dispatcher confirmed them, in the colour the unit saw where the confirmed text can have it."""
+    out = []
+    with (folder / "labels.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            kinds = plate_kinds(row["plate"])
+            colour = PlateKind(row["kind"]) if row["kind"] in kinds else kinds[0]
+            plate_split = split_of(PLATE_READS, Path(row["file"]).name)
+            out.append(RealPlate(folder / row["file"], row["plate"], None, plate_split, colour))
     return [p for p in out if split is None or p.split is split]
 
 

@@ -5,6 +5,10 @@ real training photograph's plate, and crops of them cut where the shipped detect
 refiner put the plate (models/found.py), so the recogniser learns the crops the device gives it;
 rebuild after retraining either. Validation: the held-out real plates, cut once from their
 labelled corners. Run: ``.venv/bin/python -m models.recogniser_data`` (it runs the shipped models).
+
+``--plate-reads DIR`` (repeatable) adds the reads dispatchers confirmed or corrected, as ``kuaichu
+server plate-reads DIR`` exported them: their training part as re-cut, re-spoiled copies like the
+photographs', their held-out part to the validation set (``models.realdata.reviewed_plates``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,7 +30,7 @@ from device.ocr.geometry import REC_H, REC_W, Quad, drawn_in, straighten
 from device.ocr.reader import DETECTOR_FILE, MODELS_DIR, REFINER_FILE
 from device.ocr.refiner import Refiner
 from models.found import random_view, same_plate
-from models.realdata import REPO, RealPlate, Split, real_plates
+from models.realdata import REPO, RealPlate, Split, real_plates, reviewed_plates
 from models.synth import CORNER_ERROR, degrade, jitter, synth_crop
 from protocol.plates import ALPHABET, PlateKind, plate_kind
 
@@ -67,7 +73,7 @@ def _real_chunk(args: tuple[int, list[RealPlate], int]) -> tuple[NDArray[np.uint
     for plate in plates:
         image = Image.open(plate.path).convert("RGB")
         quad = crop_quad(plate, image)
-        kind = plate_kind(plate.text) or PlateKind.BLUE
+        kind = plate.colour or plate_kind(plate.text) or PlateKind.BLUE
         for _ in range(copies):
             # Spoil a region around the plate only: cheaper than the whole photograph.
             xs[i] = straighten(_spoiled_around(rng, image, quad), jitter(rng, quad, CORNER_ERROR))
@@ -115,14 +121,20 @@ def _spoiled_around(rng: random.Random, image: Image.Image, quad: Quad) -> Image
     return canvas
 
 
-def build(synthetic: int, copies: int, views: int, workers: int) -> None:
-    WORK.mkdir(parents=True, exist_ok=True)
+def build(
+    synthetic: int, copies: int, views: int, workers: int, work: Path = WORK, plate_reads: Sequence[Path] = ()
+) -> None:
+    work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     chunk = 1000
     xs: list[NDArray[np.uint8]] = []
     texts: list[str] = []
     kinds: list[int] = []
-    train_real = real_plates(Split.TRAIN)
+    reviewed = [p for folder in plate_reads for p in reviewed_plates(folder)]
+    train_real = real_plates(Split.TRAIN) + [p for p in reviewed if p.split is Split.TRAIN]
+    if reviewed:
+        held = sum(p.split is Split.VALIDATION for p in reviewed)
+        print(f"reads dispatchers reviewed: {len(reviewed) - held} to train on, {held} held out", flush=True)
     jobs_real = [(10_000 + i, train_real[i : i + 10], copies) for i in range(0, len(train_real), 10)]
     jobs_synth = [(i, min(chunk, synthetic - i)) for i in range(0, synthetic, chunk)]
     with ProcessPoolExecutor(workers) as pool:
@@ -144,21 +156,21 @@ def build(synthetic: int, copies: int, views: int, workers: int) -> None:
             kinds.extend(k)
             print(f"synthetic: {done * chunk}/{synthetic}, {time.monotonic() - started:.0f} s", flush=True)
     np.savez(
-        WORK / "recogniser-train.npz",
+        work / "recogniser-train.npz",
         x=np.concatenate(xs),
         y=np.array([encode(t) for t in texts], np.int32),
         kind=np.array(kinds, np.int32),
     )
-    val = real_plates(Split.VALIDATION)
+    val = real_plates(Split.VALIDATION) + [p for p in reviewed if p.split is Split.VALIDATION]
     vx = np.zeros((len(val), REC_H, REC_W, 3), np.uint8)
     for i, plate in enumerate(val):
         image = Image.open(plate.path).convert("RGB")
         vx[i] = straighten(image, crop_quad(plate, image))
     np.savez(
-        WORK / "recogniser-validation.npz",
+        work / "recogniser-validation.npz",
         x=vx,
         y=np.array([encode(p.text) for p in val], np.int32),
-        kind=np.array([KINDS.index(plate_kind(p.text) or PlateKind.BLUE) for p in val], np.int32),
+        kind=np.array([KINDS.index(p.colour or plate_kind(p.text) or PlateKind.BLUE) for p in val], np.int32),
     )
     print(f"saved {len(texts)} training and {len(val)} validation crops in {time.monotonic() - started:.0f} s")
 
@@ -169,8 +181,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, default=40, help="re-cut copies of each real training plate")
     parser.add_argument("--views", type=int, default=24, help="views of each real training photo, cut as found")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=WORK, help=f"where the sets go (default {WORK})")
+    parser.add_argument(
+        "--plate-reads",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a kuaichu server plate-reads folder",
+    )
     args = parser.parse_args(argv)
-    build(args.synthetic, args.copies, args.views, args.workers)
+    build(args.synthetic, args.copies, args.views, args.workers, args.work, args.plate_reads)
 
 
 if __name__ == "__main__":

@@ -86,9 +86,9 @@ def greedy_exact(probs: NDArray[np.float32], labels: NDArray[np.int32]) -> float
     return hits / len(labels)
 
 
-def train(epochs: int, batch: int, lr: float) -> keras.Model:
-    data = np.load(WORK / "recogniser-train.npz")
-    val = np.load(WORK / "recogniser-validation.npz")
+def train(epochs: int, batch: int, lr: float, work: Path = WORK) -> keras.Model:
+    data = np.load(work / "recogniser-train.npz")
+    val = np.load(work / "recogniser-validation.npz")
     x, y, kind = data["x"], data["y"], data["kind"]
     n = len(x)
     print(f"{n} training crops, {len(val['x'])} held-out real plates", flush=True)
@@ -150,12 +150,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--work", type=Path, default=WORK, help="where models.recogniser_data put the sets")
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.random.set_seed(1)
-    export = train(args.epochs, args.batch, args.lr)
-    data = np.load(WORK / "recogniser-train.npz")
+    export = train(args.epochs, args.batch, args.lr, args.work)
+    data = np.load(args.work / "recogniser-train.npz")
     pick = np.random.default_rng(0).choice(len(data["x"]), min(400, len(data["x"])), replace=False)
     to_int8(export, data["x"][np.sort(pick)], args.out)
 
