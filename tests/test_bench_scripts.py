@@ -19,6 +19,7 @@ WITH_HELP = [
     "first_frame",
     "insurers",
     "fleet",
+    "gnss",
     "masking",
     "ocr",
     "ocr_choice",

@@ -120,6 +120,7 @@ class _Epoch:
     last one gpsd merges before it reports."""
 
     millis: int
+    awaited: int  # sentences still to come before the epoch holds what the previous one held
     counts: dict[type, int] = field(default_factory=dict)
     located: Located | None = None
     gga: Gga | None = None
@@ -187,11 +188,13 @@ class FixAccumulator:
             if millis is not None and (epoch is None or millis != epoch.millis):
                 if (closed := self.flush()) is not None:
                     fixes.append(closed)
-                epoch = self._epoch = _Epoch(millis)
+                epoch = self._epoch = _Epoch(millis, sum(self._template.values()))
         if epoch is None:
             return fixes
         kind = type(sentence)
-        epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
+        seen = epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
+        if seen <= self._template.get(kind, 0):
+            epoch.awaited -= 1
         if epoch.done:
             return fixes
         epoch.unchecked |= not checked
@@ -211,7 +214,7 @@ class FixAccumulator:
                 epoch.gns = sentence
             elif isinstance(sentence, Rmc):
                 epoch.rmc = sentence
-        if epoch.located is not None and all(epoch.counts.get(k, 0) >= n for k, n in self._template.items()):
+        if epoch.located is not None and epoch.awaited <= 0:
             epoch.done = True
             if (made := self._build(epoch)) is not None:
                 fixes.append(made)

@@ -305,8 +305,8 @@ def _gga(msg: Any) -> Gga:
     quality = FixQuality(quality_code)
     lat, lon = _position(msg)
     _located(quality is not FixQuality.INVALID, lat, lon)
-    if _field(msg, "altitude_units") not in ("", "M"):
-        raise ValueError("altitude not in metres")
+    # An altitude in other units (none known to send one) is left out; the position still counts.
+    metres = _field(msg, "altitude_units") in ("", "M")
     return Gga(
         talker=msg.talker,
         time=_time_of_day(_field(msg, "timestamp")),
@@ -315,7 +315,7 @@ def _gga(msg: Any) -> Gga:
         quality=quality,
         sats=_count(_field(msg, "num_sats"), "satellite count"),
         hdop=_non_negative(_number(_field(msg, "horizontal_dil"), "hdop"), "hdop"),
-        alt=_number(_field(msg, "altitude"), "altitude"),
+        alt=_number(_field(msg, "altitude"), "altitude") if metres else None,
     )
 
 
