@@ -37,6 +37,8 @@ die() {
 say() { echo "install-pi.sh: $*"; }
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../../runtime/install_common.sh
+source "$here/../../runtime/install_common.sh"
 root=/
 source_path="$(cd "$here/../.." && pwd)"
 skip_apt=0
@@ -115,26 +117,12 @@ if ((!skip_apt)); then
     say "not a Raspberry Pi: leaving out python3-picamera2 and python3-lgpio (simulated backends only)"
     [[ -z "$screen_url" ]] || packages+=(chromium)   # Debian's name for it
   fi
-  missing=()
-  for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-  done
-  if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-  fi
+  apt_install "${packages[@]}"
 fi
 
 # --- the service's user -----------------------------------------------------------------------------
 
-in_root=()
-[[ -z "$p" ]] || in_root=(--root "$root")
-if ! grep -q "^$USER_NAME:" "$p/etc/passwd"; then
-  say "creating system user $USER_NAME"
-  useradd "${in_root[@]}" --system --user-group --home-dir "$DATA_DIR" --no-create-home \
-    --shell /usr/sbin/nologin --comment "Kuaichu device firmware" "$USER_NAME"
-fi
+system_user "$USER_NAME" "$DATA_DIR" "Kuaichu device firmware"
 join=()   # the device groups this system has and the user is not yet in
 for group in "${DEVICE_GROUPS[@]}"; do
   awk -F: -v g="$group" -v u="$USER_NAME" '

@@ -50,6 +50,8 @@ die() {
 say() { echo "install-server.sh: $*"; }
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../../runtime/install_common.sh
+source "$here/../../runtime/install_common.sh"
 root=/
 source_path="$(cd "$here/../.." && pwd)"
 pki=""
@@ -150,27 +152,12 @@ trap 'rm -rf "$work"' EXIT
 
 if ((!skip_apt)); then
   # The database and the broker live on this machine; Noto CJK is the determination's font.
-  packages=(python3-venv postgresql mosquitto fonts-noto-cjk openssl)
-  missing=()
-  for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-  done
-  if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-  fi
+  apt_install python3-venv postgresql mosquitto fonts-noto-cjk openssl
 fi
 
 # --- the workers' user ------------------------------------------------------------------------------
 
-in_root=()
-[[ -z "$p" ]] || in_root=(--root "$root")
-if ! grep -q "^$USER_NAME:" "$p/etc/passwd"; then
-  say "creating system user $USER_NAME"
-  useradd "${in_root[@]}" --system --user-group --home-dir "$DATA_DIR" --no-create-home \
-    --shell /usr/sbin/nologin --comment "Kuaichu server workers" "$USER_NAME"
-fi
+system_user "$USER_NAME" "$DATA_DIR" "Kuaichu server workers"
 uid="$(awk -F: -v u="$USER_NAME" '$1 == u { print $3 }' "$p/etc/passwd")"
 gid="$(awk -F: -v g="$USER_NAME" '$1 == g { print $3 }' "$p/etc/group")"
 broker_gid="$(awk -F: '$1 == "mosquitto" { print $3 }' "$p/etc/group")"
