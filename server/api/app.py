@@ -35,6 +35,7 @@ from server.api import (
     unit_commands,
     ws,
 )
+from server.api.headers import SecurityHeaders
 from server.api.https import Hsts
 from server.api.limits import BodyLimit, upload_routes
 from server.api.state import ServerState
@@ -91,6 +92,7 @@ def create_insurers_app(state: ServerState) -> FastAPI:
     app.include_router(insurers.router)
     app.add_middleware(insurers.CallLog)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -129,6 +131,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(insurers.router)
     app.add_middleware(insurers.CallLog)
     app.add_middleware(BodyLimit, routes=upload_routes(state))
+    app.add_middleware(SecurityHeaders)
     if state.cfg.http.tls:
         app.add_middleware(Hsts, max_age_s=state.cfg.http.hsts_max_age_s)
     if state.cfg.demo.control_dir is not None:
