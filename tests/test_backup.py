@@ -1,18 +1,22 @@
 """``kuaichu server backup`` and ``restore``, on SQLite and PostgreSQL: a backup taken while the
-worker runs, restored onto an empty server, audits intact case by case and its determination still
-verifies there; a non-empty target and an altered backup are refused, and nothing is written."""
+worker runs, restored onto an empty server, audits intact case by case (``kuaichu server audit``),
+with the determination as issued and the signing keys back in place; a non-empty target, a used
+backup folder and an altered backup are refused, and nothing is written."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from server.backup import BackupError, backup, restore
+from server.casework.audit import file_sha256
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.models import Determination
 from tests.cases import new_case
 from tests.commands import configured_command, server_command
 from tests.conftest import RunningServer, make_server_config
@@ -23,16 +27,6 @@ from tests.stored import cases_in
 PHONES = ("13700003333", "13700004444")
 JPEG = b"\xff\xd8\xff\xe0" + b"scene" * 100
 FORM = {"request": "请求重新认定", "reasons": "对方突然变道，我方已减速避让。"}
-
-
-def verify_pdf(config: Path, pdf: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kuaichu.cli", "verify", str(pdf), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
 
 
 async def test_a_backup_restored_onto_an_empty_server_audits_intact(
@@ -60,32 +54,39 @@ async def test_a_backup_restored_onto_an_empty_server_audits_intact(
     pg = "postgresql" in server.cfg.database_url
     url = create_database(request.getfixturevalue("pg_cluster")) if pg else None
     target = make_server_config(tmp_path / "restored", broker.port, database_url=url)
-    config = tmp_path / "restored.toml"
-    restored = await asyncio.to_thread(configured_command, target, config, "restore", str(out))
-    assert restored.returncode == 0, restored.stderr
+    await restore(target, out)
     assert [c.case_no for c in await cases_in(target.database_url)] == [case_no, second]
 
-    audit = await asyncio.to_thread(configured_command, target, config, "audit")
+    audit = await asyncio.to_thread(configured_command, target, tmp_path / "restored.toml", "audit")
     assert audit.returncode == 0, audit.stdout + audit.stderr
-    source_audit = await asyncio.to_thread(server_command, server, tmp_path / "source.toml", "audit")
-    assert audit.stdout == source_audit.stdout
     assert "2 cases audited: 全部完好 all intact" in audit.stdout
-    assert f"case {case_no}: " in audit.stdout and "1 evidence files; intact" in audit.stdout
-
-    pdf = next((target.documents_dir / case_no).glob("*.pdf"))
-    checked = await asyncio.to_thread(verify_pdf, config, pdf)
-    assert checked.returncode == 0 and "genuine and unaltered" in checked.stdout, checked.stdout + checked.stderr
+    assert f"case {second}: 1 events, 0 evidence files; intact" in audit.stdout
+    assert re.search(rf"case {case_no}: \d+ events, 1 evidence files; intact", audit.stdout), audit.stdout
+    # The determination as issued, and the key that signed it, are back where the worker reads them.
+    engine = make_engine(target.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            issued = (await session.scalars(select(Determination))).one()
+    finally:
+        await engine.dispose()
+    assert file_sha256(target.documents_dir / issued.path) == issued.sha256
+    for folder in ("keys", "documents", "evidence"):
+        assert tree(target.server.data_dir / folder) == tree(server.cfg.server.data_dir / folder), folder
 
     # The target now holds cases: a second restore is refused unless told to replace them.
-    again = await asyncio.to_thread(configured_command, target, config, "restore", str(out))
-    assert again.returncode == 1 and "--replace" in again.stderr and "2 起案件" in again.stderr
-    replaced = await asyncio.to_thread(configured_command, target, config, "restore", str(out), "--replace")
-    assert replaced.returncode == 0, replaced.stderr
-    assert (await asyncio.to_thread(configured_command, target, config, "audit")).stdout == source_audit.stdout
+    with pytest.raises(BackupError, match="--replace") as refused:
+        await restore(target, out)
+    assert "2 起案件" in str(refused.value)
+    await restore(target, out, replace=True)
+    assert [c.case_no for c in await cases_in(target.database_url)] == [case_no, second]
 
     # A backup goes only into a new or empty folder.
-    busy = await asyncio.to_thread(server_command, server, tmp_path / "source.toml", "backup", str(out))
-    assert busy.returncode == 1 and "不是空目录" in busy.stderr
+    with pytest.raises(BackupError, match="不是空目录"):
+        await backup(server.cfg, out)
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): file_sha256(p) for p in folder.rglob("*") if p.is_file()}
 
 
 async def test_an_altered_backup_is_refused_and_nothing_restored(
@@ -93,8 +94,7 @@ async def test_an_altered_backup_is_refused_and_nothing_restored(
 ) -> None:
     await new_case(broker)
     out = tmp_path / "backup"
-    done = await asyncio.to_thread(server_command, server, tmp_path / "source.toml", "backup", str(out))
-    assert done.returncode == 0, done.stderr
+    await backup(server.cfg, out)
     target = make_server_config(tmp_path / "restored", broker.port)
     config = tmp_path / "restored.toml"
 
@@ -115,6 +115,6 @@ async def test_an_altered_backup_is_refused_and_nothing_restored(
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"].append({"path": "files/evidence/../../../etc/passwd", "sha256": "0" * 64, "size": 1})
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    escaped = await asyncio.to_thread(configured_command, target, config, "restore", str(out))
-    assert escaped.returncode == 1 and "不允许的路径" in escaped.stderr
+    with pytest.raises(BackupError, match="不允许的路径"):
+        await restore(target, out)
     assert not target.server.data_dir.exists()
