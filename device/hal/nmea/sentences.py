@@ -293,9 +293,12 @@ def _heading(text: str) -> float | None:
     return value % 360
 
 
-def _located(valid: bool, lat: float | None, lon: float | None) -> None:
+def _time_and_position(msg: Any, valid: bool) -> tuple[dt.time | None, float | None, float | None]:
+    """What every position sentence has; a sentence claiming a fix must carry a position."""
+    lat, lon = _position(msg)
     if valid and (lat is None or lon is None):
         raise ValueError("a fix without a position")
+    return _time_of_day(_field(msg, "timestamp")), lat, lon
 
 
 def _gga(msg: Any) -> Gga:
@@ -303,13 +306,12 @@ def _gga(msg: Any) -> Gga:
     if quality_code is None:
         raise ValueError("no fix quality")
     quality = FixQuality(quality_code)
-    lat, lon = _position(msg)
-    _located(quality is not FixQuality.INVALID, lat, lon)
+    time, lat, lon = _time_and_position(msg, quality is not FixQuality.INVALID)
     # An altitude in other units (none known to send one) is left out; the position still counts.
     metres = _field(msg, "altitude_units") in ("", "M")
     return Gga(
         talker=msg.talker,
-        time=_time_of_day(_field(msg, "timestamp")),
+        time=time,
         lat=lat,
         lon=lon,
         quality=quality,
@@ -325,12 +327,11 @@ def _rmc(msg: Any) -> Rmc:
         raise ValueError("bad status")
     mode = _field(msg, "mode_indicator")
     valid = status != "V" and mode != "N"
-    lat, lon = _position(msg)
-    _located(valid, lat, lon)
+    time, lat, lon = _time_and_position(msg, valid)
     knots = _non_negative(_number(_field(msg, "spd_over_grnd"), "speed"), "speed")
     return Rmc(
         talker=msg.talker,
-        time=_time_of_day(_field(msg, "timestamp")),
+        time=time,
         valid=valid,
         lat=lat,
         lon=lon,
@@ -346,11 +347,10 @@ def _gll(msg: Any) -> Gll:
     and the Garmin 65 sends neither time nor status."""
     mode = _field(msg, "faa_mode")
     valid = _field(msg, "status") == "A" and mode != "N"
-    lat, lon = _position(msg)
-    _located(valid, lat, lon)
+    time, lat, lon = _time_and_position(msg, valid)
     return Gll(
         talker=msg.talker,
-        time=_time_of_day(_field(msg, "timestamp")),
+        time=time,
         valid=valid,
         lat=lat,
         lon=lon,
@@ -364,11 +364,10 @@ def _gns(msg: Any) -> Gns:
     modes = _field(msg, "mode_indicator")
     nav_status = msg.data[len(msg.fields)]
     valid = bool(modes) and modes[0] != "N" and nav_status not in ("U", "V")
-    lat, lon = _position(msg)
-    _located(valid, lat, lon)
+    time, lat, lon = _time_and_position(msg, valid)
     return Gns(
         talker=msg.talker,
-        time=_time_of_day(_field(msg, "timestamp")),
+        time=time,
         valid=valid,
         lat=lat,
         lon=lon,
