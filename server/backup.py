@@ -57,10 +57,13 @@ def _pg_args(cfg: ServerConfig) -> tuple[list[str], dict[str, str]]:
     any, through the environment rather than the command line anyone can read."""
     url = make_url(cfg.database_url)
     args = ["--dbname", url.database or ""]
-    if url.host:
-        args += ["--host", url.host]
-    if url.port:
-        args += ["--port", str(url.port)]
+    # install-server.sh's URL names the socket folder as ?host=/run/postgresql (peer authentication).
+    host = url.host or url.query.get("host")
+    port = url.port or url.query.get("port")
+    if host:
+        args += ["--host", str(host)]
+    if port:
+        args += ["--port", str(port)]
     if url.username:
         args += ["--username", url.username]
     env = dict(os.environ)
