@@ -47,7 +47,9 @@ class LoginThrottle:
     - one address, one account: after ``pair_limit`` (5) failures that address waits for that
       account until the window has passed; the same account from another address is untouched;
     - one address, any accounts: after ``address_limit`` (20) failures the address waits for every
-      login; a success does not reset this count, so a valid account cannot launder guesses;
+      account that never logged in from it here; a success does not reset this count, so a valid
+      account cannot launder guesses, and a station's dispatchers behind one NAT address are not
+      locked out by whoever keeps failing there;
     - one account, any addresses: after ``account_limit`` (20) failures the account takes one try per
       ``account_interval_s`` (2 s) from addresses it has never logged in from here, so a guessing
       botnet gets a few hundred tries a window; an address the account logged in from before
@@ -82,12 +84,11 @@ class LoginThrottle:
         """0 when this try may go ahead (it is then counted as the slowed account's one try), else how
         many seconds this address must wait for this account."""
         now = self._clock()
-        waits = [
-            self._wait(self._pairs, (address, username), self._pair_limit, now),
-            self._wait(self._addresses, address, self._address_limit, now),
-        ]
-        slowed = self._recent(self._accounts, username, now) >= self._account_limit
-        slowed = slowed and not self._is_trusted(address, username, now)
+        trusted = self._is_trusted(address, username, now)
+        waits = [self._wait(self._pairs, (address, username), self._pair_limit, now)]
+        if not trusted:
+            waits.append(self._wait(self._addresses, address, self._address_limit, now))
+        slowed = not trusted and self._recent(self._accounts, username, now) >= self._account_limit
         if slowed:
             waits.append(self._account_tried.get(username, -math.inf) + self._account_interval_s - now)
         wait = max(waits)

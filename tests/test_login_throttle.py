@@ -45,6 +45,17 @@ def test_an_address_guessing_across_accounts_waits_for_all_of_them() -> None:
     assert throttle.wait_s("10.0.0.7", "user0") == 0
 
 
+def test_a_colleague_behind_the_same_address_is_not_locked_out_by_its_failures() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)
+    throttle.succeeded("10.0.0.66", "wuhua")  # a dispatcher of the station behind this NAT address
+    clock.now += 3600
+    for i in range(20):
+        fail(throttle, "10.0.0.66", f"user{i}", 1)
+    assert throttle.wait_s("10.0.0.66", "guandu") > 0  # never logged in here: waits
+    assert throttle.wait_s("10.0.0.66", "wuhua") == 0  # logged in here before: not held up
+
+
 def test_an_account_guessed_from_everywhere_is_slowed_not_locked() -> None:
     clock = Clock()
     throttle = LoginThrottle(clock=clock)
