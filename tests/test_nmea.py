@@ -14,6 +14,7 @@ from device.hal.nmea import (
     Fix,
     FixAccumulator,
     Gga,
+    Gll,
     Gsa,
     LineSplitter,
     NmeaError,
@@ -36,8 +37,8 @@ def read(name: str, chunk: int | None = None) -> tuple[list[Fix], NmeaReader]:
     return fixes + reader.flush(), reader
 
 
-@pytest.mark.parametrize("talker", ["GP", "GL", "GA", "BD", "GB", "GN", "GQ"])
-def test_gga_from_any_constellation(talker: str) -> None:
+@pytest.mark.parametrize("talker", ["GP", "GL", "GA", "BD", "GB", "GN", "GQ", "QZ", "GI", "IN", "II", "EC"])
+def test_gga_from_any_talker(talker: str) -> None:
     line = with_checksum(f"{talker}GGA,093512.40,2502.4360,N,10242.4260,E,1,12,0.78,1893.4,M,-31.2,M,,")
     gga = parse_sentence(line)
     assert isinstance(gga, Gga)
@@ -114,6 +115,35 @@ def test_fields_that_do_not_parse_are_malformed(body: str) -> None:
 )
 def test_other_sentences_are_ignored_quietly(body: str) -> None:
     assert parse_sentence(with_checksum(body)) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "when", "lat"),
+    [
+        ("GPGGA,093512.,2502.,N,10242.426,E,1,08,1.0,1893.0,M,,M,,", time(9, 35, 12), 25 + 2 / 60),
+        ("GPGGA,093512.1239,2502.436,N,10242.426,E,1,08,1.0,1893.0,M,,M,,", time(9, 35, 12, 123000), 25.0406),
+        ("GPGGA,093512.4,0502.436,S,10242.426,E,1,08,1.0,1893.0,M,,M,,", time(9, 35, 12, 400000), -5.0406),
+    ],
+)
+def test_times_and_coordinates_read_as_gpsd_reads_them(body: str, when: time, lat: float) -> None:
+    """A bare "hhmmss." and "ddmm." are whole seconds and minutes; digits past the millisecond
+    are cut off."""
+    gga = parse_sentence(with_checksum(body))
+    assert isinstance(gga, Gga)
+    assert gga.time == when and gga.lat == pytest.approx(lat)
+
+
+def test_lower_case_checksums_and_receivers_without_any() -> None:
+    body = "GNGLL,2502.43600,N,10242.42600,E,093512.00,A,A"
+    hex_digits = with_checksum(body)[-2:]
+    assert hex_digits == "7A"
+    assert isinstance(parse_sentence(f"${body}*7a"), Gll)
+    assert isinstance(parse_sentence(f"${body}", allow_unchecked=True), Gll)
+    # A receiver that sends checksums and one line without: that line was cut short.
+    reader = NmeaReader()
+    lines = [with_checksum(body), "$GNGGA,093513.00,2502.43600,N,10242.42600,E,1,12,0.78,1893.4"]
+    assert len(reader.feed("\n".join(lines).encode() + b"\n") + reader.flush()) == 1
+    assert reader.stats.malformed == 1
 
 
 def test_vtg_and_gsa() -> None:

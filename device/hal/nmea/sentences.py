@@ -37,7 +37,7 @@ _MODE_QUALITIES = {
 _FIX_TYPES: dict[str, Literal[1, 2, 3]] = {"1": 1, "2": 2, "3": 3}  # GSA: no fix, 2-D, 3-D
 _SENTENCE_CLASSES: dict[str, type[Any]] = pynmea2.TalkerSentence.sentence_types
 
-_DEGREES_MINUTES = re.compile(r"(\d+)(\d\d\.\d+)")
+_DEGREES_MINUTES = re.compile(r"(\d+)(\d\d\.\d*)")
 _DATE = re.compile(r"(\d\d)(\d\d)(\d\d)")
 
 ErrorReason = Literal["bad_checksum", "no_checksum", "malformed"]
@@ -240,11 +240,12 @@ def _non_negative(value: float | None, what: str) -> float | None:
 
 
 def _time_of_day(text: str) -> dt.time | None:
-    """``hhmmss[.sss]`` to the millisecond (pynmea2's float arithmetic can lose one)."""
+    """``hhmmss[.sss…]`` to the millisecond, further digits cut off (pynmea2's float arithmetic can
+    lose one); "hhmmss." is whole seconds, as gpsd reads it."""
     if not text:
         return None
-    digits, dot, fraction = text.partition(".")
-    if len(digits) != 6 or not digits.isdigit() or len(fraction) > 6 or (dot and not fraction.isdigit()):
+    digits, _, fraction = text.partition(".")
+    if len(digits) != 6 or not digits.isdigit() or (fraction and not fraction.isdigit()):
         raise ValueError("bad time")
     hour, minute, second = int(digits[:2]), int(digits[2:4]), int(digits[4:])
     if hour > 23 or minute > 59 or second > 59:
