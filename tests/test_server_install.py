@@ -15,6 +15,7 @@ import glob
 import grp
 import os
 import shutil
+import ssl
 import stat
 import subprocess
 import sys
@@ -23,15 +24,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from protocol.messages import Ack, Trigger, decode, encode
+from protocol.topics import Channel, device_topic
 from runtime.mqtt import TlsSection
 from server.config import ServerConfig, load_server_config
 from tests.commands import provision
 from tests.configs import WebCert, web_cert
+from tests.conftest import start_server
+from tests.reports import in_car_report
 from tests.services import Mosquitto, free_port
 from tests.test_pi_install import entry, snapshot, unit_directives
-from tests.wire import mqtt_client
+from tests.wire import mqtt_client, publish_report
 
 INSTALL = Path(__file__).resolve().parents[1] / "server" / "install"
 SCRIPT = INSTALL / "install-server.sh"
@@ -75,7 +81,7 @@ def image() -> Iterator[Path]:
 
 @pytest.fixture
 def console_cert(tmp_path: Path) -> WebCert:
-    return web_cert(tmp_path / "web", "kuaichu.example.cn")
+    return web_cert(tmp_path / "web", "kuaichu.example.cn", "127.0.0.1")
 
 
 def install(root: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -214,24 +220,70 @@ def test_without_a_certificate_the_console_waits_for_nginx_on_loopback(station: 
     assert sorted(p.name for p in (image / "etc" / "kuaichu" / "server").iterdir()) == ["main.toml"]
 
 
-async def test_the_installed_broker_configuration_runs_and_admits_the_installed_worker(
-    station: Path, image: Path, tmp_path: Path
+def worker_config_in(image: Path, name: str, data_dir: Path, broker_port: int) -> ServerConfig:
+    """An installed worker's configuration run here: its /etc files read from the image, its data in
+    ``data_dir`` (SQLite there, for want of the machine's PostgreSQL), the test's broker, free ports."""
+    text = (image / "etc" / "kuaichu" / "server" / f"{name}.toml").read_text()
+    edits = {
+        '"/etc/kuaichu/': f'"{image}/etc/kuaichu/',
+        '"/var/lib/kuaichu-server"': f'"{data_dir}"',
+        'url = "postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"': f'url = "sqlite+aiosqlite:///{data_dir}/k.db"',
+        "migrate = false": "migrate = true",
+        "port = 8883": f"port = {broker_port}",
+        "port = 443": f"port = {free_port()}",
+        "redirect_port = 80": f"redirect_port = {free_port()}",
+    }
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    copy = image.parent / f"{name}.run.toml"
+    copy.write_text(text)
+    return load_server_config(copy)
+
+
+async def test_a_unit_from_the_station_reports_to_the_installed_server(
+    station: Path, image: Path, console_cert: WebCert, tmp_path: Path
 ) -> None:
-    """Debian's Mosquitto with the conf.d file as written (its paths read from the image, a free port),
-    and a worker connecting with the client certificate installed for it."""
-    assert install(image, "--pki", str(station), "--public-url", PUBLIC).returncode == 0
+    """The first test report, end to end: Debian's Mosquitto runs the conf.d file as written (paths
+    read from the image, a free port), the main worker runs its installed configuration with the
+    installed client certificate and console certificate, and a unit provisioned on the same
+    station sends a self-test's report, which is acknowledged as a test."""
+    tls_flags = ["--tls-cert", str(console_cert.cert), "--tls-key", str(console_cert.key)]
+    assert install(image, "--pki", str(station), "--public-url", PUBLIC, *tls_flags).returncode == 0
+    device = ["--kind", "in-car", "--plate", "云A5H821", "--vin", "LSVAU2180N2183294", "--dir", str(station)]
+    made = provision("device", "car-first-01", *device)
+    assert made.returncode == 0, made.stderr
+
     conf = (image / "etc" / "mosquitto" / "conf.d" / "kuaichu.conf").read_text()
     port = free_port()
     conf = conf.replace("/etc/mosquitto/", f"{image}/etc/mosquitto/").replace("listener 8883", f"listener {port}")
-    path = image / "etc" / "mosquitto" / "test.conf"
-    path.write_text(conf)
-    broker = Mosquitto(port, path, tmp_path / "mosquitto.log")
+    (image / "etc" / "mosquitto" / "test.conf").write_text(conf)
+    broker = Mosquitto(port, image / "etc" / "mosquitto" / "test.conf", tmp_path / "mosquitto.log")
     await asyncio.to_thread(broker.start)
     try:
-        pki = image / "etc" / "kuaichu" / "pki"
-        tls = TlsSection(ca_file=pki / "ca.crt", cert_file=pki / "client.crt", key_file=pki / "client.key")
-        async with mqtt_client(port, "main", tls) as client:
-            await client.subscribe("$share/kuaichu-server/kc/v1/dev/+/report", qos=1)
+        server = await start_server(worker_config_in(image, "main", tmp_path / "data", port))
+        try:
+            bundle = station / "devices" / "car-first-01"
+            unit = TlsSection(
+                ca_file=bundle / "ca.crt", cert_file=bundle / "device.crt", key_file=bundle / "device.key"
+            )
+            async with mqtt_client(port, "car-first-01", unit) as client:
+                await client.subscribe(device_topic("car-first-01", Channel.ACK), qos=1)
+                report = in_car_report("car-first-01", trigger=Trigger.TEST)
+                await publish_report(client, "car-first-01", encode(report))
+                async with asyncio.timeout(15):
+                    message = await anext(aiter(client.messages))
+            assert isinstance(message.payload, bytes)
+            ack = decode(Ack, message.payload)
+            assert (ack.report_id, ack.status, ack.test, ack.case_no) == (report.report_id, "accepted", True, None)
+
+            # The console answers over HTTPS with the installed certificate.
+            ca = ssl.create_default_context(cafile=str(console_cert.ca))
+            async with httpx.AsyncClient(verify=ca) as https:
+                page = await https.get(f"https://127.0.0.1:{server.cfg.http.port}/login")
+            assert page.status_code == 200 and page.headers["strict-transport-security"]
+        finally:
+            await server.stop()
     finally:
         await asyncio.to_thread(broker.stop)
 
