@@ -107,6 +107,15 @@ def unit_directives(text: str) -> dict[str, list[str]]:
     return found
 
 
+def verify_unit(text: str, binary: str, copy: Path) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze verify`` on the unit ``text`` written to ``copy``, its ExecStart's ``binary``
+    replaced by this checkout's real ``kuaichu``: verify checks that the program exists."""
+    real = shutil.which("kuaichu", path=str(Path(sys.executable).parent))
+    assert real is not None
+    copy.write_text(text.replace(f"ExecStart={binary}", f"ExecStart={real}"))
+    return subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+
+
 def test_the_unit_passes_systemd_analyze_verify_with_a_watchdog_and_restarts(tmp_path: Path) -> None:
     directives = unit_directives(UNIT.read_text())
     assert directives["Service.Type"] == ["notify"]
@@ -124,18 +133,13 @@ def test_the_unit_passes_systemd_analyze_verify_with_a_watchdog_and_restarts(tmp
     assert binary == "/opt/kuaichu/venv/bin/kuaichu"
     assert args == ["device", "run", "--config", "/etc/kuaichu/device.toml"]
 
-    # verify checks that ExecStart's program exists: point it at this checkout's real one.
-    real = shutil.which("kuaichu", path=str(Path(sys.executable).parent))
-    assert real is not None
     copy = tmp_path / SERVICE
-    copy.write_text(UNIT.read_text().replace(f"ExecStart={binary}", f"ExecStart={real}"))
-    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    done = verify_unit(UNIT.read_text(), binary, copy)
     assert done.returncode == 0
     assert done.stdout + done.stderr == ""  # an unknown key or a bad value is only a warning: none allowed
 
     # The check can fail: a misspelt directive is reported.
-    copy.write_text(copy.read_text().replace("WatchdogSec=", "WatchDogSec="))
-    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    done = verify_unit(copy.read_text().replace("WatchdogSec=", "WatchDogSec="), binary, copy)
     assert "Unknown key 'WatchDogSec'" in done.stderr
 
 
