@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -26,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from server.cases import LOCAL_TZ, now_utc
 from server.casework.audit import file_sha256
 from server.config import ServerConfig
-from server.db.engine import make_engine, upgrade_schema
+from server.db.engine import alembic_config, make_engine, upgrade_schema
 
 FORMAT = "kuaichu-backup/1"
 MANIFEST = "manifest.json"
@@ -127,7 +129,10 @@ def _copy_folders(data_dir: Path, out: Path) -> list[dict[str, Any]]:
             continue
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             relative = PurePosixPath(folder, *path.relative_to(root).parts)
-            sha, size = _copy_hashed(path, out / "files" / relative)
+            try:
+                sha, size = _copy_hashed(path, out / "files" / relative)
+            except FileNotFoundError:
+                continue  # deleted since the listing (a retention round, a masked copy remade)
             entries.append({"path": f"files/{relative}", "sha256": sha, "size": size})
     return entries
 
@@ -224,6 +229,19 @@ def verify(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _known_revision(revision: str | None) -> None:
+    """A backup from a newer Kuaichu than this one cannot be migrated: say so before writing."""
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision)
+    except CommandError:
+        raise BackupError(
+            f"备份来自更新版本的快处（数据库版本 {revision}）：请先把本机升级到同一版本再恢复。"
+            f"(the backup's schema {revision} is newer than this Kuaichu: upgrade first)"
+        ) from None
+
+
 async def _case_count(url: str) -> int:
     """Cases in the target database; a database without the table yet is empty."""
     engine = make_engine(url)
@@ -275,6 +293,7 @@ async def restore(cfg: ServerConfig, folder: Path, *, replace: bool = False) -> 
     """Onto a stopped server: the backup verified, the target found empty (or ``replace``), then
     the database, the files, and the schema brought up to this version's migrations."""
     manifest = await asyncio.to_thread(verify, folder)
+    _known_revision(manifest.get("schema_revision"))
     kind = manifest["database"]
     if kind != ("postgresql" if _is_postgresql(cfg) else "sqlite"):
         raise BackupError(

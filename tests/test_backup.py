@@ -113,8 +113,17 @@ async def test_an_altered_backup_is_refused_and_nothing_restored(
     database.write_bytes(original)
     (out / "files" / "evidence" / "planted.jpg").unlink()
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"].append({"path": "files/evidence/../../../etc/passwd", "sha256": "0" * 64, "size": 1})
-    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    escaping = {"path": "files/evidence/../../../etc/passwd", "sha256": "0" * 64, "size": 1}
+    (out / "manifest.json").write_text(json.dumps(manifest | {"files": [*manifest["files"], escaping]}))
     with pytest.raises(BackupError, match="不允许的路径"):
         await restore(target, out)
     assert not target.server.data_dir.exists()
+
+    # A backup from a newer Kuaichu, whose schema this one cannot migrate, is refused before writing.
+    (out / "manifest.json").write_text(json.dumps(manifest | {"schema_revision": "0999_from_the_future"}))
+    with pytest.raises(BackupError, match="更新版本"):
+        await restore(target, out)
+    assert not target.server.data_dir.exists()
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    await restore(target, out)
+    assert len(await cases_in(target.database_url)) == 1
