@@ -279,7 +279,7 @@ ln -sfn server/main.toml "$p$CONFIG_DIR/server.toml"
 if ((!skip_db)); then
   "$here/setup-database.sh" kuaichu kuaichu
   say "bringing the database schema up to date"
-  runuser -u "$USER_NAME" -- "$VENV/bin/kuaichu" server migrate --config "$WORKERS_DIR/main.toml" ||
+  (cd / && runuser -u "$USER_NAME" -- "$VENV/bin/kuaichu" server migrate --config "$WORKERS_DIR/main.toml") ||
     die "the migrations failed (above); the workers were not (re)started"
 fi
 
