@@ -24,16 +24,21 @@ PASSWORD = "correct horse battery"
 
 # Modules that start the whole system (kuaichu demo; a unit's self-test against broker and server).
 WHOLE_STACK = {"tests.test_demo", "tests.test_selftest"}
+# Modules slow for a reason of their own.
+SLOW = {"tests.test_api_fuzz": "calls every HTTP operation with generated requests as each kind of user"}
 
 
 def slow_because(module: types.ModuleType) -> str | None:
     """Why a test module's tests are end to end and slow, if they are, read off what the module uses:
     a headless browser (tests.browser), aiortc calls, a device's firmware run against the broker and
-    a server (tests.devices.running_device, start_device), or a benchmark run as a test."""
+    a server (tests.devices.running_device, start_device), firmware releases (tests.releases), or a
+    benchmark run as a test."""
     if module.__name__.rpartition(".")[2].startswith("test_bench_"):
         return "runs a benchmark"
     if module.__name__ in WHOLE_STACK:
         return "runs the whole stack as separate processes"
+    if module.__name__ in SLOW:
+        return SLOW[module.__name__]
     for value in vars(module).values():
         origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
         if not isinstance(origin, str):
@@ -44,6 +49,8 @@ def slow_because(module: types.ModuleType) -> str | None:
             return "makes aiortc calls"
         if origin == "tests.devices" and getattr(value, "__name__", "") in {"running_device", "start_device"}:
             return "runs a device's firmware against the broker and a server"
+        if origin == "tests.releases" and getattr(value, "__name__", "") == "release_base":
+            return "builds the firmware's wheel and makes releases from it (signed, installed into virtualenvs)"
     return None
 
 

@@ -55,7 +55,8 @@ class InsurerLinks:
     async def valid(self, path: str, exp: int, sig: str, now: datetime) -> bool:
         if exp < now.timestamp():
             return False
-        return hmac.compare_digest(_mac(await self.key(), path, exp), sig)
+        # As bytes: compare_digest refuses a str with non-ASCII in it (a 500 for any such ``sig``).
+        return hmac.compare_digest(_mac(await self.key(), path, exp).encode(), sig.encode())
 
     async def signed_body(self, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         """The event as sent: its stored paths (the document, each evidence file) as signed URLs."""
