@@ -2,9 +2,10 @@
 media_days`` after it closed, and the case's log says which, with each file's SHA-256 and size.
 
 A case closes when its determination reached every party, or when it was escalated to on-scene
-handling; a review (复核) or an insurance claim closing later moves the date on, and one still open
-holds everything. What is kept: the case, its determinations and their documents, the review's
-attachments (they belong to the review's written record), and the log itself.
+handling; a review (复核) decided or concluded later, or an insurance claim paid or closed later,
+moves the date on, and one still open holds everything. What is kept: the case, its determinations
+and their documents, the review's attachments (they belong to the review's written record), and
+the log itself.
 
 Every worker runs the job; each case is expired in one transaction that locks the case first
 (``lock_case``, as every writer of a case's log does), so two workers never both delete or log the
@@ -33,6 +34,7 @@ from server.db.masked import MaskedCopy
 from server.db.models import Case, Evidence
 from server.db.portal import Review
 from server.lifecycles.case import CaseStatus
+from server.lifecycles.claim import OPEN as OPEN_CLAIM
 from server.lifecycles.review import ReviewStatus
 
 logger = logging.getLogger(__name__)
@@ -55,10 +57,11 @@ async def closed_at(session: AsyncSession, case: Case) -> datetime | None:
         if review.status in OPEN_REVIEW:
             return None
         times += [review.decided_at, review.concluded_at]
-    claims = list((await session.scalars(select(Claim.closed_at).where(Claim.case_id == case.id))).all())
-    if None in claims:
+    claims = (await session.execute(select(Claim.status, Claim.updated_at).where(Claim.case_id == case.id))).all()
+    if any(status in OPEN_CLAIM for status, _ in claims):
         return None
-    known = [t for t in [*times, *claims] if t is not None]
+    # A paid claim the insurer never closes is over all the same: its last update is when.
+    known = [t for t in [*times, *(at for _, at in claims)] if t is not None]
     return max(known) if known else None
 
 

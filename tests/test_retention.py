@@ -209,15 +209,14 @@ async def test_closed_cases_lose_their_media_once_and_keep_their_record(
         async with sessions() as session:
             assert await session.scalar(select(Determination.id).where(Determination.case_id == expired))
 
-        # The review concluded 100 days after delivery: due 100 days later; the claim, once closed
+        # The review concluded 100 days after delivery: due 100 days later; the claim, once paid
         # 200 days after delivery, 200 days later.
         assert await jobs[0].sweep(DUE + timedelta(days=99)) == 0
         assert await jobs[0].sweep(DUE + timedelta(days=100)) == 3
         assert await media_of(sessions, concluded) == ["review"]
-        async with sessions.begin() as session:
-            await session.execute(
-                update(Claim).where(Claim.case_id == claiming).values(closed_at=DELIVERED + timedelta(days=200))
-            )
+        async with sessions.begin() as session:  # paid, and never closed by the insurer
+            paid = DELIVERED + timedelta(days=200)
+            await session.execute(update(Claim).where(Claim.case_id == claiming).values(status="paid", updated_at=paid))
         assert await jobs[0].sweep(DUE + timedelta(days=199)) == 0
         assert await jobs[0].sweep(DUE + timedelta(days=200)) == 3
         assert await media_of(sessions, reviewing) == ALL and await media_of(sessions, working) == ALL
