@@ -273,8 +273,8 @@ def test_an_epoch_without_rmc_takes_the_date_across_midnight() -> None:
     gga_late = parse_sentence(with_checksum("GPGGA,235959.00,2502.43600,N,10242.42600,E,1,08,0.9,1893.4,M,,M,,"))
     gga_next = parse_sentence(with_checksum("GPGGA,000000.00,2502.43600,N,10242.42600,E,1,08,0.9,1893.4,M,,M,,"))
     assert rmc is not None and gga_late is not None and gga_next is not None
-    assert acc.add(rmc) == []
-    assert acc.add(gga_late) == []
+    assert acc.add(rmc) == ()
+    assert acc.add(gga_late) == ()
     [first] = acc.add(gga_next)
     assert first.time == datetime(2024, 12, 18, 23, 59, 59, tzinfo=UTC)
     second = acc.flush()

@@ -169,34 +169,40 @@ class FixAccumulator:
         """Satellites the receiver last said it sees, all constellations; None before any GSV."""
         return sum(self._in_view.values()) if self._in_view else None
 
-    def add(self, sentence: Sentence, *, checked: bool = True) -> list[Fix]:
+    def add(self, sentence: Sentence, *, checked: bool = True) -> tuple[Fix, ...]:
         """Take one sentence; ``checked`` is False for one that came without a checksum. Gives the
         fixes it completes: none, one, or two when it closes one epoch and completes the next."""
-        if isinstance(sentence, Gsv):
+        kind = type(sentence)
+        if kind is Gsv:
+            assert isinstance(sentence, Gsv)
             if sentence.msg_num == 1:
                 self._in_view[sentence.talker] = sentence.in_view
-            return []
+            return ()
         if isinstance(sentence, Zda | Rmc) and sentence.date is not None and sentence.time is not None:
             self._anchor = dt.datetime.combine(sentence.date, sentence.time, dt.UTC)
             self._anchor_from_clock = False
-        if isinstance(sentence, Zda):
-            return []
-        fixes: list[Fix] = []
+        if kind is Zda:
+            return ()
+        closed = None
         epoch = self._epoch
         if isinstance(sentence, Gga | Rmc | Gll | Gns):
             millis = _millis(sentence.time)
             if millis is not None and (epoch is None or millis != epoch.millis):
-                if (closed := self.flush()) is not None:
-                    fixes.append(closed)
+                closed = self.flush()
                 epoch = self._epoch = _Epoch(millis, sum(self._template.values()))
-        if epoch is None:
-            return fixes
+        made = None if epoch is None else self._merge(epoch, sentence, checked)
+        if closed is None:
+            return () if made is None else (made,)
+        return (closed,) if made is None else (closed, made)
+
+    def _merge(self, epoch: _Epoch, sentence: Sentence, checked: bool) -> Fix | None:
+        """Adds a sentence to its epoch; the fix, once the epoch holds what the previous one held."""
         kind = type(sentence)
         seen = epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
         if seen <= self._template.get(kind, 0):
             epoch.awaited -= 1
         if epoch.done:
-            return fixes
+            return None
         epoch.unchecked |= not checked
         if isinstance(sentence, Gsa):
             epoch.gsa_mode = max(epoch.gsa_mode, sentence.mode)
@@ -206,7 +212,7 @@ class FixAccumulator:
         elif isinstance(sentence, Vtg):
             if sentence.valid:
                 epoch.vtg = sentence
-        elif sentence.valid:
+        elif isinstance(sentence, Gga | Rmc | Gll | Gns) and sentence.valid:
             epoch.located = sentence
             if isinstance(sentence, Gga):
                 epoch.gga = sentence
@@ -214,11 +220,10 @@ class FixAccumulator:
                 epoch.gns = sentence
             elif isinstance(sentence, Rmc):
                 epoch.rmc = sentence
-        if epoch.located is not None and epoch.awaited <= 0:
-            epoch.done = True
-            if (made := self._build(epoch)) is not None:
-                fixes.append(made)
-        return fixes
+        if epoch.located is None or epoch.awaited > 0:
+            return None
+        epoch.done = True
+        return self._build(epoch)
 
     def flush(self) -> Fix | None:
         """Close the open epoch: the fix it makes if it was not emitted yet and is a real one."""
