@@ -1,5 +1,6 @@
 """``/metrics``, ``/healthz`` and ``/readyz`` of a running worker, on SQLite and PostgreSQL: scraped
-after a real report over MQTT and a refused one; refused to an address outside ``[metrics]
+after a real report over MQTT and a refused one (and a degraded call and a waiting SMS in its
+database); refused to an address outside ``[metrics]
 allow_from`` (as nginx forwards it); ready only while the broker is up. The alerting rules pass
 ``promtool check rules`` and their own ``promtool test rules``."""
 
@@ -8,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from protocol.messages import encode
+from server.cases import now_utc
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.models import Call, Case, SmsMessage
 from tests.cases import new_case
 from tests.conftest import make_server_config, start_server
 from tests.reports import WUHUA, in_car_report
@@ -52,6 +58,18 @@ async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
             ack = await asyncio.wait_for(acks.get(), 10)
         assert ack.status == "refused" and ack.reason == "device_mismatch"
 
+        # A call without a video path, and a message the (unconfigured) SMS gateway never took.
+        engine = make_engine(server.cfg.database_url)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                cid = (await session.scalars(select(Case.id).where(Case.case_no == case_no))).one()
+                now = now_utc()
+                session.add(Call(call_id="0" * 26, case_id=cid, device_id="car-0600", state="degraded", started_at=now))
+                waiting = {"phone": "13700005555", "text": "测试", "status": "pending", "next_attempt_at": now}
+                session.add(SmsMessage(case_id=cid, created_at=now - timedelta(minutes=10), **waiting))
+        finally:
+            await engine.dispose()
+
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             assert (await http.get("/readyz")).status_code == 200
@@ -62,7 +80,9 @@ async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
             assert value(found, "kuaichu_reports_received_total") == 2
             assert value(found, "kuaichu_reports_refused_total", reason="device_mismatch") == 1
             assert value(found, "kuaichu_cases", status="new") == 1, case_no
-            assert value(found, "kuaichu_outbox_depth", outbox="sms") == 0
+            assert value(found, "kuaichu_calls", state="degraded") == 1
+            assert value(found, "kuaichu_outbox_depth", outbox="sms") == 1
+            assert value(found, "kuaichu_outbox_oldest_seconds", outbox="sms") >= 600
             assert value(found, "kuaichu_outbox_depth", outbox="insurers") == 0
             assert value(found, "kuaichu_devices_active") >= 0 and "kuaichu_devices_online" in {n for n, _ in found}
             free = value(found, "kuaichu_evidence_disk_free_bytes")
