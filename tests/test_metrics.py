@@ -1,8 +1,8 @@
 """``/metrics``, ``/healthz`` and ``/readyz`` of a running worker, on SQLite and PostgreSQL: scraped
 after a real report over MQTT and a refused one (and a degraded call and a waiting SMS in its
-database); refused to an address outside ``[metrics]
-allow_from`` (as nginx forwards it); ready only while the broker is up. The alerting rules pass
-``promtool check rules`` and their own ``promtool test rules``."""
+database); refused to an address outside ``[metrics] allow_from`` (as nginx forwards it); ready
+only while the broker is up. The alerting rules pass ``promtool check rules`` and their own
+``promtool test rules``."""
 
 from __future__ import annotations
 
