@@ -3,7 +3,7 @@ this checkout, the wheels it is locked to, signed into a TUF repository by ``kua
 
 The wheel is built once per session; other versions are that wheel relabelled (its dist-info and
 RECORD rewritten), which pip installs like any other. The lock holds what ``kuaichu --version``
-imports, so a unit's new virtualenv runs it without the camera, WebRTC and OCR stacks.
+imports, so that a unit's new virtualenv runs it; the camera, WebRTC and OCR stacks are left out.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from tests.commands import ROOT
 
 SOURCES = (
@@ -33,8 +35,16 @@ SOURCES = (
     "kuaichu",
     "models",
 )
-# What the kuaichu command imports before it parses --version.
-LOCKED = ("pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection", "uvloop")
+# What the kuaichu command imports before it parses --version, as distributions.
+CLOSURE = """
+import sys
+from importlib.metadata import packages_distributions
+from kuaichu.cli import _parser
+_parser()
+found = packages_distributions()
+names = {name for module in list(sys.modules) for name in found.get(module.partition(".")[0], [])}
+print("\\n".join(sorted(names - {"kuaichu", "setuptools"})))
+"""
 PASSPHRASE = "release passphrase for tests"
 
 
@@ -51,11 +61,18 @@ def build_base(folder: Path) -> Path:
     wheels = folder / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)], check=True, timeout=300)
-    pins = [f"{name}=={metadata.version(name)}" for name in LOCKED]
+    names = subprocess.run([sys.executable, "-c", CLOSURE], capture_output=True, text=True, check=True, timeout=60)
+    pins = [f"{name}=={metadata.version(name)}" for name in names.stdout.split()]
     subprocess.run(
         [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(wheels), *pins], check=True, timeout=300
     )
     return wheels
+
+
+@pytest.fixture(scope="session")
+def release_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once a session: the wheel takes a while."""
+    return build_base(tmp_path_factory.mktemp("release-base"))
 
 
 def wheelhouse(base: Path, version: str, folder: Path) -> Path:

@@ -23,6 +23,7 @@ WITH_HELP = [
     "masking",
     "ocr",
     "ocr_choice",
+    "ota",
     "portal",
     "report_latency",
     "workspace",

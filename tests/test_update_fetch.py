@@ -20,24 +20,20 @@ from device.update.fetch import Fetcher, Offer, Paused
 from device.update.refusals import REASONS, Refusal, UpdateRefused
 from server.config import UpdatesSection
 from tests.conftest import RunningServer, make_server_config, start_server
-from tests.releases import build_base, release, wheelhouse
+from tests.releases import release, release_base, wheelhouse
 from tests.services import Mosquitto
 
 RUNNING = {"firmware": "0.1.0", "models": None}
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_base(tmp_path_factory.mktemp("base"))
+__all__ = ["release_base"]  # the fixture
 
 
 @pytest.fixture
-def station(base: Path, tmp_path: Path) -> Path:
+def station(release_base: Path, tmp_path: Path) -> Path:
     """A station that signed firmware 0.2.0 and plate models 2026.12.1 and published them."""
     station = tmp_path / "station"
     for args in (
         ["init"],
-        ["sign", "--firmware", str(wheelhouse(base, "0.2.0", tmp_path / "wh-0.2.0"))],
+        ["sign", "--firmware", str(wheelhouse(release_base, "0.2.0", tmp_path / "wh-0.2.0"))],
         ["sign", "--models", str(Path(__file__).parents[1] / "models"), "--version", "2026.12.1"],
         ["publish", "--to", str(tmp_path / "served")],
     ):
@@ -128,13 +124,13 @@ async def test_metadata_signed_by_a_key_the_root_does_not_name_is_refused(
 
 
 async def test_older_metadata_or_an_older_release_is_a_rollback(
-    server: RunningServer, station: Path, base: Path, tmp_path: Path
+    server: RunningServer, station: Path, release_base: Path, tmp_path: Path
 ) -> None:
     fetcher = unit(server, station, tmp_path / "unit")
     served = tmp_path / "served"
     names = ["metadata/timestamp.json", "metadata/snapshot.json", "metadata/targets.json", "targets/latest.json"]
     old = {name: (served / name).read_bytes() for name in names}
-    done = release(station, "sign", "--firmware", str(wheelhouse(base, "0.3.0", tmp_path / "wh-0.3.0")))
+    done = release(station, "sign", "--firmware", str(wheelhouse(release_base, "0.3.0", tmp_path / "wh-0.3.0")))
     assert done.returncode == 0, done.stderr
     assert release(station, "publish", "--to", str(tmp_path / "served")).returncode == 0
     assert [o.version for o in await offers(fetcher) if o.kind == "firmware"] == ["0.3.0"]  # the unit saw v3
