@@ -85,7 +85,10 @@ async def _pg_tool(name: str, args: list[str], env: dict[str, str]) -> None:
     )
     _, err = await proc.communicate()
     if proc.returncode != 0:
-        raise BackupError(f"{name} 失败 ({name} failed): {err.decode(errors='replace').strip()[-2000:]}")
+        raise BackupError(
+            f"{name} 失败：请检查数据库是否在运行、server.toml 的 [database] url 是否正确，以及运行本命令的用户"
+            f"能否连接数据库（sudo -u kuaichu）。({name} failed): {err.decode(errors='replace').strip()[-2000:]}"
+        )
 
 
 def _sqlite_path(cfg: ServerConfig) -> Path:
