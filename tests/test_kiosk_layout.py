@@ -7,6 +7,7 @@ stay in the test's folder for a person to look at.
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ DOCUMENT_URL = f"https://kuaichu.example.cn/p?case={CASE_NO}"
 LONGEST = "请两位驾驶人把车辆靠右移到应急车道以外的安全地点，开启危险报警闪光灯，" * 4  # 148 characters
 NAMES = ("张晓明", "李卫国")
 
+
+def _picture_data_url() -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 360), (40, 120, 60)).save(out, "JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+PICTURE_DATA_URL = _picture_data_url()
+
 # Every element whose text could overflow, and whether it (or anything) leaves the viewport.
 OVERFLOWS = """() => {
   const w = window.innerWidth, h = window.innerHeight, found = [];
@@ -47,6 +57,7 @@ OVERFLOWS = """() => {
 def screens() -> dict[str, View]:
     case_qr = qr_svg(CASE_URL)
     live = CallView(CallPhase.LIVE, NAMES, VOICE_STEPS)
+    seen = CallView(CallPhase.LIVE, NAMES, VOICE_STEPS, video=True)  # the dispatcher shares a camera
     return {
         "idle": View(Shown.IDLE),
         "offline": View(Shown.OFFLINE),
@@ -57,6 +68,8 @@ def screens() -> dict[str, View]:
         "case-live": View(Shown.CASE, CASE_NO, CASE_URL, case_qr, live),
         "case-hold": View(Shown.CASE, CASE_NO, CASE_URL, case_qr, CallView(CallPhase.HOLD)),
         "case-instruction": View(Shown.CASE, CASE_NO, CASE_URL, case_qr, live, LONGEST),
+        "case-video": View(Shown.CASE, CASE_NO, CASE_URL, case_qr, seen),
+        "case-video-instruction": View(Shown.CASE, CASE_NO, CASE_URL, case_qr, seen, LONGEST),
         "case-no-portal": View(Shown.CASE, CASE_NO, call=CallView(CallPhase.ENDED), instruction="请把车辆移到路边。"),
         "clear-road": View(Shown.CLEAR_ROAD, CASE_NO, call=live, instruction=LONGEST),
         "document": View(Shown.DOCUMENT, CASE_NO, DOCUMENT_URL, qr_svg(DOCUMENT_URL)),
@@ -65,6 +78,16 @@ def screens() -> dict[str, View]:
 
 async def show(page: Page, view: View) -> list[Any]:
     await page.set_content(render_page(view))
+    # The dispatcher's picture, as a kiosk's camera-less console sends it: 640x360.
+    await page.evaluate(
+        """async (src) => {
+          const picture = document.querySelector("img.dispatcher");
+          if (!picture) return;
+          picture.src = src;
+          await picture.decode();
+        }""",
+        PICTURE_DATA_URL,
+    )
     await page.evaluate("document.fonts.ready")
     found: list[Any] = await page.evaluate(OVERFLOWS)
     return found

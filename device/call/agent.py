@@ -179,7 +179,7 @@ class CallAgent:
         """One peer connection, from offer until it fails or is replaced."""
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
-        from device.call.tracks import CameraTrack, MicrophoneTrack
+        from device.call.tracks import CameraTrack, MicrophoneTrack, show_dispatcher
         from device.call.turn_check import has_relay_candidate
 
         await self._link_up.wait()
@@ -214,9 +214,16 @@ class CallAgent:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
                 voice.append(asyncio.create_task(self._voice(track, failed, line)))
+            elif track.kind == "video" and self._hw.screen is not None:
+                voice.append(asyncio.create_task(show_dispatcher(track, self._hw.screen, line)))
 
         try:
-            pc.addTrack(CameraTrack(self._hw.camera))
+            # A kiosk's screen shows the dispatcher when they share a camera; an in-car unit only sends.
+            camera = CameraTrack(self._hw.camera)
+            if self._hw.screen is not None:
+                pc.addTrack(camera)
+            else:
+                pc.addTransceiver(camera, direction="sendonly")
             pc.addTrack(MicrophoneTrack(self._hw.audio))
             await pc.setLocalDescription(await pc.createOffer())
             if self._cfg.webrtc.relay_only and not has_relay_candidate(pc.localDescription.sdp):

@@ -41,6 +41,7 @@ class Line:
         self._operators: tuple[str, ...] | None = None  # None: nobody has picked up yet
         self._ended = False
         self._voice = 0
+        self._video = False
         self._loudest = -127  # since the last report
         self._reported_at = 0.0
         self._shown: CallView | None = None
@@ -56,7 +57,7 @@ class Line:
             return CallView(CallPhase.RINGING)
         if not self._operators:
             return CallView(CallPhase.HOLD)
-        return CallView(CallPhase.LIVE, self._operators, self._voice)
+        return CallView(CallPhase.LIVE, self._operators, self._voice, self._video)
 
     def connected(self, up: bool) -> None:
         if self._connected and not up:
@@ -65,6 +66,12 @@ class Line:
         if not up:
             self._voice = 0
         self._update()
+
+    def video(self, on: bool) -> None:
+        """Whether the dispatcher's pictures are arriving (their camera is shared)."""
+        if on != self._video:
+            self._video = on
+            self._update()
 
     def operators(self, names: list[str]) -> None:
         self._operators = tuple(names)

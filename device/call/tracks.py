@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import io
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import av
 from aiortc import MediaStreamTrack
@@ -22,6 +24,10 @@ from aiortc.mediastreams import MediaStreamError
 import runtime.audio_level  # noqa: F401  (aiortc sends our microphone with it)
 from device.hal.audio import SAMPLE_BYTES, Audio, AudioError
 from device.hal.camera import Camera, CameraError
+from device.hal.screen import Screen
+
+if TYPE_CHECKING:
+    from device.call.line import Line
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +125,38 @@ async def play_remote_voice(
         for task in playing:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+PICTURES_PER_S = 8  # enough to see a face and a gesture; each is a JPEG for the kiosk's browser
+PICTURE_WIDTH = 640
+PICTURE_GONE_S = 2.0  # no picture for this long: the dispatcher stopped sharing
+
+
+async def show_dispatcher(track: MediaStreamTrack, screen: Screen, line: Line) -> None:
+    """The dispatcher's camera on a kiosk's screen, a few pictures a second; taken off the screen
+    when they stop coming (the dispatcher stopped sharing, or left)."""
+    shown_at = 0.0
+    while True:
+        try:
+            frame = await asyncio.wait_for(track.recv(), PICTURE_GONE_S)
+        except TimeoutError:
+            line.video(False)
+            continue
+        except MediaStreamError:
+            line.video(False)
+            return
+        now = time.monotonic()
+        if now - shown_at < 1 / PICTURES_PER_S or not isinstance(frame, av.VideoFrame):
+            continue
+        shown_at = now
+        screen.picture(await asyncio.to_thread(_jpeg, frame))
+        line.video(True)
+
+
+def _jpeg(frame: av.VideoFrame) -> bytes:
+    picture = frame.to_image()  # type: ignore[no-untyped-call]
+    if picture.width > PICTURE_WIDTH:
+        picture = picture.resize((PICTURE_WIDTH, round(picture.height * PICTURE_WIDTH / picture.width)))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=75)
+    return out.getvalue()

@@ -37,6 +37,7 @@ from device.hal.indicators import Signal
 log = logging.getLogger(__name__)
 
 QR_BORDER = 4  # modules of quiet zone around the code, as the standard asks
+PICTURE = "dispatcher.jpg"  # the dispatcher's latest picture, beside the page
 
 
 class Shown(StrEnum):
@@ -66,6 +67,7 @@ class CallView:
     phase: CallPhase
     operators: tuple[str, ...] = ()  # LIVE: who is on the line
     voice: int = 0  # 0 (silent) to VOICE_STEPS: how loud the dispatcher's voice on the speaker is now
+    video: bool = False  # the dispatcher shares a camera: their picture is on the screen
 
 
 VOICE_STEPS = 4
@@ -155,6 +157,9 @@ p { font-size: calc(var(--u) * 3.6); line-height: 1.45; margin: 0; max-width: 10
 .meter i:nth-child(3) { height: 75%; } .meter i:nth-child(4) { height: 100%; }
 .meter i.on { background: #7bd389; }
 .speaking { color: #7bd389; font-weight: 700; }
+.dispatcher { display: block; max-width: 100%; height: calc(var(--u) * 30); object-fit: contain;
+  background: #000; border-radius: calc(var(--u) * 1.5); }
+.text:has(.instruction) .dispatcher { height: calc(var(--u) * 16); }  /* the instruction comes first */
 .call[data-phase="hold"], .call[data-phase="reconnecting"] { background: #8a5a00; }
 .instruction { background: #fff3c4; color: #3b2a00; border-radius: calc(var(--u) * 1.5);
   padding: calc(var(--u) * 1.2) calc(var(--u) * 2.5); width: 100%; box-sizing: border-box; }
@@ -167,6 +172,8 @@ main[data-shown="document"] .qr svg { width: min(70vh, 40vw); height: min(70vh, 
   main { --u: min(0.7vh, 1.25vw); grid-template-columns: minmax(0, 1fr); align-content: center;
     row-gap: calc(var(--u) * 5); }
   .qr svg, main[data-shown="document"] .qr svg { width: min(60vw, 34vh); height: min(60vw, 34vh); }
+  .text:has(.instruction) .dispatcher { height: calc(var(--u) * 16); }
+  main:has(.dispatcher) .qr svg { width: min(50vw, 26vh); height: min(50vw, 26vh); }
 }
 """
 
@@ -191,6 +198,8 @@ def render_main(view: View) -> str:
     parts = [f'<main data-shown="{view.shown.value}"><div class="text">', f"<h1>{heading}</h1>"]
     if view.case_no is not None and view.shown in (Shown.CASE, Shown.CLEAR_ROAD, Shown.DOCUMENT):
         parts.append(f'<div class="case-no"><span class="label">案件编号</span>{_digits(view.case_no)}</div>')
+    if view.call is not None and view.call.video:
+        parts.append(f'<img class="dispatcher" src="{PICTURE}" alt="接警员视频">')
     if view.call is not None:
         parts.append(_call_panel(view.call))
     if view.instruction is not None:
@@ -303,6 +312,14 @@ class Screen(ABC):
         """The live call's state; None once no call runs."""
         self._call = view
         self._refresh()
+
+    def picture(self, jpeg: bytes) -> None:
+        """The dispatcher's latest picture (a JPEG), while the call's view says their camera is on."""
+        self._picture(jpeg)
+
+    @abstractmethod
+    def _picture(self, jpeg: bytes) -> None:
+        """Put ``jpeg`` where the page's ``PICTURE`` finds it; on the event loop, must not block."""
 
     def instruct(self, case_no: str, text: str) -> None:
         """The dispatcher's instruction for ``case_no``: shown while that case is on screen, until the next."""

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from device.config import ScreenSection
-from device.hal.screen import Screen, View, render_main, render_page
+from device.hal.screen import PICTURE, Screen, View, render_main, render_page
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ async function follow() {
   }
 }
 follow();
+// The dispatcher's picture, while it is on the page: the next as soon as the last has loaded.
+setInterval(() => {
+  const picture = document.querySelector("img.dispatcher");
+  if (picture && picture.complete) picture.src = "/dispatcher.jpg?t=" + Date.now();
+}, 120);
 """
 
 
@@ -62,6 +67,7 @@ class BrowserScreen(Screen):
         self._server: asyncio.Server | None = None
         self._answering: set[asyncio.Task[Any]] = set()  # a long poll outlives its browser; stop ends it
         self._failure = "not started"
+        self._latest_picture = b""
 
     @property
     def note(self) -> str:
@@ -97,6 +103,9 @@ class BrowserScreen(Screen):
         self._version += 1
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _picture(self, jpeg: bytes) -> None:
+        self._latest_picture = jpeg
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -142,6 +151,8 @@ class BrowserScreen(Screen):
                     await asyncio.wait_for(self._changed.wait(), POLL_S)
             screen = {"v": self._version, "main": render_main(self.shown)}
             return HTTPStatus.OK, "application/json", json.dumps(screen, ensure_ascii=False).encode("utf-8")
+        if url.path == "/" + PICTURE and self._latest_picture:
+            return HTTPStatus.OK, "image/jpeg", self._latest_picture
         return _text(HTTPStatus.NOT_FOUND, f"no {url.path} here")
 
 

@@ -1,8 +1,9 @@
 """A kiosk screen for the demo and the tests: each screen is written out as the page Chromium would show.
 
 ``screen.html`` in the output folder is always the current screen (replaced whole, so a reader
-never sees half of one); ``shown`` keeps every view since start-up for the tests to follow.
-Writing is handed to a thread and done in order, so the event loop never waits on the disk.
+never sees half of one), ``dispatcher.jpg`` beside it the dispatcher's latest picture; ``shown``
+keeps every view since start-up for the tests to follow. Writing is handed to a thread and done in
+order, so the event loop never waits on the disk.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 
 from device.config import ScreenSection
-from device.hal.screen import Screen, View, render_page
+from device.hal.screen import PICTURE, Screen, View, render_page
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ class SimulatedScreen(Screen):
         super().__init__(cfg)
         self.output_dir = output_dir
         self.shown_views: list[View] = []
-        self._writes: asyncio.Queue[str] = asyncio.Queue()
+        self._writes: asyncio.Queue[str | bytes] = asyncio.Queue()  # a page, or the dispatcher's picture
         self._writer: asyncio.Task[None] | None = None
         self._failure = ""
+        self.pictures = 0  # the dispatcher's pictures shown
 
     @property
     def page(self) -> Path:
@@ -53,20 +55,25 @@ class SimulatedScreen(Screen):
         self.shown_views.append(view)
         self._writes.put_nowait(render_page(view))
 
+    def _picture(self, jpeg: bytes) -> None:
+        self.pictures += 1
+        self._writes.put_nowait(jpeg)
+
     async def _write_pages(self) -> None:
         while True:
-            text = await self._writes.get()
+            item = await self._writes.get()
+            target = self.output_dir / PICTURE if isinstance(item, bytes) else self.page
             try:
-                await asyncio.to_thread(_replace, self.page, text)
+                await asyncio.to_thread(_replace, target, item)
                 self._failure = ""
             except OSError as exc:
-                self._failure = f"cannot write {self.page}: {exc.strerror}"
+                self._failure = f"cannot write {target}: {exc.strerror}"
                 log.error("screen: %s", self._failure)
             finally:
                 self._writes.task_done()
 
 
-def _replace(path: Path, text: str) -> None:
+def _replace(path: Path, content: str | bytes) -> None:
     partial = path.with_suffix(".part")
-    partial.write_text(text, encoding="utf-8")
+    partial.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     os.replace(partial, path)

@@ -31,6 +31,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
+from aiortc.sdp import SessionDescription
 from av.frame import Frame
 
 from server.calls.media import ConsoleView
@@ -106,6 +107,16 @@ class KeyframeAsker:
             if receiver.track is not None and receiver.track.kind == "video":
                 for source in receiver.getSynchronizationSources():
                     await receiver._send_rtcp_pli(source.source)
+
+
+def receives_video(offer_sdp: str) -> bool:
+    """Whether the offer's video may flow back to its sender: a kiosk's is send-and-receive (its
+    screen shows a dispatcher who shares a camera), an in-car unit's send-only."""
+    try:
+        media = SessionDescription.parse(offer_sdp).media
+    except (ValueError, IndexError):
+        return False
+    return any(m.kind == "video" and m.direction in ("sendrecv", "recvonly") for m in media)
 
 
 def relay_picture_loss(sender: RTCRtpSender, ask: Callable[[], None]) -> None:

@@ -38,6 +38,10 @@ class LiveCall:
     video: SteadyTrack = field(default_factory=lambda: SteadyTrack("video"))
     audio: SteadyTrack = field(default_factory=lambda: SteadyTrack("audio"))
     voice: VoiceToDevice = field(default_factory=VoiceToDevice)
+    # A console's camera, when its dispatcher shares one, forwarded to a kiosk's screen as the
+    # browser encoded it; a key frame for the kiosk is asked of that console.
+    dispatcher_video: SteadyTrack = field(default_factory=lambda: SteadyTrack("video"))
+    dispatcher_keyframes: KeyframeAsker = field(default_factory=KeyframeAsker)
     state: CallState = CALL.initial
     attempt: int = 0
     device_pc: RTCPeerConnection | None = None

@@ -26,7 +26,13 @@ from aiortc.mediastreams import MediaStreamError
 from protocol.messages import CallSignal, Command, SceneSample, encode
 from protocol.topics import Channel, device_topic
 from runtime.peers import close_peer
-from server.calls.forwarding import ForwardedVideo, KeyframeAsker, forward_encoded, relay_picture_loss
+from server.calls.forwarding import (
+    ForwardedVideo,
+    KeyframeAsker,
+    forward_encoded,
+    receives_video,
+    relay_picture_loss,
+)
 from server.calls.live_call import LiveCall
 from server.calls.media import ConsoleView, SteadyTrack, close_viewer
 from server.calls.recorder import Segment, SegmentRecorder, sha256_of
@@ -172,6 +178,10 @@ class CallManager:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=signal.sdp or "", type="offer"))
             pc.addTrack(live.relay.subscribe(live.voice, buffered=False))
+            if receives_video(signal.sdp or ""):  # a kiosk, whose screen shows a sharing dispatcher
+                shared = live.relay.subscribe(live.dispatcher_video, buffered=False)
+                sender = pc.addTrack(ForwardedVideo(shared, CONSOLE_VIDEO_PACKETS, live.dispatcher_keyframes))
+                relay_picture_loss(sender, live.dispatcher_keyframes)
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, TypeError, AttributeError) as exc:
             await close_peer(pc, f"call {live.call_id} attempt {signal.attempt}")
@@ -244,6 +254,10 @@ class CallManager:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
                 self._spawn(live, self._dispatcher_voice(live, viewer, track))
+            elif track.kind == "video":  # the dispatcher shares a camera: the latest sharer is shown
+                forward_encoded(track)
+                live.dispatcher_video.attach(track)
+                live.dispatcher_keyframes.pc = pc
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))

@@ -15,7 +15,7 @@ const caseId = Number(params.get("id"));
 let wanted = params.get("answer"); // the call the queue's "answer" opened this page for
 let socket = null;
 let call = null; // the case's newest call, as the server last told it
-let current = null; // { callId, pc, mic, rejoin }: the call this page has joined
+let current = null; // { callId, pc, mic, camera, rejoin }: the call this page has joined
 
 function setCallState(state, text) {
   const badge = document.getElementById("call-state");
@@ -64,7 +64,11 @@ async function joinCall(callId) {
   const { ice_servers: iceServers } = await request("/api/calls");
   const pc = new RTCPeerConnection({ iceServers });
   current.pc = pc;
-  pc.addTransceiver("video", { direction: "recvonly" });
+  // The unit's video comes back on the same line the dispatcher's camera, when shared, goes out on
+  // (a kiosk's screen shows it; an in-car unit has no screen and the server sends it nothing).
+  const camera = current.camera ? current.camera.getVideoTracks()[0] : null;
+  if (camera) pc.addTransceiver(camera, { direction: "sendrecv", streams: [current.camera] });
+  else pc.addTransceiver("video", { direction: "recvonly" });
   for (const track of current.mic.getAudioTracks()) pc.addTrack(track, current.mic);
   const stream = new MediaStream();
   pc.addEventListener("track", (event) => {
@@ -101,7 +105,7 @@ async function answer() {
   setCallState(callState().CONNECTING);
   // The microphone starts closed: the dispatcher speaks with push-to-talk or opens it.
   const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
-  current = { callId, pc: null, mic, rejoin: null };
+  current = { callId, pc: null, mic, camera: null, rejoin: null };
   window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: call }));
   setMic(false);
   showAnswer();
@@ -113,7 +117,9 @@ function finish(text) {
   clearTimeout(current.rejoin);
   if (current.pc) current.pc.close();
   for (const track of current.mic.getTracks()) track.stop();
+  if (current.camera) for (const track of current.camera.getTracks()) track.stop();
   current = null;
+  showCamera(null);
   window.dispatchEvent(new CustomEvent("kuaichu-call", { detail: null }));
   setCallState(callState().ENDED, text);
   document.getElementById("call-mic").dataset.open = "false";
@@ -170,6 +176,41 @@ document.getElementById("call-mute").addEventListener("click", (event) => {
   button.dataset.muted = String(video.muted);
   button.firstChild.textContent = video.muted ? "取消静音 Unmute " : "静音 Mute ";
 });
+function showCamera(stream) {
+  const button = document.getElementById("call-camera");
+  button.dataset.on = String(Boolean(stream));
+  button.firstChild.textContent = stream ? "关闭摄像头 Stop camera " : "开摄像头 Share camera ";
+  const self = document.getElementById("call-self");
+  self.srcObject = stream;
+  self.hidden = !stream;
+}
+
+// Sharing the dispatcher's camera, or stopping it, joins the call again with or without it: the
+// server takes the new connection in place of the old, and the unit's picture comes straight back.
+document.getElementById("call-camera").addEventListener("click", async () => {
+  if (!current) {
+    showError("请先接听通话，再开摄像头 (answer the call first)");
+    return;
+  }
+  const joined = current;
+  if (joined.camera) {
+    for (const track of joined.camera.getTracks()) track.stop();
+    joined.camera = null;
+  } else {
+    try {
+      joined.camera = await navigator.mediaDevices.getUserMedia({ audio: false, video: { width: 640, height: 360 } });
+    } catch (error) {
+      showError(`无法打开摄像头，请检查摄像头是否接好、浏览器是否允许使用 (${error.name})`);
+      return;
+    }
+  }
+  if (current !== joined) return; // the call ended meanwhile
+  showCamera(joined.camera);
+  clearTimeout(joined.rejoin);
+  if (joined.pc) joined.pc.close();
+  await joinCall(joined.callId);
+});
+
 document.getElementById("call-end").addEventListener("click", () => {
   if (!current) return;
   socket.send(JSON.stringify({ type: "call.end", call_id: current.callId }));
