@@ -41,16 +41,22 @@ async def handed_over_case(server: RunningServer, broker: Mosquitto) -> tuple[in
     case_no = await new_case(broker)
     wuhua = await logged_in(server, "wuhua")
     cid = await case_id(wuhua, case_no)
-    base = f"/api/cases/{cid}"
-    ids = [
-        (await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_A, plate_read_source="report"))).json()["id"],
-        (await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_B))).json()["id"],
-    ]
-    await wuhua.http.put(f"{base}/facts", json=FACTS)
-    await wuhua.http.post(f"{base}/checks")
-    assert (await wuhua.http.post(f"{base}/hand-over")).status_code == 200
+    ids = await hand_over(wuhua, cid, driver(DRIVER_A, plate_read_source="report"))
     await wuhua.close()
     return cid, ids
+
+
+async def hand_over(dispatcher: Console, cid: int, first: dict[str, Any] | None = None) -> list[int]:
+    """Two parties (甲 as ``first`` if given), the facts and the checks, then handed over: the parties' ids."""
+    base = f"/api/cases/{cid}"
+    ids = [
+        (await dispatcher.http.post(f"{base}/parties", json=first or driver(DRIVER_A))).json()["id"],
+        (await dispatcher.http.post(f"{base}/parties", json=driver(DRIVER_B))).json()["id"],
+    ]
+    await dispatcher.http.put(f"{base}/facts", json=FACTS)
+    await dispatcher.http.post(f"{base}/checks")
+    assert (await dispatcher.http.post(f"{base}/hand-over")).status_code == 200
+    return ids
 
 
 async def readings(console: Console, case_id: int, source: str, within_s: float = 60) -> list[dict[str, Any]]:

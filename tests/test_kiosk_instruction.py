@@ -16,8 +16,8 @@ from device.hal.screen import Shown
 from device.hal.screen_simulated import SimulatedScreen
 from server.users import Role
 from tests.browser import chromium
-from tests.cases import case_id, logged_in
-from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, driver, seed_registry
+from tests.cases import case_id, hand_over, logged_in
+from tests.casework_data import seed_registry
 from tests.conftest import add_user, make_server_config, start_server
 from tests.console_pages import login
 from tests.devices import device_config, running_device
@@ -70,12 +70,7 @@ async def test_an_instruction_shows_on_the_kiosk_and_stays_in_the_log(broker: Mo
             assert any(e["action"] == "unit.instruction" and e["detail"]["text"] == TEXT for e in log["events"])
             assert (await wuhua.http.post(f"/api/cases/{cid}/instruct", json={"text": ""})).status_code == 422
 
-            base = f"/api/cases/{cid}"
-            await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_A))
-            await wuhua.http.post(f"{base}/parties", json=driver(DRIVER_B))
-            await wuhua.http.put(f"{base}/facts", json=FACTS)
-            await wuhua.http.post(f"{base}/checks")
-            assert (await wuhua.http.post(f"{base}/hand-over")).status_code == 200
+            await hand_over(wuhua, cid)
             late = await wuhua.http.post(f"/api/cases/{cid}/instruct", json={"text": TEXT})
             assert late.status_code == 409 and "设备不再显示本案" in late.json()["detail"]
             deadline = time.monotonic() + 10
@@ -137,12 +132,7 @@ async def test_the_workspace_sends_a_common_or_typed_instruction_and_lists_it(
             stamp = await page.locator("#instructions-sent li time").first.text_content()
             assert stamp and len(stamp.split(":")) == 3
 
-            base = f"/api/cases/{cid}"
-            await api.http.post(f"{base}/parties", json=driver(DRIVER_A))
-            await api.http.post(f"{base}/parties", json=driver(DRIVER_B))
-            await api.http.put(f"{base}/facts", json=FACTS)
-            await api.http.post(f"{base}/checks")
-            assert (await api.http.post(f"{base}/hand-over")).status_code == 200
+            await hand_over(api, cid)
             await expect(page.locator("#instruction-send")).to_be_disabled()  # the feed redraws the case
             await expect(page.locator("#instructions-closed")).to_be_visible()
             await api.close()
