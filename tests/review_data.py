@@ -3,11 +3,13 @@ the review tests that move the clock; and what they read back (SMS, log events).
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +22,18 @@ from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, decision, driver
 from tests.conftest import RunningServer
 from tests.services import Mosquitto
 
+
+def scene_jpeg() -> bytes:
+    """A small JPEG that opens: the server opens what a party attaches, and a file that only starts
+    like a JPEG is refused."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (90, 120, 150)).save(out, "JPEG")
+    return out.getvalue()
+
+
+# A party's evidence files: a photo, and a PDF whole to its end marker.
+JPEG = scene_jpeg()
+PDF = b"%PDF-1.7\n" + b"x" * 40 + b"\n%%EOF\n"
 # Tuesday 1 December 2026, 09:00 Beijing: the determination reaches the parties.
 DELIVERED = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 PHONES = ("13812348000", "13987650001")

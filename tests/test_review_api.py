@@ -14,11 +14,10 @@ from tests.cases import detail, logged_in
 from tests.casework_data import decision
 from tests.commands import server_command
 from tests.conftest import PASSWORD, RunningServer, add_user
-from tests.review_data import determined_over_api, party_client, review_sms
+from tests.review_data import JPEG, determined_over_api, party_client, review_sms
 from tests.services import Mosquitto
 
 PHONES = ("13700001111", "13700002222")
-JPEG = b"\xff\xd8\xff\xe0" + b"scene" * 100
 FORM = {"request": "请求撤销原认定，重新认定责任", "reasons": "对方突然变道，我方已减速避让，不应负全部责任。"}
 
 

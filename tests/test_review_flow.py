@@ -24,10 +24,7 @@ from server.portal.attachments import recognise
 from server.portal.review_desk import ReviewDesk, Staff
 from server.portal.reviews import Reviews
 from server.users import Role
-from tests.review_data import DELIVERED, PHONES, beijing, determined_case, events, review_texts, visitor
-
-JPEG = b"\xff\xd8\xff\xe0" + b"photo" * 10
-PDF = b"%PDF-1.7\n" + b"x" * 40
+from tests.review_data import DELIVERED, JPEG, PDF, PHONES, beijing, determined_case, events, review_texts, visitor
 
 
 class Clock:

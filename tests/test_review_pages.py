@@ -12,11 +12,10 @@ from tests.browser import chromium
 from tests.casework_data import seed_registry
 from tests.conftest import RunningServer, add_user
 from tests.console_pages import login
-from tests.review_data import determined_over_api, party_client
+from tests.review_data import JPEG, determined_over_api, party_client
 from tests.services import Mosquitto
 
 PHONES = ("13700005555", "13700006666")
-JPEG = b"\xff\xd8\xff\xe0" + b"scene" * 100
 
 
 async def test_a_party_files_on_a_phone_and_the_officer_forwards_it(

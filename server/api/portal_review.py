@@ -5,6 +5,7 @@ only for their own case; an operator's session is no party's.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
@@ -50,5 +51,7 @@ async def file_review(
     limit = state.reviews.max_file_bytes
     attachments: list[Attachment] = []
     for upload in uploads:
-        attachments.append(recognise(upload.filename or "", await upload.read(limit + 1), limit))
+        data = await upload.read(limit + 1)
+        # On a thread: each picture is opened to check it is one, seconds of CPU for a large one.
+        attachments.append(await asyncio.to_thread(recognise, upload.filename or "", data, limit))
     return await state.reviews.file(visitor, request, reasons, attachments)

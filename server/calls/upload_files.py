@@ -74,6 +74,10 @@ class IncomingFolder:
             f.write(data)
             return f.tell()
 
+    def received_file(self, upload_id: str) -> Path:
+        """What has arrived so far, to be read where it lies (a photo opened to check it)."""
+        return self._part(upload_id)
+
     def digest(self, upload_id: str) -> str:
         """The SHA-256 of everything received, once it is safely on disk."""
         part = self._part(upload_id)

@@ -38,6 +38,7 @@ from server.db.models import Case, Evidence
 from server.errors import Conflict, Invalid, NotFound
 from server.live_feed import CaseHub
 from server.portal.access import Visitor
+from server.portal.attachments import image_problem
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,13 @@ class PhotoUploads:
         if upload.sha256 is not None and digest != upload.sha256.lower():
             await self._give_up(upload.upload_id)
             raise Invalid("照片在上传中损坏，请重新上传 (sha256 mismatch)")
+        # Its first bytes said JPEG or PNG; the whole must open as one. Pillow reads no HEIC here,
+        # so a HEIC is kept on its first bytes alone.
+        if upload.content_type != "image/heic":
+            problem = await asyncio.to_thread(image_problem, self._incoming.received_file(upload.upload_id))
+            if problem is not None:
+                await self._give_up(upload.upload_id)
+                raise Invalid(f"照片{problem}")
         extension = {"image/jpeg": "jpg", "image/png": "png", "image/heic": "heic"}[upload.content_type or ""]
         relative = f"{upload.case_no}/photo-{upload.upload_id}.{extension}"
         target = self._store.evidence_dir / relative

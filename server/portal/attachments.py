@@ -6,9 +6,13 @@ folder like every other evidence file.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from server.errors import Invalid
 
@@ -20,6 +24,9 @@ SIGNATURES = (
 )
 KINDS = [kind for *_, kind in SIGNATURES]
 NAME_CHARS = 100  # of the file's own name, kept in ``evidence.meta``
+# A phone camera's photo is at most 50 MP (8160 x 6120). Past this, opening a file would cost the
+# worker hundreds of MB: what a few kilobytes of PNG can declare, the picture's zip bomb.
+MAX_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,37 @@ def recognise(name: str, data: bytes, max_bytes: int) -> Attachment:
         raise Invalid(f"文件“{shown}”超过{mb:g}MB，请压缩或分开上传 (file over {mb:g} MB)")
     for magic, media_type, extension, _ in SIGNATURES:
         if data.startswith(magic):
+            if media_type == "application/pdf" and b"%%EOF" not in data[-2048:]:
+                raise Invalid(f"文件“{shown}”不是完整的PDF（可能没有传完），请重新选择 (truncated PDF)")
+            if media_type != "application/pdf" and (problem := image_problem(data)):
+                raise Invalid(f"文件“{shown}”{problem}")
             return Attachment(shown, media_type, extension, data, hashlib.sha256(data).hexdigest())
     raise Invalid(
         f"文件“{shown}”不是照片（JPEG、PNG）或PDF，请换成这几种格式再上传 (only JPEG, PNG or PDF files are taken)"
     )
+
+
+def image_problem(source: bytes | Path) -> str | None:
+    """What is wrong with a file that starts like a JPEG or PNG, for the party to read after the
+    file's name ("照片…", "文件“x.jpg”…"): cut short, corrupt, only its first bytes a picture's, or
+    too many pixels. None when it opens. Blocking: the picture is decoded (a JPEG at an eighth of
+    its size, which still reads all of it)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is lower
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    return (
+                        f"像素太多（{image.width}×{image.height}），请用相机的默认设置拍摄或压缩后再上传 "
+                        f"(over {MAX_PIXELS // 1_000_000} megapixels)"
+                    )
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+    except Image.DecompressionBombError:
+        return f"像素太多，请压缩后再上传 (over {MAX_PIXELS // 1_000_000} megapixels)"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return "不完整或已损坏，无法打开，请重新拍摄或选择 (cut short, corrupt, or no picture)"
+    return None
 
 
 def write_once(path: Path, data: bytes) -> None:
