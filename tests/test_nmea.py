@@ -96,6 +96,10 @@ def test_a_wrong_checksum_is_refused_and_keeps_the_line() -> None:
         "GPGSV,2,3,07,05,18,286,22",  # message 3 of 2
         "GNVTG,87.50,T,,M,-1.0,N,36.003,K,A",  # negative speed
         "GNGGA",
+        "GNGLL,,,,,093512.00,A,A",  # valid, but no position
+        "GNGNS,093512.00,2502.43600,N,10242.42600,E,AA,xx,1.0,1893.4,-31.2,,",  # satellite count
+        "GPZDA,093512.00,999999999999999999999999,05,2024,,",  # a day too large even for a C long
+        "GPZDA,093512.00,18,05,1066,,",  # before GPS
     ],
 )
 def test_fields_that_do_not_parse_are_malformed(body: str) -> None:

@@ -204,7 +204,7 @@ def parse_sentence(line: str, *, allow_unchecked: bool = False) -> Sentence | No
         values += [""] * missing
     try:
         return parser(cls(address[:2], kind, values))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a day of the month of 30 digits
         raise NmeaError("malformed", line, f"{address}: {exc}") from None
 
 
