@@ -122,9 +122,12 @@ def random_plate(rng: random.Random, kind: PlateKind) -> str:
     if roll < 0.8:
         prefix = "云A"
     elif roll < 0.9:
-        prefix = "云" + rng.choice(YUNNAN_AUTHORITIES[1:])
-    else:  # from elsewhere: Yunnan's plates carry only its own prefixes
-        prefix = rng.choice(PROVINCES.replace("云", "")) + rng.choice(LETTERS)
+        # Drawn from the 16 slots there were while 云B was issued, so that a seed's scene keeps
+        # its plates (the demo's registry lists the cars it films); B's slot is 云A, as 东川's plates are.
+        prefix = "云" + rng.choice("A" + YUNNAN_AUTHORITIES[1:])
+    else:
+        province, letter = rng.choice(PROVINCES), rng.choice(LETTERS)
+        prefix = province + (letter if province != "云" or letter in YUNNAN_AUTHORITIES else "A")
     if kind is PlateKind.GREEN:
         return prefix + rng.choice("DF") + rng.choice(LETTERS + DIGITS) + "".join(rng.choices(DIGITS, k=4))
     if kind is PlateKind.BLUE:
