@@ -478,6 +478,18 @@ async def test_bad_uploads_are_refused_with_their_reason_and_harm_nothing_stored
             assert not list(incoming.glob(f"{fourth}.*"))
             assert not list(server.cfg.evidence_dir.rglob(f"*{fourth}*"))
 
+            # A whole file whose hash is the declared one but which is no whole JPEG (cut short):
+            # discarded, and the console told why.
+            fifth = await ask(console, "still", call_id)
+            cut = chunks(fifth, call_id, case_no, good[: len(good) // 2])
+            for message in cut:
+                await unit.send(message)
+            replies = [await unit.reply(fifth) for _ in cut]
+            assert replies[-1].type == "upload.refused" and "不完整或已损坏" in (replies[-1].reason or "")
+            failed = await event(console, "evidence.failed")
+            assert failed["upload"]["upload_id"] == fifth and failed["upload"]["reason"] == replies[-1].reason
+            assert not list(server.cfg.evidence_dir.rglob(f"*{fifth}*"))
+
             # A finished upload sent again: the same file is acknowledged again, another is refused;
             # the stored file stays as it was.
             other = noise_jpeg(2)

@@ -37,11 +37,14 @@ from server.db.models import Evidence
 from server.in_order import InOrder
 from server.lifecycles.call import CallState
 from server.live_feed import CaseHub
+from server.portal.attachments import image_problem
 
 logger = logging.getLogger(__name__)
 
 _UPLOAD_ID_IN_RAW = re.compile(rb'"upload_id"\s*:\s*"(' + REPORT_ID_PATTERN.strip("^$").encode() + rb')"')
 _DECLARED = ("content_type", "size", "sha256", "captured_at", "captured_until")
+JPEG_MAGIC = b"\xff\xd8\xff"
+MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # the EBML header every Matroska file starts with
 
 
 class UploadRefused(Exception):
@@ -200,6 +203,9 @@ class UploadReceiver:
         digest = await asyncio.to_thread(self._incoming.digest, request.upload_id)
         if digest != sha256:
             await self._give_up(request, f"sha256 mismatch: received {digest}")
+        received = self._incoming.received_file(request.upload_id)
+        if problem := await asyncio.to_thread(_content_problem, request.kind, received):
+            await self._give_up(request, problem)
         relative = f"{request.case_no}/{request.file_name()}"
         target = self._store.evidence_dir / relative
         try:
@@ -303,6 +309,22 @@ def evidence_json(evidence: Evidence, case_no: str) -> dict[str, Any]:
         "party_id": evidence.party_id,  # a party's phone: its call, a still of it, or its photo
         "meta": evidence.meta,
     }
+
+
+def _content_problem(kind: str, path: Path) -> str | None:
+    """What a whole upload is not, though its hash is the declared one (a unit's bug or a stranger
+    with its certificate): a still must open as a JPEG; a clip must at least be Matroska (decoding
+    it would cost seconds). Blocking."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    if kind == EvidenceKind.STILL:
+        if not head.startswith(JPEG_MAGIC):
+            return "照片不是JPEG格式，请重新取证 (the still is no JPEG)"
+        problem = image_problem(path)
+        return f"照片{problem}" if problem else None
+    if head != MATROSKA_MAGIC:
+        return "视频不是Matroska格式，请重新取证 (the clip is no Matroska file)"
+    return None
 
 
 def _jsonable(value: object) -> object:
