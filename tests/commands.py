@@ -14,8 +14,10 @@ from tests.conftest import RunningServer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_bench(module: str, *args: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+def run_bench(module: str, *args: str, timeout_s: float = 120) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()
 

@@ -4,6 +4,7 @@ delivery back to the Kuaichu server's receipt endpoint, as a real provider would
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Provider:
     receipt_first: bool = False  # report delivery before even answering the send
     receipts: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: receipts wait for it
     received: list[dict[str, Any]] = field(default_factory=list)
+    taken_at: list[float] = field(default_factory=list)  # epoch seconds each of ``received`` was taken
     requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -47,6 +49,7 @@ class Provider:
                 raise HTTPException(503, "busy")
             body = await request.json()
             self.received.append(body)
+            self.taken_at.append(time.time())
             message_id = f"p-{len(self.received)}"
             if self.receipt_first:
                 await self._deliver(message_id, body["ref"])
@@ -62,11 +65,18 @@ class Provider:
         await asyncio.sleep(self.receipt_delay_s)
         await self.receipts.wait()
         async with httpx.AsyncClient() as client:
-            await client.post(
-                f"{self.receipts_to}/api/sms/receipts",
-                json={"id": message_id, "ref": ref, "status": "delivered"},
-                headers={"Authorization": f"Bearer {RECEIPT_TOKEN}"},
-            )
+            # A provider tries a receipt again while the server cannot be reached (a worker
+            # restarting), as real ones do; it is given up when the provider stops.
+            while True:
+                try:
+                    await client.post(
+                        f"{self.receipts_to}/api/sms/receipts",
+                        json={"id": message_id, "ref": ref, "status": "delivered"},
+                        headers={"Authorization": f"Bearer {RECEIPT_TOKEN}"},
+                    )
+                    return
+                except httpx.TransportError:
+                    await asyncio.sleep(0.5)
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 WITH_HELP = [
     "call_capacity",
     "case_flow",
+    "chaos",
     "first_frame",
     "insurers",
     "fleet",
