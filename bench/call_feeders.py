@@ -50,6 +50,17 @@ VOICE_RATE = 48000
 VOICE_SAMPLES = 960  # 20 ms
 
 
+def voice_frame(mic: MicSource, number: int) -> av.AudioFrame:
+    """A 20 ms frame of the simulated microphone: what the feeders encode, and what the recording
+    benchmark hands the recorder as the media worker does after decoding a unit's sound."""
+    frame = av.AudioFrame.from_ndarray(
+        mic.next_samples(VOICE_SAMPLES).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = VOICE_RATE
+    frame.pts, frame.time_base = number * VOICE_SAMPLES, fractions.Fraction(1, VOICE_RATE)
+    return frame
+
+
 def voice_packets(seconds: float = 1.0) -> list[bytes]:
     """A tone as the simulated microphone hears it, Opus-encoded by aiortc's encoder."""
     mic = MicSource(VOICE_RATE)
@@ -57,12 +68,7 @@ def voice_packets(seconds: float = 1.0) -> list[bytes]:
     encoder = OpusEncoder()
     packets: list[bytes] = []
     for number in range(round(seconds * VOICE_RATE / VOICE_SAMPLES)):
-        frame = av.AudioFrame.from_ndarray(
-            mic.next_samples(VOICE_SAMPLES).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate = VOICE_RATE
-        frame.pts, frame.time_base = number * VOICE_SAMPLES, fractions.Fraction(1, VOICE_RATE)
-        payloads, _ = encoder.encode(frame)
+        payloads, _ = encoder.encode(voice_frame(mic, number))
         packets.extend(payloads)
     return packets
 

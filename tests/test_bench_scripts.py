@@ -26,6 +26,7 @@ WITH_HELP = [
     "ocr_choice",
     "ota",
     "portal",
+    "recording",
     "report_latency",
     "workspace",
 ]
