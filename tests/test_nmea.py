@@ -228,6 +228,16 @@ def test_cold_start_gives_no_position_until_the_receiver_says_fix() -> None:
     assert reader.sats_in_view == 7
 
 
+@pytest.mark.parametrize(
+    ("quality", "sats", "fix"), [(1, "08", True), (1, "02", False), (1, "", False), (6, "00", False)]
+)
+def test_a_gga_with_fewer_than_three_satellites_reports_no_position(quality: int, sats: str, fix: bool) -> None:
+    gga = with_checksum(f"GPGGA,100000.00,2502.43600,N,10242.42600,E,{quality},{sats},1.0,1893.0,M,-31.2,M,,")
+    zda = with_checksum("GPZDA,100000.00,18,05,2024,00,00")
+    reader = NmeaReader()
+    assert len(reader.feed(f"{gga}\r\n{zda}\r\n".encode()) + reader.flush()) == fix
+
+
 def test_a_void_sentence_gives_no_fix_and_vetoes_nothing() -> None:
     """As gpsd reads an epoch: a void RMC, GLL or GGA adds nothing, a valid one makes the fix,
     and GSA saying "no fix" or VTG saying N do not undo a position another sentence reports."""

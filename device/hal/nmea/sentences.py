@@ -70,7 +70,9 @@ class Gga:
 
     @property
     def valid(self) -> bool:
-        return self.quality is not FixQuality.INVALID
+        """A fix quality other than 0 from at least 3 satellites: gpsd takes no position from a GGA
+        with fewer (or none given), as a dead-reckoning receiver in a tunnel sends."""
+        return self.quality is not FixQuality.INVALID and (self.sats or 0) >= 3
 
 
 @dataclass(slots=True)
