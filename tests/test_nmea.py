@@ -238,6 +238,15 @@ def test_a_gga_with_fewer_than_three_satellites_reports_no_position(quality: int
     assert len(reader.feed(f"{gga}\r\n{zda}\r\n".encode()) + reader.flush()) == fix
 
 
+def test_an_rmc_without_a_date_reports_no_position() -> None:
+    """gpsd takes neither time nor fix from it; the date of an earlier ZDA does not change that."""
+    zda = with_checksum("GPZDA,100000.00,18,05,2024,00,00")
+    rmc = with_checksum("GNRMC,100001.00,A,2502.43600,N,10242.42600,E,0.5,10.0,,,,A")
+    reader = NmeaReader()
+    assert reader.feed(f"{zda}\r\n{rmc}\r\n".encode()) + reader.flush() == []
+    assert reader.stats.ok == 2
+
+
 def test_a_void_sentence_gives_no_fix_and_vetoes_nothing() -> None:
     """As gpsd reads an epoch: a void RMC, GLL or GGA adds nothing, a valid one makes the fix,
     and GSA saying "no fix" or VTG saying N do not undo a position another sentence reports."""

@@ -325,22 +325,25 @@ def _gga(msg: Any) -> Gga:
 
 
 def _rmc(msg: Any) -> Rmc:
+    """Valid with status A (or D) and a mode indicator other than N, and, as gpsd reads it, only
+    with a date: gpsd takes neither time nor fix from an RMC whose date is empty."""
     status = _field(msg, "status")
     if status not in ("A", "D", "V"):  # D (differential) from some SiRF and Garmin firmware
         raise ValueError("bad status")
     mode = _field(msg, "mode_indicator")
+    date = _date(_field(msg, "datestamp"))
     valid = status != "V" and mode != "N"
     time, lat, lon = _time_and_position(msg, valid)
     knots = _non_negative(_number(_field(msg, "spd_over_grnd"), "speed"), "speed")
     return Rmc(
         talker=msg.talker,
         time=time,
-        valid=valid,
+        valid=valid and date is not None,
         lat=lat,
         lon=lon,
         speed=None if knots is None else knots * KNOT_MPS,
         track=_heading(_field(msg, "true_course")),
-        date=_date(_field(msg, "datestamp")),
+        date=date,
         quality=FixQuality.DGPS if status == "D" and not mode else _MODE_QUALITIES.get(mode),
     )
 
