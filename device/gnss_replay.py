@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 print(_TABLE.format(**{column: column for column in _COLUMNS}))
             fixes += 1
             untrusted += not record["trusted"]
-            print(json.dumps(record, ensure_ascii=False) if args.json else _row(record))
+            print(json.dumps(record) if args.json else _row(record))  # JSON: ASCII, whatever the locale
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):  # the reader (e.g. head) has seen enough
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
