@@ -251,8 +251,9 @@ class FixAccumulator:
             mode = 3 if alt is not None and sats is not None and sats >= 4 else 2
         speed = rmc.speed if rmc is not None else None
         track = rmc.track if rmc is not None else None
+        stamp = self._stamp(epoch.millis)
         return Fix(
-            time=self._stamp(epoch.millis),
+            time=stamp,
             lat=located.lat,
             lon=located.lon,
             alt=alt if mode == 3 else None,
@@ -263,7 +264,7 @@ class FixAccumulator:
             sats=sats if sats is not None else epoch.gsa_sats,
             hdop=hdop if hdop is None or hdop < 99 else None,  # 99.99: "no DOP" to many receivers
             checked=not epoch.unchecked,
-            date_from_clock=self._anchor is None or self._anchor_from_clock,
+            date_from_clock=self._anchor_from_clock,
         )
 
     def _stamp(self, millis: int) -> dt.datetime:
