@@ -77,7 +77,7 @@ class LineSplitter:
             self.stats.garbage_bytes += len(line)
             return None
         self.stats.garbage_bytes += start
-        sentence = line[start:].rstrip(b" ")
+        sentence = line[start:].rstrip()  # trailing blanks and tabs, as gpsd skips them
         if len(sentence) > self._max:
             self.stats.oversize += 1
             self.stats.garbage_bytes += len(sentence)
