@@ -257,6 +257,7 @@ async def test_bad_scene_samples_are_refused_and_nothing_stored_is_harmed(broker
             await publish(sample("still", original, 2, call_id, report_id, case_no, sha256="0" * 64))
             await publish(sample("still", b"GIF89a not a jpeg", 3, call_id, report_id, case_no))
             await publish(sample("sound", original, 4, call_id, report_id, case_no))  # a JPEG is no Ogg
+            await publish(sample("still", original[: len(original) // 2], 6, call_id, report_id, case_no))  # cut short
             await publish(sample("still", original, 1, call_id, report_id, case_no))  # a repeat: ignored
             await publish(b'{"version": 1, "type": "still"}')
             # A call for a report that is not this device's is refused, and the device is told

@@ -31,6 +31,7 @@ from server.cases import now_utc
 from server.casework.events import device_actor
 from server.db.models import Evidence
 from server.live_feed import CaseHub
+from server.portal.attachments import image_problem
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class SceneReceiver:
         extension, kind, magic = FORMATS[sample.type]
         if not data.startswith(magic):
             logger.warning("%s refused: not %s", tag, sample.content_type)
+            return
+        if sample.type == "still" and await asyncio.to_thread(image_problem, data):
+            logger.warning("%s refused: no whole JPEG (cut short or corrupt)", tag)
             return
         digest = hashlib.sha256(data).hexdigest()  # 20 KB at most: no worker thread
         if digest != sample.sha256:
