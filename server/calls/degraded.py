@@ -73,7 +73,7 @@ class SceneReceiver:
         if not data.startswith(magic):
             logger.warning("%s refused: not %s", tag, sample.content_type)
             return
-        if sample.type == "still" and await asyncio.to_thread(image_problem, data):
+        if sample.type == "still" and (await asyncio.to_thread(image_problem, data)) is not None:
             logger.warning("%s refused: no whole JPEG (cut short or corrupt)", tag)
             return
         digest = hashlib.sha256(data).hexdigest()  # 20 KB at most: no worker thread
