@@ -71,6 +71,11 @@ def queue_messages(
     return rows
 
 
+def _named(message: SmsMessage) -> str:
+    """The message in a log line; a one-time code to a phone reporting belongs to no case."""
+    return f"sms {message.id} " + ("(no case)" if message.case_id is None else f"for case {message.case_id}")
+
+
 class SmsOutbox:
     def __init__(
         self,
@@ -135,7 +140,7 @@ class SmsOutbox:
             row.provider_id, row.sent_at = provider_id, now_utc()
             row.attempts += 1
             row.claimed_until, row.last_error = None, None
-        logger.info("sms %d for case %d taken by the provider", message.id, message.case_id)
+        logger.info("%s taken by the provider", _named(message))
         await self._announce(message.case_id)
         return 1
 
@@ -157,7 +162,7 @@ class SmsOutbox:
             else:
                 delay = min(self._cfg.retry_base_s * 2 ** (row.attempts - 1), self._cfg.retry_max_s)
                 row.next_attempt_at = now_utc() + timedelta(seconds=delay)
-        logger.warning("sms %d for case %d: %s", message.id, message.case_id, error)
+        logger.warning("%s: %s", _named(message), error)
         await self._announce(message.case_id)
 
     async def _announce(self, case_id: int | None) -> None:
