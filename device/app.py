@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device.call.agent import CallAgent
 from device.config import DeviceConfig
@@ -46,9 +48,12 @@ from device.reporting import (
 )
 from device.reports import build_heartbeat, build_report
 from protocol.ids import new_report_id
-from protocol.messages import Ack, Command, DeviceKind, Trigger, encode
+from protocol.messages import Ack, CheckStatus, Command, DeviceKind, Health, Trigger, encode
 from protocol.topics import Channel
 from runtime.version import FIRMWARE
+
+if TYPE_CHECKING:
+    from device.update.agent import UpdateAgent
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +80,11 @@ class DeviceApp:
         self.case_numbers: asyncio.Queue[str] = asyncio.Queue()  # for the demo and tests to watch
         self.ready = asyncio.Event()  # hardware started, state restored: a press now counts
         self._loops: list[asyncio.Task[None]] = []
+        self.update: UpdateAgent | None = None
+        if cfg.update.url is not None:  # TUF's client and urllib3 are loaded only for units that update
+            from device.update.agent import UpdateAgent
+
+            self.update = UpdateAgent(cfg, FIRMWARE, self._busy, self._update_health, self._restart)
 
     @property
     def tag(self) -> str:
@@ -104,6 +114,8 @@ class DeviceApp:
                     group.create_task(self._speaker(), name="speech"),
                     group.create_task(self.evidence.run(), name="evidence"),
                 ]
+                if self.update is not None:
+                    self._loops.append(group.create_task(self.update.run(), name="update"))
         finally:
             await self.plates.stop()
             await self.call.stop()
@@ -124,6 +136,7 @@ class DeviceApp:
         if ack.report_id is None:
             logger.error("%s: the server refused an unreadable report: %s", self.tag, ack.reason)
             return
+        self.plates.answered(ack.report_id)
         if not await self.outbox.answered(ack):
             logger.info("%s: repeated answer for report %s ignored", self.tag, ack.report_id)
             return
@@ -167,6 +180,11 @@ class DeviceApp:
             self._spawn(self._case_closed(command.case_no))
         elif command.type == "selftest.run":
             self._spawn(self._remote_selftest())
+        elif command.type == "update.check":
+            if self.update is None:
+                logger.info("%s: update.check, but no [update] url is configured", self.tag)
+            else:
+                self.update.poke()
         elif command.type == "document.ready":
             logger.info("%s: case %s: the determination is issued", self.tag, command.case_no)
             # A unit with no screen beeps; the parties have the link by SMS. A kiosk shows it as a QR code.
@@ -179,6 +197,29 @@ class DeviceApp:
     async def _case_closed(self, case_no: str) -> None:
         await self.outbox.closed(case_no)
         await self._event(CaseClosed(case_no))
+
+    def _health(self) -> Health:
+        health = self.plates.in_health(self.hw.health())
+        return health if self.update is None else self.update.in_health(health)
+
+    def _busy(self) -> bool:
+        """A report or a call is on: no update is downloaded or installed meanwhile (read from the
+        download's thread as well)."""
+        return self.machine.state is not AppState.IDLE or self.call.call_id is not None
+
+    async def _update_health(self) -> str | None:
+        """What a release on trial must show: the broker reached and the self-test's checks passed."""
+        from device.selftest.live import run_live_selftest
+
+        if not self.link.connected.is_set():
+            return "未连上消息服务器 (the broker was not reached)"
+        result = await run_live_selftest(self.cfg, self.hw, in_case=False)
+        failed = [f"{check.name}: {check.detail}" for check in result.checks if check.status is CheckStatus.FAIL]
+        return f"自检未通过 (self-test failed): {'; '.join(failed)}" if failed else None
+
+    def _restart(self) -> None:
+        """Stop as systemd stops the firmware; ``Restart=always`` starts what ``current`` now names."""
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def _remote_selftest(self) -> None:
         from device.selftest.live import run_live_selftest
@@ -324,7 +365,7 @@ class DeviceApp:
                 self.machine.state.value,
                 await self.outbox.count_pending(),
                 self.hw.position(now),
-                self.plates.in_health(self.hw.health()),
+                self._health(),
             )
             await self.link.publish(Channel.HEARTBEAT, encode(heartbeat), qos=0)
 

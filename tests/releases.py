@@ -17,12 +17,16 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from server.config import UpdatesSection
 from tests.commands import ROOT
+from tests.conftest import RunningServer, make_server_config, start_server
+from tests.services import Mosquitto
 
 SOURCES = (
     "pyproject.toml",
@@ -119,3 +123,41 @@ def release(station: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def published(release_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A station that signed firmware 0.2.0 and plate models 2026.12.1 and published them to
+    ``served/`` beside it; made once a session (signing 30 MB takes a while), copied for each test."""
+    folder = tmp_path_factory.mktemp("published")
+    for args in (
+        ["init"],
+        ["sign", "--firmware", str(wheelhouse(release_base, "0.2.0", folder / "wh-0.2.0"))],
+        ["sign", "--models", str(ROOT / "models"), "--version", "2026.12.1"],
+        ["publish", "--to", str(folder / "served")],
+    ):
+        done = release(folder / "station", *args)
+        assert done.returncode == 0, done.stderr
+    return folder
+
+
+@pytest.fixture
+def station(published: Path, tmp_path: Path) -> Path:
+    """This test's copy of the published station, its repository served from ``tmp_path / "served"``."""
+    for name in ("station", "served"):
+        shutil.copytree(published / name, tmp_path / name, symlinks=True)
+    return tmp_path / "station"
+
+
+@pytest.fixture
+async def update_server(tmp_path: Path, broker: Mosquitto, station: Path) -> AsyncIterator[RunningServer]:
+    """A server worker serving the station's published repository under /updates/."""
+    cfg = make_server_config(tmp_path / "server", broker.port)
+    cfg = cfg.model_copy(update={"updates": UpdatesSection(repository=tmp_path / "served")})
+    running = await start_server(cfg)
+    yield running
+    await running.stop()
+
+
+def trusted_root(station: Path) -> Path:
+    return station / "release" / "repository" / "metadata" / "1.root.json"

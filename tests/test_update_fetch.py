@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import json
 import tarfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,43 +17,15 @@ from tuf.api.metadata import Metadata, Timestamp
 
 from device.update.fetch import Fetcher, Offer, Paused
 from device.update.refusals import REASONS, Refusal, UpdateRefused
-from server.config import UpdatesSection
-from tests.conftest import RunningServer, make_server_config, start_server
-from tests.releases import release, release_base, wheelhouse
-from tests.services import Mosquitto
+from tests.conftest import RunningServer
+from tests.releases import published, release, release_base, station, trusted_root, update_server, wheelhouse
 
 RUNNING = {"firmware": "0.1.0", "models": None}
-__all__ = ["release_base"]  # the fixture
-
-
-@pytest.fixture
-def station(release_base: Path, tmp_path: Path) -> Path:
-    """A station that signed firmware 0.2.0 and plate models 2026.12.1 and published them."""
-    station = tmp_path / "station"
-    for args in (
-        ["init"],
-        ["sign", "--firmware", str(wheelhouse(release_base, "0.2.0", tmp_path / "wh-0.2.0"))],
-        ["sign", "--models", str(Path(__file__).parents[1] / "models"), "--version", "2026.12.1"],
-        ["publish", "--to", str(tmp_path / "served")],
-    ):
-        done = release(station, *args)
-        assert done.returncode == 0, done.stderr
-    return station
-
-
-@pytest.fixture
-async def server(tmp_path: Path, broker: Mosquitto, station: Path) -> AsyncIterator[RunningServer]:
-    cfg = make_server_config(tmp_path / "server", broker.port)
-    cfg = cfg.model_copy(update={"updates": UpdatesSection(repository=tmp_path / "served")})
-    running = await start_server(cfg)
-    yield running
-    await running.stop()
+__all__ = ["published", "release_base", "station", "update_server"]  # fixtures
 
 
 def unit(server: RunningServer, station: Path, cache: Path, max_bytes: int = 100 << 20) -> Fetcher:
-    return Fetcher(
-        f"{server.url}/updates", station / "release" / "repository" / "metadata" / "1.root.json", cache, max_bytes
-    )
+    return Fetcher(f"{server.url}/updates", trusted_root(station), cache, max_bytes)
 
 
 async def offers(fetcher: Fetcher, running: dict[str, str | None] = RUNNING) -> list[Offer]:
@@ -69,9 +40,9 @@ async def refused(fetcher: Fetcher, running: dict[str, str | None] = RUNNING) ->
 
 
 async def test_a_unit_downloads_the_signed_firmware_and_models_and_resumes_a_cut_download(
-    server: RunningServer, station: Path, tmp_path: Path
+    update_server: RunningServer, station: Path, tmp_path: Path
 ) -> None:
-    fetcher = unit(server, station, tmp_path / "unit")
+    fetcher = unit(update_server, station, tmp_path / "unit")
     found = {offer.kind: offer for offer in await offers(fetcher)}
     assert {kind: offer.version for kind, offer in found.items()} == {"firmware": "0.2.0", "models": "2026.12.1"}
     assert await offers(fetcher, {"firmware": "0.2.0", "models": "2026.12.1"}) == []  # nothing newer
@@ -99,20 +70,20 @@ async def test_a_unit_downloads_the_signed_firmware_and_models_and_resumes_a_cut
 
 
 async def test_a_target_changed_on_the_server_is_refused_and_thrown_away(
-    server: RunningServer, station: Path, tmp_path: Path
+    update_server: RunningServer, station: Path, tmp_path: Path
 ) -> None:
     served = tmp_path / "served" / "targets" / "firmware" / "kuaichu-0.2.0.tar"
     data = bytearray(served.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same length, one byte changed
     served.write_bytes(bytes(data))
-    refusal = await refused(unit(server, station, tmp_path / "unit"))
+    refusal = await refused(unit(update_server, station, tmp_path / "unit"))
     assert refusal.refusal is Refusal.HASH_MISMATCH
     assert refusal.reason.startswith(REASONS[Refusal.HASH_MISMATCH])
     assert list((tmp_path / "unit" / "downloads").iterdir()) == []
 
 
 async def test_metadata_signed_by_a_key_the_root_does_not_name_is_refused(
-    server: RunningServer, station: Path, tmp_path: Path
+    update_server: RunningServer, station: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "served" / "metadata" / "timestamp.json"
     forged = Metadata[Timestamp].from_file(str(path))
@@ -120,13 +91,13 @@ async def test_metadata_signed_by_a_key_the_root_does_not_name_is_refused(
     forged.signatures.clear()
     forged.sign(CryptoSigner.generate_ed25519())
     forged.to_file(str(path))
-    assert (await refused(unit(server, station, tmp_path / "unit"))).refusal is Refusal.BAD_SIGNATURE
+    assert (await refused(unit(update_server, station, tmp_path / "unit"))).refusal is Refusal.BAD_SIGNATURE
 
 
 async def test_older_metadata_or_an_older_release_is_a_rollback(
-    server: RunningServer, station: Path, release_base: Path, tmp_path: Path
+    update_server: RunningServer, station: Path, release_base: Path, tmp_path: Path
 ) -> None:
-    fetcher = unit(server, station, tmp_path / "unit")
+    fetcher = unit(update_server, station, tmp_path / "unit")
     served = tmp_path / "served"
     names = ["metadata/timestamp.json", "metadata/snapshot.json", "metadata/targets.json", "targets/latest.json"]
     old = {name: (served / name).read_bytes() for name in names}
@@ -140,27 +111,27 @@ async def test_older_metadata_or_an_older_release_is_a_rollback(
     assert refusal.refusal is Refusal.ROLLBACK and "timestamp" in refusal.detail.lower()
 
     # A unit that already runs a newer release than the one signed as latest refuses it too.
-    fresh = unit(server, station, tmp_path / "fresh")
+    fresh = unit(update_server, station, tmp_path / "fresh")
     refusal = await refused(fresh, {"firmware": "0.4.0", "models": None})
     assert refusal.refusal is Refusal.ROLLBACK and "0.2.0 offered, 0.4.0 installed" in refusal.detail
 
 
 async def test_expired_metadata_is_a_freeze_and_is_refused(
-    server: RunningServer, station: Path, tmp_path: Path
+    update_server: RunningServer, station: Path, tmp_path: Path
 ) -> None:
     done = release(station, "publish", "--to", str(tmp_path / "served"), "--timestamp-days=-1")
     assert done.returncode == 0, done.stderr
     timestamp = json.loads((tmp_path / "served" / "metadata" / "timestamp.json").read_text())
     expires = dt.datetime.fromisoformat(timestamp["signed"]["expires"].replace("Z", "+00:00"))
     assert expires < dt.datetime.now(dt.UTC)
-    assert (await refused(unit(server, station, tmp_path / "unit"))).refusal is Refusal.EXPIRED
+    assert (await refused(unit(update_server, station, tmp_path / "unit"))).refusal is Refusal.EXPIRED
 
 
 async def test_a_download_larger_than_allowed_or_than_signed_is_refused(
-    server: RunningServer, station: Path, tmp_path: Path
+    update_server: RunningServer, station: Path, tmp_path: Path
 ) -> None:
     # Larger than the unit allows: refused before a byte is fetched.
-    small = unit(server, station, tmp_path / "small", max_bytes=1 << 20)
+    small = unit(update_server, station, tmp_path / "small", max_bytes=1 << 20)
     refusal = await refused(small)
     assert refusal.refusal is Refusal.TOO_LARGE
     assert not list((tmp_path / "small" / "downloads").glob("*"))
@@ -169,6 +140,6 @@ async def test_a_download_larger_than_allowed_or_than_signed_is_refused(
     served = tmp_path / "served" / "targets" / "firmware" / "kuaichu-0.2.0.tar"
     with served.open("ab") as f:
         f.write(b"\0" * (1 << 20))
-    refusal = await refused(unit(server, station, tmp_path / "unit"))
+    refusal = await refused(unit(update_server, station, tmp_path / "unit"))
     assert refusal.refusal is Refusal.TOO_LARGE and "more than its signed" in refusal.detail
     assert not list((tmp_path / "unit" / "downloads").glob("*"))

@@ -32,7 +32,7 @@ __all__ = ["release_base"]  # the fixture
 def archives(release_base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The firmware targets the station signs, for 0.1.0 and 0.2.0, as a unit downloads them."""
     folder = tmp_path_factory.mktemp("archives")
-    found = {}
+    found: dict[str, Path] = {}
     for version in ("0.1.0", "0.2.0"):
         said, data = firmware_archive(wheelhouse(release_base, version, folder / f"wh-{version}"))
         assert said == version

@@ -1,5 +1,6 @@
 """What the server asks of a device: one message type for calls, evidence, plates, the road, the
-dispatcher's words to the parties, the end of the unit's part in a case and a remote self-test."""
+dispatcher's words to the parties, the end of the unit's part in a case, a remote self-test and a
+look for a signed release now (``update.check``, docs/updates.md)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Command(Versioned):
         "instruction",
         "case.closed",
         "selftest.run",
+        "update.check",
     ]
     call_id: CallId | None = Field(
         default=None, description="the call it concerns; required for call.* and still/clip requests"

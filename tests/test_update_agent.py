@@ -1,0 +1,119 @@
+"""The firmware's update agent against the real server's ``/updates/`` and a unit's disk: it refuses
+frozen metadata and says so in its health notes, holds the download while the unit is busy,
+installs the new release (a real virtualenv) and has the service restarted; started again on the
+new release, it rolls back when the self-test keeps failing for ``trial_s`` and keeps the release
+when it passes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from device.update import releases
+from device.update.agent import UpdateAgent
+from protocol.messages import Health, PartState
+from provisioning.release import firmware_archive
+from tests.conftest import RunningServer
+from tests.devices import device_config
+from tests.releases import published, release, release_base, station, trusted_root, update_server, wheelhouse
+from tests.services import Mosquitto
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.timeout(600)  # two real installs into virtualenvs
+__all__ = ["published", "release_base", "station", "update_server"]  # fixtures
+HEALTH = Health(camera=PartState.OK, gnss=PartState.OK, audio=PartState.OK, storage_free_mb=1, firmware="x", uptime_s=1)
+
+
+class Unit:
+    """What the agent needs from the firmware around it, as the test drives it."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.failing: str | None = None  # the self-test's failure, or None when it passes
+        self.restarts = 0
+
+    async def healthy(self) -> str | None:
+        return self.failing
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+    def agent(self, server: RunningServer, station: Path, root: Path, data: Path, running: str) -> UpdateAgent:
+        update = {
+            "url": f"{server.url}/updates",
+            "trusted_root": trusted_root(station),
+            "releases_dir": root,
+            "trial_s": 10,
+        }
+        cfg = device_config(data, 1883, "car-ota-01", update=update)
+        return UpdateAgent(cfg, running, lambda: self.busy, self.healthy, self.restart)
+
+
+def note(agent: UpdateAgent) -> str:
+    return agent.in_health(HEALTH).notes[-1]
+
+
+async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_healthy_release(
+    update_server: RunningServer, station: Path, release_base: Path, tmp_path: Path, broker: Mosquitto
+) -> None:
+    root, data = tmp_path / "opt-kuaichu", tmp_path / "data"
+    root.mkdir()
+    _, first = firmware_archive(wheelhouse(release_base, "0.1.0", tmp_path / "wh-0.1.0"))
+    first_tar = tmp_path / "0.1.0.tar"
+    first_tar.write_bytes(first)
+    install = [releases.__file__, "install", "--root", str(root), "--archive", str(first_tar), "--version", "0.1.0"]
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", *install, "--python", sys.executable)
+    assert await proc.wait() == 0
+    unit = Unit()
+
+    # Frozen metadata: refused, said in the health notes, nothing downloaded.
+    assert release(station, "publish", "--to", str(tmp_path / "served"), "--timestamp-days=-1").returncode == 0
+    agent = unit.agent(update_server, station, root, data, "0.1.0")
+    await agent.check()
+    assert note(agent).startswith("update: 拒绝 refused expired: 更新元数据已过期")
+    assert unit.restarts == 0 and os.readlink(root / "current") == "releases/0.1.0"
+    assert release(station, "publish", "--to", str(tmp_path / "served")).returncode == 0
+
+    # A report is on: the release is found but not fetched until the unit is free (a download that
+    # a report interrupts stops and resumes: tests/test_update_fetch.py).
+    unit.busy = True
+    agent = unit.agent(update_server, station, root, data, "0.1.0")
+    check = asyncio.create_task(agent.check())
+
+    async def found() -> bool:  # the signed latest.json read: the agent knows of 0.2.0
+        return (data / "updates" / "targets" / "latest.json").exists()
+
+    await wait_for("the agent to find the release", found, within_s=60)
+    await asyncio.sleep(1)
+    assert not check.done() and unit.restarts == 0
+    assert not list((data / "updates" / "downloads").glob("*"))
+    unit.busy = False
+    await asyncio.wait_for(check, 300)
+    assert unit.restarts == 1
+    assert note(agent).startswith("update: 0.2.0 已安装")
+    assert os.readlink(root / "current") == "releases/0.2.0"
+    assert releases.read_state(root)["state"] == "trial"
+
+    # Started again on 0.2.0, its self-test keeps failing: back to 0.1.0 with the reason.
+    unit.failing = "自检未通过：camera (self-test failed)"
+    agent = unit.agent(update_server, station, root, data, "0.2.0")
+    await agent.trial()
+    assert unit.restarts == 2
+    assert os.readlink(root / "current") == "releases/0.1.0"
+    assert releases.read_state(root)["reason"] == unit.failing
+    assert note(agent) == f"update: 0.2.0 已回退 (rolled back): {unit.failing}"[:120]
+
+    # Offered again (installed already), and this time healthy: kept.
+    agent = unit.agent(update_server, station, root, data, "0.1.0")
+    await agent.check()
+    assert unit.restarts == 3 and os.readlink(root / "current") == "releases/0.2.0"
+    unit.failing = None
+    agent = unit.agent(update_server, station, root, data, "0.2.0")
+    await agent.trial()
+    assert unit.restarts == 3
+    assert releases.read_state(root)["state"] == "healthy"
+    assert note(agent) == "update: 0.2.0 试运行正常，已保留 (healthy)"
