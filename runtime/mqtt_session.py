@@ -116,9 +116,17 @@ class MqttSession:
         try:
             async for message in client.messages:
                 payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-                pending = handler(message.topic.value, payload)
-                if pending is not None:
-                    await pending
+                try:
+                    pending = handler(message.topic.value, payload)
+                    if pending is not None:
+                        await pending
+                except aiomqtt.MqttError:
+                    raise  # the connection itself: reconnect
+                except Exception:
+                    # One message its owner could not handle must not stop every message after it (a
+                    # hostile payload would otherwise stop a server worker): its sender hears nothing
+                    # back and sends again, as a unit's outbox does until its report is acknowledged.
+                    self._logger.exception("%s: a message on %s was not handled", self._label, message.topic.value)
         except asyncio.CancelledError:
             if self._farewell is not None:
                 await self._farewell(client)

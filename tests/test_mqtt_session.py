@@ -153,3 +153,26 @@ async def test_a_clean_stop_says_its_farewell_on_the_open_connection_instead_of_
                 async for message in watcher.messages:
                     payloads.append(message.payload)
     assert payloads == [b"said goodbye"]  # a clean disconnect: the broker does not send the will
+
+
+async def test_a_message_its_owner_fails_on_leaves_the_session_handling_the_next(
+    broker: Mosquitto, fleet_pki: FleetPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = Owner()
+    handled = owner.handle
+
+    def fragile(topic: str, payload: bytes) -> None:
+        if payload == b"poison":
+            raise RecursionError("maximum recursion depth exceeded")
+        handled(topic, payload)
+
+    owner.handle = fragile  # type: ignore[method-assign]
+    session = server_session(broker, fleet_pki, owner)
+    async with running(session, owner) as task:
+        assert await asyncio.wait_for(owner.changes.get(), 10) is True
+        await report_from_device(broker, fleet_pki, b"poison")
+        await report_from_device(broker, fleet_pki, b"next")
+        assert await asyncio.wait_for(owner.messages.get(), 10) == (device_topic(DEVICE, Channel.REPORT), b"next")
+        assert not task.done()
+        assert owner.events == ["connect", "up"]  # the same connection carried on
+    assert any("was not handled" in r.getMessage() and r.exc_info for r in caplog.records)
