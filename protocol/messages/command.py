@@ -102,6 +102,7 @@ class Command(Versioned):
             "instruction": ("case_no", "text"),
             "case.closed": ("case_no",),
             "selftest.run": (),
+            "update.check": (),
         }[self.type]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:

@@ -33,6 +33,7 @@ from server.api import (
     reference,
     reviews,
     unit_commands,
+    updates,
     ws,
 )
 from server.api.headers import SecurityHeaders
@@ -113,6 +114,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(fleet_map.router)
     app.include_router(unit_commands.router)
+    app.include_router(updates.router)
     app.include_router(lifecycles.router)
     app.include_router(calls.router)
     app.include_router(playback.router)
@@ -141,8 +143,8 @@ def create_app(state: ServerState) -> FastAPI:
     if state.cfg.updates.repository is not None:
         # The units' signed releases (TUF): anyone may read them, the signatures are what counts.
         # Range requests let a unit resume a download where it was cut off.
-        updates = StaticFiles(directory=str(state.cfg.updates.repository), check_dir=False)
-        app.mount("/updates", updates, name="updates")
+        repository = StaticFiles(directory=str(state.cfg.updates.repository), check_dir=False)
+        app.mount("/updates", repository, name="updates")
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
