@@ -185,6 +185,13 @@ class PlatesSection(ConfigSection):
         le=60,
         description="a still and its read that take longer are given up, and the dispatcher told why",
     )
+    answer_wait_s: float = Field(
+        default=3.0,
+        ge=0,
+        le=60,
+        description="the still for a report's plates is taken once the server has answered the report, "
+        "or after this long without an answer (the report's first resend, ack_timeout_s, by default)",
+    )
 
 
 class UpdateSection(ConfigSection):

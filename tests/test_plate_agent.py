@@ -244,7 +244,8 @@ async def test_the_report_goes_out_while_the_still_for_its_plates_is_still_being
         return await simulated_still(self)
 
     monkeypatch.setattr(SimulatedCamera, "still", held_still)
-    car = plate_car(tmp_path / "car", broker, "car-plates-03", plates={"read_timeout_s": 60})
+    # The still follows the server's answer, not a minute without one (answer_wait_s).
+    car = plate_car(tmp_path / "car", broker, "car-plates-03", plates={"read_timeout_s": 60, "answer_wait_s": 60})
     console = await logged_in(server, "wuhua")
     try:
         async with running_device(car) as device:
@@ -254,7 +255,89 @@ async def test_the_report_goes_out_while_the_still_for_its_plates_is_still_being
             [case] = [c for c in await cases_in(server.cfg.database_url) if c.case_no == case_no]
             assert (await console.http.get(f"/api/cases/{case.id}/plates")).json()["readings"] == []
             release.set()
-            [reading] = await readings(console, case.id, "report")
+            [reading] = await readings(console, case.id, "report", within_s=30)
             assert reading["error"] is None and reading["plates"]
     finally:
         await console.close()
+
+
+class CountingCamera(StillCamera):
+    """The simulated camera, counting the stills taken."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.stills = 0
+
+    async def still(self) -> Frame:
+        self.stills += 1
+        return await super().still()
+
+
+@pytest.fixture
+async def counting_camera() -> AsyncIterator[CountingCamera]:
+    cam = CountingCamera()
+    await cam.start()
+    yield cam
+    await cam.stop()
+
+
+async def test_the_still_for_a_reports_plates_waits_for_the_servers_answer_to_that_report(
+    counting_camera: CountingCamera, tmp_path: Path
+) -> None:
+    link_up, sent = asyncio.Event(), list[bytes]()
+    link_up.set()
+
+    async def broker_takes(channel: Channel, payload: bytes) -> bool:
+        sent.append(payload)
+        return True
+
+    agent = PlateAgent(PlatesSection(answer_wait_s=60), tmp_path / "plates", counting_camera, broker_takes, link_up)
+    agent.start()
+    try:
+        report_id = new_report_id()
+        agent.after_report(report_id)
+        await asyncio.sleep(0.5)  # the report on its way: nothing taken from the unit meanwhile
+        agent.answered(new_report_id())  # another report's answer, or a repeat of one long gone
+        await asyncio.sleep(0.2)
+        assert counting_camera.stills == 0 and sent == []
+        agent.answered(report_id)
+        await agent.settled()
+        assert counting_camera.stills == 1
+        [payload] = sent
+        message = decode(PlateReads, payload)
+        assert (message.report_id, message.source, message.error) == (report_id, "report", None)
+        assert message.plates
+    finally:
+        await agent.stop()
+
+
+async def test_a_report_left_unanswered_has_its_plates_read_all_the_same_and_kept_until_sent(
+    counting_camera: CountingCamera, tmp_path: Path
+) -> None:
+    spool, link_up = tmp_path / "plates", asyncio.Event()  # the link is down: no answer comes
+    sent: list[bytes] = []
+
+    async def broker_takes(channel: Channel, payload: bytes) -> bool:
+        sent.append(payload)
+        return True
+
+    agent = PlateAgent(PlatesSection(answer_wait_s=0.3), spool, counting_camera, broker_takes, link_up)
+    agent.start()
+    try:
+        report_id = new_report_id()
+        agent.after_report(report_id)
+
+        async def kept() -> list[Path]:
+            return list(spool.glob("*.json"))
+
+        [reading] = await wait_for("the reading on the card", kept)
+        assert counting_camera.stills == 1 and sent == []
+        on_card = reading.read_bytes()
+        link_up.set()
+        await agent.settled()
+        assert sent == [on_card]
+        message = decode(PlateReads, on_card)
+        assert (message.report_id, message.source, message.error) == (report_id, "report", None)
+        assert not any(spool.iterdir())
+    finally:
+        await agent.stop()

@@ -7,10 +7,14 @@ survive a power cut. A still costs up to a second on a Pi (the sensor switches m
 a second or two in the simulator, the read tens of milliseconds more; held for them, the report
 would be late by that much, and fifty units pressing at once in the benchmark would be later
 still. So the report goes at once, unchanged, and the reads follow on the unit's own ``plates``
-topic, tied to the case by the report id. The still is taken right after the report has been
-handed to the link, before the call starts, so the reads are usually at the server before the
-video connects. A failed camera, a missing model or a read that hangs (bounded by
-``read_timeout_s``) costs the report nothing; the reading says why it has no plates instead.
+topic, tied to the case by the report id. The still is taken once the server has answered the
+report (its case is in the dispatcher's queue), not as soon as the report is handed to the link:
+the still and the read take the unit's CPU (and the simulator's, fifty times over on one machine in
+the benchmark) while the report is still on its way through TLS and the broker, which put 100 ms
+and more on the press-to-queue time (docs/benchmarks.md). A report with no answer within
+``answer_wait_s`` (the link is down) has its plates read then all the same, and kept until they
+can be sent. A failed camera, a missing model or a read that hangs (bounded by ``read_timeout_s``)
+costs the report nothing; the reading says why it has no plates instead.
 
 The models are checked in the background when the unit starts, by loading them in a short-lived
 process of their own (the heartbeat leaves ``plate_reader`` out until then): the TFLite runtime
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import sys
@@ -155,6 +160,7 @@ class PlateAgent:
         self._state: PartState | None = None if cfg.enabled else PartState.ABSENT
         self._note = ""
         self._requests: set[str] = set()  # request ids answered since start: a repeated request is one
+        self._answers: dict[str, asyncio.Event] = {}  # reports whose still waits for the server's answer
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -211,9 +217,30 @@ class PlateAgent:
     # --- readings -------------------------------------------------------------------------------
 
     def after_report(self, report_id: str) -> None:
-        """A report has just been handed to the link: read the plates at the scene and send them."""
+        """A report has just been handed to the link: read the plates at the scene once the server
+        has answered it, and send them."""
         if self._cfg.enabled and self._cfg.on_report:
-            self._spawn(self._answer(new_report_id(), "report", report_id))
+            answered = self._answers[report_id] = asyncio.Event()
+            self._spawn(self._after_answer(report_id, answered))
+
+    def answered(self, report_id: str) -> None:
+        """The server has answered ``report_id``: the still for its plates may be taken now."""
+        if (answered := self._answers.get(report_id)) is not None:
+            answered.set()
+
+    async def settled(self) -> None:
+        """Return once the readings under way have been made and handed to the broker."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _after_answer(self, report_id: str, answered: asyncio.Event) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._cfg.answer_wait_s):
+                    await answered.wait()
+        finally:
+            del self._answers[report_id]
+        await self._answer(new_report_id(), "report", report_id)
 
     def on_command(self, command: Command) -> None:
         """``plates.request``: read the plates in a full-resolution still now, for that case."""

@@ -3,7 +3,9 @@
 Frames come at the configured size and rate from the capture thread, like the real camera's; a
 frame that would be late is dropped rather than delivered in a burst, as a sensor does. Stills
 are the same scene rendered at a still camera's resolution, on a thread of their own, so the
-video does not pause (the first still takes a second or two to draw the scene at that size).
+video does not pause (the first still takes a second or two to draw the scene at that size; the
+cameras of one process with the same scene share that drawing, drawn once: fifty simulated units in
+a few processes would otherwise spend minutes of CPU and gigabytes on fifty copies of it).
 
 The scene is deterministic: ``Scene(cfg.width, cfg.height, seed=camera.seed, fps=cfg.fps)
 .render(n)`` reproduces frame ``n`` and its plate ground truth, and ``read_frame_counter`` reads
@@ -13,6 +15,7 @@ The scene is deterministic: ``Scene(cfg.width, cfg.height, seed=camera.seed, fps
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from device.config import CameraSection
@@ -20,6 +23,12 @@ from device.hal.camera import Camera, Frame
 from device.sim.scene import Scene
 
 STILL_WIDTH = 2028  # the HQ camera's 2x2-binned mode, 2028x1520 at 4:3
+
+
+# The still-size scenes of this process by (width, height, seed, fps), each with the lock that
+# renders it one still at a time (its layers are drawn at the first still and kept).
+_STILL_SCENES: dict[tuple[int, int, int, float], tuple[Scene, threading.Lock]] = {}
+_STILL_SCENES_LOCK = threading.Lock()
 
 
 def still_size(width: int, height: int) -> tuple[int, int]:
@@ -33,7 +42,6 @@ class SimulatedCamera(Camera):
         super().__init__(cfg)
         self.seed = seed
         self._scene: Scene | None = None
-        self._still_scene: Scene | None = None
         self._still_lock = asyncio.Lock()
         self._number = 0
         self._due = 0.0
@@ -68,7 +76,11 @@ class SimulatedCamera(Camera):
             return await asyncio.to_thread(self._render_still, self._number)
 
     def _render_still(self, number: int) -> Frame:
-        if self._still_scene is None:
-            w, h = still_size(self.cfg.width, self.cfg.height)
-            self._still_scene = Scene(w, h, seed=self.seed, fps=self.cfg.fps)
-        return self._still_scene.render(number, counter=False).image
+        w, h = still_size(self.cfg.width, self.cfg.height)
+        key = (w, h, self.seed, self.cfg.fps)
+        with _STILL_SCENES_LOCK:
+            if key not in _STILL_SCENES:
+                _STILL_SCENES[key] = (Scene(w, h, seed=self.seed, fps=self.cfg.fps), threading.Lock())
+            scene, drawing = _STILL_SCENES[key]
+        with drawing:
+            return scene.render(number, counter=False).image
