@@ -13,7 +13,8 @@ first document builds the font cache; one case that is not counted warms it.
 
     .venv/bin/python bench/workspace.py [--cases 20]
 
-Last line: ``cases=20 clicks_per_case=… ui_wait_p95_ms=…``.
+Last line: ``cases=20 clicks_per_case=… ui_wait_p95_ms=…``; a case that fails (a refusal shown,
+a result that never shows) is reported and ends the run, and ``cases`` counts those before it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import aiomqtt
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, ViewportSize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
@@ -197,8 +199,14 @@ async def run(count: int) -> None:
                     waits = defaultdict[str, list[float]](list)
                     dispatcher, officer = Person(people[0], waits), Person(people[1], waits)
                     wall = time.perf_counter()
-                    for _ in range(count):
-                        await one_case(url, mqtt, acks, dispatcher, officer)
+                    done = clicks_done = 0
+                    try:
+                        for _ in range(count):
+                            await one_case(url, mqtt, acks, dispatcher, officer)
+                            done, clicks_done = done + 1, dispatcher.clicks + officer.clicks
+                    except (PlaywrightError, TimeoutError) as exc:
+                        # A case that breaks is a finding too: the waits of the cases before it stand.
+                        print(f"case {done + 1} of {count}: failed ({type(exc).__name__}: {exc})", flush=True)
                     wall = time.perf_counter() - wall
                 finally:
                     reader.cancel()
@@ -208,7 +216,10 @@ async def run(count: int) -> None:
             server.terminate()
             await server.wait()
     machine = f"{platform.node()} {platform.machine()}"
-    print(f"machine: {machine}, {count} cases in {wall:.1f} s, headless Chromium at 1920x1080")
+    print(f"machine: {machine}, {done} cases in {wall:.1f} s, headless Chromium at 1920x1080")
+    if not done:
+        print("cases=0 clicks_per_case=nan ui_wait_p95_ms=nan")
+        return
     for step, ms in waits.items():
         ordered = sorted(ms)
         print(
@@ -216,8 +227,8 @@ async def run(count: int) -> None:
             f"  p95 {percentile(ordered, 0.95):7.1f} ms  max {ordered[-1]:7.1f} ms"
         )
     every = sorted(ms for step in waits.values() for ms in step)
-    clicks = (dispatcher.clicks + officer.clicks) / count
-    print(f"cases={count} clicks_per_case={clicks:.0f} ui_wait_p95_ms={percentile(every, 0.95):.0f}")
+    clicks = clicks_done / done
+    print(f"cases={done} clicks_per_case={clicks:.0f} ui_wait_p95_ms={percentile(every, 0.95):.0f}")
 
 
 def main() -> None:
