@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
-from bench.stack import kuaichu, load_line, percentile, server_config, wait_listening
+from bench.stack import kuaichu, load_line, percentile, wait_listening, worker_configs
 from server.cases import now_utc
 from server.config import load_server_config
 from server.db.engine import make_engine, make_sessionmaker
@@ -134,15 +134,7 @@ async def run(cases: int, rate: float, outage_s: float, workers: int, limit_s: f
     root = Path(tempfile.mkdtemp(prefix="kc-bench-insurers-"))
     ports = {code: free_port() for code in CODES}
     with session_pki() as pki, pki.mosquitto(root / "mosquitto.log") as broker:
-        configs = []
-        for w in range(workers):
-            folder = root / f"w{w + 1}"
-            folder.mkdir()
-            config = server_config(folder, pki, broker.port, free_port())
-            text = config.read_text().replace(f'data_dir = "{folder / "server"}"', f'data_dir = "{root / "server"}"')
-            text = text.replace("[server]\n", f'[server]\nworker_id = "w{w + 1}"\n', 1)
-            config.write_text(text + INSURERS_CONFIG + ("" if w == 0 else "\n[calls]\nmedia = false\n"))
-            configs.append(config)
+        configs = worker_configs(root, pki, broker.port, workers, INSURERS_CONFIG)
         cfg = load_server_config(configs[0])
         async with contextlib.AsyncExitStack() as stack:
             await open_state(cfg, stack)  # the schema and the units, as the first start makes them

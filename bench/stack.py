@@ -22,6 +22,7 @@ from provisioning.bundle import CA_NAME, CERT_NAME, KEY_NAME
 from provisioning.fleet import Layout
 from runtime.mqtt import TlsSection
 from tests.pki import FleetPki, tls_table
+from tests.services import free_port
 
 
 def server_config(root: Path, pki: FleetPki, broker_port: int, http_port: int) -> Path:
@@ -33,6 +34,22 @@ def server_config(root: Path, pki: FleetPki, broker_port: int, http_port: int) -
         + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
     )
     return config
+
+
+def worker_configs(root: Path, pki: FleetPki, broker_port: int, workers: int, extra: str = "") -> list[Path]:
+    """A ``server.toml`` (in ``root/wN/``) for each of ``workers`` workers on this broker sharing one
+    data folder, so one SQLite database unless ``extra`` (appended to each) names another; each has
+    its own worker id and HTTP port, and only the first is the media worker."""
+    configs = []
+    for w in range(workers):
+        folder = root / f"w{w + 1}"
+        folder.mkdir()
+        config = server_config(folder, pki, broker_port, free_port())
+        text = config.read_text().replace(f'data_dir = "{folder / "server"}"', f'data_dir = "{root / "server"}"')
+        text = text.replace("[server]\n", f'[server]\nworker_id = "w{w + 1}"\n', 1)
+        config.write_text(text + extra + ("" if w == 0 else "\n[calls]\nmedia = false\n"))
+        configs.append(config)
+    return configs
 
 
 async def kuaichu(*args: str, stderr: int | None = None, profile: Path | None = None) -> asyncio.subprocess.Process:
