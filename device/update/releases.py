@@ -9,9 +9,10 @@
 
 Every step is written to disk before the next begins, and only a rename changes what the service
 starts, so a power cut at any moment leaves ``current`` on a release that installed completely.
-A new release starts on trial; ``guard`` runs before each start of the service and switches back
-to the previous release when a trial release has already been started ``MAX_TRIAL_STARTS`` times
-without being confirmed healthy (it crashed, hung or lost power during its trial).
+A new release starts on trial; ``guard``, meant to run before each start of the service (an
+``ExecStartPre``, not yet in kuaichu-device.service: docs/updates.md), switches back to the
+previous release when a trial release has already been started ``MAX_TRIAL_STARTS`` times without
+being confirmed healthy (it crashed, hung or lost power during its trial).
 
 The standard library only: ``guard`` runs with the system's python3 even when the release that
 ``current`` names cannot start at all. Run as ``python3 releases.py install|guard|confirm|rollback``.
