@@ -20,10 +20,18 @@ With ``--wire``, the devices are plain MQTT clients that publish ready-made repo
 moment (one connection each, with its unit's certificate): the same server path without the fleet
 simulation's own CPU load, which on a two-core machine competes with the server.
 
+With ``--plates``, each simulated unit reads the plates in a still after its report, as a unit
+ships (the still drawn at 2028x1520 and read by the three OCR models in the unit's process; the
+reading sent to the server on the unit's ``plates`` topic), while its video stays the smallest.
+Fifty such reads take the two cores for seconds, which a unit on its own Pi does not take from the
+server: the units' processes run at nice 10, and a round is pressed once the last round's readings
+are sent (``bench/simulated_units.py``). A round's own reads run beside its reports, as they do
+on a unit.
+
 Also measures the resident memory of one idle device process (``kuaichu device run``, simulated
 hardware at the default 640x480, 15 fps).
 
-    .venv/bin/python -m bench.report_latency [--devices 50] [--rounds 10] [--wire]
+    .venv/bin/python -m bench.report_latency [--devices 50] [--rounds 10] [--wire] [--plates]
 
 Last line: ``p50_ms=… p99_ms=… max_ms=… device_rss_mb=…``.
 """
@@ -100,7 +108,12 @@ async def wire_clients(
 
 
 async def run(
-    devices: int, rounds: int, wire: bool = False, processes: int = 5, as_shipped: bool = False
+    devices: int,
+    rounds: int,
+    wire: bool = False,
+    processes: int = 5,
+    as_shipped: bool = False,
+    plates: bool = False,
 ) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
     shm = Path("/dev/shm")
@@ -142,6 +155,7 @@ async def run(
                     str(device_root),
                     str(pki.layout.root),
                     *(["as-shipped"] if as_shipped else []),
+                    *(["plates"] if plates else []),
                 )
                 for proc in fleets:
                     assert proc.stdout is not None
@@ -238,10 +252,13 @@ def main() -> None:
         action="store_true",
         help="units with the shipped camera (640x480, 15 fps) and pre-press video ring; use with few --devices",
     )
+    parser.add_argument(
+        "--plates", action="store_true", help="units read plates in a still after each report, as shipped"
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}")
     print(load_line())
-    figures = runner.run(run(args.devices, args.rounds, args.wire, args.processes, args.as_shipped))
+    figures = runner.run(run(args.devices, args.rounds, args.wire, args.processes, args.as_shipped, args.plates))
     print(" ".join(f"{k}={v:.1f}" for k, v in figures.items()))
 
 

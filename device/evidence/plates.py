@@ -10,8 +10,8 @@ still. So the report goes at once, unchanged, and the reads follow on the unit's
 topic, tied to the case by the report id. The still is taken once the server has answered the
 report (its case is in the dispatcher's queue), not as soon as the report is handed to the link:
 the still and the read take the unit's CPU (and the simulator's, fifty times over on one machine in
-the benchmark) while the report is still on its way through TLS and the broker, which put 100 ms
-and more on the press-to-queue time (docs/benchmarks.md). A report with no answer within
+the benchmark) while the report is still on its way through TLS and the broker, and the other
+reports of a burst with it (docs/benchmarks.md). A report with no answer within
 ``answer_wait_s`` (the link is down) has its plates read then all the same, and kept until they
 can be sent. A failed camera, a missing model or a read that hangs (bounded by ``read_timeout_s``)
 costs the report nothing; the reading says why it has no plates instead.

@@ -5,7 +5,7 @@ frame that would be late is dropped rather than delivered in a burst, as a senso
 are the same scene rendered at a still camera's resolution, on a thread of their own, so the
 video does not pause (the first still takes a second or two to draw the scene at that size; the
 cameras of one process with the same scene share that drawing, drawn once: fifty simulated units in
-a few processes would otherwise spend minutes of CPU and gigabytes on fifty copies of it).
+a few processes would otherwise spend minutes of CPU and 9 GB on fifty copies of it).
 
 The scene is deterministic: ``Scene(cfg.width, cfg.height, seed=camera.seed, fps=cfg.fps)
 .render(n)`` reproduces frame ``n`` and its plate ground truth, and ``read_frame_counter`` reads
