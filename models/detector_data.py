@@ -14,13 +14,13 @@ import math
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from device.ocr.geometry import CORNER_UNIT, DET_H, DET_STRIDE, DET_W, Quad, letterbox
+from models.pool import worker_pool
 from models.realdata import REPO, Split, real_plates
 from models.synth import SceneFrames, degrade
 
@@ -113,7 +113,7 @@ def build(n: int, workers: int) -> None:
     chunk = 250
     jobs = [(i, min(chunk, n // 2 - i)) for i in range(0, n // 2, chunk)]
     samples: list[Sample] = []
-    with ProcessPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:
         for fn, offset in ((_real_chunk, 0), (_synth_chunk, 10**6)):
             for part in pool.map(fn, [(seed + offset, k) for seed, k in jobs]):
                 samples.extend(part)

@@ -18,7 +18,6 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from device.ocr.geometry import REC_H, REC_W, Quad, drawn_in, straighten
 from device.ocr.reader import DETECTOR_FILE, MODELS_DIR, REFINER_FILE
 from device.ocr.refiner import Refiner
 from models.found import random_view, same_plate
+from models.pool import worker_pool
 from models.realdata import REPO, RealPlate, Split, real_plates, reviewed_plates
 from models.synth import CORNER_ERROR, degrade, jitter, synth_crop
 from protocol.plates import ALPHABET, PlateKind, plate_kind
@@ -137,7 +137,7 @@ def build(
         print(f"reads dispatchers reviewed: {len(reviewed) - held} to train on, {held} held out", flush=True)
     jobs_real = [(10_000 + i, train_real[i : i + 10], copies) for i in range(0, len(train_real), 10)]
     jobs_synth = [(i, min(chunk, synthetic - i)) for i in range(0, synthetic, chunk)]
-    with ProcessPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:
         for x, t, k in pool.map(_real_chunk, jobs_real):
             xs.append(x)
             texts.extend(t)

@@ -18,7 +18,6 @@ import math
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +27,7 @@ from device.ocr.detector import Detector
 from device.ocr.geometry import REF_H, REF_W, Quad, perspective_coeffs, refine_window, to_window, window_pixels
 from device.ocr.reader import DETECTOR_FILE, MODELS_DIR
 from models.found import random_view, same_plate
+from models.pool import worker_pool
 from models.realdata import REPO, RealPlate, Split, real_plates
 from models.recogniser_data import _spoiled_around
 from models.synth import synth_photo
@@ -119,7 +119,7 @@ def build(synthetic: int, copies: int, views: int, workers: int) -> None:
     chunk = 1000
     jobs_synth = [(30_000 + i, min(chunk, synthetic - i)) for i in range(0, synthetic, chunk)]
     xs, ys = [], []
-    with ProcessPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:
         for x, y in pool.map(_real_chunk, jobs_real):
             xs.append(x)
             ys.append(y)
