@@ -136,7 +136,9 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     devices = DeviceStore(sessions)
     hub = CaseHub()
     outbound = Outbound(intake_session(cfg), hub)
-    sms = SmsOutbox(sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id, outbound)
+    sms = SmsOutbox(
+        sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id, outbound, cfg.server.data_dir / "sms-taken"
+    )
     stack.push_async_callback(sms.close)
     portal = PortalAccess(sessions, cfg.portal, cfg.public_url, sms.wake)
     work = CaseWork(sessions, TableRegistry(sessions), portal)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,6 +31,23 @@ logger = logging.getLogger(__name__)
 SYSTEM = Actor(None, "system", "sms")
 CLAIM_S = 120  # a worker that dies mid-send lets another take the message after this
 REF = re.compile(r"kc-(\d{1,12})")  # our reference for a message, as the provider echoes it
+
+
+def _read_taken(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _note_taken(path: Path, provider_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    with partial.open("w", encoding="utf-8") as f:
+        f.write(provider_id)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
 
 
 def ref_of(message_id: int) -> str:
@@ -84,8 +103,12 @@ class SmsOutbox:
         cfg: SmsSection,
         worker: str,
         outbound: Outward,
+        taken: Path,
     ) -> None:
+        """``taken``: a folder every worker shares (in the server's data folder, beside the evidence)
+        where a message the provider took is noted until the database records it."""
         self._sessions = sessions
+        self._taken = taken
         self._gateway = gateway
         self._cfg = cfg
         self._worker = worker
@@ -126,11 +149,20 @@ class SmsOutbox:
 
     async def _send(self, message: SmsMessage) -> int:
         assert self._gateway is not None
-        try:
-            provider_id = await self._gateway.send(message.phone, message.text, ref_of(message.id))
-        except SmsError as exc:
-            await self._failed(message, str(exc), exc.retryable)
-            return 0
+        ref = ref_of(message.id)
+        taken = self._taken / ref
+        provider_id = await asyncio.to_thread(_read_taken, taken)
+        if provider_id is not None:
+            logger.info("%s was taken by the provider before its record was written: not sent again", _named(message))
+        else:
+            try:
+                provider_id = await self._gateway.send(message.phone, message.text, ref)
+            except SmsError as exc:
+                await self._failed(message, str(exc), exc.retryable)
+                return 0
+            # Noted before the database hears of it: a database lost between the provider's answer
+            # and this commit would otherwise have the message sent again once its claim lapsed.
+            await asyncio.to_thread(_note_taken, taken, provider_id)
         async with self._sessions.begin() as session:
             row = await session.get(SmsMessage, message.id)
             assert row is not None
@@ -140,6 +172,7 @@ class SmsOutbox:
             row.provider_id, row.sent_at = provider_id, now_utc()
             row.attempts += 1
             row.claimed_until, row.last_error = None, None
+        await asyncio.to_thread(taken.unlink, missing_ok=True)
         logger.info("%s taken by the provider", _named(message))
         await self._announce(message.case_id)
         return 1
