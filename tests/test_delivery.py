@@ -4,6 +4,7 @@ case delivered; receipts need the provider's token."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from tests.cases import handed_over_case, logged_in
 from tests.casework_data import decision, seed_registry
 from tests.configs import sms_config
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
-from tests.services import Mosquitto, free_port
+from tests.services import Mosquitto, free_port, postgresql
 from tests.sms_provider import RECEIPT_TOKEN, sms_provider
 from tests.waiting import wait_for
 
@@ -126,3 +127,34 @@ async def test_a_receipt_that_overtakes_the_send_answer_still_counts(
             await officer.close()
     finally:
         await server.stop()
+
+
+async def test_receipts_while_postgresql_is_down_ask_the_provider_to_come_back(
+    tmp_path: Path, broker: Mosquitto, font_cache: Path
+) -> None:
+    """A receipt is the provider's only word that a party was reached: on 500 it may drop it, on 503
+    with Retry-After it sends it again. So a worker whose PostgreSQL is down answers 503."""
+    with contextlib.ExitStack() as cluster:
+        url = cluster.enter_context(postgresql())  # a cluster of its own: this test stops it
+        cfg = sms_config(
+            make_server_config(tmp_path / "server", broker.port, database_url=url),
+            tmp_path / "sms",
+            font_cache,
+            free_port(),
+        )
+        server = await start_server(cfg)
+        try:
+            cluster.close()  # PostgreSQL's server stops (pg_ctl -m immediate)
+            async with httpx.AsyncClient(base_url=server.url) as provider:
+                receipt = await provider.post(
+                    "/api/sms/receipts",
+                    json={"id": "p-1", "status": "delivered"},
+                    headers={"Authorization": f"Bearer {RECEIPT_TOKEN}"},
+                )
+                login = await provider.post("/api/login", json={"username": "wuhua", "password": "x" * 12})
+        finally:
+            await server.stop()
+    for answer in (receipt, login):
+        assert answer.status_code == 503, answer.text
+        assert int(answer.headers["retry-after"]) > 0
+        assert answer.json()["code"] == "database_unavailable" and "数据库" in answer.json()["detail"]

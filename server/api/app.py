@@ -36,6 +36,7 @@ from server.api import (
     updates,
     ws,
 )
+from server.api.database_down import answer_database_loss
 from server.api.headers import SecurityHeaders
 from server.api.https import Hsts
 from server.api.limits import BodyLimit, upload_routes
@@ -90,6 +91,7 @@ def create_insurers_app(state: ServerState) -> FastAPI:
     app.add_exception_handler(DomainError, refused)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_refusal)
+    answer_database_loss(app)
     app.include_router(insurers.router)
     app.add_middleware(insurers.CallLog)
     app.add_middleware(BodyLimit)
@@ -107,6 +109,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.add_exception_handler(DomainError, refused)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_refusal)
+    answer_database_loss(app)
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(casework.router)
