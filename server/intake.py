@@ -27,6 +27,7 @@ from server.devices import DeviceStore, Status
 from server.live_feed import CaseHub
 from server.outbound import Outbound
 from server.plates import Plates
+from server.rollouts import Rollouts
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,13 @@ class Refusal:
 
 class Intake:
     def __init__(
-        self, cases: CaseStore, devices: DeviceStore, hub: CaseHub, outbound: Outbound, plates: Plates
+        self,
+        cases: CaseStore,
+        devices: DeviceStore,
+        hub: CaseHub,
+        outbound: Outbound,
+        plates: Plates,
+        rollouts: Rollouts,
     ) -> None:
         self._cases = cases
         self._devices = devices
@@ -94,6 +101,7 @@ class Intake:
         self._queue: asyncio.Queue[Report | Refusal] = asyncio.Queue()
         self._statuses: list[Status] = []
         self._statuses_waiting = asyncio.Event()
+        self._rollouts = rollouts  # where the units' progress with a release goes (in their heartbeats)
         # One writer at a time: SQLite refuses a write to a transaction that read before another
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
@@ -213,6 +221,13 @@ class Intake:
 
     async def _write(self, batch: list[Report | Refusal]) -> None:
         now = now_utc()
+            updates = [(d, s.health.update) for d, s in batch if isinstance(s, Heartbeat) and s.health.update]
+            if updates:
+                try:
+                    async with self._writing:
+                        await self._rollouts.progress(updates)
+                except Exception:
+                    logger.exception("status writer: %d units' update progress not recorded", len(updates))
         reports = [item for item in batch if isinstance(item, Report)]
         sends: list[tuple[str, bytes, int]] = []
         events: list[str] = []

@@ -56,6 +56,7 @@ from server.portal.reviews import Reviews
 from server.portal.views import PortalViews
 from server.retention import RetentionJob
 from server.users import UserStore
+from server.rollouts import Rollouts
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
     webhooks = WebhookOutbox(sessions, cfg.insurers, InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s))
     stack.push_async_callback(webhooks.close)
+    rollouts = Rollouts(sessions, outbound)
     calls, uploads, signalling, phone_calls = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None,) * 4
     links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
@@ -178,8 +180,9 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         calls=calls,
         uploads=uploads,
         phone_calls=phone_calls,
+        rollouts=rollouts,
     )
-    return state, Receivers(Intake(cases, devices, hub, outbound, plates), signalling)
+    return state, Receivers(Intake(cases, devices, hub, outbound, plates, rollouts), signalling)
 
 
 def _redirect_config(cfg: ServerConfig) -> uvicorn.Config:
@@ -247,6 +250,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         else:
             logger.warning("no SMS gateway configured ([sms] gateway_url): messages wait in the outbox")
         if signalling is not None:
+        tasks.append(asyncio.create_task(state.rollouts.run(), name="rollouts"))
             tasks.append(asyncio.create_task(signalling.run(), name="calls"))
         if state.uploads is not None:
             tasks.append(asyncio.create_task(state.uploads.run(), name="uploads"))

@@ -19,7 +19,16 @@ from protocol.messages.base import (
 from protocol.messages.call import SCENE_CONTENT_TYPES, SCENE_MAX_BYTES, CallId, CallSignal, SceneSample, Sdp
 from protocol.messages.codec import decode, encode, utc_iso
 from protocol.messages.command import Command
-from protocol.messages.device_state import DeviceKind, Health, Heartbeat, PartState, Presence
+from protocol.messages.device_state import (
+    DeviceKind,
+    Health,
+    Heartbeat,
+    PartState,
+    Presence,
+    ReleaseVersion,
+    UpdateStatus,
+    UpdateStep,
+)
 from protocol.messages.evidence import (
     CHUNK_BYTES,
     CONTENT_TYPES,
@@ -73,6 +82,7 @@ __all__ = [
     "PlateReads",
     "Position",
     "Presence",
+    "ReleaseVersion",
     "Report",
     "ReportId",
     "SceneSample",
@@ -86,6 +96,8 @@ __all__ = [
     "TrackPoint",
     "Trigger",
     "Unit",
+    "UpdateStatus",
+    "UpdateStep",
     "Upload",
     "UploadId",
     "Vehicle",

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from protocol.messages.base import ReportId, ShortText, Versioned
 from protocol.messages.call import CallId, Sdp
+from protocol.messages.device_state import ReleaseVersion
 from protocol.messages.evidence import MAX_UPLOAD_BYTES, PRETRIGGER_MAX_S, CaseNo, Sha256, UploadId
 
 OperatorName = Annotated[str, Field(min_length=1, max_length=40)]
@@ -80,6 +81,14 @@ class Command(Versioned):
     text: InstructionText | None = Field(
         default=None, description="instruction: what the dispatcher tells the parties, shown on a kiosk's screen"
     )
+    release: ReleaseVersion | None = Field(
+        default=None,
+        description="update.check: the firmware release this unit may now take (with its rollout); absent: only "
+        "look, and take nothing a rollout has not offered",
+    )
+    rollout: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="update.check: the rollout offering the release"
+    )
 
     @model_validator(mode="after")
     def _fields_of_type(self) -> Self:
@@ -104,6 +113,8 @@ class Command(Versioned):
             "selftest.run": (),
             "update.check": (),
         }[self.type]
+        if (self.release is None) != (self.rollout is None):
+            raise ValueError("a release is offered by a rollout: give both or neither")
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             article = "an" if self.type[0] in "aeiou" else "a"

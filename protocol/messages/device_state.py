@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from protocol.messages.base import Message, ShortText, Versioned
 from protocol.messages.position import Position
+
+# A firmware or model release's version: dotted numbers, compared as numbers (0.10 after 0.9).
+ReleaseVersion = Annotated[str, Field(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")]
+
+
+class UpdateStep(StrEnum):
+    """How far a unit got with the release a rollout offered it (docs/updates.md)."""
+
+    DOWNLOADED = "downloaded"  # fetched and checked against its signed hash
+    INSTALLED = "installed"  # installed beside the running release; on trial after the restart
+    HEALTHY = "healthy"  # the trial passed (or the unit already ran that release): kept
+    ROLLED_BACK = "rolled_back"  # the trial failed: the previous release is back
+    REFUSED = "refused"  # the unit would not take it (a TUF refusal: hash, signature, rollback, expiry, size)
+    FAILED = "failed"  # the install itself failed; the running release stays
+
+
+class UpdateStatus(Message):
+    """Where a unit stands with the release it was last offered; in every heartbeat until the next
+    step, so a lost heartbeat (QoS 0) loses nothing."""
+
+    rollout: int = Field(ge=1, le=2**31 - 1, description="the server's rollout that offered the release")
+    release: ReleaseVersion
+    step: UpdateStep
+    at: AwareDatetime = Field(description="when the unit reached this step")
+    code: Annotated[str, Field(pattern=r"^[a-z_]{1,24}$")] | None = Field(
+        default=None,
+        description="refused: the refusal's code (hash_mismatch, bad_signature, rollback, expired, too_large)",
+    )
+    reason: ShortText | None = Field(
+        default=None, description="rolled_back, refused, failed: why, in words a technician can act on (Chinese first)"
+    )
+
+    @model_validator(mode="after")
+    def _why(self) -> Self:
+        if self.step in (UpdateStep.ROLLED_BACK, UpdateStep.REFUSED, UpdateStep.FAILED) and not self.reason:
+            raise ValueError(f"a {self.step.value} status says why (reason)")
+        if (self.step is UpdateStep.REFUSED) != (self.code is not None):
+            raise ValueError("a refusal, and only a refusal, carries its code")
+        return self
 
 
 class PartState(StrEnum):
@@ -32,6 +71,10 @@ class Health(Message):
         "and by firmware without one",
     )
     notes: list[ShortText] = Field(default_factory=list, max_length=8)
+    update: UpdateStatus | None = Field(
+        default=None,
+        description="the unit's progress with the release a rollout last offered it; none if never offered",
+    )
 
 
 class DeviceKind(StrEnum):

@@ -27,6 +27,7 @@ from server.portal.access import PortalAccess
 from server.portal.review_desk import ReviewDesk
 from server.portal.reviews import Reviews
 from server.portal.views import PortalViews
+from server.rollouts import Rollouts
 from server.users import LoginThrottle, UserStore
 
 
@@ -51,6 +52,7 @@ class ServerState:
     webhooks: WebhookOutbox  # events to the insurers: the sender, its signed links, the operators' view
     insurer_api: InsurerApi  # who calls the insurers' API, its rate, the cases it may see, the call log
     claims: Claims  # one-key claims (一键理赔): the party's request, the insurer's updates
+    rollouts: Rollouts  # firmware releases offered to groups of units, and each unit's progress
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls

@@ -1,6 +1,7 @@
 """An admin tells a group of units to look for a signed release now (``update.check`` on each
-unit's cmd topic): a share of the fleet, the units in one district, or a list. What each unit then
-did shows in its health on the fleet page (docs/updates.md).
+unit's cmd topic), or rolls a release out to a group a batch at a time (``/rollouts``, kept by
+``server/rollouts.py``): a share of the fleet, the units in one district, or a list. What each
+unit then did shows on the fleet page (docs/updates.md).
 
 A share picks units by a hash of their id, so the same units are in every share of that size and a
 larger share adds units to a smaller one: 10 % then 50 % reaches the first 10 % again, not others.
@@ -8,19 +9,20 @@ larger share adds units to a smaller one: 10 % then 50 % reaches the first 10 % 
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 from typing import Any, Self
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocol.messages import Command
+from protocol.messages import Command, ReleaseVersion
 from protocol.messages.base import DeviceId
 from server.api.deps import AdminDep, StateDep
+from server.api.state import ServerState
 from server.db.models import Device, DeviceStatus
 from server.errors import Conflict
-from server.geo.fences import FenceSet
+from server.rollouts import district_of, in_share, published
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/updates", tags=["updates"])
@@ -40,24 +42,16 @@ class Announcement(BaseModel):
         return self
 
 
-def in_share(device_id: str, percent: float) -> bool:
-    """Stable per unit: its place in [0, 100) by a hash of its id."""
-    place = int.from_bytes(hashlib.sha256(device_id.encode()).digest()[:8], "big") / 2**64 * 100
-    return place < percent
+class RolloutRequest(Announcement):
+    release: ReleaseVersion = Field(description="the signed, published firmware release to offer")
+    max_rollback_pct: float = Field(
+        default=20, ge=0, le=100, description="pause when more of the finished units roll back than this share"
+    )
+    batch: int = Field(default=10, ge=1, le=10_000, description="units under way at once")
 
 
-def district_of(device: Device, fences: FenceSet) -> str | None:
-    """A kiosk's surveyed site, else the last heartbeat's fix, in the district fences (WGS-84)."""
-    where = device.site or (device.last_heartbeat or {}).get("position")
-    if not where:
-        return None
-    fence = fences.locate(where["lon"], where["lat"], "WGS-84")
-    return fence.adcode if fence is not None else None
-
-
-@router.post("/announce")
-async def announce(body: Announcement, admin: AdminDep, state: StateDep) -> dict[str, Any]:
-    """``update.check`` to each unit of the group: which were told, which the broker did not take."""
+async def _group(body: Announcement, state: ServerState) -> list[Device]:
+    """The units not retired in the body's share, district or list; unknown ids refuse the request."""
     active = [d for d in await state.devices.list() if d.status != DeviceStatus.RETIRED]
     if body.devices is not None:
         wanted = set(body.devices)
@@ -65,14 +59,55 @@ async def announce(body: Announcement, admin: AdminDep, state: StateDep) -> dict
         unknown = sorted(wanted - {d.id for d in group})
         if unknown:
             raise Conflict(f"没有这些设备（或已退役）：{', '.join(unknown)} (no such units, or retired)")
-    elif body.district is not None:
-        group = [d for d in active if district_of(d, state.cases.fences) == body.district]
-    else:
-        assert body.percent is not None
-        group = [d for d in active if in_share(d.id, body.percent)]
+        return group
+    if body.district is not None:
+        return [d for d in active if district_of(d, state.cases.fences) == body.district]
+    assert body.percent is not None
+    return [d for d in active if in_share(d.id, body.percent)]
+
+
+@router.post("/announce")
+async def announce(body: Announcement, admin: AdminDep, state: StateDep) -> dict[str, Any]:
+    """``update.check`` to each unit of the group: which were told, which the broker did not take.
+    Each looks now, and takes only what a rollout offered it."""
+    group = await _group(body, state)
     told: list[str] = []
     not_taken: list[str] = []
     for device in group:
         (told if await state.outbound.command(device.id, Command(type="update.check")) else not_taken).append(device.id)
     logger.info("update.check to %d units (%d not taken by the broker)", len(told), len(not_taken))
     return {"told": sorted(told), "not_taken": sorted(not_taken)}
+
+
+@router.post("/rollouts")
+async def start_rollout(body: RolloutRequest, admin: AdminDep, state: StateDep) -> dict[str, Any]:
+    """A rollout of a published release to the group; its first batch is told at once."""
+    problem = await asyncio.to_thread(published, state.cfg.updates.repository, body.release)
+    if problem is not None:
+        raise Conflict(problem)
+    group = await _group(body, state)
+    if body.devices is not None:
+        kind, value = "devices", f"{len(body.devices)}"
+    elif body.district is not None:
+        kind, value = "district", body.district
+    else:
+        kind, value = "percent", f"{body.percent:g}"
+    return await state.rollouts.create(
+        body.release, (kind, value), [d.id for d in group], body.max_rollback_pct, body.batch, admin.username
+    )
+
+
+@router.get("/rollouts")
+async def rollouts(admin: AdminDep, state: StateDep) -> dict[str, Any]:
+    """The latest rollouts, each with its counts and every unit's step, for the fleet page."""
+    return {"rollouts": await state.rollouts.latest()}
+
+
+@router.post("/rollouts/{rollout_id}/resume")
+async def resume_rollout(rollout_id: int, admin: AdminDep, state: StateDep) -> dict[str, Any]:
+    return await state.rollouts.resume(rollout_id)
+
+
+@router.post("/rollouts/{rollout_id}/cancel")
+async def cancel_rollout(rollout_id: int, admin: AdminDep, state: StateDep) -> dict[str, Any]:
+    return await state.rollouts.cancel(rollout_id)

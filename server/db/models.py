@@ -432,3 +432,4 @@ from server.db import insurers as _insurers  # noqa: E402, F401
 from server.db import masked as _masked  # noqa: E402, F401
 from server.db import phones as _phones  # noqa: E402, F401
 from server.db import portal as _portal  # noqa: E402, F401
+from server.db import rollouts as _rollouts  # noqa: E402, F401

@@ -1,0 +1,221 @@
+"""A staged rollout on the real server, broker and database (SQLite and PostgreSQL): units in MQTT
+clients with their own certificates, saying their progress in their heartbeats as the firmware
+does. Only the group is told, a batch at a time; the rollout pauses by itself once rollbacks pass
+its share, tells nobody more while paused, goes on when resumed and ends when every unit finished;
+a cancelled rollout tells nobody more. The firmware's own side (what it reports at each step, and
+that it takes only what was offered) is tests/test_update_agent.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.messages import Command, Health, Heartbeat, PartState, UpdateStatus, UpdateStep, decode, encode
+from protocol.topics import Channel, device_topic
+from provisioning import release
+from server.users import Role
+from tests import pki
+from tests.cases import logged_in
+from tests.conftest import RunningServer, add_user, make_server_config, start_server
+from tests.services import Mosquitto
+from tests.waiting import wait_for
+from tests.wire import Console, mqtt_client
+
+PASSPHRASE = b"rollout test passphrase"
+GROUP = [f"car-roll-{n}" for n in range(1, 7)]
+OUTSIDER = "car-roll-9"
+
+
+class Unit:
+    """A unit as the rollout sees it: heartbeats with its update status, commands on its cmd topic."""
+
+    def __init__(self, device_id: str, client: Any) -> None:
+        self.id = device_id
+        self.client = client
+        self.commands: asyncio.Queue[Command] = asyncio.Queue()
+        self.status: UpdateStatus | None = None
+
+    async def beat(self) -> None:
+        health = Health(
+            camera=PartState.OK,
+            gnss=PartState.OK,
+            audio=PartState.OK,
+            storage_free_mb=900,
+            firmware="0.2.0",
+            uptime_s=60,
+            update=self.status,
+        )
+        beat = Heartbeat(at=datetime.now(UTC), device_kind="in-car", app_state="idle", outbox_pending=0, health=health)
+        await self.client.publish(device_topic(self.id, Channel.HEARTBEAT), encode(beat), qos=0)
+
+    async def step(self, rollout: int, step: UpdateStep, code: str | None = None, reason: str | None = None) -> None:
+        self.status = UpdateStatus(
+            rollout=rollout, release="0.3.0", step=step, at=datetime.now(UTC), code=code, reason=reason
+        )
+        await self.beat()
+
+
+@asynccontextmanager
+async def units(port: int, ids: list[str]) -> AsyncIterator[dict[str, Unit]]:
+    async with AsyncExitStack() as stack:
+        found: dict[str, Unit] = {}
+        for device_id in ids:
+            client = await stack.enter_async_context(mqtt_client(port, device_id, pki.current().device_tls(device_id)))
+            await client.subscribe(device_topic(device_id, Channel.CMD), qos=1)
+            found[device_id] = unit = Unit(device_id, client)
+
+            async def collect(unit: Unit = unit) -> None:
+                async for message in unit.client.messages:
+                    unit.commands.put_nowait(decode(Command, message.payload))
+
+            task = asyncio.create_task(collect())
+            stack.callback(task.cancel)
+        yield found
+
+
+def told(all_units: dict[str, Unit]) -> dict[str, Command]:
+    """The update.check each unit received since the last look."""
+    got = {}
+    for unit in all_units.values():
+        while not unit.commands.empty():
+            got[unit.id] = unit.commands.get_nowait()
+    return got
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def rollout_server(
+    request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
+) -> AsyncIterator[RunningServer]:
+    """A worker serving a repository in which firmware 0.3.0 is signed and published (its bytes are
+    never installed here: these units only say what a firmware would)."""
+    station = tmp_path / "station"
+    release.init(station, PASSPHRASE)
+    release.sign(station, PASSPHRASE, "firmware", "0.3.0", b"firmware 0.3.0, signed for the rollout test")
+    release.publish(station, PASSPHRASE, tmp_path / "served")
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    cfg = make_server_config(tmp_path / "server", broker.port, database_url=url)
+    cfg = cfg.model_copy(update={"updates": cfg.updates.model_copy(update={"repository": tmp_path / "served"})})
+    server = await start_server(cfg)
+    await add_user(cfg, "fleet-admin", Role.ADMIN, [])
+    yield server
+    await server.stop()
+
+
+async def state_of(admin: Console, rollout_id: int) -> dict[str, Any]:
+    listed: list[dict[str, Any]] = (await admin.http.get("/api/updates/rollouts")).json()["rollouts"]
+    [found] = [r for r in listed if r["id"] == rollout_id]
+    return found
+
+
+async def test_a_staged_rollout_pauses_after_rollbacks_and_goes_on_when_resumed(
+    rollout_server: RunningServer, broker: Mosquitto
+) -> None:
+    admin = await logged_in(rollout_server, "fleet-admin")
+    async with units(broker.port, [*GROUP, OUTSIDER]) as fleet:
+        for unit in fleet.values():
+            await unit.beat()
+
+        async def known() -> bool:
+            listed = (await admin.http.get("/api/devices")).json()["devices"]
+            return {*GROUP, OUTSIDER} <= {d["id"] for d in listed}
+
+        await wait_for("the server to know the units", known)
+
+        unsigned = await admin.http.post("/api/updates/rollouts", json={"release": "0.9.0", "devices": GROUP})
+        assert unsigned.status_code == 409 and "没有已签名的固件 0.9.0" in unsigned.json()["detail"]
+        body = {"release": "0.3.0", "devices": GROUP, "batch": 2, "max_rollback_pct": 20}
+        created = await admin.http.post("/api/updates/rollouts", json=body)
+        assert created.status_code == 200, created.text
+        rollout = created.json()
+        rid = rollout["id"]
+        assert rollout["state"] == "active" and rollout["created_by"] == "fleet-admin"
+        assert rollout["counts"]["told"] == 2 and rollout["counts"]["waiting"] == 4
+
+        async def heard(ids: set[str]) -> dict[str, Command]:
+            got: dict[str, Command] = {}
+
+            async def all_heard() -> bool:
+                got.update(told(fleet))
+                return ids <= got.keys()
+
+            await wait_for(f"update.check for {sorted(ids)}", all_heard)
+            return got
+
+        first = await heard({"car-roll-1", "car-roll-2"})
+        assert set(first) == {"car-roll-1", "car-roll-2"}  # the first batch, and nobody else
+        assert {(c.type, c.release, c.rollout) for c in first.values()} == {("update.check", "0.3.0", rid)}
+
+        # The first batch takes it: the next two are told only as those finish.
+        for step in (UpdateStep.DOWNLOADED, UpdateStep.INSTALLED, UpdateStep.HEALTHY):
+            await fleet["car-roll-1"].step(rid, step)
+        await fleet["car-roll-2"].step(rid, UpdateStep.HEALTHY)
+        second = await heard({"car-roll-3", "car-roll-4"})
+        assert set(second) == {"car-roll-3", "car-roll-4"}
+
+        # One of the next two rolls back: 1 of 3 finished is over 20 %, and the rollout stops.
+        reason = "自检未通过 (self-test failed): camera: no frame"
+        await fleet["car-roll-4"].step(rid, UpdateStep.ROLLED_BACK, reason=reason)
+
+        async def paused() -> dict[str, Any] | None:
+            found = await state_of(admin, rid)
+            return found if found["state"] == "paused" else None
+
+        stopped = await wait_for("the rollout to pause by itself", paused)
+        assert "3 台中 1 台回退" in stopped["paused_reason"] and "20%" in stopped["paused_reason"]
+        # The unit still under way finishes; paused, the rollout tells nobody for it.
+        await fleet["car-roll-3"].step(rid, UpdateStep.HEALTHY)
+
+        async def recorded() -> dict[str, Any] | None:
+            found = await state_of(admin, rid)
+            return found if found["counts"]["healthy"] == 3 else None
+
+        stopped = await wait_for("car-roll-3's step recorded", recorded)
+        assert stopped["state"] == "paused"
+        assert stopped["counts"] == {
+            "waiting": 2, "told": 0, "downloaded": 0, "installed": 0,
+            "healthy": 3, "rolled_back": 1, "refused": 0, "failed": 0,
+        }  # fmt: skip
+        by_unit = {u["device_id"]: u for u in stopped["units"]}
+        assert by_unit["car-roll-4"]["reason"] == reason and by_unit["car-roll-4"]["step"] == "rolled_back"
+        assert by_unit["car-roll-5"]["told_at"] is None and by_unit["car-roll-6"]["told_at"] is None
+        # Heartbeats repeat the statuses; nothing more is told while paused.
+        for unit in fleet.values():
+            await unit.beat()
+        await asyncio.sleep(2.5)  # two of the server's status gatherings
+        assert told(fleet) == {}
+        assert (await state_of(admin, rid))["state"] == "paused"
+
+        # Resumed: the rollback so far no longer counts; the last two are told and finish.
+        resumed = await admin.http.post(f"/api/updates/rollouts/{rid}/resume")
+        assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+        assert set(await heard({"car-roll-5", "car-roll-6"})) == {"car-roll-5", "car-roll-6"}
+        await fleet["car-roll-5"].step(rid, UpdateStep.HEALTHY)
+        refusal = "更新元数据已过期（冻结攻击，或发布未续签），已拒绝；请在发布站运行 kuaichu release publish"
+        await fleet["car-roll-6"].step(rid, UpdateStep.REFUSED, code="expired", reason=refusal)
+
+        async def done() -> dict[str, Any] | None:
+            found = await state_of(admin, rid)
+            return found if found["state"] == "done" else None
+
+        ended = await wait_for("the rollout to end", done)
+        assert ended["counts"]["healthy"] == 4 and ended["counts"]["refused"] == 1
+        assert {u["device_id"]: u["code"] for u in ended["units"]}["car-roll-6"] == "expired"
+        assert (await admin.http.post(f"/api/updates/rollouts/{rid}/cancel")).status_code == 409
+        assert OUTSIDER not in {u["device_id"] for u in ended["units"]}
+        assert fleet[OUTSIDER].commands.empty()  # never told, in any of it
+
+        # Cancelled: the unit told stays told, the others are never told.
+        second_rollout = {"release": "0.3.0", "devices": ["car-roll-4", OUTSIDER], "batch": 1}
+        other = (await admin.http.post("/api/updates/rollouts", json=second_rollout)).json()
+        cancelled = await admin.http.post(f"/api/updates/rollouts/{other['id']}/cancel")
+        assert cancelled.json()["state"] == "cancelled" and cancelled.json()["counts"]["waiting"] == 1
+        assert (await admin.http.post(f"/api/updates/rollouts/{other['id']}/resume")).status_code == 409
+        assert set(await heard({"car-roll-4"})) == {"car-roll-4"}
+        assert fleet[OUTSIDER].commands.empty()
+    await admin.close()
