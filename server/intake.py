@@ -98,10 +98,10 @@ class Intake:
         self._hub = hub
         self._outbound = outbound
         self._plates = plates  # where the devices' plate readings go
+        self._rollouts = rollouts  # where the units' progress with a release goes (in their heartbeats)
         self._queue: asyncio.Queue[Report | Refusal] = asyncio.Queue()
         self._statuses: list[Status] = []
         self._statuses_waiting = asyncio.Event()
-        self._rollouts = rollouts  # where the units' progress with a release goes (in their heartbeats)
         # One writer at a time: SQLite refuses a write to a transaction that read before another
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
@@ -218,9 +218,6 @@ class Intake:
                     await self._devices.record(batch, now_utc())
             except Exception:
                 logger.exception("status writer: %d presence/heartbeat/self-test messages not recorded", len(batch))
-
-    async def _write(self, batch: list[Report | Refusal]) -> None:
-        now = now_utc()
             updates = [(d, s.health.update) for d, s in batch if isinstance(s, Heartbeat) and s.health.update]
             if updates:
                 try:
@@ -228,6 +225,9 @@ class Intake:
                         await self._rollouts.progress(updates)
                 except Exception:
                     logger.exception("status writer: %d units' update progress not recorded", len(updates))
+
+    async def _write(self, batch: list[Report | Refusal]) -> None:
+        now = now_utc()
         reports = [item for item in batch if isinstance(item, Report)]
         sends: list[tuple[str, bytes, int]] = []
         events: list[str] = []

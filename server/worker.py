@@ -55,8 +55,8 @@ from server.portal.review_desk import ReviewDesk
 from server.portal.reviews import Reviews
 from server.portal.views import PortalViews
 from server.retention import RetentionJob
-from server.users import UserStore
 from server.rollouts import Rollouts
+from server.users import UserStore
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +147,11 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     fonts = DocumentFont(cfg.font_cache_dir)
     determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, sms, outbound)
     plates = Plates(sessions, outbound)
+    rollouts = Rollouts(sessions, outbound)
     reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
     webhooks = WebhookOutbox(sessions, cfg.insurers, InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s))
     stack.push_async_callback(webhooks.close)
-    rollouts = Rollouts(sessions, outbound)
     calls, uploads, signalling, phone_calls = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None,) * 4
     links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
@@ -174,13 +174,13 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
         webhooks=webhooks,
         insurer_api=InsurerApi(sessions, cfg.insurer_api, links),
         claims=Claims(sessions, OutboxClaimEvents(), sms.wake, outbound.case_changed),
+        rollouts=rollouts,
         receipt_token=read_secret(cfg.sms.receipt_token_file, "sms.receipt_token_file")
         if cfg.sms.receipt_token_file
         else None,
         calls=calls,
         uploads=uploads,
         phone_calls=phone_calls,
-        rollouts=rollouts,
     )
     return state, Receivers(Intake(cases, devices, hub, outbound, plates, rollouts), signalling)
 
@@ -243,6 +243,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         tasks.append(asyncio.create_task(clearing.run(), name="clearing"))
         tasks.append(asyncio.create_task(retention.run(), name="retention"))
         tasks.append(asyncio.create_task(state.plates.run(), name="plates"))
+        tasks.append(asyncio.create_task(state.rollouts.run(), name="rollouts"))
         tasks.append(asyncio.create_task(state.webhooks.run(), name="webhooks"))
         warm_font = asyncio.create_task(_warm_font(state), name="font")
         if state.sms.configured:
@@ -250,7 +251,6 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
         else:
             logger.warning("no SMS gateway configured ([sms] gateway_url): messages wait in the outbox")
         if signalling is not None:
-        tasks.append(asyncio.create_task(state.rollouts.run(), name="rollouts"))
             tasks.append(asyncio.create_task(signalling.run(), name="calls"))
         if state.uploads is not None:
             tasks.append(asyncio.create_task(state.uploads.run(), name="uploads"))
