@@ -247,14 +247,14 @@ class Worker:
 def persistent_broker(pki: FleetPki, root: Path) -> Mosquitto:
     """The fleet's broker configuration with persistence on, saved every few seconds (a kill -9
     loses what came since the last save, as it would in the field)."""
-    port = free_port()
-    conf = pki.broker_conf(port)
+    port, server_port = free_port(), free_port()
+    conf = pki.broker_conf(port, server_port)
     store = root / "mosquitto-store"
     store.mkdir()
     store.chmod(0o777)  # the broker may drop to its own user
     persisted = f"persistence true\npersistence_location {store}/\nautosave_interval 5\n"
     conf.write_text(conf.read_text().replace("persistence false\n", persisted))
-    return Mosquitto(port, conf, root / "mosquitto.log")
+    return Mosquitto(port, conf, root / "mosquitto.log", server_port)
 
 
 class Postgres:

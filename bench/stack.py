@@ -26,10 +26,12 @@ from tests.services import free_port
 
 
 def server_config(root: Path, pki: FleetPki, broker_port: int, http_port: int) -> Path:
-    """A ``server.toml`` for one worker on this broker, with the fleet's server certificate."""
+    """A ``server.toml`` for one worker on this broker (``broker_port`` is the devices' listener; the
+    worker connects to the server workers' own), with the fleet's server certificate."""
     config = root / "server.toml"
     config.write_text(
-        f'[server]\ndata_dir = "{root / "server"}"\n\n[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n\n'
+        f'[server]\ndata_dir = "{root / "server"}"\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {pki.server_port(broker_port)}\n\n'
         + tls_table(pki.server_tls())
         + f'[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n'
     )
@@ -46,8 +48,9 @@ def worker_configs(root: Path, pki: FleetPki, broker_port: int, workers: int, ex
         folder.mkdir()
         config = server_config(folder, pki, broker_port, free_port())
         text = config.read_text().replace(f'data_dir = "{folder / "server"}"', f'data_dir = "{root / "server"}"')
-        text = text.replace("[server]\n", f'[server]\nworker_id = "w{w + 1}"\n', 1)
-        config.write_text(text + extra + ("" if w == 0 else "\n[calls]\nmedia = false\n"))
+        runs = "" if w == 0 else 'runs = ["intake", "console"]\n'  # the first one runs everything
+        text = text.replace("[server]\n", f'[server]\nworker_id = "w{w + 1}"\n{runs}', 1)
+        config.write_text(text + extra)
         configs.append(config)
     return configs
 

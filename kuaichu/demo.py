@@ -63,7 +63,8 @@ def free_port(preferred: int = 0) -> int:
 class Ports:
     """The demo's local ports, free ones picked at each start."""
 
-    broker: int
+    broker: int  # the devices' listener
+    broker_server: int  # the server workers' listener (provisioning/broker.py)
     http: int
     screen: int  # the kiosk's screen page
     sms: int  # the simulated SMS provider (kuaichu.demo_sms)
@@ -91,11 +92,12 @@ def demo_placement(device_id: str) -> Placement:
     return Placement(DeviceKind.KIOSK, site_name=KIOSK_NAME, lon=KIOSK_LON, lat=KIOSK_LAT)
 
 
-def ensure_fleet(root: Path, broker_port: int) -> Path:
+def ensure_fleet(root: Path, broker_port: int, server_port: int) -> Path:
     """The demo's fleet PKI, made once with ``provisioning`` exactly as a real fleet's is.
 
     The CA passphrase of a demo is random and kept beside it (a real one never is); the broker's
-    configuration is rewritten on every run because the demo picks a free port each time.
+    configuration is rewritten on every run because the demo picks free ports each time. A demo
+    folder made before the server workers had a CA of their own is made again.
     """
     from provisioning import broker, fleet
 
@@ -106,13 +108,13 @@ def ensure_fleet(root: Path, broker_port: int) -> Path:
         secret.chmod(0o600)
     passphrase = secret.read_bytes()
     user = fleet.default_broker_user()
-    if not (pki / "registry.json").exists():
+    if not (pki / "registry.json").exists() or not fleet.Layout(pki).workers_ca_cert.exists():
         shutil.rmtree(pki, ignore_errors=True)
-        fleet.init(pki, passphrase, "127.0.0.1", broker_port, user)
+        fleet.init(pki, passphrase, "127.0.0.1", broker_port, user, server_port=server_port)
         for device_id in (CAR_ID, KIOSK_ID):
             fleet.add_device(pki, passphrase, device_id, demo_placement(device_id))
     layout = fleet.Layout(pki)
-    broker.write_conf(layout.broker, broker_port)
+    broker.write_conf(layout.broker, broker_port, server_port)
     if user is not None:
         fleet.give_to(layout.broker, user)
     return pki
@@ -132,12 +134,12 @@ def write_configs(root: Path, ports: Ports) -> dict[str, Path]:
 
     for sub in ("server", "control", "logs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    pki = ensure_fleet(root, ports.broker)
+    pki = ensure_fleet(root, ports.broker, ports.broker_server)
     token, receipt_token = write_tokens(root / "sms")
     server = root / "server.toml"
     server.write_text(
         f"[server]\ndata_dir = {_toml_path(root / 'server')}\n\n"
-        f'[broker]\nhost = "127.0.0.1"\nport = {ports.broker}\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {ports.broker_server}\n\n'
         + _tls_table("broker.tls", pki / "server", "client.crt", "client.key")
         + f'[http]\nhost = "127.0.0.1"\nport = {ports.http}\nsecure_cookies = false\n\n'
         f'[sms]\ngateway_url = "http://127.0.0.1:{ports.sms}/send"\n'
@@ -281,7 +283,9 @@ async def run_demo(root: Path, http_port: int) -> int:
     from kuaichu.demo_insurer import start as start_insurers
     from kuaichu.demo_sms import DemoSms
 
-    ports = Ports(broker=free_port(), http=free_port(http_port), screen=free_port(), sms=free_port())
+    ports = Ports(
+        broker=free_port(), broker_server=free_port(), http=free_port(http_port), screen=free_port(), sms=free_port()
+    )
     paths = await asyncio.to_thread(write_configs, root, ports)  # certificates, files
     logs = root / "logs"
     sms = DemoSms(root / "sms", f"http://127.0.0.1:{ports.http}")
@@ -302,6 +306,7 @@ async def run_demo(root: Path, http_port: int) -> int:
         broker = _spawn("mosquitto", [mosquitto, "-c", str(paths["broker"])], logs)
         procs.append(("mosquitto", broker))
         await _wait_port(ports.broker, broker, "mosquitto")
+        await _wait_port(ports.broker_server, broker, "mosquitto")
         logins = await ensure_users(paths["server"], root / "logins.json")
         insurers, insurer_lines = await start_insurers(paths["server"], root, f"http://127.0.0.1:{ports.http}")
         server = _spawn("server", [*kuaichu, "server", "run", "--config", str(paths["server"])], logs)

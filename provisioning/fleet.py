@@ -5,7 +5,8 @@ Layout of ``DIR``::
 
     registry.json        the ledger: every certificate issued, its holder and status (owner-only)
     ca/ca.crt, ca/ca.key   the fleet CA; the key is encrypted and never leaves this folder
-    broker/                mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem
+    ca/workers.crt, .key   the workers' CA: signs the server workers' client certificates only
+    broker/                mosquitto.conf, acl, ca.crt, workers-ca.crt, server.crt, server.key, crl.pem
     server/                the central server's ca.crt, client.crt, client.key (CN kuaichu-server)
     server-NAME/           more server workers (CN kuaichu-server-NAME)
     devices/ID/            one device's bundle; devices/ID.tar.gz is what the technician carries
@@ -65,6 +66,14 @@ class Layout:
     @property
     def ca_key(self) -> Path:
         return self.root / "ca" / "ca.key"
+
+    @property
+    def workers_ca_cert(self) -> Path:
+        return self.root / "ca" / "workers.crt"
+
+    @property
+    def workers_ca_key(self) -> Path:
+        return self.root / "ca" / "workers.key"
 
     @property
     def broker(self) -> Path:
@@ -133,8 +142,10 @@ def init(
     broker_port: int,
     broker_user: str | None,
     stun: Sequence[str] = (),
+    server_port: int | None = None,
 ) -> Layout:
-    """A new fleet: CA, broker certificate and configuration, the server's client certificate."""
+    """A new fleet: CA, broker certificate and configuration, the server's client certificate.
+    The server workers' listener is on ``server_port`` (the devices' port + 1 unless given)."""
     check_passphrase(passphrase)
     bad = [url for url in stun if not _STUN_URL.fullmatch(url)]
     if bad:
@@ -151,28 +162,39 @@ def init(
     ca = create_authority()
     write_cert(layout.ca_cert, ca.cert)
     write_key(layout.ca_key, ca.key, passphrase)
+    workers = create_authority("Kuaichu server workers CA")
+    write_cert(layout.workers_ca_cert, workers.cert)
+    write_key(layout.workers_ca_key, workers.key, passphrase)
+    server_port = broker_port + 1 if server_port is None else server_port
+    if server_port == broker_port:
+        raise ProvisioningError("the server workers' listener needs a port of its own, not the devices' port")
 
     cert, key = issue(ca, broker_host, Usage.SERVER, hosts=[broker_host, "localhost", "127.0.0.1"])
     write_cert(layout.broker / broker.CA_NAME, ca.cert)
+    write_cert(layout.broker / broker.WORKERS_CA_NAME, workers.cert)
     write_cert(layout.broker / broker.CERT_NAME, cert)
     write_key(layout.broker / broker.KEY_NAME, key)
     write_crl(layout.crl, build_crl(ca, {}))
-    broker.write_conf(layout.broker, broker_port)
+    broker.write_conf(layout.broker, broker_port, server_port)
     broker.write_acl(layout.broker, [SERVER_CN])
     if broker_user is not None:
         give_to(layout.broker, broker_user)
 
-    ledger = Ledger(broker_host=broker_host, broker_port=broker_port, stun=list(stun), created_at=now())
-    ledger.servers[SERVER_CN] = [_issue_server(ca, layout, SERVER_CN)]
+    ledger = Ledger(
+        broker_host=broker_host, broker_port=broker_port, server_port=server_port, stun=list(stun), created_at=now()
+    )
+    ledger.servers[SERVER_CN] = [_issue_server(ca, workers, layout, SERVER_CN)]
     save_ledger(root, ledger)
     logger.info("fleet created in %s for broker %s:%s", root, broker_host, broker_port)
     return layout
 
 
-def _issue_server(ca: Authority, layout: Layout, common_name: str) -> CertRecord:
+def _issue_server(ca: Authority, workers: Authority, layout: Layout, common_name: str) -> CertRecord:
+    """Signed by the workers' CA, which only the server workers' listener trusts; ``ca.crt`` is the
+    fleet CA that signed the broker's certificate."""
     folder = layout.server(common_name)
     _private_dir(folder)
-    cert, key = issue(ca, common_name, Usage.CLIENT)
+    cert, key = issue(workers, common_name, Usage.CLIENT)
     write_cert(folder / "ca.crt", ca.cert)
     write_cert(folder / "client.crt", cert)
     write_key(folder / "client.key", key)
@@ -193,7 +215,13 @@ def add_server(root: Path, passphrase: bytes, name: str) -> Path:
     layout, ledger, ca = _open(root, passphrase)
     if common_name in ledger.servers or layout.server(common_name).exists():
         raise ProvisioningError(f"server {common_name} already exists")
-    ledger.servers[common_name] = [_issue_server(ca, layout, common_name)]
+    if not layout.workers_ca_key.exists():
+        raise ProvisioningError(
+            "this fleet was made before the server workers had a CA of their own (ca/workers.key): "
+            "make a new fleet with `kuaichu provision init` (docs/provisioning.md)"
+        )
+    workers = load_authority(layout.workers_ca_cert, layout.workers_ca_key, passphrase)
+    ledger.servers[common_name] = [_issue_server(ca, workers, layout, common_name)]
     broker.write_acl(layout.broker, ledger.servers)
     save_ledger(root, ledger)
     return layout.server(common_name)

@@ -56,6 +56,9 @@ class DeviceRecord(Record):
 class Ledger(Record):
     broker_host: str
     broker_port: int
+    server_port: int | None = Field(
+        default=None, description="the server workers' own listener (none: a fleet made before it had one)"
+    )
     server_url: str | None = Field(default=None, description="the console's base URL, for registering devices")
     stun: list[str] = Field(default=[], description="STUN servers written into every new device.toml")
     created_at: dt.datetime

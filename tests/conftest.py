@@ -92,7 +92,7 @@ def make_server_config(
             "server": {"data_dir": data_dir, "worker_id": worker_id},
             "broker": {
                 "host": "127.0.0.1",
-                "port": broker_port,
+                "port": pki.current().server_port(broker_port),  # the server workers' listener
                 "session_expiry_s": 300,
                 "tls": pki.current().server_tls().model_dump(),
             },

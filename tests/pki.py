@@ -4,7 +4,10 @@ and the CRL of a real fleet.
 
 Device certificates are issued on first use of an id (an EC P-256 signature: milliseconds), so a
 test may name any device it likes. Each broker gets its own copy of the broker folder (the same CA,
-certificate, ACL and CRL) with a configuration for its own port, because tests start many brokers.
+certificate, ACL and CRL) with a configuration for its own ports, because tests start many brokers.
+A broker has two listeners: devices connect to ``port`` (their client id forced to their
+certificate's CN), the server to ``server_port``; ``server_port(port)`` finds the second from the
+first for helpers that are handed only the devices' port.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class FleetPki:
         self._brokers = root / "brokers"
         self._brokers.mkdir(mode=0o711)
         self._issued: set[str] = set()
+        self._server_ports: dict[int, int] = {}
 
     def server_tls(self) -> TlsSection:
         folder = self.layout.server(fleet.SERVER_CN)
@@ -54,12 +58,19 @@ class FleetPki:
             ca_file=folder / bundle.CA_NAME, cert_file=folder / bundle.CERT_NAME, key_file=folder / bundle.KEY_NAME
         )
 
-    def broker_conf(self, port: int) -> Path:
-        """A copy of the fleet's broker folder configured for ``port``; returns its mosquitto.conf."""
+    def server_port(self, port: int) -> int:
+        """The server workers' listener of the broker whose devices' listener is ``port``; a port
+        that no broker of this fleet has (a configuration only read, never connected) as it is."""
+        return self._server_ports.get(port, port)
+
+    def broker_conf(self, port: int, server_port: int) -> Path:
+        """A copy of the fleet's broker folder configured for these ports; returns its mosquitto.conf."""
         folder = Path(tempfile.mkdtemp(prefix=f"{port}-", dir=self._brokers))
-        for name in (broker.ACL_NAME, broker.CA_NAME, broker.CERT_NAME, broker.KEY_NAME, broker.CRL_NAME):
+        names = (broker.ACL_NAME, broker.CA_NAME, broker.WORKERS_CA_NAME, broker.CERT_NAME, broker.KEY_NAME)
+        for name in (*names, broker.CRL_NAME):
             shutil.copy2(self.layout.broker / name, folder / name)
-        broker.write_conf(folder, port)
+        broker.write_conf(folder, port, server_port)
+        self._server_ports[port] = server_port
         user = fleet.default_broker_user()
         if user is not None:
             fleet.give_to(folder, user)
@@ -68,8 +79,8 @@ class FleetPki:
     @contextlib.contextmanager
     def mosquitto(self, log: Path) -> Iterator[Mosquitto]:
         """A private broker on a free port running the fleet's generated configuration."""
-        port = free_port()
-        running = Mosquitto(port, self.broker_conf(port), log)
+        port, server_port = free_port(), free_port()
+        running = Mosquitto(port, self.broker_conf(port, server_port), log, server_port)
         running.start()
         try:
             yield running

@@ -51,11 +51,13 @@ def terminate(proc: subprocess.Popen[bytes]) -> None:
 
 @dataclass
 class Mosquitto:
-    """A private broker; ``restart()`` keeps its port, as a real broker restart does."""
+    """A private broker; ``restart()`` keeps its ports, as a real broker restart does. ``port`` is
+    the devices' listener, ``server_port`` the server workers' (provisioning/broker.py)."""
 
     port: int
     conf: Path
     log: Path
+    server_port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -64,6 +66,8 @@ class Mosquitto:
             [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=self.log.open("ab")
         )
         wait_for_port(self.port, proc=self.proc)
+        if self.server_port is not None:
+            wait_for_port(self.server_port, proc=self.proc)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -47,7 +47,8 @@ class Fleet:
     def client_settings(self, base: BrokerSection | None, cert: Path, key: Path) -> BrokerSection:
         tls = TlsSection(ca_file=self.root / "ca" / "ca.crt", cert_file=cert, key_file=key)
         if base is None:
-            return BrokerSection(host="localhost", port=self.broker.port, tls=tls)
+            assert self.broker.server_port is not None
+            return BrokerSection(host="localhost", port=self.broker.server_port, tls=tls)
         return base.model_copy(update={"tls": tls})
 
     def reload(self) -> None:
@@ -61,11 +62,11 @@ def tls_fleet() -> Iterator[Fleet]:
     and Mosquitto started as root reads its ACL after dropping to the ``mosquitto`` user."""
     root = Path(tempfile.mkdtemp(prefix="kc-fleet-"))
     try:
-        port = free_port()
-        fleet.init(root, PASSPHRASE, "localhost", port, fleet.default_broker_user())
+        port, server_port = free_port(), free_port()
+        fleet.init(root, PASSPHRASE, "localhost", port, fleet.default_broker_user(), server_port=server_port)
         for device_id in ("car-0001", "car-0002"):
             fleet.add_device(root, PASSPHRASE, device_id, CAR)
-        broker = Mosquitto(port, root / "broker" / "mosquitto.conf", root / "mosquitto.log")
+        broker = Mosquitto(port, root / "broker" / "mosquitto.conf", root / "mosquitto.log", server_port)
         broker.start()
         try:
             yield Fleet(root, broker)
@@ -158,6 +159,32 @@ async def test_clients_without_a_valid_fleet_certificate_are_refused(tls_fleet: 
     assert await connack(own.port, ssl.create_default_context(cafile=str(own.tls.ca_file)), "car-0001") is None
     # The real one still gets in: the refusals above were about the certificates.
     assert not await refused(own, "car-0001")
+
+
+async def test_a_device_cannot_knock_another_off_the_broker_with_its_client_id(tls_fleet: Fleet) -> None:
+    """Found probing the demo: the kiosk's certificate with the car's client id closed the car's
+    connection, and the two kept evicting each other. The devices' listener now forces the id to
+    the certificate's CN, and the server workers' listener takes no device certificate at all."""
+    async with (
+        connected(tls_fleet.server(), "kuaichu-server-test") as server,
+        connected(tls_fleet.device("car-0001"), "car-0001") as car,
+    ):
+        await car.subscribe(device_topic("car-0001", Channel.ACK), qos=1)
+        async with connected(tls_fleet.device("car-0002"), "car-0001") as intruder:
+            # It is car-0002 to the broker, whatever id it asked for: its own topics only.
+            await server.subscribe(shared(device_filter(Channel.REPORT)), qos=1)
+            await intruder.publish(device_topic("car-0001", Channel.REPORT), b"forged", qos=1)
+            await intruder.publish(device_topic("car-0002", Channel.REPORT), b"from car-0002", qos=1)
+            message = await next_message(server)
+            assert (str(message.topic), message.payload) == (device_topic("car-0002", Channel.REPORT), b"from car-0002")
+            # The car is still connected: it gets what the server sends it.
+            await server.publish(device_topic("car-0001", Channel.ACK), b"ack for car-0001", qos=1)
+            assert (await next_message(car)).payload == b"ack for car-0001"
+    # The server workers' port refuses a device's certificate, and the devices' port a worker's.
+    device, worker = tls_fleet.device("car-0002"), tls_fleet.server()
+    assert await refused(device.model_copy(update={"port": worker.port}), "kuaichu-server-w1")
+    assert await refused(worker.model_copy(update={"port": device.port}), "kuaichu-server-w1")
+    assert not await refused(worker, "kuaichu-server-w1")
 
 
 async def test_a_device_cannot_report_in_another_devices_name(tls_fleet: Fleet) -> None:

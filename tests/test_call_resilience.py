@@ -91,7 +91,7 @@ async def test_a_unit_whose_network_changes_renegotiates_and_the_console_keeps_w
 def write_server_toml(path: Path, data_dir: Path, broker_port: int, http_port: int) -> None:
     path.write_text(
         f'[server]\ndata_dir = "{data_dir}"\n\n'
-        f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\nsession_expiry_s = 300\n\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {pki.current().server_port(broker_port)}\nsession_expiry_s = 300\n\n'
         + pki.tls_table(pki.current().server_tls())
         + f'\n[http]\nhost = "127.0.0.1"\nport = {http_port}\nsecure_cookies = false\n\n'
         "[calls]\nsegment_s = 2\n"

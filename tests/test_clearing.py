@@ -80,7 +80,9 @@ async def test_the_unit_is_told_to_clear_the_road_and_moves_off(broker: Mosquitt
             buzzer = device.hw.pins.pin(device.app.cfg.gpio.buzzer_pin)
             buzzer.clear_states()
             ready = Command(type="document.ready", case_no=case_no, url=f"{server.url}/verify/abc")
-            async with mqtt_client(broker.port, "kuaichu-server-test", pki.current().server_tls()) as as_server:
+            async with mqtt_client(
+                pki.current().server_port(broker.port), "kuaichu-server-test", pki.current().server_tls()
+            ) as as_server:
                 await as_server.publish(device_topic("car-0900", Channel.CMD), encode(ready), qos=1)
             deadline = time.monotonic() + 10
             while sum(1 for state in buzzer.states if state.state) < 2:

@@ -94,7 +94,7 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
         assert row.cert_fingerprint == fingerprint
 
         # The car reports once while registered: a case.
-        async with raw_device(server.cfg.broker.port, "car-reg-01") as (client, acks):
+        async with raw_device(broker.port, "car-reg-01") as (client, acks):
             await publish_report(client, "car-reg-01", encode(in_car_report("car-reg-01")))
             assert (await asyncio.wait_for(acks.get(), 10)).status == "accepted"
 
@@ -108,7 +108,7 @@ async def test_provisioned_devices_are_registered_and_a_revoked_one_is_retired_a
         # Whatever it still gets through (queued before the broker reloaded its CRL) is ignored:
         # its report is refused without a case and its heartbeat changes nothing.
         cases_before = len((await console.http.get("/api/cases")).json())
-        async with raw_device(server.cfg.broker.port, "car-reg-01") as (client, acks):
+        async with raw_device(broker.port, "car-reg-01") as (client, acks):
             await publish_report(client, "car-reg-01", encode(in_car_report("car-reg-01")))
             ack = await asyncio.wait_for(acks.get(), 10)
             heartbeat = Heartbeat(

@@ -169,7 +169,9 @@ async def test_messages_on_foreign_topics_are_ignored(server: RunningServer, bro
             await client.publish(topic, payload, qos=1)
         # The server must still ignore them should they arrive, so a client the ACL lets write the
         # whole tree (the server's certificate) publishes them too, before the valid report.
-        async with mqtt_client(broker.port, "kuaichu-test-foreign", fleet_pki().server_tls()) as whole_tree:
+        async with mqtt_client(
+            fleet_pki().server_port(broker.port), "kuaichu-test-foreign", fleet_pki().server_tls()
+        ) as whole_tree:
             for topic, payload in foreign:
                 await whole_tree.publish(topic, payload, qos=1)
         await publish_report(client, "car-0007", encode(in_car_report("car-0007")))
@@ -181,7 +183,9 @@ async def test_messages_on_foreign_topics_are_ignored(server: RunningServer, bro
 async def test_other_workers_hear_of_every_case_one_line_each(server: RunningServer, broker: Mosquitto) -> None:
     reports = [in_car_report("car-0008", WUHUA) for _ in range(5)]
     # In another worker's shoes: the server's certificate, a client id of its own.
-    async with mqtt_client(broker.port, "kuaichu-server-peer", fleet_pki().server_tls()) as peer:
+    async with mqtt_client(
+        fleet_pki().server_port(broker.port), "kuaichu-server-peer", fleet_pki().server_tls()
+    ) as peer:
         await peer.subscribe(CASE_EVENTS, qos=1)
         async with raw_device(broker.port, "car-0008") as (client, acks):
             await asyncio.gather(*(publish_report(client, "car-0008", encode(r)) for r in reports))
@@ -207,7 +211,9 @@ async def test_cases_another_worker_opened_reach_this_workers_consoles(
         {"type": "case.new", "case": {"case_no": f"{adcode}202611250{n}", "unit": {"adcode": adcode, "name": "x"}}}
         for n, adcode in enumerate(["530102", "530111", "530102"], start=1)
     ]
-    async with mqtt_client(broker.port, "kuaichu-server-peer", fleet_pki().server_tls()) as peer:
+    async with mqtt_client(
+        fleet_pki().server_port(broker.port), "kuaichu-server-peer", fleet_pki().server_tls()
+    ) as peer:
         lines = "\n".join(json.dumps(event, ensure_ascii=False) for event in events)
         await peer.publish(CASE_EVENTS, lines.encode(), qos=1)
     # In order, and only the cases of the units this dispatcher serves.

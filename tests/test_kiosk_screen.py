@@ -204,7 +204,9 @@ async def test_a_kiosk_shows_its_case_number_the_clearing_and_the_determinations
 
             url = f"{server.url}/verify/7fQ2kX9wLm3pR8sT"
             ready = Command(type="document.ready", case_no=case_no, url=url)
-            async with mqtt_client(broker.port, "kuaichu-server-test", pki.current().server_tls()) as as_server:
+            async with mqtt_client(
+                pki.current().server_port(broker.port), "kuaichu-server-test", pki.current().server_tls()
+            ) as as_server:
                 await as_server.publish(device_topic("kiosk-0950", Channel.CMD), encode(ready), qos=1)
             await until(Shown.DOCUMENT, screen)
             deadline = time.monotonic() + 10  # the page is written by the screen's own task

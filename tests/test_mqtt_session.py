@@ -43,7 +43,7 @@ class Owner:
 
 
 def server_session(broker: Mosquitto, pki: FleetPki, owner: Owner) -> MqttSession:
-    cfg = BrokerSection(host="127.0.0.1", port=broker.port, tls=pki.server_tls())
+    cfg = BrokerSection(host="127.0.0.1", port=pki.server_port(broker.port), tls=pki.server_tls())
     return MqttSession(
         cfg,
         "kuaichu-server-session-test",
@@ -142,7 +142,9 @@ async def test_a_clean_stop_says_its_farewell_on_the_open_connection_instead_of_
         on_change=owner.on_change,
         farewell=farewell,
     )
-    async with mqtt_client(broker.port, "kuaichu-server-watch", fleet_pki.server_tls()) as watcher:
+    async with mqtt_client(
+        fleet_pki.server_port(broker.port), "kuaichu-server-watch", fleet_pki.server_tls()
+    ) as watcher:
         await watcher.subscribe(device_filter(Channel.STATE), qos=1)
         async with running(session, owner):
             assert await asyncio.wait_for(owner.changes.get(), 10) is True

@@ -71,8 +71,15 @@ def test_certificates_name_their_holder_and_chain_to_the_fleet_ca(root: Path) ->
     device = load_cert(root / "devices" / "car-0001" / "device.crt")
     server = load_cert(root / "server" / "client.crt")
     broker_cert = load_cert(root / "broker" / "server.crt")
-    for cert in (device, server, broker_cert):
+    for cert in (device, broker_cert):
         cert.verify_directly_issued_by(ca)
+    # The workers' CA signs the server workers only: their own listener takes no device certificate.
+    workers = load_cert(root / "ca" / "workers.crt")
+    server.verify_directly_issued_by(workers)
+    assert load_cert(root / "broker" / "workers-ca.crt") == workers and workers.subject != ca.subject
+    with pytest.raises(ValueError):  # another issuer
+        device.verify_directly_issued_by(workers)
+    for cert in (device, server, broker_cert):
         assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert common_name(device) == "car-0001"
     assert common_name(server) == "kuaichu-server"

@@ -93,7 +93,9 @@ class Watcher:
 @contextlib.asynccontextmanager
 async def watching(port: int, device_id: str) -> AsyncIterator[Watcher]:
     watcher = Watcher()
-    async with mqtt_client(port, f"selftest-watch-{device_id}", pki.current().server_tls()) as client:
+    async with mqtt_client(
+        pki.current().server_port(port), f"selftest-watch-{device_id}", pki.current().server_tls()
+    ) as client:
         await client.subscribe(device_topic(device_id, Channel.SELFTEST), qos=1)
         await client.subscribe(device_topic(device_id, Channel.ACK), qos=1)
         reader = asyncio.create_task(watcher.read(client, device_id))

@@ -43,7 +43,7 @@ INSTALL = Path(__file__).resolve().parents[1] / "server" / "install"
 SCRIPT = INSTALL / "install-server.sh"
 UNIT = INSTALL / "kuaichu-server@.service"
 PUBLIC = "https://kuaichu.example.cn"
-BROKER_FILES = ["acl", "ca.crt", "crl.pem", "server.crt", "server.key"]
+BROKER_FILES = ["acl", "ca.crt", "crl.pem", "server.crt", "server.key", "workers-ca.crt"]
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_install_into_an_image_with_https_and_an_intake_worker(
     for cfg in (main, intake):
         assert cfg.database_url == "postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"
         assert not cfg.database.migrate
-        assert (cfg.broker.host, cfg.broker.port) == ("127.0.0.1", 8883)
+        assert (cfg.broker.host, cfg.broker.port) == ("127.0.0.1", 8884)  # the server workers' listener
 
     # The units, enabled, and `kuaichu` on the PATH pointing where ExecStart does.
     units = image / "etc" / "systemd" / "system"
@@ -225,7 +225,7 @@ def worker_config_in(image: Path, name: str, data_dir: Path, broker_port: int) -
         '"/var/lib/kuaichu-server"': f'"{data_dir}"',
         'url = "postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"': f'url = "sqlite+aiosqlite:///{data_dir}/k.db"',
         "migrate = false": "migrate = true",
-        "port = 8883": f"port = {broker_port}",
+        "port = 8884": f"port = {broker_port}",
         "port = 443": f"port = {free_port()}",
         "redirect_port = 80": f"redirect_port = {free_port()}",
     }
@@ -251,13 +251,14 @@ async def test_a_unit_from_the_station_reports_to_the_installed_server(
     assert made.returncode == 0, made.stderr
 
     conf = (image / "etc" / "mosquitto" / "conf.d" / "kuaichu.conf").read_text()
-    port = free_port()
+    port, server_port = free_port(), free_port()
     conf = conf.replace("/etc/mosquitto/", f"{image}/etc/mosquitto/").replace("listener 8883", f"listener {port}")
+    conf = conf.replace("listener 8884", f"listener {server_port}")
     (image / "etc" / "mosquitto" / "test.conf").write_text(conf)
-    broker = Mosquitto(port, image / "etc" / "mosquitto" / "test.conf", tmp_path / "mosquitto.log")
+    broker = Mosquitto(port, image / "etc" / "mosquitto" / "test.conf", tmp_path / "mosquitto.log", server_port)
     await asyncio.to_thread(broker.start)
     try:
-        server = await start_server(worker_config_in(image, "main", tmp_path / "data", port))
+        server = await start_server(worker_config_in(image, "main", tmp_path / "data", server_port))
         try:
             bundle = station / "devices" / "car-first-01"
             unit = TlsSection(

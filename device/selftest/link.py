@@ -1,9 +1,13 @@
 """The broker and test-report checks, and publishing the result, over a connection of the self-test's own.
 
-It uses the device's certificate, so the broker judges exactly what the firmware will present,
-but its own client id (``{id}-selftest``), a clean start, no session kept and no last will: the
-self-test neither takes over the firmware's session (and the acks queued in it) nor makes the
-broker announce the device offline when it disconnects.
+It uses the device's certificate, so the broker judges exactly what the firmware will present, a
+clean start, no session kept and no last will, so the broker does not announce the device offline
+when it disconnects. The broker forces a device's client id to its certificate's CN (so that no
+unit can take another's, provisioning/broker.py), so this connection has the firmware's id whatever
+it asks for: the on-site run needs the firmware stopped (it is, for the GPIO and the camera), and
+its clean start drops what the broker had queued for the firmware; the firmware's outbox sends its
+unacknowledged reports again when it starts, and the server answers them again (a report is one case
+however often it arrives). The remote run uses the firmware's own connection (``device.selftest.live``).
 
 The test report is built as a real one (``device.reports``) with ``trigger: test`` and sent on the
 report topic, but never stored in the outbox: nothing could resend it later as a real case.

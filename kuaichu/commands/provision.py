@@ -33,7 +33,13 @@ def register(commands: Any) -> None:
 
     init = sub.add_parser("init", help="create the fleet CA, broker certificate and config, server certificate")
     init.add_argument("--broker-host", default="localhost", help="name or IP devices connect to (default localhost)")
-    init.add_argument("--broker-port", type=int, default=8883, help="TLS listener port (default 8883)")
+    init.add_argument("--broker-port", type=int, default=8883, help="the devices' TLS listener port (default 8883)")
+    init.add_argument(
+        "--server-port",
+        type=int,
+        default=None,
+        help="the server workers' own TLS listener port (default: the devices' port + 1, 8884)",
+    )
     init.add_argument(
         "--stun",
         action="append",
@@ -125,7 +131,15 @@ def _init(args: argparse.Namespace) -> int:
 
         # --broker-user "" leaves the broker folder to whoever runs this
         user = fleet.default_broker_user() if args.broker_user is None else args.broker_user or None
-        layout = fleet.init(args.dir.resolve(), _passphrase(args), args.broker_host, args.broker_port, user, args.stun)
+        layout = fleet.init(
+            args.dir.resolve(),
+            _passphrase(args),
+            args.broker_host,
+            args.broker_port,
+            user,
+            args.stun,
+            server_port=args.server_port,
+        )
         if args.server_url:
             from provisioning.server_sync import sync
 
@@ -249,6 +263,8 @@ def _list(args: argparse.Namespace) -> int:
         root = args.dir.resolve()
         ledger = load_ledger(root)
         print(f"broker {ledger.broker_host}:{ledger.broker_port}")
+        if ledger.server_port is not None:
+            print(f"broker {ledger.broker_host}:{ledger.server_port} (server workers)")
         for name, certs in sorted(ledger.servers.items()):
             print(f"server  {name:<32} serial {certs[-1].serial}  until {certs[-1].not_after:%Y-%m-%d}")
         for device_id, record in sorted(ledger.devices.items()):

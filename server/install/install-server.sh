@@ -89,7 +89,7 @@ VENV=/opt/kuaichu/venv
 UNIT=kuaichu-server@.service
 BROKER_DIR=/etc/mosquitto/kuaichu
 BROKER_CONF=/etc/mosquitto/conf.d/kuaichu.conf
-BROKER_FILES=(acl ca.crt server.crt server.key crl.pem)
+BROKER_FILES=(acl ca.crt workers-ca.crt server.crt server.key crl.pem)
 CLIENT_FILES=(ca.crt client.crt client.key)
 DATABASE_URL="postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"
 
@@ -124,8 +124,13 @@ done
 for name in "${CLIENT_FILES[@]}"; do
   [[ -f "$pki/server/$name" ]] || die "--pki $pki: server/$name is missing; give the folder kuaichu provision init made"
 done
-broker_port="$(awk '$1 == "listener" { print $2; exit }' "$pki/broker/mosquitto.conf")"
-[[ "$broker_port" =~ ^[0-9]+$ ]] || die "--pki $pki: broker/mosquitto.conf has no listener port"
+# Two listeners (provisioning/broker.py): the devices' first, then the server workers' own, which the
+# workers' configurations name.
+devices_port="$(awk '$1 == "listener" { print $2; exit }' "$pki/broker/mosquitto.conf")"
+broker_port="$(awk '$1 == "listener" && ++n == 2 { print $2; exit }' "$pki/broker/mosquitto.conf")"
+[[ "$devices_port" =~ ^[0-9]+$ ]] || die "--pki $pki: broker/mosquitto.conf has no listener port"
+[[ "$broker_port" =~ ^[0-9]+$ ]] ||
+  die "--pki $pki: broker/mosquitto.conf has no server workers' listener; make the fleet again with this version's kuaichu provision init"
 
 matches() {   # certificate, key, what to call them in a refusal
   local from_cert from_key
@@ -195,7 +200,7 @@ awk -v dir="$BROKER_DIR" '
   { print }' "$pki/broker/mosquitto.conf" >"$work/kuaichu.conf"
 folder 0755 0:0 "$p$(dirname "$BROKER_CONF")"
 put 0644 0:0 "$work/kuaichu.conf" "$p$BROKER_CONF"
-say "broker: TLS listener on port $broker_port, files in $BROKER_DIR (root:mosquitto, 0640)"
+say "broker: TLS listeners on port $devices_port (devices) and $broker_port (server workers), files in $BROKER_DIR (root:mosquitto, 0640)"
 
 # --- the workers' configuration: /etc/kuaichu, readable by the kuaichu group and nobody else --------
 
