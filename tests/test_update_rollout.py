@@ -9,98 +9,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from protocol.messages import Command, Health, Heartbeat, PartState, UpdateStatus, UpdateStep, decode, encode
-from protocol.topics import Channel, device_topic
-from provisioning import release
+from protocol.messages import Command, UpdateStep
 from server.users import Role
-from tests import pki
 from tests.cases import logged_in
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
 from tests.services import Mosquitto
+from tests.update_units import signed_firmware, told, units
 from tests.waiting import wait_for
-from tests.wire import Console, mqtt_client
+from tests.wire import Console
 
-PASSPHRASE = b"rollout test passphrase"
 GROUP = [f"car-roll-{n}" for n in range(1, 7)]
 OUTSIDER = "car-roll-9"
-
-
-class Unit:
-    """A unit as the rollout sees it: heartbeats with its update status, commands on its cmd topic."""
-
-    def __init__(self, device_id: str, client: Any) -> None:
-        self.id = device_id
-        self.client = client
-        self.commands: asyncio.Queue[Command] = asyncio.Queue()
-        self.status: UpdateStatus | None = None
-
-    async def beat(self) -> None:
-        health = Health(
-            camera=PartState.OK,
-            gnss=PartState.OK,
-            audio=PartState.OK,
-            storage_free_mb=900,
-            firmware="0.2.0",
-            uptime_s=60,
-            update=self.status,
-        )
-        beat = Heartbeat(at=datetime.now(UTC), device_kind="in-car", app_state="idle", outbox_pending=0, health=health)
-        await self.client.publish(device_topic(self.id, Channel.HEARTBEAT), encode(beat), qos=0)
-
-    async def step(self, rollout: int, step: UpdateStep, code: str | None = None, reason: str | None = None) -> None:
-        self.status = UpdateStatus(
-            rollout=rollout, release="0.3.0", step=step, at=datetime.now(UTC), code=code, reason=reason
-        )
-        await self.beat()
-
-
-@asynccontextmanager
-async def units(port: int, ids: list[str]) -> AsyncIterator[dict[str, Unit]]:
-    async with AsyncExitStack() as stack:
-        found: dict[str, Unit] = {}
-        for device_id in ids:
-            client = await stack.enter_async_context(mqtt_client(port, device_id, pki.current().device_tls(device_id)))
-            await client.subscribe(device_topic(device_id, Channel.CMD), qos=1)
-            found[device_id] = unit = Unit(device_id, client)
-
-            async def collect(unit: Unit = unit) -> None:
-                async for message in unit.client.messages:
-                    unit.commands.put_nowait(decode(Command, message.payload))
-
-            task = asyncio.create_task(collect())
-            stack.callback(task.cancel)
-        yield found
-
-
-def told(all_units: dict[str, Unit]) -> dict[str, Command]:
-    """The update.check each unit received since the last look."""
-    got = {}
-    for unit in all_units.values():
-        while not unit.commands.empty():
-            got[unit.id] = unit.commands.get_nowait()
-    return got
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def rollout_server(
     request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
 ) -> AsyncIterator[RunningServer]:
-    """A worker serving a repository in which firmware 0.3.0 is signed and published (its bytes are
-    never installed here: these units only say what a firmware would)."""
-    station = tmp_path / "station"
-    release.init(station, PASSPHRASE)
-    release.sign(station, PASSPHRASE, "firmware", "0.3.0", b"firmware 0.3.0, signed for the rollout test")
-    release.publish(station, PASSPHRASE, tmp_path / "served")
+    """A worker serving a repository in which firmware 0.3.0 is signed and published."""
+    served = signed_firmware(tmp_path, "0.3.0")
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
     cfg = make_server_config(tmp_path / "server", broker.port, database_url=url)
-    cfg = cfg.model_copy(update={"updates": cfg.updates.model_copy(update={"repository": tmp_path / "served"})})
+    cfg = cfg.model_copy(update={"updates": cfg.updates.model_copy(update={"repository": served})})
     server = await start_server(cfg)
     await add_user(cfg, "fleet-admin", Role.ADMIN, [])
     yield server
