@@ -174,7 +174,8 @@ class PlatesSection(ConfigSection):
     enabled: bool = Field(default=True, description="read plates on the unit; off, the heartbeat says 'absent'")
     models_dir: Path | None = Field(
         default=None,
-        description="the reader's detector, refiner and recogniser .tflite files (default: the firmware's models/)",
+        description="the reader's detector, refiner and recogniser .tflite files (default: the models release "
+        "the updater installed, else the firmware's models/)",
     )
     on_report: bool = Field(
         default=True, description="read the plates in a still taken at each press and send them after the report"
@@ -206,7 +207,8 @@ class UpdateSection(ConfigSection):
         default=Path("/etc/kuaichu/root.json"), description="the release signers' root the bundle carries"
     )
     releases_dir: Path = Field(
-        default=Path("/opt/kuaichu"), description="releases/VERSION, the current link and the update state"
+        default=Path("/opt/kuaichu"),
+        description="releases/VERSION, models/VERSION, their current links and the update state",
     )
     check_every_min: float = Field(default=360, gt=0, le=7 * 24 * 60, description="how often to look for a release")
     trial_s: float = Field(
@@ -243,4 +245,14 @@ class DeviceConfig(ConfigSection):
 
 
 def load_device_config(path: Path) -> DeviceConfig:
-    return load_config(DeviceConfig, path)
+    """The file's settings; a unit that takes updates and names no models folder reads plates with
+    the models release the updater installed and put on trial or kept (docs/updates.md), so the
+    firmware and its self-test load the models that are in use after each restart."""
+    cfg = load_config(DeviceConfig, path)
+    if cfg.update.url is not None and cfg.plates.models_dir is None:
+        from device.update.releases import installed_models
+
+        models = installed_models(cfg.update.releases_dir)
+        if models is not None:
+            cfg = cfg.model_copy(update={"plates": cfg.plates.model_copy(update={"models_dir": models})})
+    return cfg

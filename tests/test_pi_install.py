@@ -2,15 +2,17 @@
 bundle made by ``kuaichu provision``, and its systemd unit checked by ``systemd-analyze verify``.
 
 The script runs for real (bundle checks, ``useradd``/``usermod --root`` on the image's own user
-database, file modes, ``systemctl --root enable``); only apt and pip, which install into the
-running system, are skipped with the flags an image builder uses.
+database, file modes, ``systemctl --root enable``); only apt and pip from the network, which
+install into the running system, are skipped with the flags an image builder uses. The firmware
+goes in as a signed release (``--release``, real wheels offline) into the over-the-air layout, and
+the image is then started as its installed unit starts it: the boot guard, then ``current``.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -20,7 +22,10 @@ from pathlib import Path
 import pytest
 
 from device.config import load_device_config
+from device.update import releases
+from provisioning.release import firmware_archive
 from tests.commands import provision
+from tests.releases import release_base, wheelhouse
 
 INSTALL = Path(__file__).resolve().parents[1] / "device" / "install"
 SCRIPT = INSTALL / "install-pi.sh"
@@ -30,6 +35,9 @@ BUNDLE_FILES = ["ca.crt", "device.crt", "device.key", "device.toml", "qr.png"]
 DEVICE_GROUPS = ["audio", "dialout", "gpio", "video"]
 
 Snapshot = dict[str, tuple[int, int, int, bytes]]
+__all__ = ["release_base"]  # the fixture
+EXEC_START_ARGS = ["-P", "-m", "kuaichu.cli", "device", "run", "--config", "/etc/kuaichu/device.toml"]
+GUARD = "/usr/bin/python3 -I /usr/local/lib/kuaichu/releases.py guard --root /opt/kuaichu"
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +75,14 @@ def image(tmp_path: Path) -> Path:
     return root
 
 
-def install(root: Path, bundle: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+def install(root: Path, bundle: Path, *flags: str, release: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Without ``release``, the bundle and the unit only (``--skip-venv``)."""
+    firmware = ["--skip-venv"] if release is None else ["--release", str(release)]
     return subprocess.run(
-        ["bash", str(SCRIPT), "--root", str(root), "--skip-apt", "--skip-venv", *flags, str(bundle)],
+        ["bash", str(SCRIPT), "--root", str(root), "--skip-apt", *firmware, *flags, str(bundle)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=600 if release else 60,
     )
 
 
@@ -109,10 +119,8 @@ def unit_directives(text: str) -> dict[str, list[str]]:
 
 def verify_unit(text: str, binary: str, copy: Path) -> subprocess.CompletedProcess[str]:
     """``systemd-analyze verify`` on the unit ``text`` written to ``copy``, its ExecStart's ``binary``
-    replaced by this checkout's real ``kuaichu``: verify checks that the program exists."""
-    real = shutil.which("kuaichu", path=str(Path(sys.executable).parent))
-    assert real is not None
-    copy.write_text(text.replace(f"ExecStart={binary}", f"ExecStart={real}"))
+    replaced by this checkout's python: verify checks that the program exists."""
+    copy.write_text(text.replace(f"ExecStart={binary}", f"ExecStart={sys.executable}"))
     return subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
 
 
@@ -127,11 +135,13 @@ def test_the_unit_passes_systemd_analyze_verify_with_a_watchdog_and_restarts(tmp
     assert directives["Service.StateDirectory"] == ["kuaichu"]
     assert directives["Service.WorkingDirectory"] == ["/var/lib/kuaichu"]
     assert directives["Service.ProtectSystem"] == ["strict"]
+    assert directives["Service.ReadWritePaths"] == ["/opt/kuaichu"]  # the updater's, and nothing else
     assert "Service.PrivateDevices" not in directives  # it would hide the camera
+    assert directives["Service.ExecStartPre"] == [GUARD]
     [exec_start] = directives["Service.ExecStart"]
     binary, *args = exec_start.split()
-    assert binary == "/opt/kuaichu/venv/bin/kuaichu"
-    assert args == ["device", "run", "--config", "/etc/kuaichu/device.toml"]
+    assert binary == "/opt/kuaichu/current/venv/bin/python"
+    assert args == EXEC_START_ARGS
 
     copy = tmp_path / SERVICE
     done = verify_unit(UNIT.read_text(), binary, copy)
@@ -181,12 +191,21 @@ def test_install_into_an_image_lays_out_the_bundle_user_and_service(fleet: Path,
     assert cfg.broker.tls.key_file == Path("/etc/kuaichu/device.key")
     assert (image / cfg.broker.tls.key_file.relative_to("/")).read_bytes().startswith(b"-----BEGIN")
 
-    # The unit, enabled in the image, and `kuaichu` on the PATH pointing where ExecStart does.
+    # The unit, enabled in the image, and `kuaichu` on the PATH running what ExecStart runs.
     units = image / "etc" / "systemd" / "system"
     assert (units / SERVICE).read_bytes() == UNIT.read_bytes()
     assert os.readlink(units / "multi-user.target.wants" / SERVICE) == f"/etc/systemd/system/{SERVICE}"
     [exec_start] = unit_directives(UNIT.read_text())["Service.ExecStart"]
-    assert os.readlink(image / "usr" / "local" / "bin" / "kuaichu") == exec_start.split()[0]
+    wrapper = (image / "usr" / "local" / "bin" / "kuaichu").read_text().splitlines()[-1]
+    assert wrapper == f'exec {exec_start.split()[0]} -P -m kuaichu.cli "$@"'
+
+    # The over-the-air layout, empty (no firmware asked for), the service user's; the guard beside.
+    opt = image / "opt" / "kuaichu"
+    assert [p.name for p in opt.iterdir()] == ["releases"] and not any((opt / "releases").iterdir())
+    assert (opt.stat().st_uid, opt.stat().st_gid) == (uid, gid)
+    guard = image / "usr" / "local" / "lib" / "kuaichu" / "releases.py"
+    assert guard.read_bytes() == Path(releases.__file__).read_bytes()
+    assert "the service starts once one is installed" in done.stdout
 
     # Again, with the same bundle: nothing changes.
     before = snapshot(image)
@@ -336,6 +355,8 @@ def test_the_wrong_system_or_a_root_without_skips_is_refused(fleet: Path, image:
         ),
         "one bundle": install(image, bundle, str(bundle)),
         "unknown option": install(image, bundle, "--force"),
+        "no firmware and a firmware": install(image, bundle, "--release", str(bundle)),
+        "not a release": install(image, bundle, release=bundle),
     }
     (image / "etc" / "os-release").write_text('VERSION_ID="11"\nVERSION_CODENAME=bullseye\nID=debian\n')
     refusals["bullseye"] = install(image, bundle)
@@ -343,7 +364,80 @@ def test_the_wrong_system_or_a_root_without_skips_is_refused(fleet: Path, image:
     for case, done in refusals.items():
         assert done.returncode == 1, case
         assert snapshot(image) == fresh, case
-    assert "pass --skip-apt and --skip-venv" in refusals["needs apt and pip skipped"].stderr
+    assert "pass --skip-apt, and --skip-venv or --release" in refusals["needs apt and pip skipped"].stderr
+    assert "pass one of them" in refusals["no firmware and a firmware"].stderr
+    assert "is not a firmware release" in refusals["not a release"].stderr
     assert "one bundle at a time" in refusals["one bundle"].stderr
     assert "unknown option --force" in refusals["unknown option"].stderr
     assert "bookworm" in refusals["bullseye"].stderr and "'bullseye'" in refusals["bullseye"].stderr
+
+
+def in_image(image: Path, arg: str) -> str:
+    """A path the unit names, as it lies in the image; the system's python3 is the host's."""
+    return f"{image}{arg}" if arg.startswith(("/opt/kuaichu", "/usr/local/lib/kuaichu", "/etc/kuaichu")) else arg
+
+
+def boot(image: Path) -> str:
+    """One start of the service as the installed unit makes it: its ExecStartPre (the guard), then its
+    ExecStart, killed with SIGKILL before any trial could be judged (a power cut, a hang the
+    watchdog kills). Returns the release that started (its own python asked through ExecStart's)."""
+    directives = unit_directives((image / "etc" / "systemd" / "system" / SERVICE).read_text())
+    [pre], [start] = directives["Service.ExecStartPre"], directives["Service.ExecStart"]
+    subprocess.run([in_image(image, arg) for arg in pre.split()], check=True, timeout=30, capture_output=True)
+    command = [in_image(image, arg) for arg in start.split()]
+    firmware = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    firmware.kill()
+    assert firmware.wait(timeout=30) == -signal.SIGKILL
+    said = subprocess.run(
+        [command[0], "-P", "-m", "kuaichu.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert said.returncode == 0, said.stderr
+    return said.stdout.split()[-1]
+
+
+def test_a_release_installed_into_an_image_boots_through_the_guard_and_a_dying_trial_is_switched_back(
+    fleet: Path, image: Path, release_base: Path, tmp_path: Path
+) -> None:
+    archives = {}
+    for version in ("0.1.0", "0.2.0"):
+        said, data = firmware_archive(wheelhouse(release_base, version, tmp_path / f"wh-{version}"))
+        assert said == version
+        archives[version] = tmp_path / f"kuaichu-{version}.tar"
+        archives[version].write_bytes(data)
+    # The image had the layout before releases/: a plain virtualenv where the link now goes.
+    opt = image / "opt" / "kuaichu"
+    (opt / "venv" / "bin").mkdir(parents=True)
+    (opt / "venv" / "pyvenv.cfg").write_text("include-system-site-packages = true\n")
+    bundle = fleet / "devices" / "car-0001.tar.gz"
+    done = install(image, bundle, release=archives["0.1.0"])
+    assert done.returncode == 0, done.stderr
+    assert "firmware 0.1.0 is current" in done.stdout
+
+    assert os.readlink(opt / "current") == "releases/0.1.0" and os.readlink(opt / "venv") == "current/venv"
+    assert (opt / "releases" / "0.1.0" / ".complete").exists() and not (opt / ".venv.old").exists()
+    assert releases.read_state(opt) == {"state": "healthy", "release": "0.1.0", "previous": None, "starts": 0}
+    uid = int(entry(image, "passwd", "kuaichu")[2])
+    assert {path.lstat().st_uid for path in [opt, *opt.rglob("*")]} == {uid}  # the updater's to change
+    assert boot(image) == "0.1.0"
+
+    # Again with the same release: nothing is built again, nothing changes.
+    before = snapshot(image)
+    again = install(image, bundle, release=archives["0.1.0"])
+    assert again.returncode == 0, again.stderr
+    assert snapshot(image) == before
+
+    # The updater installs 0.2.0 on trial (as the agent runs it); each start of it is killed before
+    # it proves healthy. The installed unit's guard switches back to 0.1.0 at the next boot.
+    update = [sys.executable, "-I", releases.__file__, "install", "--root", str(opt), "--version", "0.2.0"]
+    done = subprocess.run(
+        [*update, "--archive", str(archives["0.2.0"]), "--python", sys.executable],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    for _ in range(releases.MAX_TRIAL_STARTS):
+        assert boot(image) == "0.2.0"
+    assert boot(image) == "0.1.0"
+    rolled = releases.read_state(opt)
+    assert (rolled["state"], rolled["release"], rolled["previous"]) == ("rolled_back", "0.2.0", "0.1.0")

@@ -11,12 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from device.update import releases
-from provisioning.release import firmware_archive
+from provisioning.release import firmware_archive, models_archive
+from tests.commands import ROOT
 from tests.releases import release_base, wheelhouse
 
 SCRIPT = Path(releases.__file__)
@@ -46,6 +48,7 @@ KILLED_AT = """
 import importlib.util, os, signal, sys
 spec = importlib.util.spec_from_file_location("releases", sys.argv[1])
 releases = importlib.util.module_from_spec(spec)
+sys.modules["releases"] = releases  # as an import would: its dataclasses look themselves up there
 spec.loader.exec_module(releases)
 say = releases._say
 def say_and_die(step, version):
@@ -154,3 +157,65 @@ def continue_with_a_failed_and_a_confirmed_trial(root: Path, archives: dict[str,
     assert done.returncode == 1 and "releases.py install:" in done.stderr
     assert boot(root) == "0.2.0"
     assert not (root / "releases" / "0.3.0").exists()
+
+
+def test_models_go_in_beside_the_firmwares_own_and_a_kill_or_a_dying_trial_falls_back(tmp_path: Path) -> None:
+    """A plate models release: unpacked and checked under models/VERSION, switched by the link
+    ``current-models`` (none: the firmware's own models), counted and rolled back by the same guard."""
+    root = tmp_path / "opt-kuaichu"
+    root.mkdir()
+    archive = tmp_path / "plates.tar"
+    archive.write_bytes(models_archive(ROOT / "models"))
+    models = ["--kind", "models", "--archive", str(archive), "--python", sys.executable]
+
+    def guard() -> Path | None:
+        subprocess.run(command(root, "guard"), capture_output=True, timeout=30, check=True)
+        return releases.installed_models(root)
+
+    for step in ["unpack", "switch", "trial"]:
+        killed = subprocess.run(
+            [sys.executable, "-I", "-c", KILLED_AT, str(SCRIPT), step, "install", "--root", str(root), *models,
+             "--version", "2026.12.1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, (step, killed.stderr)
+        loaded = guard()
+        assert loaded is None if step != "trial" else loaded == root / "models" / "2026.12.1" / "models", step
+    # What the reader loads: the release's files, whole.
+    assert loaded is not None
+    assert sorted(p.name for p in loaded.iterdir()) == sorted(p.name for p in (ROOT / "models").glob("*.tflite"))
+    assert (loaded / "recogniser.tflite").read_bytes() == (ROOT / "models" / "recogniser.tflite").read_bytes()
+
+    # Started again and again without proving healthy: back to the firmware's own models.
+    for _ in range(releases.MAX_TRIAL_STARTS - 1):
+        assert guard() == loaded
+    assert guard() is None and not (root / "current-models").is_symlink()
+    assert releases.read_state(root, releases.MODELS)["state"] == "rolled_back"
+    assert releases.read_state(root) == {}  # the firmware's own state untouched
+
+    # Kept once healthy; the next release that fails its self-test goes back to the kept one.
+    install_models = [*command(root, "install"), *models]
+    subprocess.run([*install_models, "--version", "2026.12.1"], check=True, capture_output=True, timeout=60)
+    subprocess.run([*command(root, "confirm"), "--kind", "models"], check=True, timeout=30)
+    assert releases.read_state(root, releases.MODELS)["state"] == "healthy"
+    subprocess.run([*install_models, "--version", "2026.12.2"], check=True, capture_output=True, timeout=60)
+    assert guard() == root / "models" / "2026.12.2" / "models"
+    reason = "自检未通过 (self-test failed): plate_reader: the reference plate 云CD95211 read as no plate"
+    subprocess.run([*command(root, "rollback"), "--kind", "models", "--reason", reason], check=True, timeout=30)
+    assert guard() == loaded
+    assert releases.read_state(root, releases.MODELS)["reason"] == reason
+
+    # An archive without every model the reader loads is refused, and nothing changes.
+    broken = tmp_path / "broken.tar"
+    with tarfile.open(broken, "w") as tar:
+        tar.add(ROOT / "models" / "detector.tflite", "models/detector.tflite")
+    done = subprocess.run(
+        [*command(root, "install"), "--kind", "models", "--archive", str(broken), "--version", "2026.12.3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "lacks models/refiner.tflite" in done.stderr
+    assert not (root / "models" / "2026.12.3").exists() and guard() == loaded

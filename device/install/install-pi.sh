@@ -13,20 +13,24 @@ usage() {
   cat <<'EOF'
 usage: install-pi.sh [options] BUNDLE.tar.gz
 
-Installs Debian packages, a system user `kuaichu`, the bundle into /etc/kuaichu, the firmware into
-the virtualenv /opt/kuaichu/venv, and the systemd unit kuaichu-device.service, then (re)starts it.
+Installs Debian packages, a system user `kuaichu`, the bundle into /etc/kuaichu, the firmware as
+the first release of the over-the-air layout (/opt/kuaichu/releases/VERSION/venv, the link
+/opt/kuaichu/current naming it), and the systemd unit kuaichu-device.service, then (re)starts it.
 
 options:
-  --root DIR     install into DIR instead of / (an OS image being built, a test). Debian packages,
-                 the virtualenv and starting the service need the running system: with a DIR other
-                 than / pass --skip-apt and --skip-venv (run the script inside the image, e.g. in a
-                 chroot, to have them). The user is created in DIR's /etc/passwd and the service is
-                 enabled there (systemctl --root); it is not started.
-  --source PATH  what to pip-install: a source tree or a wheel (default: the tree holding this script)
-  --skip-apt     install no Debian packages (the image already has them)
-  --skip-venv    neither create the virtualenv nor pip-install into it (only the bundle and the unit)
-  --no-start     enable the service but do not (re)start it
-  -h, --help     this text
+  --root DIR       install into DIR instead of / (an OS image being built, a test). Debian packages,
+                   pip from the network and starting the service need the running system: with a DIR
+                   other than / pass --skip-apt, and --release or --skip-venv (or run the script
+                   inside the image, e.g. in a chroot). The user is created in DIR's /etc/passwd and
+                   the service is enabled there (systemctl --root); it is not started.
+  --source PATH    what to pip-install: a source tree or a wheel (default: the tree holding this script)
+  --release FILE   install this signed firmware release instead (kuaichu release sign --firmware makes
+                   it: release/repository/targets/firmware/kuaichu-VERSION.tar), offline, from its own
+                   locked wheels; with --root, this python3 must be the image's (Debian 12, same CPU)
+  --skip-apt       install no Debian packages (the image already has them)
+  --skip-venv      install no firmware (only the bundle, the unit and the empty release layout)
+  --no-start       enable the service but do not (re)start it
+  -h, --help       this text
 EOF
 }
 
@@ -45,10 +49,12 @@ skip_apt=0
 skip_venv=0
 no_start=0
 bundle=""
+release=""
 while (($#)); do
   case "$1" in
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
     --source) source_path="${2:?--source needs a path}"; shift 2 ;;
+    --release) release="${2:?--release needs a firmware release (kuaichu-VERSION.tar)}"; shift 2 ;;
     --skip-apt) skip_apt=1; shift ;;
     --skip-venv) skip_venv=1; shift ;;
     --no-start) no_start=1; shift ;;
@@ -64,14 +70,18 @@ USER_NAME=kuaichu
 DEVICE_GROUPS=(gpio video audio dialout)   # GPIO, camera, sound, serial GNSS; those the system has
 CONFIG_DIR=/etc/kuaichu
 DATA_DIR=/var/lib/kuaichu
-VENV=/opt/kuaichu/venv
+OPT=/opt/kuaichu   # device.toml's [update] releases_dir: releases/, current, update.json (docs/updates.md)
+RELEASES="$here/../update/releases.py"   # the same code the updater installs and rolls back with
+GUARD=/usr/local/lib/kuaichu/releases.py # its copy the service's ExecStartPre runs before every start
 
 [[ "$(id -u)" -eq 0 ]] || die "run as root (sudo $0 ...): it installs packages, a user and a service"
 [[ -d "$root" ]] || die "--root $root is not a directory"
 root="$(cd "$root" && pwd -P)"
 p="${root%/}"   # prefix for every path written; empty when installing into the running system
+((skip_venv)) && [[ -n "$release" ]] && die "--skip-venv installs no firmware; --release installs one: pass one of them"
 if [[ -n "$p" ]]; then
-  ((skip_apt && skip_venv)) || die "with --root $root, pass --skip-apt and --skip-venv: apt and pip install into the running system, not into $root"
+  ((skip_apt)) && { ((skip_venv)) || [[ -n "$release" ]]; } ||
+    die "with --root $root, pass --skip-apt, and --skip-venv or --release: apt and pip from the network install into the running system, not into $root"
   no_start=1
 fi
 
@@ -81,12 +91,30 @@ fi
 codename="$(grep -m1 '^VERSION_CODENAME=' "$p/etc/os-release" | cut -d= -f2 | tr -d "\"'")"
 [[ "$codename" == bookworm ]] || die "this installer is for Raspberry Pi OS / Debian 12 (bookworm); $root is '${codename:-unknown}'"
 command -v python3 >/dev/null || die "python3 is missing (apt-get install python3)"
-if ((!skip_venv)); then
+if [[ -n "$release" ]]; then
+  [[ -r "$release" ]] || die "--release $release: no such file"
+  release="$(readlink -f "$release")"
+  version="$(tar -tf "$release" 2>/dev/null | sed -n 's|^wheels/kuaichu-\([^-]*\)-.*\.whl$|\1|p')" || true
+  [[ "$version" =~ ^[0-9]+(\.[0-9]+)+$ ]] ||
+    die "--release $release is not a firmware release (no wheels/kuaichu-VERSION-*.whl in it); take release/repository/targets/firmware/kuaichu-VERSION.tar from the provisioning station"
+elif ((!skip_venv)); then
   case "$(dpkg --print-architecture)" in
     armhf | armel) die "32-bit Raspberry Pi OS: the plate reader's runtime (ai-edge-litert) has no 32-bit ARM build; install Raspberry Pi OS (64-bit)" ;;
   esac
   [[ -e "$source_path" ]] || die "--source $source_path does not exist"
   source_path="$(readlink -f "$source_path")"   # pip reads a relative path or //x as a URL
+  # The release's folder is named by its version, known before pip runs: a wheel says it in its
+  # name, a source tree in pyproject.toml.
+  version="$(python3 -c '
+import sys, tomllib
+from pathlib import Path
+source = Path(sys.argv[1])
+if source.is_file():
+    print(source.name.split("-")[1])
+else:
+    print(tomllib.load(open(source / "pyproject.toml", "rb"))["project"]["version"])
+' "$source_path" 2>/dev/null)" || true
+  [[ "$version" =~ ^[0-9]+(\.[0-9]+)+$ ]] || die "--source $source_path: no version found (a kuaichu wheel, or a tree with pyproject.toml)"
 fi
 
 work="$(mktemp -d)"
@@ -137,28 +165,50 @@ uid="$(awk -F: -v u="$USER_NAME" '$1 == u { print $3 }' "$p/etc/passwd")"
 gid="$(awk -F: -v g="$USER_NAME" '$1 == g { print $3 }' "$p/etc/group")"
 [[ -n "$uid" && -n "$gid" ]] || die "user or group $USER_NAME not found in $p/etc after creating it"
 
-# --- the firmware: a virtualenv that also sees apt's picamera2, lgpio, pyaudio, numpy --------------
+# --- the firmware: the first release of the over-the-air layout -----------------------------------
+# /opt/kuaichu/releases/VERSION/venv sees apt's picamera2, lgpio, pyaudio and numpy; `current` names
+# it; the updater (running as kuaichu) adds releases beside it and switches the link, so the folder
+# is the service user's. A release already installed completely is not built again.
 
-if ((!skip_venv)); then
-  if [[ -x "$VENV/bin/python" ]] && ! grep -qs "^include-system-site-packages = true" "$VENV/pyvenv.cfg"; then
-    say "$VENV cannot see apt's packages; making it again"
-    rm -rf "$VENV"
-  fi
-  [[ -x "$VENV/bin/python" ]] || python3 -m venv --system-site-packages "$VENV"
+install -d -m 0755 "$p$OPT" "$p$OPT/releases"
+if [[ -n "$release" ]]; then
+  say "installing firmware $version from $release (offline, its locked wheels)"
+  python3 -I "$RELEASES" build --root "$p$OPT" --archive "$release" --version "$version" \
+    --python "$(readlink -f "$(command -v python3)")" >/dev/null ||
+    die "firmware $version from $release could not be installed (above); nothing in $CONFIG_DIR was changed"
+elif ((!skip_venv)) && [[ ! -e "$p$OPT/releases/$version/.complete" ]]; then
+  venv="$OPT/releases/$version/venv"
+  rm -rf "${venv%/venv}"   # an earlier try that was cut off
+  say "installing firmware $version into $venv"
+  python3 -m venv --system-site-packages "$venv"
   # apt's picamera2 and simplejpeg are built against apt's NumPy: pin it, so that pip picks
   # dependency versions that work with it (ai-edge-litert 2 would bring NumPy 2 into the venv).
   : >"$work/constraints.txt"
   apt_numpy="$(python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
   [[ -z "$apt_numpy" ]] || echo "numpy==$apt_numpy" >"$work/constraints.txt"
-  # --upgrade reinstalls kuaichu itself; its dependencies change only where they must.
-  "$VENV/bin/python" -m pip install -q --upgrade --constraint "$work/constraints.txt" "${source_path}[device]"
+  "$venv/bin/python" -m pip install -q --constraint "$work/constraints.txt" "${source_path}[device]"
+fi
+if [[ -n "${version:-}" ]]; then
   # The firmware's own model reads the bundle's device.toml before it replaces the installed one.
-  "$VENV/bin/python" -c \
+  "$p$OPT/releases/$version/venv/bin/python" -P -c \
     'import sys; from pathlib import Path; from device.config import load_device_config; load_device_config(Path(sys.argv[1]))' \
     "$staging/device.toml" || die "the firmware refuses the bundle's device.toml (above); nothing in $CONFIG_DIR was changed"
+  # Marked complete and made `current`, healthy (a technician is here); an /opt/kuaichu/venv of
+  # the layout before releases/ gives way to the link venv -> current/venv.
+  python3 -I "$RELEASES" adopt --root "$p$OPT" --version "$version" || die "firmware $version could not be made current (above)"
+  say "firmware $version is current: $OPT/current -> releases/$version"
+elif [[ ! -e "$p$OPT/current" ]]; then
+  say "no firmware release in $OPT yet: the service starts once one is installed (--release, or without --skip-venv)"
 fi
+chown -R -h "$uid:$gid" "$p$OPT"
+install -D -m 0644 "$RELEASES" "$p$GUARD"
+# `kuaichu` on the PATH runs the current release the way the service does (its python, -m), which
+# holds wherever the virtualenv was built, an image's mount point included.
 install -d "$p/usr/local/bin"
-ln -sfn "$VENV/bin/kuaichu" "$p/usr/local/bin/kuaichu"
+printf '#!/bin/sh\n# The current firmware release (install-pi.sh).\nexec %s -P -m kuaichu.cli "$@"\n' \
+  "$OPT/current/venv/bin/python" >"$work/kuaichu"
+install -m 0755 "$work/kuaichu" "$p/usr/local/bin/.kuaichu.new"
+mv -f "$p/usr/local/bin/.kuaichu.new" "$p/usr/local/bin/kuaichu"   # over the old layout's link too
 
 # --- the bundle: /etc/kuaichu, readable by the service's group and nobody else ----------------------
 
@@ -245,7 +295,8 @@ cat <<EOF
 Kuaichu device $device_id installed.
   config and certificate   $CONFIG_DIR/   (root:$USER_NAME, 0640)
   outbox                   $DATA_DIR/
-  firmware                 $VENV/  (kuaichu on the PATH as /usr/local/bin/kuaichu)
+  firmware                 $OPT/current -> $(readlink "$p$OPT/current" 2>/dev/null || echo "(none yet)")  (kuaichu on the PATH)
+  boot guard               $GUARD  (before each start: a trial release that never proved healthy is switched back)
   service                  $SERVICE, enabled$( ((no_start)) && echo ", not started" || echo " and running")
 
 Next:
