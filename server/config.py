@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from enum import StrEnum
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Self
@@ -11,16 +12,39 @@ from typing import Annotated, Self
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from pydantic import Field, IPvAnyNetwork, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from runtime.configfile import ConfigSection, load_config
 from runtime.ice import IceServer
 from runtime.mqtt import LOOPBACK, BrokerSection
 
 
+class WorkerPart(StrEnum):
+    """What one server worker runs (docs/operations.md, "服务进程的分工"): each part can be scaled
+    by starting more workers that run it, except the calls, which one worker holds today."""
+
+    INTAKE = "intake"  # the units' reports, heartbeats, self-tests and plate readings over MQTT
+    CONSOLE = "console"  # the console, the parties' pages and the APIs over HTTP
+    MEDIA = "media"  # the live calls (aiortc), and the HTTP and WebSocket routes that reach them
+
+
 class ServerSection(ConfigSection):
     data_dir: Path = Field(description="the SQLite database (by default) and other server state")
     worker_id: str = Field(default="w1", pattern=r"^[a-z0-9-]{1,16}$", description="unique per server worker")
+    runs: frozenset[WorkerPart] = Field(
+        default=frozenset(WorkerPart),
+        description="what this worker runs: intake, console, media (one worker per deployment may run media); "
+        "a worker without console still answers /healthz, /readyz and /metrics",
+    )
+
+    @field_validator("runs")
+    @classmethod
+    def _runs_something(cls, runs: frozenset[WorkerPart]) -> frozenset[WorkerPart]:
+        if not runs:
+            raise ValueError(
+                '请至少填写一项，例如 runs = ["intake"]；可选 intake、console、media (a worker runs at least one part)'
+            )
+        return runs
 
 
 class DatabaseSection(ConfigSection):
@@ -140,9 +164,6 @@ class FleetSection(ConfigSection):
 
 
 class CallsSection(ConfigSection):
-    media: bool = Field(
-        default=True, description="this worker answers the devices' live calls (exactly one worker may)"
-    )
     ice_servers: list[IceServer] = Field(
         default_factory=list, max_length=8, description="for this server and the consoles"
     )
@@ -154,6 +175,17 @@ class CallsSection(ConfigSection):
         default=120, gt=0, le=3600, description="a call whose device does not come back this long is ended"
     )
     max_call_min: float = Field(default=60, gt=0, le=24 * 60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _media_moved(cls, data: object) -> object:
+        """A configuration written before the worker kinds says where the setting went."""
+        if isinstance(data, dict) and "media" in data:
+            raise ValueError(
+                'media 已移到 [server] runs：请删除这一行，承接通话的进程在 [server] 写 runs = ["media"] 或'
+                ' runs = ["intake", "console", "media"] (moved to [server] runs)'
+            )
+        return data
 
 
 class SmsSection(ConfigSection):

@@ -22,7 +22,7 @@ from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, 
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
 from runtime.mqtt_session import MqttSession, Subscription
 from server.cases import CaseStore, Outcome, case_summary, now_utc
-from server.config import ServerConfig
+from server.config import ServerConfig, WorkerPart
 from server.devices import DeviceStore, Status
 from server.live_feed import CaseHub
 from server.outbound import Outbound
@@ -55,6 +55,9 @@ SUBSCRIPTIONS = (
     # no_local: this worker's own events reach its consoles directly, not via the broker.
     Subscription(CASE_EVENTS, qos=1, no_local=True),
 )
+# A worker that takes no reports ([server] runs without intake) still sends through the broker and
+# hears the other workers' case events for its consoles.
+CASE_EVENTS_ONLY = SUBSCRIPTIONS[-1:]
 
 
 def intake_session(cfg: ServerConfig) -> MqttSession:
@@ -68,7 +71,7 @@ def intake_session(cfg: ServerConfig) -> MqttSession:
     return MqttSession(
         cfg.broker,
         identifier,
-        SUBSCRIPTIONS,
+        SUBSCRIPTIONS if WorkerPart.INTAKE in cfg.server.runs else CASE_EVENTS_ONLY,
         logger=logger,
         label=f"intake {identifier}",
         max_inflight=BROKER_RECEIVE_MAXIMUM,

@@ -143,8 +143,8 @@ class WorkerMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap, worker = self._snapshot, self.state.cfg.server.worker_id
-        info = GaugeMetricFamily("kuaichu_worker_info", "this worker", labels=["worker_id", "media"])
-        info.add_metric([worker, str(self.state.calls is not None).lower()], 1)
+        info = GaugeMetricFamily("kuaichu_worker_info", "this worker and what it runs", labels=["worker_id", "runs"])
+        info.add_metric([worker, ",".join(sorted(self.state.cfg.server.runs))], 1)
         yield info
         received = CounterMetricFamily("kuaichu_reports_received", "reports this worker took in, refused ones too")
         received.add_metric([], sum(self._tally.values()))

@@ -1,4 +1,5 @@
-"""One server worker: database, MQTT intake and the console's HTTP server in one event loop."""
+"""One server worker: database, MQTT intake, the console's HTTP server and the live calls in one
+event loop, or those of them its ``[server] runs`` names."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from server.casework.font import DocumentFont
 from server.casework.keys import UnitKeys
 from server.casework.registry import TableRegistry
 from server.casework.store import CaseWork
-from server.config import ServerConfig
+from server.config import ServerConfig, WorkerPart
 from server.db.engine import make_engine, make_sessionmaker, make_sync_engine, upgrade_schema
 from server.delivery.outbox import SmsOutbox
 from server.delivery.sms import HttpSmsGateway
@@ -76,7 +77,10 @@ def load_fences(cfg: ServerConfig) -> FenceSet:
 
 
 async def _warm_font(state: ServerState) -> None:
-    """The determination's font is built once (seconds of CPU) before anyone needs it."""
+    """The determination's font is built once (seconds of CPU) before anyone needs it: on a
+    console, the only part that issues determinations."""
+    if WorkerPart.CONSOLE not in state.cfg.server.runs:
+        return
     try:
         await asyncio.to_thread(state.determinations.fonts.prepare)
     except Exception:
@@ -152,7 +156,9 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
     webhooks = WebhookOutbox(sessions, cfg.insurers, InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s))
     stack.push_async_callback(webhooks.close)
-    calls, uploads, signalling, phone_calls = _calls(cfg, sessions, hub, stack) if cfg.calls.media else (None,) * 4
+    calls, uploads, signalling, phone_calls = (
+        _calls(cfg, sessions, hub, stack) if WorkerPart.MEDIA in cfg.server.runs else (None,) * 4
+    )
     links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
         cfg=cfg,
@@ -266,8 +272,9 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
                     await asyncio.sleep(0.02)
                 ready.set()
             logger.info(
-                "server worker %s: console on %s://%s:%d/",
+                "server worker %s (%s): HTTP on %s://%s:%d/",
                 cfg.server.worker_id,
+                ", ".join(sorted(cfg.server.runs)),
                 "https" if cfg.http.tls else "http",
                 cfg.http.host,
                 cfg.http.port,

@@ -113,6 +113,9 @@ def test_a_good_server_config_loads(tmp_path: Path) -> None:
     assert cfg.server.worker_id == "w1"
     assert cfg.database_url == "sqlite+aiosqlite:////var/lib/kuaichu-server/kuaichu.db"
     assert cfg.http.port == 8080 and not cfg.http.secure_cookies
+    assert cfg.server.runs == {"intake", "console", "media"}  # one worker runs everything unless told
+    console = load_server_config(_write(tmp_path, _edit(SERVER_TOML, 'worker_id = "w1"', 'runs = ["console"]')))
+    assert console.server.runs == {"console"}
 
 
 # (id, file text, dotted key or "" for a rule across sections, words of the message)
@@ -251,6 +254,19 @@ SERVER_MISTAKES = [
         "",
         "http.secure_cookies may be false only on a loopback address",
     ),
+    (
+        "runs nothing",
+        _edit(SERVER_TOML, 'worker_id = "w1"', 'worker_id = "w1"\nruns = []'),
+        "server.runs",
+        "至少填写一项",
+    ),
+    (
+        "runs an unknown part",
+        _edit(SERVER_TOML, 'worker_id = "w1"', 'worker_id = "w1"\nruns = ["calls"]'),
+        "server.runs.0",
+        "media",
+    ),
+    ("calls media, as before the kinds", SERVER_TOML + "[calls]\nmedia = false\n", "calls", "[server] runs"),
     (
         "one geo file",
         SERVER_TOML + '[geo]\ndistricts_file = "/etc/kuaichu/districts.geojson"\n',

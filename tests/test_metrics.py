@@ -87,7 +87,7 @@ async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
             assert value(found, "kuaichu_devices_active") >= 0 and "kuaichu_devices_online" in {n for n, _ in found}
             free = value(found, "kuaichu_evidence_disk_free_bytes")
             assert 0 < free <= value(found, "kuaichu_evidence_disk_total_bytes")
-            assert value(found, "kuaichu_worker_info", worker_id="w1", media="true") == 1
+            assert value(found, "kuaichu_worker_info", worker_id="w1", runs="console,intake,media") == 1
             refused = {"method": "GET", "route": "/api/cases", "status": "4xx"}
             assert value(found, "kuaichu_http_request_duration_seconds_count", **refused) == 1
 

@@ -14,6 +14,7 @@ import asyncio
 import glob
 import grp
 import os
+import re
 import shutil
 import ssl
 import stat
@@ -30,7 +31,7 @@ import pytest
 from protocol.messages import Ack, Trigger, decode, encode
 from protocol.topics import Channel, device_topic
 from runtime.mqtt import TlsSection
-from server.config import ServerConfig, load_server_config
+from server.config import ServerConfig, WorkerPart, load_server_config
 from tests.commands import provision
 from tests.configs import WebCert, web_cert
 from tests.conftest import start_server
@@ -172,17 +173,14 @@ def test_install_into_an_image_with_https_and_an_intake_worker(
     assert mode_owner(image / "var" / "lib" / "kuaichu-server") == (0o750, uid, gid)
     assert os.readlink(etc / "server.toml") == "server/main.toml"
 
-    # Each configuration is one the worker accepts (the certificate and key checked as at start-up).
+    # Each configuration is one the worker accepts (the certificate and key checked as at start-up):
+    # with no proxy in front, the worker on 443 serves the console and the calls.
     main, intake = load_in(image, "main"), load_in(image, "intake-1")
-    assert (main.server.worker_id, main.calls.media, intake.server.worker_id, intake.calls.media) == (
-        "main",
-        True,
-        "intake-1",
-        False,
-    )
+    assert (main.server.worker_id, main.server.runs) == ("main", frozenset({WorkerPart.CONSOLE, WorkerPart.MEDIA}))
+    assert (intake.server.worker_id, intake.server.runs) == ("intake-1", frozenset({WorkerPart.INTAKE}))
     assert (main.http.host, main.http.port, main.http.redirect_port, main.http.tls) == ("0.0.0.0", 443, 80, True)
     assert main.public_url == intake.public_url == PUBLIC
-    assert (intake.http.host, intake.http.port, intake.http.tls) == ("127.0.0.1", 8081, False)
+    assert (intake.http.host, intake.http.port, intake.http.tls) == ("127.0.0.1", 8091, False)
     for cfg in (main, intake):
         assert cfg.database_url == "postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"
         assert not cfg.database.migrate
@@ -198,7 +196,7 @@ def test_install_into_an_image_with_https_and_an_intake_worker(
 
     # Again: nothing changes, and an edited worker configuration is kept.
     main_toml = etc / "server" / "main.toml"
-    main_toml.write_text(main_toml.read_text().replace("media = true", "media = true\nsegment_s = 20"))
+    main_toml.write_text(main_toml.read_text() + "\n[calls]\nsegment_s = 20\n")
     before = snapshot(image)
     again = install(image, *flags, *tls)
     assert again.returncode == 0, again.stderr
@@ -206,14 +204,41 @@ def test_install_into_an_image_with_https_and_an_intake_worker(
     assert snapshot(image) == before
 
 
-def test_without_a_certificate_the_console_waits_for_nginx_on_loopback(station: Path, image: Path) -> None:
-    done = install(image, "--pki", str(station), "--public-url", PUBLIC)
+def test_without_a_certificate_each_kind_of_worker_waits_for_nginx_on_loopback(station: Path, image: Path) -> None:
+    flags = ["--pki", str(station), "--public-url", PUBLIC, "--console-workers", "2", "--intake-workers", "2"]
+    done = install(image, *flags)
     assert done.returncode == 0, done.stderr
-    main = load_in(image, "main")
-    assert (main.http.host, main.http.port, main.http.tls, main.http.secure_cookies) == ("127.0.0.1", 8080, False, True)
-    assert main.public_url == PUBLIC
+    workers = image / "etc" / "kuaichu" / "server"
+    names = ["console-1", "console-2", "intake-1", "intake-2", "media"]
+    assert sorted(p.name for p in workers.iterdir()) == [f"{name}.toml" for name in names]
     assert not (image / "etc" / "kuaichu" / "tls").exists()
-    assert sorted(p.name for p in (image / "etc" / "kuaichu" / "server").iterdir()) == ["main.toml"]
+    # The ports the shipped nginx site names (8080 for the first console, 8090 for the media worker).
+    expected = {
+        "console-1": (frozenset({WorkerPart.CONSOLE}), 8080),
+        "console-2": (frozenset({WorkerPart.CONSOLE}), 8081),
+        "media": (frozenset({WorkerPart.MEDIA}), 8090),
+        "intake-1": (frozenset({WorkerPart.INTAKE}), 8091),
+        "intake-2": (frozenset({WorkerPart.INTAKE}), 8092),
+    }
+    for name, (runs, port) in expected.items():
+        cfg = load_in(image, name)
+        assert (cfg.server.worker_id, cfg.server.runs, cfg.http.port) == (name, runs, port)
+        assert (cfg.http.host, cfg.http.tls, cfg.http.secure_cookies, cfg.public_url) == (
+            "127.0.0.1",
+            False,
+            True,
+            PUBLIC,
+        )
+        link = image / "etc" / "systemd" / "system" / "multi-user.target.wants" / f"kuaichu-server@{name}.service"
+        assert os.readlink(link) == f"/etc/systemd/system/{UNIT.name}"
+    site = (INSTALL / "nginx-kuaichu.conf").read_text()
+    assert "server 127.0.0.1:8080;" in site and "server 127.0.0.1:8090;" in site
+    assert os.readlink(image / "etc" / "kuaichu" / "server.toml") == "server/console-1.toml"
+
+    # Serving HTTPS from a worker now would leave these workers out of reach: refused, nothing changed.
+    tls = ["--tls-cert", str(station / "broker" / "server.crt"), "--tls-key", str(station / "broker" / "server.key")]
+    said = refused(image, "--pki", str(station), "--public-url", PUBLIC, *tls)
+    assert "/etc/kuaichu/server/media.toml is from an install behind nginx" in said.splitlines()[-1], said
 
 
 def worker_config_in(image: Path, name: str, data_dir: Path, broker_port: int) -> ServerConfig:
@@ -226,12 +251,14 @@ def worker_config_in(image: Path, name: str, data_dir: Path, broker_port: int) -
         'url = "postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"': f'url = "sqlite+aiosqlite:///{data_dir}/k.db"',
         "migrate = false": "migrate = true",
         "port = 8884": f"port = {broker_port}",
-        "port = 443": f"port = {free_port()}",
-        "redirect_port = 80": f"redirect_port = {free_port()}",
     }
     for old, new in edits.items():
         assert old in text, old
         text = text.replace(old, new)
+    # The HTTP ports as installed (443 and 80, or 8080 and on), free ones here.
+    text = re.sub(
+        r"^(redirect_)?port = (443|80|80\d\d)$", lambda m: f"{m[1] or ''}port = {free_port()}", text, flags=re.M
+    )
     copy = image.parent / f"{name}.run.toml"
     copy.write_text(text)
     return load_server_config(copy)
@@ -241,9 +268,9 @@ async def test_a_unit_from_the_station_reports_to_the_installed_server(
     station: Path, image: Path, console_cert: WebCert, tmp_path: Path
 ) -> None:
     """The first test report, end to end: Debian's Mosquitto runs the conf.d file as written (paths
-    read from the image, a free port), the main worker runs its installed configuration with the
-    installed client certificate and console certificate, and a unit provisioned on the same
-    station sends a self-test's report, which is acknowledged as a test."""
+    read from the image, a free port), the main and intake workers run their installed
+    configurations with the installed client certificate and console certificate, and a unit
+    provisioned on the same station sends a self-test's report, which is acknowledged as a test."""
     tls_flags = ["--tls-cert", str(console_cert.cert), "--tls-key", str(console_cert.key)]
     assert install(image, "--pki", str(station), "--public-url", PUBLIC, *tls_flags).returncode == 0
     device = ["--kind", "in-car", "--plate", "云A5H821", "--vin", "LSVAU2180N2183294", "--dir", str(station)]
@@ -259,7 +286,9 @@ async def test_a_unit_from_the_station_reports_to_the_installed_server(
     await asyncio.to_thread(broker.start)
     try:
         server = await start_server(worker_config_in(image, "main", tmp_path / "data", server_port))
+        workers = [server]
         try:
+            workers.append(await start_server(worker_config_in(image, "intake-1", tmp_path / "data", server_port)))
             bundle = station / "devices" / "car-first-01"
             unit = TlsSection(
                 ca_file=bundle / "ca.crt", cert_file=bundle / "device.crt", key_file=bundle / "device.key"
@@ -280,7 +309,8 @@ async def test_a_unit_from_the_station_reports_to_the_installed_server(
                 page = await https.get(f"https://127.0.0.1:{server.cfg.http.port}/login")
             assert page.status_code == 200 and page.headers["strict-transport-security"]
         finally:
-            await server.stop()
+            for worker in workers:
+                await worker.stop()
     finally:
         await asyncio.to_thread(broker.stop)
 
@@ -298,6 +328,7 @@ def test_bad_inputs_are_refused_by_name_and_change_nothing(
 ) -> None:
     other = web_cert(tmp_path / "other", "kuaichu.example.cn")
     pki = ["--pki", str(station)]
+    tls = ["--tls-cert", str(console_cert.cert), "--tls-key", str(console_cert.key)]
     half = tmp_path / "half"
     shutil.copytree(station / "broker", half / "broker")
     cases: dict[str, tuple[list[str], str]] = {
@@ -312,7 +343,12 @@ def test_bad_inputs_are_refused_by_name_and_change_nothing(
             [*pki, "--public-url", PUBLIC, "--tls-cert", str(console_cert.cert)],
             "give both --tls-cert and --tls-key",
         ),
-        "too many workers": ([*pki, "--public-url", PUBLIC, "--intake-workers", "12"], "a number from 0 to 9"),
+        "too many workers": ([*pki, "--public-url", PUBLIC, "--intake-workers", "12"], "a number from 1 to 9"),
+        "nobody to take reports": ([*pki, "--public-url", PUBLIC, "--intake-workers", "0"], "a number from 1 to 9"),
+        "consoles without nginx": (
+            [*pki, "--public-url", PUBLIC, "--console-workers", "2", *tls],
+            "--console-workers needs nginx in front",
+        ),
     }
     for case, (flags, words) in cases.items():
         message = refused(image, *flags)

@@ -42,6 +42,7 @@ from server.api.https import Hsts
 from server.api.limits import BodyLimit, upload_routes
 from server.api.state import ServerState
 from server.api.validation import http_refusal, invalid_request
+from server.config import WorkerPart
 from server.errors import (
     Conflict,
     DomainError,
@@ -110,9 +111,28 @@ def create_app(state: ServerState) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_refusal)
     answer_database_loss(app)
+    runs = state.cfg.server.runs
+    if WorkerPart.CONSOLE in runs:
+        console_routes(app, state)
+    elif WorkerPart.MEDIA in runs:
+        # What reaches the calls (nginx-kuaichu.conf sends these paths here): the consoles' live
+        # socket, which carries the call messages, the calls' own routes, the statement that waits
+        # on a recording, and a party's phone joining.
+        for router in (calls.router, casework.statements, portal_call.router, ws.router):
+            app.include_router(router)
+    app.add_middleware(BodyLimit, routes=upload_routes(state))
+    app.add_middleware(SecurityHeaders)
+    if state.cfg.http.tls:
+        app.add_middleware(Hsts, max_age_s=state.cfg.http.hsts_max_age_s)
+    return app
+
+
+def console_routes(app: FastAPI, state: ServerState) -> None:
+    """The console, the parties' pages, the APIs and every page's files, for [server] runs with console."""
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(casework.router)
+    app.include_router(casework.statements)
     app.include_router(determinations.router)
     app.include_router(devices.router)
     app.include_router(fleet_map.router)
@@ -135,10 +155,6 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(portal_claim.router)
     app.include_router(insurers.router)
     app.add_middleware(insurers.CallLog)
-    app.add_middleware(BodyLimit, routes=upload_routes(state))
-    app.add_middleware(SecurityHeaders)
-    if state.cfg.http.tls:
-        app.add_middleware(Hsts, max_age_s=state.cfg.http.hsts_max_age_s)
     if state.cfg.demo.control_dir is not None:
         app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=str(CONSOLE)), name="static")
@@ -193,5 +209,3 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/login", include_in_schema=False)
     async def login_page() -> FileResponse:
         return FileResponse(str(CONSOLE.joinpath("login.html")))
-
-    return app

@@ -21,6 +21,8 @@ from server.casework.store import party_json, statement_json
 from server.errors import Invalid, Unavailable
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
+# A statement waits on the call's recording, so it is served where the calls are (the media worker).
+statements = APIRouter(prefix="/api/cases/{case_id}", tags=["case work"])
 STATEMENT_WAIT_S = 8.0  # a key frame asked for, the segment closed, hashed and kept
 
 
@@ -80,7 +82,7 @@ async def escalate(
     return await changed(state, await state.work.work(case.id))
 
 
-@router.post("/statements", status_code=status.HTTP_201_CREATED)
+@statements.post("/statements", status_code=status.HTTP_201_CREATED)
 async def add_statement(
     body: StatementIn, operator: DispatcherDep, case: CaseDep, actor: ActorDep, state: StateDep
 ) -> dict[str, Any]:

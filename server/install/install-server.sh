@@ -18,6 +18,8 @@ Installs Debian packages (PostgreSQL, Mosquitto, fonts), a system user `kuaichu`
 the virtualenv /opt/kuaichu/venv, a PostgreSQL role and database `kuaichu` with the schema, the
 broker's configuration from the provisioning station's files, one configuration per worker in
 /etc/kuaichu/server/ and the systemd units kuaichu-server@WORKER.service, then (re)starts them.
+Workers by kind: intake-N take the units' reports, console-N serve the console and the parties'
+pages, media holds the live calls (one per deployment); nginx sends each request to its kind.
 
 required:
   --pki DIR           the provisioning station's folder (kuaichu provision init --dir DIR), or a copy
@@ -27,10 +29,13 @@ required:
 
 options:
   --tls-cert FILE     the console's certificate (PEM, then its intermediates) and
-  --tls-key FILE      its key: the console worker serves HTTPS itself on 443 and redirects 80.
-                      Without them it listens on 127.0.0.1:8080 for nginx, which ends TLS
-                      (server/install/nginx-kuaichu.conf)
-  --intake-workers N  N more workers that take reports (default 0): kuaichu-server@intake-1..N
+  --tls-key FILE      its key: one worker, main, serves the console and the calls over HTTPS itself
+                      on 443 and redirects 80. Without them the console workers (127.0.0.1:8080..)
+                      and the media worker (127.0.0.1:8090) wait for nginx, which ends TLS and
+                      routes between them (server/install/nginx-kuaichu.conf)
+  --intake-workers N  workers that take the units' reports, 1 to 9 (default 1): kuaichu-server@intake-1..N
+  --console-workers N workers that serve the console, 1 to 9 (default 1), behind nginx only:
+                      kuaichu-server@console-1..N
   --root DIR          install into DIR instead of / (an image being built, a test). With a DIR
                       other than /, pass --skip-apt, --skip-venv and --skip-db: they act on the
                       running system. The units are enabled in DIR, not started.
@@ -58,7 +63,8 @@ pki=""
 public_url=""
 tls_cert=""
 tls_key=""
-intake_workers=0
+intake_workers=1
+console_workers=""
 skip_apt=0
 skip_venv=0
 skip_db=0
@@ -70,6 +76,7 @@ while (($#)); do
     --tls-cert) tls_cert="${2:?--tls-cert needs a file}"; shift 2 ;;
     --tls-key) tls_key="${2:?--tls-key needs a file}"; shift 2 ;;
     --intake-workers) intake_workers="${2:?--intake-workers needs a number}"; shift 2 ;;
+    --console-workers) console_workers="${2:?--console-workers needs a number}"; shift 2 ;;
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
     --source) source_path="${2:?--source needs a path}"; shift 2 ;;
     --skip-apt) skip_apt=1; shift ;;
@@ -98,9 +105,15 @@ DATABASE_URL="postgresql+asyncpg://kuaichu@/kuaichu?host=/run/postgresql"
 [[ -n "$pki" ]] || { usage >&2; die "which provisioning folder? (--pki DIR, made by kuaichu provision init)"; }
 [[ "$public_url" =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?$ ]] ||
   die "--public-url must be https://NAME or https://NAME:PORT (got '${public_url}'): phones open the camera only over HTTPS"
-[[ "$intake_workers" =~ ^[0-9]$ ]] || die "--intake-workers is a number from 0 to 9 (got '$intake_workers')"
+[[ "$intake_workers" =~ ^[1-9]$ ]] || die "--intake-workers is a number from 1 to 9 (got '$intake_workers')"
 if [[ -n "$tls_cert" || -n "$tls_key" ]]; then
   [[ -n "$tls_cert" && -n "$tls_key" ]] || die "give both --tls-cert and --tls-key, or neither (nginx ends TLS)"
+  # One worker on 443 is the only way in: without a proxy, nothing could send a request to another.
+  [[ -z "$console_workers" ]] ||
+    die "--console-workers needs nginx in front (leave out --tls-cert/--tls-key): the worker serving HTTPS itself is the only console"
+else
+  console_workers="${console_workers:-1}"
+  [[ "$console_workers" =~ ^[1-9]$ ]] || die "--console-workers is a number from 1 to 9 (got '$console_workers')"
 fi
 [[ "$(id -u)" -eq 0 ]] || die "run as root (sudo $0 ...): it installs packages, a user, a database and services"
 [[ -d "$root" ]] || die "--root $root is not a directory"
@@ -113,6 +126,21 @@ if [[ -n "$p" ]]; then
 fi
 
 [[ -r "$p/etc/os-release" ]] || die "$p/etc/os-release is missing; is $root a Debian system?"
+# The workers by kind (docs/operations.md): where the worker serves HTTPS itself, main runs the
+# console and the calls on 443; behind nginx, console-N and media each have a loopback port.
+if [[ -n "$tls_cert" ]]; then
+  workers=(main)
+  other_layout=(media.toml console-1.toml)
+else
+  workers=(media)
+  for ((n = 1; n <= console_workers; n++)); do workers+=("console-$n"); done
+  other_layout=(main.toml)
+fi
+for ((n = 1; n <= intake_workers; n++)); do workers+=("intake-$n"); done
+for name in "${other_layout[@]}"; do
+  [[ ! -e "$p$WORKERS_DIR/$name" ]] ||
+    die "$WORKERS_DIR/$name is from an install $( [[ -n "$tls_cert" ]] && echo "behind nginx" || echo "where a worker served HTTPS itself"): give --tls-cert/--tls-key as then, or move the files in $WORKERS_DIR aside first"
+done
 codename="$(grep -m1 '^VERSION_CODENAME=' "$p/etc/os-release" | cut -d= -f2 | tr -d "\"'")"
 [[ "$codename" == bookworm ]] || die "this installer is for Debian 12 (bookworm); $root is '${codename:-unknown}'"
 command -v openssl >/dev/null || die "openssl is missing (apt-get install openssl)"
@@ -217,7 +245,7 @@ fi
 folder 0750 "0:$gid" "$p$WORKERS_DIR"
 folder 0750 "$uid:$gid" "$p$DATA_DIR"
 
-worker_config() {   # NAME MEDIA HTTP_TABLE
+worker_config() {   # NAME RUNS HTTP_TABLE
   cat <<TOML
 # 快处中心服务器 worker "$1"，由 install-server.sh 写入；修改后 systemctl restart kuaichu-server@$1。
 # Kuaichu server worker "$1", written once by install-server.sh (never overwritten): edit it, then
@@ -226,6 +254,9 @@ worker_config() {   # NAME MEDIA HTTP_TABLE
 [server]
 data_dir = "$DATA_DIR"
 worker_id = "$1"
+# What this worker runs: intake (the units' reports), console (the console, the parties' pages,
+# the APIs), media (the live calls: exactly one worker of the deployment runs it).
+runs = $2
 
 [database]
 # PostgreSQL on this machine, as the system user kuaichu (peer authentication: no password).
@@ -244,47 +275,44 @@ key_file = "$CONFIG_DIR/pki/client.key"
 
 [http]
 $3
-[calls]
-# Exactly one worker takes the live calls, and the dispatchers' consoles connect to it.
-media = $2
 TOML
 }
-console_http() {
-  if [[ -n "$tls_cert" ]]; then
-    printf 'host = "0.0.0.0"\nport = 443\nredirect_port = 80\ntls_cert_file = "%s"\ntls_key_file = "%s"\npublic_url = "%s"\n' \
-      "$CONFIG_DIR/tls/console.crt" "$CONFIG_DIR/tls/console.key" "$public_url"
-  else
-    printf '# Behind nginx (server/install/nginx-kuaichu.conf), which ends TLS for %s.\nhost = "127.0.0.1"\nport = 8080\npublic_url = "%s"\n' \
-      "$public_url" "$public_url"
-  fi
+loopback_http() {   # PORT WHY
+  printf '# %s\nhost = "127.0.0.1"\nport = %d\npublic_url = "%s"\n' "$2" "$1" "$public_url"
 }
-workers=(main)
-for ((n = 1; n <= intake_workers; n++)); do workers+=("intake-$n"); done
 for worker in "${workers[@]}"; do
   target="$p$WORKERS_DIR/$worker.toml"
   if [[ -f "$target" ]]; then
     say "keeping $WORKERS_DIR/$worker.toml as it is"
     continue
   fi
-  if [[ "$worker" == main ]]; then
-    worker_config main true "$(console_http)" >"$work/$worker.toml"
-  else
-    # An intake worker's own HTTP port stays on loopback: the consoles use the main worker.
-    http="$(printf 'host = "127.0.0.1"\nport = %d\npublic_url = "%s"\n' "$((8080 + ${worker#intake-}))" "$public_url")"
-    worker_config "$worker" false "$http" >"$work/$worker.toml"
-  fi
+  case "$worker" in
+    main)
+      http="$(printf 'host = "0.0.0.0"\nport = 443\nredirect_port = 80\ntls_cert_file = "%s"\ntls_key_file = "%s"\npublic_url = "%s"\n' \
+        "$CONFIG_DIR/tls/console.crt" "$CONFIG_DIR/tls/console.key" "$public_url")"
+      worker_config main '["console", "media"]' "$http" ;;
+    media)
+      worker_config media '["media"]' "$(loopback_http 8090 "nginx sends the calls' paths here (server/install/nginx-kuaichu.conf).")" ;;
+    console-*)
+      worker_config "$worker" '["console"]' \
+        "$(loopback_http "$((8079 + ${worker#console-}))" "Behind nginx (server/install/nginx-kuaichu.conf), which ends TLS for $public_url.")" ;;
+    intake-*)
+      # Its HTTP port answers only /healthz, /readyz and /metrics.
+      worker_config "$worker" '["intake"]' "$(loopback_http "$((8090 + ${worker#intake-}))" "Health and metrics only.")" ;;
+  esac >"$work/$worker.toml"
   put 0640 "0:$gid" "$work/$worker.toml" "$target"
   say "wrote $WORKERS_DIR/$worker.toml"
 done
-# `kuaichu server ...` reads /etc/kuaichu/server.toml unless told otherwise: the main worker's.
-ln -sfn server/main.toml "$p$CONFIG_DIR/server.toml"
+# `kuaichu server ...` reads /etc/kuaichu/server.toml unless told otherwise: a console's.
+first_console="$( [[ -n "$tls_cert" ]] && echo main || echo console-1)"
+ln -sfn "server/$first_console.toml" "$p$CONFIG_DIR/server.toml"
 
 # --- the database: role and database kuaichu, then the schema ---------------------------------------
 
 if ((!skip_db)); then
   "$here/setup-database.sh" kuaichu kuaichu
   say "bringing the database schema up to date"
-  (cd / && runuser -u "$USER_NAME" -- "$VENV/bin/kuaichu" server migrate --config "$WORKERS_DIR/main.toml") ||
+  (cd / && runuser -u "$USER_NAME" -- "$VENV/bin/kuaichu" server migrate --config "$WORKERS_DIR/$first_console.toml") ||
     die "the migrations failed (above); the workers were not (re)started"
 fi
 
@@ -315,11 +343,11 @@ cat <<EOF
 
 Kuaichu server installed, for $public_url.
   workers            ${instances[*]}, enabled$( ((no_start)) && echo ", not started" || echo " and running")
-  configuration      $WORKERS_DIR/   (root:$USER_NAME, 0640; $CONFIG_DIR/server.toml is main.toml)
+  configuration      $WORKERS_DIR/   (root:$USER_NAME, 0640; $CONFIG_DIR/server.toml is $first_console.toml)
   data               $DATA_DIR/      (evidence, documents, keys)
   database           PostgreSQL database kuaichu, role kuaichu (local socket, no password)
   broker             Mosquitto, port $broker_port, $BROKER_CONF
-  console            $( [[ -n "$tls_cert" ]] && echo "HTTPS on 443 by the main worker, 80 redirects" || echo "http://127.0.0.1:8080 for nginx (server/install/nginx-kuaichu.conf)")
+  console            $( [[ -n "$tls_cert" ]] && echo "HTTPS on 443 by the main worker, 80 redirects" || echo "consoles from http://127.0.0.1:8080, calls on :8090, for nginx (server/install/nginx-kuaichu.conf)")
 
 Next (docs/operations.md):
   sudo -u $USER_NAME kuaichu server add-user admin --role admin          the first administrator
