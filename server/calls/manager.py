@@ -5,7 +5,7 @@ next ``attempt``) whenever its connection is lost. The server answers each offer
 peer connection and swaps the new tracks in under the ``SteadyTrack``s that consoles and the
 recorder read, so a console keeps its connection and the recording keeps going. A console that
 joins gets its own peer connection from the relay, and its microphone becomes the device's
-``VoiceToDevice``. Only the worker with ``[calls] media`` on takes calls.
+``VoiceToDevice``. Only the worker that runs media (``[server] runs``) takes calls.
 """
 
 from __future__ import annotations

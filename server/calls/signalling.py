@@ -4,7 +4,7 @@ stills and clips a dispatcher asked for, in chunks (``server.calls.uploads``).
 A connection of its own, apart from the report intake: an SDP is a few kilobytes that must not
 queue behind a burst of reports, nor a report behind a call. The subscription is a plain one,
 because every offer of one call must reach the one worker that holds the call's media; only the
-worker with ``[calls] media`` on opens it.
+worker that runs media (``[server] runs``) opens it.
 """
 
 from __future__ import annotations
