@@ -10,12 +10,15 @@ and only then recorded, so every file the dump names is already on disk when the
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +26,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from server.cases import LOCAL_TZ, now_utc
 from server.casework.audit import file_sha256
@@ -189,6 +192,126 @@ def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
         json.dump(manifest, f, ensure_ascii=False, indent=1)
         f.flush()
         os.fsync(f.fileno())
+
+
+# --- the nightly backup ---------------------------------------------------------------------------
+
+# kuaichu-20261208-023000 (Beijing time), -2, -3... for a second one within the same second.
+DATED = re.compile(r"^kuaichu-(\d{8}-\d{6})(?:-(\d+))?$")
+PARTIAL = ".partial-"
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    folder: Path
+    summary: Summary
+    removed: list[str]
+
+
+def _lock(root: Path) -> int:
+    """One backup at a time into a folder: the timer's and an operator's by hand would prune each
+    other's work."""
+    if not root.is_dir():
+        raise BackupError(
+            f"备份目录 {root} 不存在：请检查备份磁盘是否已挂载，或创建该目录（属主 kuaichu）。"
+            f"(backup folder {root} does not exist: mount its disk or create it)"
+        )
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BackupError(f"另一次备份正在写入 {root}，请等它结束。(another backup is running into {root})") from None
+    return fd
+
+
+def _start(root: Path, now: datetime) -> str:
+    """A name no backup has yet, after clearing what a run killed half-way (power cut, OOM) left."""
+    for stale in root.glob(PARTIAL + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    base = f"kuaichu-{now.astimezone(LOCAL_TZ):%Y%m%d-%H%M%S}"
+    name, n = base, 1
+    while (root / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _finish(staging: Path, final: Path) -> None:
+    """The dated name appears only once the manifest is on disk, so a folder by that name is whole."""
+    os.rename(staging, final)
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(root: Path, keep: int) -> list[str]:
+    dated = []
+    for path in root.iterdir():
+        if path.is_dir() and (m := DATED.match(path.name)):
+            dated.append(((m[1], int(m[2] or 1)), path))
+    old = [path for _, path in sorted(dated)[:-keep]]
+    for path in old:
+        shutil.rmtree(path)
+    return [p.name for p in old]
+
+
+def _write_stamp(stamp: Path, at: datetime, folder: str) -> None:
+    staged = stamp.with_name(stamp.name + ".new")
+    staged.write_text(json.dumps({"finished_at": at.timestamp(), "folder": folder}), encoding="utf-8")
+    os.replace(staged, stamp)
+
+
+def read_stamp(stamp: Path) -> float:
+    """When the last scheduled backup finished, in Unix seconds; 0 if none ever did (or the stamp
+    is unreadable), which the alert counts as long ago."""
+    try:
+        return float(json.loads(stamp.read_text(encoding="utf-8"))["finished_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _failed(exc: Exception) -> BackupError:
+    return BackupError(
+        f"备份失败，未留下不完整的备份：{exc}。请检查备份磁盘是否已挂载、剩余空间和权限（属主 kuaichu），"
+        "以及数据库是否在运行。(backup failed; nothing half-written kept)"
+    )
+
+
+async def scheduled_backup(cfg: ServerConfig) -> Scheduled:
+    """A backup into a new dated folder under ``[backup] dir``; only once it is whole, the oldest
+    beyond ``[backup] keep`` are deleted and the stamp that ``/metrics`` exports is moved on. A
+    failure leaves the folder as it was: no half backup, no good one deleted, the stamp unchanged."""
+    root = cfg.backup.dir
+    if root is None:
+        raise BackupError(
+            "未配置备份目录：请在 server.toml 的 [backup] 中填写 dir，或给出目录：kuaichu server backup DIR。"
+            "(no backup folder: set [backup] dir, or give one)"
+        )
+    try:
+        fd = await asyncio.to_thread(_lock, root)
+    except OSError as exc:
+        raise _failed(exc) from None
+    try:
+        name = await asyncio.to_thread(_start, root, now_utc())
+        staging = root / (PARTIAL + name)
+        try:
+            summary = await backup(cfg, staging)
+            await asyncio.to_thread(_finish, staging, root / name)
+        except BaseException as exc:
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+            if isinstance(exc, OSError | SQLAlchemyError):
+                raise _failed(exc) from None
+            raise
+        removed = await asyncio.to_thread(_prune, root, cfg.backup.keep)
+        await asyncio.to_thread(_write_stamp, cfg.backup_stamp, now_utc(), name)
+    except OSError as exc:
+        raise _failed(exc) from None
+    finally:
+        os.close(fd)
+    return Scheduled(root / name, summary, removed)
 
 
 # --- restore -------------------------------------------------------------------------------------

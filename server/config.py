@@ -325,6 +325,19 @@ class RetentionSection(ConfigSection):
     check_every_s: float = Field(default=3600, gt=0, le=24 * 3600, description="how often a worker looks")
 
 
+class BackupSection(ConfigSection):
+    """The nightly backup (``kuaichu server backup`` without a folder, run by
+    kuaichu-server-backup.timer): best on another disk than data_dir, which it is meant to survive."""
+
+    dir: Path | None = Field(
+        default=None,
+        description="where each backup gets a dated folder of its own; none: kuaichu server backup needs a folder",
+    )
+    keep: int = Field(
+        default=14, ge=1, le=366, description="dated backups kept; older ones are deleted after a new one succeeds"
+    )
+
+
 class MetricsSection(ConfigSection):
     allow_from: list[IPvAnyNetwork] = Field(
         default_factory=lambda: [
@@ -352,6 +365,7 @@ class ServerConfig(ConfigSection):
     insurer_api: InsurerApiSection = InsurerApiSection()
     insurers: InsurersSection = InsurersSection()
     retention: RetentionSection = RetentionSection()
+    backup: BackupSection = BackupSection()
     metrics: MetricsSection = MetricsSection()
     updates: UpdatesSection = UpdatesSection()
 
@@ -380,6 +394,12 @@ class ServerConfig(ConfigSection):
     @property
     def evidence_dir(self) -> Path:
         return self.server.data_dir / "evidence"
+
+    @property
+    def backup_stamp(self) -> Path:
+        """When the last scheduled backup succeeded, where every worker of this machine reads it
+        for ``/metrics``."""
+        return self.server.data_dir / "backup-last-success.json"
 
     @property
     def database_url(self) -> str:

@@ -21,6 +21,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -31,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.state import ServerState
+from server.backup import read_stamp
 from server.cases import now_utc
+from server.config import ServerConfig
 from server.db.insurers import WebhookMessage, WebhookStatus
 from server.db.models import Call, Case, Device, SmsMessage
 from server.db.portal import Review
@@ -63,6 +66,7 @@ class Snapshot:
     review_due_s: dict[str, float] = field(default_factory=dict)
     disk_free: int = 0
     disk_total: int = 0
+    backup_at: float = 0.0
 
 
 async def _counts(session: AsyncSession, column: Any, *where: Any) -> dict[str, int]:
@@ -98,7 +102,32 @@ async def read_snapshot(state: ServerState, now: datetime) -> Snapshot:
             if nearest is not None:
                 snap.review_due_s[stage.value] = (nearest - now).total_seconds()
     snap.disk_free, snap.disk_total = await asyncio.to_thread(_disk_usage, state.cfg.evidence_dir)
+    snap.backup_at = await asyncio.to_thread(read_stamp, state.cfg.backup_stamp)
     return snap
+
+
+def certificate_expiry(cfg: ServerConfig) -> dict[str, float]:
+    """When each certificate this worker serves or connects with stops being valid (Unix seconds),
+    the earliest in its file: an expired intermediate or a second CA breaks the handshake as surely.
+    Read as the worker starts, since that is when it loads them: a renewed file counts once the
+    worker is restarted to serve it."""
+    files = {
+        "console": cfg.http.tls_cert_file,
+        "insurer_api": cfg.insurer_api.tls_cert_file,
+        "insurer_client_ca": cfg.insurer_api.client_ca_file,
+        "broker_client": cfg.broker.tls.cert_file if cfg.broker.tls else None,
+        "broker_ca": cfg.broker.tls.ca_file if cfg.broker.tls else None,
+    }
+    found = {}
+    for name, path in files.items():
+        if path is None:
+            continue
+        try:
+            certs = x509.load_pem_x509_certificates(path.read_bytes())
+        except (OSError, ValueError):
+            continue  # the worker itself refuses to start on such a file, with the reason
+        found[name] = min(c.not_valid_after_utc for c in certs).timestamp()
+    return found
 
 
 def _disk_usage(folder: Path) -> tuple[int, int]:
@@ -120,10 +149,17 @@ def _gauge(name: str, doc: str, values: dict[str, float], label: str) -> GaugeMe
 class WorkerMetrics(Collector):
     """One worker's registry: its own counters and histogram, and the last snapshot as gauges."""
 
-    def __init__(self, state: ServerState, intake_tally: Counter[tuple[str, str]], retention: RetentionJob) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        intake_tally: Counter[tuple[str, str]],
+        retention: RetentionJob,
+        cert_expiry: dict[str, float],
+    ) -> None:
         self.state = state
         self._tally = intake_tally
         self._retention = retention
+        self._cert_expiry = cert_expiry
         self._snapshot = Snapshot()
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram(
@@ -183,6 +219,17 @@ class WorkerMetrics(Collector):
         )
         yield GaugeMetricFamily("kuaichu_evidence_disk_free_bytes", "free space for evidence", value=snap.disk_free)
         yield GaugeMetricFamily("kuaichu_evidence_disk_total_bytes", "size of the evidence disk", value=snap.disk_total)
+        yield GaugeMetricFamily(
+            "kuaichu_backup_last_success_timestamp_seconds",
+            "when the last scheduled backup of this machine finished (0: never)",
+            value=snap.backup_at,
+        )
+        yield _gauge(
+            "kuaichu_tls_cert_not_after_seconds",
+            "when each certificate this worker serves or connects with expires",
+            self._cert_expiry,
+            "cert",
+        )
 
 
 class RequestTimer:

@@ -45,7 +45,7 @@ from server.insurers.tls import listener_config
 from server.insurers.webhooks import WebhookOutbox
 from server.intake import Intake, intake_session
 from server.live_feed import CaseHub
-from server.metrics import WorkerMetrics
+from server.metrics import WorkerMetrics, certificate_expiry
 from server.metrics import install as install_metrics
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
@@ -214,7 +214,8 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             state.cases.sessions, cfg.retention, cfg.evidence_dir, cfg.server.data_dir / "playable"
         )
         app = create_app(state)
-        install_metrics(app, WorkerMetrics(state, intake.tally, retention))
+        certs = await asyncio.to_thread(certificate_expiry, cfg)
+        install_metrics(app, WorkerMetrics(state, intake.tally, retention, certs))
         http = _EmbeddedHttp(
             uvicorn.Config(
                 app,

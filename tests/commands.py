@@ -27,13 +27,16 @@ def server_command(server: RunningServer, config: Path, *args: str) -> subproces
     return configured_command(server.cfg, config, *args)
 
 
-def configured_command(cfg: ServerConfig, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``kuaichu server ARGS`` with ``cfg``'s data folder, broker and database written to ``config``,
-    whether or not a worker runs on them."""
+def configured_command(
+    cfg: ServerConfig, config: Path, *args: str, tables: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``kuaichu server ARGS`` with ``cfg``'s data folder, broker and database written to ``config``
+    (and any more ``tables``), whether or not a worker runs on them."""
     config.write_text(
         f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
         + pki.tls_table(pki.current().server_tls())
         + f'[database]\nurl = "{cfg.database_url}"\nmigrate = false\n'
+        + tables
     )
     return subprocess.run(
         [sys.executable, "-m", "kuaichu.cli", "server", *args, "--config", str(config)],

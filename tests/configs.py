@@ -44,11 +44,11 @@ class WebCert:
     key: Path
 
 
-def web_cert(folder: Path, *hosts: str) -> WebCert:
+def web_cert(folder: Path, *hosts: str, days: int = ca.LEAF_DAYS) -> WebCert:
     """A console certificate for ``hosts`` from a CA made here, as an operator's own CA (or a public
     one) would issue it; ``ca`` is what a browser must trust."""
     authority = ca.create_authority("Kuaichu test web CA")
-    cert, key = ca.issue(authority, hosts[0], ca.Usage.SERVER, hosts=list(hosts))
+    cert, key = ca.issue(authority, hosts[0], ca.Usage.SERVER, hosts=list(hosts), days=days)
     folder.mkdir(parents=True, exist_ok=True)
     made = WebCert(folder / "ca.crt", folder / "console.crt", folder / "console.key")
     ca.write_cert(made.ca, authority.cert)

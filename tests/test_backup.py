@@ -1,20 +1,26 @@
 """``kuaichu server backup`` and ``restore``, on SQLite and PostgreSQL: a backup taken while the
 worker runs, restored onto an empty server, audits intact case by case (``kuaichu server audit``),
 with the determination as issued and the signing keys back in place; a non-empty target, a used
-backup folder and an altered backup are refused, and nothing is written."""
+backup folder and an altered backup are refused, and nothing is written. The nightly backup keeps
+the last ones, leaves nothing when it fails, and its time reaches the workers' ``/metrics``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography import x509
 from sqlalchemy import select
 
-from server.backup import BackupError, backup, restore
+from server.backup import BackupError, _lock, backup, read_stamp, restore, scheduled_backup, verify
 from server.casework.audit import file_sha256
+from server.config import BackupSection, DatabaseSection
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Determination
 from tests.cases import new_case
@@ -23,6 +29,7 @@ from tests.conftest import RunningServer, make_server_config
 from tests.review_data import JPEG, determined_over_api, party_client
 from tests.services import Mosquitto, create_database
 from tests.stored import cases_in
+from tests.test_metrics import samples, value
 
 PHONES = ("13700003333", "13700004444")
 FORM = {"request": "请求重新认定", "reasons": "对方突然变道，我方已减速避让。"}
@@ -126,3 +133,56 @@ async def test_an_altered_backup_is_refused_and_nothing_restored(
     (out / "manifest.json").write_text(json.dumps(manifest))
     await restore(target, out)
     assert len(await cases_in(target.database_url)) == 1
+
+
+async def test_the_nightly_backup_keeps_the_last_ones_and_leaves_nothing_when_it_fails(
+    server: RunningServer, broker: Mosquitto, tmp_path: Path
+) -> None:
+    """``kuaichu server backup`` without a folder, as kuaichu-server-backup.service runs it."""
+    await new_case(broker)
+    root = tmp_path / "backups"
+    root.mkdir()
+    cfg = server.cfg.model_copy(update={"backup": BackupSection(dir=root, keep=2)})
+    tables = f'[backup]\ndir = "{root}"\nkeep = 2\n'
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        assert value(samples((await http.get("/metrics")).text), "kuaichu_backup_last_success_timestamp_seconds") == 0
+
+        nightly = await asyncio.to_thread(configured_command, cfg, tmp_path / "n.toml", "backup", tables=tables)
+        assert nightly.returncode == 0, nightly.stderr
+        first = next(n for n in os.listdir(root) if not n.startswith("."))
+        assert re.fullmatch(r"kuaichu-\d{8}-\d{6}", first) and f"backup written: {root / first}" in nightly.stdout
+        later = [await scheduled_backup(cfg), await scheduled_backup(cfg)]
+        assert later[0].removed == [] and later[1].removed == [first]
+        kept = sorted(n for n in os.listdir(root) if not n.startswith("."))
+        assert kept == [d.folder.name for d in later] and kept[0] < kept[1]
+        for name in kept:
+            assert verify(root / name)["database"] == "sqlite"
+        stamp = json.loads(cfg.backup_stamp.read_text())
+        assert stamp["folder"] == kept[1] and abs(stamp["finished_at"] - time.time()) < 60
+
+        # The workers export it, and when the certificates they connect with expire.
+        found = samples((await http.get("/metrics")).text)
+        assert value(found, "kuaichu_backup_last_success_timestamp_seconds") == stamp["finished_at"]
+        tls = cfg.broker.tls
+        assert tls is not None
+        for label, path in (("broker_client", tls.cert_file), ("broker_ca", tls.ca_file)):
+            expires = x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.timestamp()
+            assert value(found, "kuaichu_tls_cert_not_after_seconds", cert=label) == expires
+
+    # A failure: one line saying what to do and exit status 1; no half backup, none deleted, the
+    # stamp as it was.
+    gone = cfg.model_copy(update={"database": DatabaseSection(url=f"sqlite+aiosqlite:///{tmp_path / 'gone.db'}")})
+    failed = await asyncio.to_thread(configured_command, gone, tmp_path / "g.toml", "backup", tables=tables)
+    assert failed.returncode == 1 and failed.stderr.startswith("kuaichu server backup: 数据库文件不存在"), failed.stderr
+    assert sorted(n for n in os.listdir(root) if n != ".lock") == kept
+    assert read_stamp(cfg.backup_stamp) == stamp["finished_at"]
+    held = _lock(root)
+    try:
+        with pytest.raises(BackupError, match="另一次备份正在写入"):
+            await scheduled_backup(cfg)
+    finally:
+        os.close(held)
+    unmounted = cfg.model_copy(update={"backup": BackupSection(dir=tmp_path / "unmounted", keep=2)})
+    with pytest.raises(BackupError, match="请检查备份磁盘是否已挂载"):
+        await scheduled_backup(unmounted)
+    assert sorted(n for n in os.listdir(root) if n != ".lock") == kept

@@ -2,7 +2,8 @@
 after a real report over MQTT and a refused one (and a degraded call and a waiting SMS in its
 database); refused to an address outside ``[metrics] allow_from`` (as nginx forwards it); ready
 only while the broker is up. The alerting rules pass ``promtool check rules`` and their own
-``promtool test rules``."""
+``promtool test rules``. The certificates a worker serves and connects with are exported with
+their expiry, the earliest in a file with intermediates."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from protocol.messages import encode
 from server.cases import now_utc
+from server.config import InsurerApiSection
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call, Case, SmsMessage
+from server.metrics import certificate_expiry
 from tests.cases import new_case
+from tests.configs import https, web_cert
 from tests.conftest import make_server_config, start_server
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
@@ -123,3 +128,35 @@ def test_the_alerting_rules_fire_when_they_should() -> None:
     tested = promtool("test", "rules", str(ROOT / "tests" / "data" / "alerts_test.yml"))
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
+
+
+@pytest.mark.usefixtures("fleet_pki")  # the broker's client certificate and CA
+def test_the_certificates_a_worker_uses_are_exported_with_their_expiry(tmp_path: Path) -> None:
+    console = web_cert(tmp_path / "web", "kuaichu.example.cn")
+    # The console's file carries an intermediate after it that expires first: that one counts.
+    soon = web_cert(tmp_path / "soon", "intermediate.example.cn", days=10)
+    console.cert.write_bytes(console.cert.read_bytes() + soon.cert.read_bytes())
+    insurer = web_cert(tmp_path / "insurer", "insurer-api.example.cn", days=400)
+    cfg = https(make_server_config(tmp_path / "server", 1883), console)
+    cfg = cfg.model_copy(
+        update={
+            "insurer_api": InsurerApiSection(
+                tls_port=8443, tls_cert_file=insurer.cert, tls_key_file=insurer.key, client_ca_file=insurer.ca
+            )
+        }
+    )
+    assert cfg.broker.tls is not None
+
+    def expires(path: Path) -> float:  # the file's first certificate
+        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.timestamp()
+
+    found = certificate_expiry(cfg)
+    assert found == {
+        "console": expires(soon.cert),
+        "insurer_api": expires(insurer.cert),
+        "insurer_client_ca": expires(insurer.ca),
+        "broker_client": expires(cfg.broker.tls.cert_file),
+        "broker_ca": expires(cfg.broker.tls.ca_file),
+    }
+    # Ten days from now, under the alert's fourteen.
+    assert 9 * 86400 < found["console"] - now_utc().timestamp() < 11 * 86400

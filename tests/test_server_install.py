@@ -37,12 +37,14 @@ from tests.configs import WebCert, web_cert
 from tests.conftest import start_server
 from tests.reports import in_car_report
 from tests.services import Mosquitto, free_port
+from tests.test_metrics import RULES, promtool
 from tests.test_pi_install import entry, snapshot, unit_directives, verify_unit
 from tests.wire import mqtt_client, publish_report
 
 INSTALL = Path(__file__).resolve().parents[1] / "server" / "install"
 SCRIPT = INSTALL / "install-server.sh"
 UNIT = INSTALL / "kuaichu-server@.service"
+BACKUP_UNITS = [INSTALL / "kuaichu-server-backup.service", INSTALL / "kuaichu-server-backup.timer"]
 PUBLIC = "https://kuaichu.example.cn"
 BROKER_FILES = ["acl", "ca.crt", "crl.pem", "server.crt", "server.key", "workers-ca.crt"]
 
@@ -129,6 +131,76 @@ def test_the_unit_passes_systemd_analyze_verify_hardened_and_restarting(tmp_path
     # The check can fail: a misspelt directive is reported.
     done = verify_unit(copy.read_text().replace("ProtectSystem=", "ProtectSystems="), binary, copy)
     assert "Unknown key 'ProtectSystems'" in done.stderr
+
+
+def test_the_nightly_backup_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    service, timer = (unit_directives(unit.read_text()) for unit in BACKUP_UNITS)
+    assert service["Service.Type"] == ["oneshot"]
+    assert service["Service.User"] == service["Service.Group"] == ["kuaichu"]  # pg_dump by peer authentication
+    for key in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectHome", "ProtectKernelModules"):
+        assert service[f"Service.{key}"] == ["yes"], key
+    assert service["Service.ProtectSystem"] == ["strict"]
+    assert service["Service.ReadWritePaths"] == ["/var/lib/kuaichu-server /var/backups/kuaichu-server"]
+    assert service["Service.CapabilityBoundingSet"] == [""]
+    [exec_start] = service["Service.ExecStart"]
+    binary, *args = exec_start.split()
+    assert binary == "/opt/kuaichu/venv/bin/kuaichu"
+    assert args == ["server", "backup", "--config", "/etc/kuaichu/server.toml"]
+    assert timer["Timer.OnCalendar"] == ["*-*-* 02:30:00 Asia/Shanghai"]
+    assert timer["Timer.Persistent"] == ["true"] and timer["Install.WantedBy"] == ["timers.target"]
+
+    # The timer beside the service it starts, as systemd loads them.
+    done = verify_unit(BACKUP_UNITS[0].read_text(), binary, tmp_path / BACKUP_UNITS[0].name)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+    shutil.copy(BACKUP_UNITS[1], tmp_path)
+    verify = ["systemd-analyze", "verify", str(tmp_path / BACKUP_UNITS[1].name)]
+    done = subprocess.run(verify, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+    (tmp_path / BACKUP_UNITS[1].name).write_text(BACKUP_UNITS[1].read_text().replace("02:30:00", "26:30:00"))
+    done = subprocess.run(verify, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Failed to parse calendar" in done.stderr
+
+
+def test_install_schedules_the_backup_and_hands_prometheus_its_rules(
+    station: Path, image: Path, console_cert: WebCert
+) -> None:
+    """With Debian's Prometheus in the image: its rules, and a scrape job for every worker that
+    promtool accepts; the backup into another folder, the timer enabled."""
+    (image / "etc" / "prometheus").mkdir()
+    flags = ["--pki", str(station), "--public-url", PUBLIC, "--intake-workers", "1"]
+    flags += ["--tls-cert", str(console_cert.cert), "--tls-key", str(console_cert.key)]
+    done = install(image, *flags, "--backup-dir", "/srv/backups", "--backup-keep", "7")
+    assert done.returncode == 0, done.stderr
+    user = entry(image, "passwd", "kuaichu")
+
+    units = image / "etc" / "systemd" / "system"
+    for unit in BACKUP_UNITS:
+        assert (units / unit.name).read_bytes() == unit.read_bytes()
+    timer = units / "timers.target.wants" / "kuaichu-server-backup.timer"
+    assert os.readlink(timer) == "/etc/systemd/system/kuaichu-server-backup.timer"
+    dropin = units / "kuaichu-server-backup.service.d" / "backup-dir.conf"
+    assert unit_directives(dropin.read_text()) == {"Service.ReadWritePaths": ["/srv/backups"]}
+    assert mode_owner(image / "srv" / "backups") == (0o750, int(user[2]), int(user[3]))
+    main, intake = load_in(image, "main"), load_in(image, "intake-1")
+    assert (main.backup.dir, main.backup.keep, intake.backup.dir) == (Path("/srv/backups"), 7, None)
+
+    prometheus = image / "etc" / "prometheus"
+    assert (prometheus / "rules" / "kuaichu.yml").read_bytes() == RULES.read_bytes()
+    scrape = (prometheus / "kuaichu-scrape.yml").read_text()
+    assert f'- targets: ["127.0.0.1:{intake.http.port}"]' in scrape
+    assert '- targets: ["127.0.0.1:443"]' in scrape and "server_name: kuaichu.example.cn" in scrape
+    merged = image.parent / "prometheus.yml"
+    merged.write_text(scrape.replace("/etc/prometheus/", f"{prometheus}/"))
+    checked = promtool("check", "config", str(merged))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 1 rule files found" in checked.stdout
+
+    # Back to the default folder: the drop-in goes. A number of backups out of range is refused.
+    assert install(image, *flags).returncode == 0
+    assert not dropin.parent.exists()
+    assert mode_owner(image / "var" / "backups" / "kuaichu-server")[1:] == (int(user[2]), int(user[3]))
+    message = refused(image, *flags, "--backup-keep", "0")
+    assert "--backup-keep is a number from 1 to 366" in message.splitlines()[-1]
 
 
 def test_install_into_an_image_with_https_and_an_intake_worker(

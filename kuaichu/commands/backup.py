@@ -14,7 +14,13 @@ def register(sub: Any) -> list[argparse.ArgumentParser]:
     backup = sub.add_parser(
         "backup", help="a consistent copy of the database and the evidence, documents and keys, with a manifest"
     )
-    backup.add_argument("folder", type=Path, metavar="DIR", help="a new or empty folder")
+    backup.add_argument(
+        "folder",
+        type=Path,
+        metavar="DIR",
+        nargs="?",
+        help="a new or empty folder; none: a dated folder under [backup] dir, keeping the last [backup] keep",
+    )
     backup.set_defaults(handler=_backup)
     restore = sub.add_parser("restore", help="verify a backup's manifest, then restore it onto a stopped, empty server")
     restore.add_argument("folder", type=Path, metavar="DIR", help="a folder written by kuaichu server backup")
@@ -26,16 +32,23 @@ def register(sub: Any) -> list[argparse.ArgumentParser]:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from server.backup import BackupError, backup
+    from server.backup import BackupError, backup, scheduled_backup
     from server.config import load_server_config
 
     cfg = load_server_config(args.config)
+    removed: list[str] = []
     try:
-        done = asyncio.run(backup(cfg, args.folder))
+        if args.folder is None:
+            scheduled = asyncio.run(scheduled_backup(cfg))
+            folder, done, removed = scheduled.folder, scheduled.summary, scheduled.removed
+        else:
+            folder, done = args.folder, asyncio.run(backup(cfg, args.folder))
     except BackupError as exc:
         print(f"kuaichu server backup: {exc}", file=sys.stderr)
         return 1
-    print(f"备份完成 backup written: {args.folder} ({done.database}, {done.files} files, {done.size_bytes} bytes)")
+    print(f"备份完成 backup written: {folder} ({done.database}, {done.files} files, {done.size_bytes} bytes)")
+    if removed:
+        print(f"已删除较早的备份 older backups deleted: {', '.join(removed)}")
     return 0
 
 

@@ -36,6 +36,9 @@ options:
   --intake-workers N  workers that take the units' reports, 1 to 9 (default 1): kuaichu-server@intake-1..N
   --console-workers N workers that serve the console, 1 to 9 (default 1), behind nginx only:
                       kuaichu-server@console-1..N
+  --backup-dir DIR    where the nightly backup (kuaichu-server-backup.timer, 02:30 Beijing time) puts a
+                      dated folder each night (default /var/backups/kuaichu-server; best another disk)
+  --backup-keep N     how many nightly backups are kept (default 14)
   --root DIR          install into DIR instead of / (an image being built, a test). With a DIR
                       other than /, pass --skip-apt, --skip-venv and --skip-db: they act on the
                       running system. The units are enabled in DIR, not started.
@@ -65,6 +68,8 @@ tls_cert=""
 tls_key=""
 intake_workers=1
 console_workers=""
+backup_dir=/var/backups/kuaichu-server
+backup_keep=14
 skip_apt=0
 skip_venv=0
 skip_db=0
@@ -77,6 +82,8 @@ while (($#)); do
     --tls-key) tls_key="${2:?--tls-key needs a file}"; shift 2 ;;
     --intake-workers) intake_workers="${2:?--intake-workers needs a number}"; shift 2 ;;
     --console-workers) console_workers="${2:?--console-workers needs a number}"; shift 2 ;;
+    --backup-dir) backup_dir="${2:?--backup-dir needs a directory}"; shift 2 ;;
+    --backup-keep) backup_keep="${2:?--backup-keep needs a number}"; shift 2 ;;
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
     --source) source_path="${2:?--source needs a path}"; shift 2 ;;
     --skip-apt) skip_apt=1; shift ;;
@@ -115,6 +122,10 @@ else
   console_workers="${console_workers:-1}"
   [[ "$console_workers" =~ ^[1-9]$ ]] || die "--console-workers is a number from 1 to 9 (got '$console_workers')"
 fi
+[[ "$backup_dir" =~ ^/[A-Za-z0-9._/-]+$ && ! "$backup_dir" =~ (^|/)\.\.?(/|$) ]] ||
+  die "--backup-dir must be an absolute path of letters, digits and . _ - / (got '$backup_dir')"
+[[ "$backup_keep" =~ ^[1-9][0-9]{0,2}$ && "$backup_keep" -le 366 ]] ||
+  die "--backup-keep is a number from 1 to 366 (got '$backup_keep')"
 [[ "$(id -u)" -eq 0 ]] || die "run as root (sudo $0 ...): it installs packages, a user, a database and services"
 [[ -d "$root" ]] || die "--root $root is not a directory"
 root="$(cd "$root" && pwd -P)"
@@ -277,6 +288,16 @@ key_file = "$CONFIG_DIR/pki/client.key"
 $3
 TOML
 }
+backup_config() {   # in the configuration /etc/kuaichu/server.toml names, which the nightly backup reads
+  cat <<TOML
+
+[backup]
+# kuaichu-server-backup.timer: each night a dated folder here, the last $backup_keep kept. Moving it
+# elsewhere: change dir, then run install-server.sh again with --backup-dir (the unit may write there).
+dir = "$backup_dir"
+keep = $backup_keep
+TOML
+}
 loopback_http() {   # PORT WHY
   printf '# %s\nhost = "127.0.0.1"\nport = %d\npublic_url = "%s"\n' "$2" "$1" "$public_url"
 }
@@ -300,6 +321,7 @@ for worker in "${workers[@]}"; do
       # Its HTTP port answers only /healthz, /readyz and /metrics.
       worker_config "$worker" '["intake"]' "$(loopback_http "$((8090 + ${worker#intake-}))" "Health and metrics only.")" ;;
   esac >"$work/$worker.toml"
+  [[ "$worker" != main && "$worker" != console-1 ]] || backup_config >>"$work/$worker.toml"
   put 0640 "0:$gid" "$work/$worker.toml" "$target"
   say "wrote $WORKERS_DIR/$worker.toml"
 done
@@ -339,6 +361,81 @@ if ((!no_start)); then
   done
 fi
 
+# --- the nightly backup: kuaichu-server-backup.timer ------------------------------------------------
+
+folder 0750 "$uid:$gid" "$p$backup_dir"
+for unit in kuaichu-server-backup.service kuaichu-server-backup.timer; do
+  put 0644 0:0 "$here/$unit" "$p/etc/systemd/system/$unit"
+done
+dropin="$p/etc/systemd/system/kuaichu-server-backup.service.d"
+if [[ "$backup_dir" != /var/backups/kuaichu-server ]]; then
+  folder 0755 0:0 "$dropin"
+  printf '# Written by install-server.sh --backup-dir: the backup may write there.\n[Service]\nReadWritePaths=%s\n' \
+    "$backup_dir" >"$work/backup-dir.conf"
+  put 0644 0:0 "$work/backup-dir.conf" "$dropin/backup-dir.conf"
+elif [[ -d "$dropin" ]]; then
+  rm -f "$dropin/backup-dir.conf"
+  rmdir "$dropin" 2>/dev/null || true
+fi
+if [[ -n "$p" ]] || [[ ! -d /run/systemd/system ]] || systemd-detect-virt --chroot --quiet 2>/dev/null; then
+  systemctl --root "$root" enable kuaichu-server-backup.timer
+else
+  systemctl daemon-reload
+  systemctl enable kuaichu-server-backup.timer
+  ((no_start)) || systemctl restart kuaichu-server-backup.timer
+fi
+say "nightly backup at 02:30 into $backup_dir, the last $backup_keep kept (kuaichu-server-backup.timer)"
+
+# --- alerts: the rules and a scrape job for Debian's Prometheus, when it runs on this machine ---------
+
+scrape_config() {   # every worker's port as its configuration says, an edited one too
+  local worker toml port plain=() name="${public_url#https://}"
+  name="${name%%:*}"
+  cat <<YAML
+# 快处服务器的 Prometheus 配置片段，由 install-server.sh 写入（docs/operations.md“监控与告警”）：
+# 把 rule_files 和 scrape_configs 两段并入 /etc/prometheus/prometheus.yml，再 systemctl reload prometheus。
+# Kuaichu's alerting rules and its workers' /metrics for Prometheus on this machine: merge both
+# sections into prometheus.yml, then reload Prometheus.
+rule_files:
+  - /etc/prometheus/rules/kuaichu.yml
+
+scrape_configs:
+YAML
+  for worker in "${workers[@]}"; do
+    toml="$p$WORKERS_DIR/$worker.toml"
+    port="$(awk '/^\[/ { http = ($0 == "[http]") } http && $1 == "port" { print $3; exit }' "$toml")"
+    if grep -q '^tls_cert_file' "$toml"; then
+      cat <<YAML
+  # $worker serves HTTPS itself, with the certificate for $name (of your own CA? add ca_file
+  # under tls_config); relabelled so that the rules see one job.
+  - job_name: kuaichu-$worker
+    scheme: https
+    tls_config:
+      server_name: $name
+    static_configs:
+      - targets: ["127.0.0.1:$port"]
+    relabel_configs:
+      - target_label: job
+        replacement: kuaichu
+YAML
+    else
+      plain+=("\"127.0.0.1:$port\"")
+    fi
+  done
+  if ((${#plain[@]})); then
+    printf '  - job_name: kuaichu\n    static_configs:\n      - targets: [%s]\n' "$(IFS=,; echo "${plain[*]}" | sed 's/,/, /g')"
+  fi
+}
+if [[ -d "$p/etc/prometheus" ]]; then
+  folder 0755 0:0 "$p/etc/prometheus/rules"
+  put 0644 0:0 "$here/alerts.yml" "$p/etc/prometheus/rules/kuaichu.yml"
+  scrape_config >"$work/kuaichu-scrape.yml"
+  put 0644 0:0 "$work/kuaichu-scrape.yml" "$p/etc/prometheus/kuaichu-scrape.yml"
+  say "alerts: /etc/prometheus/rules/kuaichu.yml; merge /etc/prometheus/kuaichu-scrape.yml into prometheus.yml"
+else
+  say "Prometheus is not on this machine: copy server/install/alerts.yml to it and scrape the workers (docs/operations.md)"
+fi
+
 cat <<EOF
 
 Kuaichu server installed, for $public_url.
@@ -347,6 +444,7 @@ Kuaichu server installed, for $public_url.
   data               $DATA_DIR/      (evidence, documents, keys)
   database           PostgreSQL database kuaichu, role kuaichu (local socket, no password)
   broker             Mosquitto, port $broker_port, $BROKER_CONF
+  backups            $backup_dir/, nightly at 02:30, the last $backup_keep kept (kuaichu-server-backup.timer)
   console            $( [[ -n "$tls_cert" ]] && echo "HTTPS on 443 by the main worker, 80 redirects" || echo "consoles from http://127.0.0.1:8080, calls on :8090, for nginx (server/install/nginx-kuaichu.conf)")
 
 Next (docs/operations.md):
