@@ -278,6 +278,7 @@ def test_install_into_an_image_with_https_and_an_intake_worker(
 
 def test_without_a_certificate_each_kind_of_worker_waits_for_nginx_on_loopback(station: Path, image: Path) -> None:
     flags = ["--pki", str(station), "--public-url", PUBLIC, "--console-workers", "2", "--intake-workers", "2"]
+    (image / "etc" / "prometheus").mkdir()
     done = install(image, *flags)
     assert done.returncode == 0, done.stderr
     workers = image / "etc" / "kuaichu" / "server"
@@ -295,6 +296,8 @@ def test_without_a_certificate_each_kind_of_worker_waits_for_nginx_on_loopback(s
     for name, (runs, port) in expected.items():
         cfg = load_in(image, name)
         assert (cfg.server.worker_id, cfg.server.runs, cfg.http.port) == (name, runs, port)
+        # The nightly backup reads the configuration /etc/kuaichu/server.toml names.
+        assert cfg.backup.dir == (Path("/var/backups/kuaichu-server") if name == "console-1" else None), name
         assert (cfg.http.host, cfg.http.tls, cfg.http.secure_cookies, cfg.public_url) == (
             "127.0.0.1",
             False,
@@ -306,6 +309,11 @@ def test_without_a_certificate_each_kind_of_worker_waits_for_nginx_on_loopback(s
     site = (INSTALL / "nginx-kuaichu.conf").read_text()
     assert "server 127.0.0.1:8080;" in site and "server 127.0.0.1:8090;" in site
     assert os.readlink(image / "etc" / "kuaichu" / "server.toml") == "server/console-1.toml"
+    # Prometheus scrapes every worker on its loopback port, under the one job the rules read.
+    scrape = (image / "etc" / "prometheus" / "kuaichu-scrape.yml").read_text()
+    targets = ", ".join(f'"127.0.0.1:{port}"' for port in (8090, 8080, 8081, 8091, 8092))
+    assert f"  - job_name: kuaichu\n    static_configs:\n      - targets: [{targets}]\n" in scrape
+    assert "https" not in scrape
 
     # Serving HTTPS from a worker now would leave these workers out of reach: refused, nothing changed.
     tls = ["--tls-cert", str(station / "broker" / "server.crt"), "--tls-key", str(station / "broker" / "server.key")]
