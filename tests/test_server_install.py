@@ -140,7 +140,7 @@ def test_the_nightly_backup_units_pass_systemd_analyze_verify(tmp_path: Path) ->
     for key in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectHome", "ProtectKernelModules"):
         assert service[f"Service.{key}"] == ["yes"], key
     assert service["Service.ProtectSystem"] == ["strict"]
-    assert service["Service.ReadWritePaths"] == ["/var/lib/kuaichu-server /var/backups/kuaichu-server"]
+    assert service["Service.ReadWritePaths"] == ["/var/lib/kuaichu-server -/var/backups/kuaichu-server"]
     assert service["Service.CapabilityBoundingSet"] == [""]
     [exec_start] = service["Service.ExecStart"]
     binary, *args = exec_start.split()
