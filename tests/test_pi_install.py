@@ -441,3 +441,12 @@ def test_a_release_installed_into_an_image_boots_through_the_guard_and_a_dying_t
     assert boot(image) == "0.1.0"
     rolled = releases.read_state(opt)
     assert (rolled["state"], rolled["release"], rolled["previous"]) == ("rolled_back", "0.2.0", "0.1.0")
+
+    # Offered again and kept this time; the bundle installed again later (a rotated certificate,
+    # with the release the unit first had) leaves the newer firmware current.
+    subprocess.run([*update, "--archive", str(archives["0.2.0"])], check=True, capture_output=True, timeout=60)
+    subprocess.run([sys.executable, "-I", releases.__file__, "confirm", "--root", str(opt)], check=True, timeout=30)
+    done = install(image, bundle, release=archives["0.1.0"])
+    assert done.returncode == 0, done.stderr
+    assert "firmware 0.2.0 (newer, from an update) stays current" in done.stdout
+    assert boot(image) == "0.2.0" and releases.read_state(opt)["state"] == "healthy"

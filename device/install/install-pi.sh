@@ -171,12 +171,21 @@ gid="$(awk -F: -v g="$USER_NAME" '$1 == g { print $3 }' "$p/etc/group")"
 # is the service user's. A release already installed completely is not built again.
 
 install -d -m 0755 "$p$OPT" "$p$OPT/releases"
+running="$(readlink "$p$OPT/current" 2>/dev/null || true)"
+running="${running#releases/}"
+if [[ -n "${version:-}" && -n "$running" && "$running" != "$version" && -e "$p$OPT/releases/$running/.complete" &&
+  "$(printf '%s\n%s\n' "$version" "$running" | sort -V | tail -n1)" == "$running" ]]; then
+  # An update brought a newer one: a bundle installed again (a rotated certificate) must not undo it.
+  say "firmware $running (newer, from an update) stays current; $version is not installed"
+  version=""
+  release=""
+fi
 if [[ -n "$release" ]]; then
   say "installing firmware $version from $release (offline, its locked wheels)"
   python3 -I "$RELEASES" build --root "$p$OPT" --archive "$release" --version "$version" \
     --python "$(readlink -f "$(command -v python3)")" >/dev/null ||
     die "firmware $version from $release could not be installed (above); nothing in $CONFIG_DIR was changed"
-elif ((!skip_venv)) && [[ ! -e "$p$OPT/releases/$version/.complete" ]]; then
+elif ((!skip_venv)) && [[ -n "$version" && ! -e "$p$OPT/releases/$version/.complete" ]]; then
   venv="$OPT/releases/$version/venv"
   rm -rf "${venv%/venv}"   # an earlier try that was cut off
   say "installing firmware $version into $venv"
