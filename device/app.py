@@ -84,7 +84,7 @@ class DeviceApp:
         if cfg.update.url is not None:  # TUF's client and urllib3 are loaded only for units that update
             from device.update.agent import UpdateAgent
 
-            self.update = UpdateAgent(cfg, FIRMWARE, self._busy, self._update_health, self._restart)
+            self.update = UpdateAgent(cfg, FIRMWARE, self._busy, self._update_health, self._restart, self._beat.set)
 
     @property
     def tag(self) -> str:
@@ -184,7 +184,7 @@ class DeviceApp:
             if self.update is None:
                 logger.info("%s: update.check, but no [update] url is configured", self.tag)
             else:
-                self.update.poke()
+                self.update.poke(command.rollout, command.release)
         elif command.type == "document.ready":
             logger.info("%s: case %s: the determination is issued", self.tag, command.case_no)
             # A unit with no screen beeps; the parties have the link by SMS. A kiosk shows it as a QR code.

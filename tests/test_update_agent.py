@@ -1,8 +1,9 @@
 """The firmware's update agent against the real server's ``/updates/`` and a unit's disk: it refuses
-frozen metadata and says so in its health notes, holds the download while the unit is busy,
-installs the new release (a real virtualenv) and has the service restarted; started again on the
-new release, it rolls back when the self-test keeps failing for ``trial_s`` and keeps the release
-when it passes."""
+frozen metadata and says so in its health notes, takes no firmware a rollout did not offer it,
+holds the download while the unit is busy, installs the new release (a real virtualenv) and has the
+service restarted; started again on the new release, it rolls back when the self-test keeps failing
+for ``trial_s`` and keeps the release when it passes. Each step is the heartbeat's ``health.update``
+for the offering rollout, kept on disk across the restarts."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from device.update import releases
 from device.update.agent import UpdateAgent
-from protocol.messages import Health, PartState
+from protocol.messages import Health, PartState, UpdateStatus, UpdateStep
 from provisioning.release import firmware_archive
 from tests.conftest import RunningServer
 from tests.devices import device_config
@@ -35,6 +36,7 @@ class Unit:
         self.busy = False
         self.failing: str | None = None  # the self-test's failure, or None when it passes
         self.restarts = 0
+        self.said: list[UpdateStatus] = []  # each update status as the agent changed it
 
     async def healthy(self) -> str | None:
         return self.failing
@@ -50,7 +52,16 @@ class Unit:
             "trial_s": 10,
         }
         cfg = device_config(data, 1883, "car-ota-01", update=update)
-        return UpdateAgent(cfg, running, lambda: self.busy, self.healthy, self.restart)
+        agent = UpdateAgent(cfg, running, lambda: self.busy, self.healthy, self.restart, lambda: self.changed(agent))
+        return agent
+
+    def changed(self, agent: UpdateAgent) -> None:
+        assert agent.status is not None
+        assert agent.in_health(HEALTH).update == agent.status  # what the next heartbeat carries
+        self.said.append(agent.status)
+
+    def steps(self) -> list[tuple[int, str, UpdateStep]]:
+        return [(status.rollout, status.release, status.step) for status in self.said]
 
 
 def note(agent: UpdateAgent) -> str:
@@ -70,16 +81,34 @@ async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_health
     assert await proc.wait() == 0
     unit = Unit()
 
-    # Frozen metadata: refused, said in the health notes, nothing downloaded.
+    # Frozen metadata: refused, said in the health notes, nothing downloaded; once rollout 1 has
+    # offered 0.2.0, the refusal is that rollout's step too.
     assert release(station, "publish", "--to", str(tmp_path / "served"), "--timestamp-days=-1").returncode == 0
     agent = unit.agent(update_server, station, root, data, "0.1.0")
     await agent.check()
     assert note(agent).startswith("update: 拒绝 refused expired: 更新元数据已过期")
     assert unit.restarts == 0 and os.readlink(root / "current") == "releases/0.1.0"
+    assert agent.in_health(HEALTH).update is None and unit.said == []  # no rollout offered anything
+    agent.poke(1, "0.2.0")
+    await agent.check()
+    [refused] = unit.said
+    assert (refused.rollout, refused.release, refused.step, refused.code) == (1, "0.2.0", "refused", "expired")
+    assert refused.reason is not None and refused.reason.startswith("更新元数据已过期")
     assert release(station, "publish", "--to", str(tmp_path / "served")).returncode == 0
 
-    # A report is on: the release is found but not fetched until the unit is free (a download that
-    # a report interrupts stops and resumes: tests/test_update_fetch.py).
+    # A unit no rollout offered it to finds firmware 0.2.0 signed and leaves it alone (plate
+    # models are not offered by rollouts: it may take those).
+    other, other_root = Unit(), tmp_path / "opt-unoffered"
+    other_root.mkdir()
+    unoffered = other.agent(update_server, station, other_root, tmp_path / "data-unoffered", "0.1.0")
+    await unoffered.check()
+    assert (tmp_path / "data-unoffered" / "updates" / "targets" / "latest.json").exists()
+    assert releases.current(other_root) is None and not (other_root / "releases" / "0.2.0").exists()
+    assert other.said == [] and unoffered.in_health(HEALTH).update is None
+
+    # A report is on: the release (offered by rollout 1, as the unit wrote down before this start)
+    # is found but not fetched until the unit is free (a download that a report interrupts stops
+    # and resumes: tests/test_update_fetch.py).
     unit.busy = True
     agent = unit.agent(update_server, station, root, data, "0.1.0")
     check = asyncio.create_task(agent.check())
@@ -97,6 +126,7 @@ async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_health
     assert note(agent).startswith("update: 0.2.0 已安装")
     assert os.readlink(root / "current") == "releases/0.2.0"
     assert releases.read_state(root)["state"] == "trial"
+    assert unit.steps()[1:] == [(1, "0.2.0", UpdateStep.DOWNLOADED), (1, "0.2.0", UpdateStep.INSTALLED)]
 
     # Started again on 0.2.0, its self-test keeps failing: back to 0.1.0 with the reason.
     unit.failing = "自检未通过：camera (self-test failed)"
@@ -106,10 +136,13 @@ async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_health
     assert os.readlink(root / "current") == "releases/0.1.0"
     assert releases.read_state(root)["reason"] == unit.failing
     assert note(agent) == f"update: 0.2.0 已回退 (rolled back): {unit.failing}"[:120]
+    assert unit.said[-1].step == UpdateStep.ROLLED_BACK and unit.said[-1].reason == unit.failing
 
-    # Offered again (installed already), and this time healthy: kept.
+    # Back on 0.1.0, offered again by rollout 2 (installed already), and this time healthy: kept.
     agent = unit.agent(update_server, station, root, data, "0.1.0")
+    agent.poke(2, "0.2.0")
     await agent.check()
+    assert unit.said[-3].step == UpdateStep.ROLLED_BACK and unit.said[-3].rollout == 1
     assert unit.restarts == 3 and os.readlink(root / "current") == "releases/0.2.0"
     unit.failing = None
     agent = unit.agent(update_server, station, root, data, "0.2.0")
@@ -117,3 +150,8 @@ async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_health
     assert unit.restarts == 3
     assert releases.read_state(root)["state"] == "healthy"
     assert note(agent) == "update: 0.2.0 试运行正常，已保留 (healthy)"
+    assert unit.steps()[-3:] == [
+        (2, "0.2.0", UpdateStep.DOWNLOADED),
+        (2, "0.2.0", UpdateStep.INSTALLED),
+        (2, "0.2.0", UpdateStep.HEALTHY),
+    ]

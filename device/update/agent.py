@@ -5,30 +5,50 @@ the service restarted, and on the next start keep the release only if it proves 
 What the agent did last is one line among the heartbeat's health notes (``in_health``), so that
 the fleet page shows each unit's update: installed and on trial, healthy, rolled back and why, or
 refused and why.
+
+A firmware is taken only when a rollout offered it (``update.check`` with the release and the
+rollout): a newer firmware that is signed but not offered to this unit is left alone, so the server
+decides which units take a release and when (docs/updates.md). The unit's progress with the
+firmware offered (downloaded, installed, healthy, rolled back, refused, failed) is the heartbeat's
+``health.update``; it is kept on disk, so the rollback a restart brings is still said after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
 
 from device.config import DeviceConfig
 from device.update import releases
-from device.update.fetch import Fetcher, Offer, Paused
-from device.update.refusals import UpdateRefused
-from protocol.messages import Health
+from device.update.fetch import Fetcher, Offer, Paused, version_key
+from device.update.refusals import Refusal, UpdateRefused
+from protocol.messages import Health, UpdateStatus, UpdateStep
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0  # how often a paused download looks whether the unit is free again
 HEALTH_POLL_S = 5.0  # how often a release on trial is checked until it passes or its time is up
+OFFER = "offer.json"  # the rollout and firmware the server last offered, in the agent's data folder
+STATUS = "status.json"  # the unit's progress with it, as its heartbeats say it
+# A firmware that got this far in a rollout is not taken again in the same rollout (a rollback would
+# otherwise install it again at the next check); a refusal may pass later (metadata published again).
+SETTLED = (UpdateStep.INSTALLED, UpdateStep.HEALTHY, UpdateStep.ROLLED_BACK, UpdateStep.FAILED)
+
+
+def _write(path: Path, data: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(data)
+    os.replace(partial, path)
 
 
 class UpdateAgent:
@@ -39,10 +59,12 @@ class UpdateAgent:
         busy: Callable[[], bool],
         healthy: Callable[[], Awaitable[str | None]],
         restart: Callable[[], None],
+        changed: Callable[[], None],
     ) -> None:
         """``busy``: a report or a call is on (read from the download's thread too); ``healthy``:
         None when the link is up and the self-test passes, else why not; ``restart``: have the
-        service started again (the new ``current`` is what starts)."""
+        service started again (the new ``current`` is what starts); ``changed``: the progress
+        changed, send a heartbeat now."""
         assert cfg.update.url is not None
         self.cfg = cfg.update
         self.tag = f"device {cfg.device.id}"
@@ -52,17 +74,82 @@ class UpdateAgent:
         self._busy = busy
         self._healthy = healthy
         self._restart = restart
+        self._changed = changed
         self._poke = asyncio.Event()
         self.note: str | None = None
+        self.folder = cfg.device.data_dir / "updates"
+        self.offer: tuple[int, str] | None = None  # (rollout, firmware) the server offered last
+        self.status: UpdateStatus | None = None
+        self._offered: tuple[int, str] | None = None  # from a command, not yet written down
+        self._loaded = False
 
-    def poke(self) -> None:
-        """``update.check`` from the server: look now rather than at the next scheduled time."""
+    def poke(self, rollout: int | None = None, release: str | None = None) -> None:
+        """``update.check`` from the server: look now rather than at the next scheduled time; with
+        a release, that firmware is offered to this unit by that rollout."""
+        if rollout is not None and release is not None:
+            self._offered = (rollout, release)
         self._poke.set()
 
     def in_health(self, health: Health) -> Health:
-        if self.note is None:
-            return health
-        return health.model_copy(update={"notes": [*health.notes[:7], f"update: {self.note}"[:120]]})
+        if self.note is not None:
+            health = health.model_copy(update={"notes": [*health.notes[:7], f"update: {self.note}"[:120]]})
+        return health if self.status is None else health.model_copy(update={"update": self.status})
+
+    async def _load(self) -> None:
+        """The offer and the progress a previous start wrote down, once."""
+        if self._loaded:
+            return
+        self._loaded = True
+
+        def read() -> tuple[tuple[int, str] | None, UpdateStatus | None]:
+            offer, status = self.folder / OFFER, self.folder / STATUS
+            got = json.loads(offer.read_text()) if offer.exists() else None
+            return (
+                (int(got["rollout"]), str(got["release"])) if got else None,
+                UpdateStatus.model_validate_json(status.read_text()) if status.exists() else None,
+            )
+
+        try:
+            self.offer, self.status = await asyncio.to_thread(read)
+        except (OSError, ValueError, KeyError) as exc:  # unreadable: as if nothing was offered yet
+            logger.warning("%s: the last update offer could not be read (%s); waiting for a new one", self.tag, exc)
+
+    async def _take_offer(self) -> None:
+        if self._offered is None or self._offered == self.offer:
+            return
+        self.offer, self._offered = self._offered, None
+        rollout, release = self.offer
+        self.folder.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_write, self.folder / OFFER, json.dumps({"rollout": rollout, "release": release}))
+        logger.info("%s: firmware %s offered by rollout %d", self.tag, release, rollout)
+
+    def _reached(self, *steps: UpdateStep) -> bool:
+        """The offered firmware got to one of ``steps`` in the offering rollout."""
+        status = self.status
+        return (
+            self.offer is not None
+            and status is not None
+            and (status.rollout, status.release) == self.offer
+            and status.step in steps
+        )
+
+    async def _step(self, step: UpdateStep, release: str, code: str | None = None, reason: str | None = None) -> None:
+        """The progress with the offered firmware ``release``, in the heartbeats from now on (none
+        when no rollout offered it: a release installed by hand is nobody's rollout)."""
+        if self.offer is None or self.offer[1] != release:
+            return
+        status = UpdateStatus(
+            rollout=self.offer[0],
+            release=release,
+            step=step,
+            at=datetime.now(UTC),
+            code=code,
+            reason=reason[:120] if reason else None,
+        )
+        self.status = status
+        self.folder.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_write, self.folder / STATUS, status.model_dump_json())
+        self._changed()
 
     async def run(self) -> None:
         """Never ends and never fails: a fault here must not stop the unit reporting."""
@@ -81,7 +168,14 @@ class UpdateAgent:
 
     async def trial(self) -> None:
         """A release on trial is kept once healthy within ``trial_s``, else the previous one is put back."""
-        state = releases.read_state(self.cfg.releases_dir)
+        root = self.cfg.releases_dir
+        await self._load()
+        if self._reached(UpdateStep.INSTALLED) and self.offer is not None:
+            # Put back at boot (releases.py guard: it kept failing to start), so never judged here.
+            state = releases.read_state(root)
+            if state.get("state") == "rolled_back" and state.get("release") == self.offer[1]:
+                await self._step(UpdateStep.ROLLED_BACK, self.offer[1], reason=str(state.get("reason") or "启动失败"))
+        state = releases.read_state(root)
         if state.get("state") != "trial" or state.get("release") != self.running:
             return
         deadline = time.monotonic() + self.cfg.trial_s
@@ -90,6 +184,7 @@ class UpdateAgent:
             if reason is None:
                 await asyncio.to_thread(releases.confirm, self.cfg.releases_dir)
                 self.note = f"{self.running} 试运行正常，已保留 (healthy)"
+                await self._step(UpdateStep.HEALTHY, self.running)
                 logger.info("%s: release %s healthy on trial, kept", self.tag, self.running)
                 return
             if time.monotonic() >= deadline:
@@ -97,21 +192,49 @@ class UpdateAgent:
             await asyncio.sleep(HEALTH_POLL_S)
         await asyncio.to_thread(releases.rollback, self.cfg.releases_dir, reason)
         self.note = f"{self.running} 已回退 (rolled back): {reason}"
+        await self._step(UpdateStep.ROLLED_BACK, self.running, reason=reason)
         logger.warning("%s: release %s rolled back: %s", self.tag, self.running, reason)
         self._restart()
 
     async def check(self) -> None:
-        """One look for a newer firmware; the download waits while the unit is busy."""
+        """One look for a newer firmware, taken only if a rollout offered it; the download waits
+        while the unit is busy."""
+        await self._load()
+        await self._take_offer()
         try:
             offers = await asyncio.to_thread(self.fetcher.offers, {"firmware": self.running, "models": None})
-            firmware = [offer for offer in offers if offer.kind == "firmware"]
+            firmware = [offer for offer in offers if offer.kind == "firmware" and await self._offered_firmware(offer)]
             if firmware:
                 await self._take(firmware[0])
         except UpdateRefused as exc:
             self.note = f"拒绝 refused {exc.refusal.value}: {exc.reason}"
             logger.warning("%s: update refused (%s): %s", self.tag, exc.refusal.value, exc.detail)
+            if self.offer is not None and not self._reached(*SETTLED):
+                await self._step(UpdateStep.REFUSED, self.offer[1], code=exc.refusal.value, reason=exc.reason)
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as exc:
             logger.warning("%s: update check failed, next time again: %s", self.tag, exc)
+
+    async def _offered_firmware(self, offer: Offer) -> bool:
+        """Whether to take this signed firmware, newer than the running one: only as the rollout
+        offered it, and not again in a rollout where it got installed (and maybe rolled back)."""
+        if self.offer is None:
+            logger.info("%s: firmware %s is signed, but no rollout offered it", self.tag, offer.version)
+            return False
+        release = self.offer[1]
+        if release == self.running:  # it runs the offered firmware already
+            if not self._reached(UpdateStep.HEALTHY):
+                await self._step(UpdateStep.HEALTHY, release)
+            return False
+        if self._reached(*SETTLED):
+            return False  # a new rollout offers it again
+        if version_key(release) < version_key(self.running):
+            raise UpdateRefused(Refusal.ROLLBACK, f"firmware {release} offered, {self.running} running")
+        if offer.version != release:
+            logger.info(
+                "%s: firmware %s offered, but %s is the latest signed; not taken", self.tag, release, offer.version
+            )
+            return False
+        return True
 
     async def _take(self, offer: Offer) -> None:
         while True:  # a try whenever the unit is free; a report or a call pauses it
@@ -123,6 +246,7 @@ class UpdateAgent:
                 logger.info("%s: %s; the unit is busy", self.tag, exc)
             await asyncio.sleep(IDLE_POLL_S)
         logger.info("%s: firmware %s downloaded and verified, installing", self.tag, offer.version)
+        await self._step(UpdateStep.DOWNLOADED, offer.version)
         done = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
@@ -143,8 +267,10 @@ class UpdateAgent:
         if done.returncode != 0:
             self.note = f"{offer.version} 安装失败 (install failed): {stderr.decode(errors='replace').strip()[-200:]}"
             logger.warning("%s: %s", self.tag, self.note)
+            await self._step(UpdateStep.FAILED, offer.version, reason=self.note)
             return
         archive.unlink(missing_ok=True)
         self.note = f"{offer.version} 已安装，重启后试运行 (installed; on trial after the restart)"
+        await self._step(UpdateStep.INSTALLED, offer.version)
         logger.info("%s: firmware %s installed; restarting into it", self.tag, offer.version)
         self._restart()
