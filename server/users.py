@@ -10,7 +10,8 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -37,6 +38,51 @@ class UserError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ThrottleRule:
+    """The login throttle's rule (``LoginThrottle`` tells it in words) over what a store remembers:
+    the in-memory ``LoginThrottle`` and the database's ``server.login_throttle.SharedLoginThrottle``
+    both decide with it, so they cannot drift apart."""
+
+    pair_limit: int = 5
+    address_limit: int = 20
+    account_limit: int = 20
+    window_s: float = 300.0
+    account_interval_s: float = 2.0
+    trusted_s: float = 30 * 86400.0
+    trusted_per_account: int = 20
+
+    def recent(self, times: Iterable[float], now: float) -> list[float]:
+        return [at for at in times if now - at < self.window_s]
+
+    def wait(
+        self,
+        now: float,
+        pair: Sequence[float],
+        address: Sequence[float],
+        account: Sequence[float],
+        trusted_at: float | None,
+        tried_at: float | None,
+    ) -> tuple[float, bool]:
+        """How long this try must wait, and whether it is the slowed account's one try, from the
+        failures still in the window (oldest first) of this address on this account, of this address,
+        and of this account; when the account last succeeded from this address and when its last
+        slowed try was let through."""
+        trusted = trusted_at is not None and now - trusted_at < self.trusted_s
+        waits = [self._over(pair, self.pair_limit, now)]
+        if not trusted:
+            waits.append(self._over(address, self.address_limit, now))
+        slowed = not trusted and len(account) >= self.account_limit
+        if slowed:
+            waits.append((-math.inf if tried_at is None else tried_at) + self.account_interval_s - now)
+        wait = max(waits)
+        return max(wait, 0.0), wait <= 0 and slowed
+
+    def _over(self, times: Sequence[float], limit: int, now: float) -> float:
+        """Until the failure that made ``limit`` falls out of the window; 0 below the limit."""
+        return times[len(times) - limit] + self.window_s - now if len(times) >= limit else 0.0
+
+
 class LoginThrottle:
     """Failed console logins, counted so that guessing is slowed and a stranger cannot lock anyone out.
 
@@ -55,11 +101,13 @@ class LoginThrottle:
       botnet gets a few hundred tries a window; an address the account logged in from before
       (``trusted_s``, 30 days) is not slowed, and anyone else waits seconds, not minutes.
 
-    Counts are per worker process and in memory: with several workers each counts its own share.
+    This one keeps its counts in one process's memory, with the clock in the caller's hand: it is
+    the rule's reference. The console counts in the database instead
+    (``server.login_throttle.SharedLoginThrottle``), so that every worker sees every failure and a
+    restart forgets none; tests/test_login_throttle_shared.py holds the two to the same answers.
     """
 
     PRUNE_AT = 10_000  # pairs kept before the stale ones are swept: a stranger's guesses cost memory
-    TRUSTED_PER_ACCOUNT = 20
 
     def __init__(
         self,
@@ -71,8 +119,7 @@ class LoginThrottle:
         trusted_s: float = 30 * 86400.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._pair_limit, self._address_limit, self._account_limit = pair_limit, address_limit, account_limit
-        self._window_s, self._account_interval_s, self._trusted_s = window_s, account_interval_s, trusted_s
+        self.rule = ThrottleRule(pair_limit, address_limit, account_limit, window_s, account_interval_s, trusted_s)
         self._clock = clock
         self._pairs: dict[tuple[str, str], deque[float]] = {}
         self._addresses: dict[str, deque[float]] = {}
@@ -84,17 +131,17 @@ class LoginThrottle:
         """0 when this try may go ahead (it is then counted as the slowed account's one try), else how
         many seconds this address must wait for this account."""
         now = self._clock()
-        trusted = self._is_trusted(address, username, now)
-        waits = [self._wait(self._pairs, (address, username), self._pair_limit, now)]
-        if not trusted:
-            waits.append(self._wait(self._addresses, address, self._address_limit, now))
-        slowed = not trusted and self._recent(self._accounts, username, now) >= self._account_limit
-        if slowed:
-            waits.append(self._account_tried.get(username, -math.inf) + self._account_interval_s - now)
-        wait = max(waits)
-        if wait <= 0 and slowed:
+        wait, takes_the_try = self.rule.wait(
+            now,
+            self._recent(self._pairs, (address, username), now),
+            self._recent(self._addresses, address, now),
+            self._recent(self._accounts, username, now),
+            self._trusted.get(username, {}).get(address),
+            self._account_tried.get(username),
+        )
+        if takes_the_try:
             self._account_tried[username] = now
-        return max(wait, 0.0)
+        return wait
 
     def failed(self, address: str, username: str) -> None:
         now = self._clock()
@@ -109,33 +156,25 @@ class LoginThrottle:
         self._pairs.pop((address, username), None)
         trusted = self._trusted.setdefault(username, {})
         trusted[address] = now
-        if len(trusted) > self.TRUSTED_PER_ACCOUNT:
+        if len(trusted) > self.rule.trusted_per_account:
             del trusted[min(trusted, key=trusted.__getitem__)]
 
-    def _recent(self, table: dict[Any, deque[float]], key: Any, now: float) -> int:
+    def _recent(self, table: dict[Any, deque[float]], key: Any, now: float) -> Sequence[float]:
         times = table.get(key)
         if times is None:
-            return 0
-        while times and now - times[0] >= self._window_s:
+            return ()
+        while times and now - times[0] >= self.rule.window_s:
             times.popleft()
         if not times:
             del table[key]
-        return len(times)
-
-    def _wait(self, table: dict[Any, deque[float]], key: Any, limit: int, now: float) -> float:
-        """Until the failure that made ``limit`` falls out of the window; 0 below the limit."""
-        count = self._recent(table, key, now)
-        return table[key][count - limit] + self._window_s - now if count >= limit else 0.0
-
-    def _is_trusted(self, address: str, username: str, now: float) -> bool:
-        return now - self._trusted.get(username, {}).get(address, -math.inf) < self._trusted_s
+        return times
 
     def _prune(self, now: float) -> None:
         for table in (self._pairs, self._addresses, self._accounts):
             for key in list(table):
                 self._recent(table, key, now)
         for username, at in list(self._account_tried.items()):
-            if now - at >= self._account_interval_s:
+            if now - at >= self.rule.account_interval_s:
                 del self._account_tried[username]
 
 

@@ -45,17 +45,18 @@ def throttled(wait_s: float) -> Throttled:
 
 @router.post("/login")
 async def login(body: Login, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
-    """Throttled per address and per account (``server.users.LoginThrottle`` says how)."""
+    """Throttled per address and per account (``server.users.LoginThrottle`` says how), counted in the
+    database for every worker (``server.login_throttle``)."""
     address = client_address(request)
-    wait_s = state.throttle.wait_s(address, body.username)
+    wait_s = await state.throttle.wait_s(address, body.username)
     if wait_s > 0:
         raise throttled(wait_s)
     user = await state.users.authenticate(body.username, body.password)
     if user is None:
-        state.throttle.failed(address, body.username)
+        await state.throttle.failed(address, body.username)
         logger.warning("console login failed")
         raise Unauthenticated("用户名或密码错误，请重新输入 (wrong username or password)")
-    state.throttle.succeeded(address, body.username)
+    await state.throttle.succeeded(address, body.username)
     token, expires = await state.users.open_session(user, timedelta(hours=state.cfg.http.session_ttl_h))
     response.set_cookie(
         SESSION_COOKIE,

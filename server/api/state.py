@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from server.calls.manager import CallManager
@@ -19,6 +19,7 @@ from server.insurers.api_access import InsurerApi
 from server.insurers.claims import Claims
 from server.insurers.webhooks import WebhookOutbox
 from server.live_feed import CaseHub
+from server.login_throttle import SharedLoginThrottle
 from server.outbound import Outbound
 from server.phones.photos import PhotoUploads
 from server.phones.reports import PhoneReports
@@ -28,7 +29,7 @@ from server.portal.review_desk import ReviewDesk
 from server.portal.reviews import Reviews
 from server.portal.views import PortalViews
 from server.rollouts import Rollouts
-from server.users import LoginThrottle, UserStore
+from server.users import UserStore
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,14 @@ class ServerState:
     claims: Claims  # one-key claims (一键理赔): the party's request, the insurer's updates
     rollouts: Rollouts  # firmware releases offered to groups of units, and each unit's progress
     receipt_token: str | None = None  # what the SMS provider presents with delivery receipts
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     calls: CallManager | None = None  # on the worker that takes the live calls
     uploads: UploadReceiver | None = None  # stills and clips, on the same worker
     phone_calls: PhoneCalls | None = None  # the parties' phones in the calls, on the same worker
+
+    @cached_property
+    def throttle(self) -> SharedLoginThrottle:
+        """Failed console logins, counted in the database that every worker shares."""
+        return SharedLoginThrottle(self.cases.sessions)
 
     @cached_property
     def masked(self) -> MaskedCopies:

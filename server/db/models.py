@@ -429,6 +429,7 @@ class Session(Base):
 # The parties' and the insurers' tables share this Base; importing them here puts them in every metadata
 # (migrations, the schema check) without each caller having to remember.
 from server.db import insurers as _insurers  # noqa: E402, F401
+from server.db import logins as _logins  # noqa: E402, F401
 from server.db import masked as _masked  # noqa: E402, F401
 from server.db import phones as _phones  # noqa: E402, F401
 from server.db import portal as _portal  # noqa: E402, F401

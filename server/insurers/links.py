@@ -11,18 +11,14 @@ when sent, so a retry a day later still carries a link that opens.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.cases import now_utc
-from server.db.insurers import ServerSecret
+from server.shared_keys import shared_key
 
 KEY_NAME = "insurer_links"
 PREFIX = "/api/insurers/v1/links"
@@ -45,7 +41,7 @@ class InsurerLinks:
 
     async def key(self) -> bytes:
         if self._key is None:
-            self._key = await _shared_key(self._sessions)
+            self._key = await shared_key(self._sessions, KEY_NAME)
         return self._key
 
     async def sign(self, path: str, now: datetime) -> str:
@@ -71,17 +67,3 @@ class InsurerLinks:
 def _mac(key: bytes, path: str, exp: int) -> str:
     digest = hmac.new(key, f"{path}\n{exp}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-async def _shared_key(sessions: async_sessionmaker[AsyncSession]) -> bytes:
-    """The key, made by whichever worker asks first; a worker that loses the race reads the winner's."""
-    async with sessions() as session:
-        row = await session.get(ServerSecret, KEY_NAME)
-    if row is None:
-        with contextlib.suppress(IntegrityError):
-            async with sessions.begin() as session:
-                session.add(ServerSecret(name=KEY_NAME, value=secrets.token_urlsafe(32), created_at=now_utc()))
-        async with sessions() as session:
-            row = await session.get(ServerSecret, KEY_NAME)
-    assert row is not None
-    return row.value.encode()
