@@ -225,9 +225,11 @@ class Intake:
             if updates:
                 try:
                     async with self._writing:
-                        await self._rollouts.progress(updates)
+                        changed = await self._rollouts.record(updates)
+                    for rollout_id in sorted(changed):
+                        await self._rollouts.advance(rollout_id)
                 except Exception:
-                    logger.exception("status writer: %d units' update progress not recorded", len(updates))
+                    logger.exception("status writer: %d units' update progress not handled", len(updates))
 
     async def _write(self, batch: list[Report | Refusal]) -> None:
         now = now_utc()

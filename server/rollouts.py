@@ -200,20 +200,20 @@ class Rollouts:
 
     # --- the units' side ------------------------------------------------------------------------
 
-    async def progress(self, statuses: list[tuple[str, UpdateStatus]]) -> None:
+    async def record(self, statuses: list[tuple[str, UpdateStatus]]) -> set[int]:
         """The update status of each heartbeat of a batch (every heartbeat repeats it): a change is
-        recorded against its rollout, and the rollouts that changed are advanced."""
+        recorded against its rollout. Returns the rollouts that changed, for ``advance``: the
+        intake records under its write lock, and tells the units after, not holding up reports."""
         fresh = {device_id: status for device_id, status in statuses if self._seen.get(device_id) != status}
         if not fresh:
-            return
+            return set()
         touched: set[int] = set()
         async with self._sessions.begin() as session:
             for device_id, status in fresh.items():
                 if await self._record(session, device_id, status):
                     touched.add(status.rollout)
         self._seen.update(fresh)
-        for rollout_id in sorted(touched):
-            await self.advance(rollout_id)
+        return touched
 
     async def _record(self, session: AsyncSession, device_id: str, status: UpdateStatus) -> bool:
         unit = await session.get(RolloutUnit, (status.rollout, device_id))

@@ -155,3 +155,8 @@ async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_health
         (2, "0.2.0", UpdateStep.INSTALLED),
         (2, "0.2.0", UpdateStep.HEALTHY),
     ]
+
+    # Offered by rollout 3 the firmware it already runs: healthy at once, without installing it again.
+    agent.poke(3, "0.2.0")
+    await agent.check()
+    assert unit.steps()[-1] == (3, "0.2.0", UpdateStep.HEALTHY)

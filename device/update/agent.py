@@ -201,6 +201,8 @@ class UpdateAgent:
         while the unit is busy."""
         await self._load()
         await self._take_offer()
+        if self.offer is not None and self.offer[1] == self.running and not self._reached(UpdateStep.HEALTHY):
+            await self._step(UpdateStep.HEALTHY, self.running)  # it runs the offered firmware already
         try:
             offers = await asyncio.to_thread(self.fetcher.offers, {"firmware": self.running, "models": None})
             firmware = [offer for offer in offers if offer.kind == "firmware" and await self._offered_firmware(offer)]
@@ -221,10 +223,6 @@ class UpdateAgent:
             logger.info("%s: firmware %s is signed, but no rollout offered it", self.tag, offer.version)
             return False
         release = self.offer[1]
-        if release == self.running:  # it runs the offered firmware already
-            if not self._reached(UpdateStep.HEALTHY):
-                await self._step(UpdateStep.HEALTHY, release)
-            return False
         if self._reached(*SETTLED):
             return False  # a new rollout offers it again
         if version_key(release) < version_key(self.running):
