@@ -1,6 +1,8 @@
 """The running firmware's side of updates: look for a signed release on a schedule or when the
 server asks, download it only while the unit is idle, install it beside the running release, have
-the service restarted, and on the next start keep the release only if it proves healthy.
+the service restarted, and on the next start keep the release only if it proves healthy. Plate
+models are released apart from the firmware and go the same way (``releases.MODELS``); the reader
+loads them after the restart (``device.config.load_device_config``).
 
 What the agent did last is one line among the heartbeat's health notes (``in_health``), so that
 the fleet page shows each unit's update: installed and on trial, healthy, rolled back and why, or
@@ -166,8 +168,14 @@ class UpdateAgent:
                 await asyncio.wait_for(self._poke.wait(), self.cfg.check_every_min * 60)
             self._poke.clear()
 
+    def _running(self, track: releases.Track) -> str | None:
+        if track is releases.FIRMWARE:
+            return self.running
+        return releases.current(self.cfg.releases_dir, track)
+
     async def trial(self) -> None:
-        """A release on trial is kept once healthy within ``trial_s``, else the previous one is put back."""
+        """A release on trial (firmware or models) is kept once healthy within ``trial_s``, else
+        the previous one is put back."""
         root = self.cfg.releases_dir
         await self._load()
         if self._reached(UpdateStep.INSTALLED) and self.offer is not None:
@@ -175,39 +183,50 @@ class UpdateAgent:
             state = releases.read_state(root)
             if state.get("state") == "rolled_back" and state.get("release") == self.offer[1]:
                 await self._step(UpdateStep.ROLLED_BACK, self.offer[1], reason=str(state.get("reason") or "启动失败"))
-        state = releases.read_state(root)
-        if state.get("state") != "trial" or state.get("release") != self.running:
+        on_trial = []
+        for track in releases.TRACKS.values():
+            state = releases.read_state(root, track)
+            if state.get("state") == "trial" and state.get("release") == self._running(track):
+                on_trial.append((track, str(state["release"])))
+        if not on_trial:
             return
+        names = ", ".join(f"{track.kind} {version}" for track, version in on_trial)
+        firmware = any(track is releases.FIRMWARE for track, _ in on_trial)  # what a rollout offers
         deadline = time.monotonic() + self.cfg.trial_s
         while True:
             reason = await self._healthy()
             if reason is None:
-                await asyncio.to_thread(releases.confirm, self.cfg.releases_dir)
-                self.note = f"{self.running} 试运行正常，已保留 (healthy)"
-                await self._step(UpdateStep.HEALTHY, self.running)
-                logger.info("%s: release %s healthy on trial, kept", self.tag, self.running)
+                for track, _ in on_trial:
+                    await asyncio.to_thread(releases.confirm, root, track)
+                self.note = f"{_said(on_trial)} 试运行正常，已保留 (healthy)"
+                if firmware:
+                    await self._step(UpdateStep.HEALTHY, self.running)
+                logger.info("%s: %s healthy on trial, kept", self.tag, names)
                 return
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(HEALTH_POLL_S)
-        await asyncio.to_thread(releases.rollback, self.cfg.releases_dir, reason)
-        self.note = f"{self.running} 已回退 (rolled back): {reason}"
-        await self._step(UpdateStep.ROLLED_BACK, self.running, reason=reason)
-        logger.warning("%s: release %s rolled back: %s", self.tag, self.running, reason)
+        for track, _ in on_trial:
+            await asyncio.to_thread(releases.rollback, root, reason, track)
+        self.note = f"{_said(on_trial)} 已回退 (rolled back): {reason}"
+        if firmware:
+            await self._step(UpdateStep.ROLLED_BACK, self.running, reason=reason)
+        logger.warning("%s: %s rolled back: %s", self.tag, names, reason)
         self._restart()
 
     async def check(self) -> None:
-        """One look for a newer firmware, taken only if a rollout offered it; the download waits
-        while the unit is busy."""
+        """One look for newer firmware or models, firmware first (its release may bring models of
+        its own), a firmware only if a rollout offered it; the download waits while the unit is busy."""
         await self._load()
         await self._take_offer()
         if self.offer is not None and self.offer[1] == self.running and not self._reached(UpdateStep.HEALTHY):
             await self._step(UpdateStep.HEALTHY, self.running)  # it runs the offered firmware already
+        running = {kind: self._running(track) for kind, track in releases.TRACKS.items()}
         try:
-            offers = await asyncio.to_thread(self.fetcher.offers, {"firmware": self.running, "models": None})
-            firmware = [offer for offer in offers if offer.kind == "firmware" and await self._offered_firmware(offer)]
-            if firmware:
-                await self._take(firmware[0])
+            offers = await asyncio.to_thread(self.fetcher.offers, running)
+            offers = [o for o in offers if o.kind != "firmware" or await self._offered_firmware(o)]
+            if offers:
+                await self._take(min(offers, key=lambda offer: offer.kind != "firmware"))
         except UpdateRefused as exc:
             self.note = f"拒绝 refused {exc.refusal.value}: {exc.reason}"
             logger.warning("%s: update refused (%s): %s", self.tag, exc.refusal.value, exc.detail)
@@ -243,8 +262,10 @@ class UpdateAgent:
             except Paused as exc:
                 logger.info("%s: %s; the unit is busy", self.tag, exc)
             await asyncio.sleep(IDLE_POLL_S)
-        logger.info("%s: firmware %s downloaded and verified, installing", self.tag, offer.version)
-        await self._step(UpdateStep.DOWNLOADED, offer.version)
+        logger.info("%s: %s %s downloaded and verified, installing", self.tag, offer.kind, offer.version)
+        firmware = offer.kind == "firmware"
+        if firmware:
+            await self._step(UpdateStep.DOWNLOADED, offer.version)
         done = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
@@ -252,6 +273,8 @@ class UpdateAgent:
             "install",
             "--root",
             str(self.cfg.releases_dir),
+            "--kind",
+            offer.kind,
             "--archive",
             str(archive),
             "--version",
@@ -262,13 +285,22 @@ class UpdateAgent:
             stderr=asyncio.subprocess.PIPE,
         )
         _, stderr = await done.communicate()
+        said = _said([(releases.TRACKS[offer.kind], offer.version)])
         if done.returncode != 0:
-            self.note = f"{offer.version} 安装失败 (install failed): {stderr.decode(errors='replace').strip()[-200:]}"
+            self.note = f"{said} 安装失败 (install failed): {stderr.decode(errors='replace').strip()[-200:]}"
             logger.warning("%s: %s", self.tag, self.note)
-            await self._step(UpdateStep.FAILED, offer.version, reason=self.note)
+            if firmware:
+                await self._step(UpdateStep.FAILED, offer.version, reason=self.note)
             return
         archive.unlink(missing_ok=True)
-        self.note = f"{offer.version} 已安装，重启后试运行 (installed; on trial after the restart)"
-        await self._step(UpdateStep.INSTALLED, offer.version)
-        logger.info("%s: firmware %s installed; restarting into it", self.tag, offer.version)
+        self.note = f"{said} 已安装，重启后试运行 (installed; on trial after the restart)"
+        if firmware:
+            await self._step(UpdateStep.INSTALLED, offer.version)
+        logger.info("%s: %s %s installed; restarting into it", self.tag, offer.kind, offer.version)
         self._restart()
+
+
+def _said(releases_: list[tuple[releases.Track, str]]) -> str:
+    """How the health note names releases: a firmware by its version alone (as the fleet page has
+    always shown it), models as 车牌模型 VERSION."""
+    return "、".join(version if track is releases.FIRMWARE else f"车牌模型 {version}" for track, version in releases_)
