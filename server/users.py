@@ -8,13 +8,10 @@ import hashlib
 import math
 import re
 import secrets
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,9 +37,26 @@ class UserError(Exception):
 
 @dataclass(frozen=True)
 class ThrottleRule:
-    """The login throttle's rule (``LoginThrottle`` tells it in words) over what a store remembers:
-    the in-memory ``LoginThrottle`` and the database's ``server.login_throttle.SharedLoginThrottle``
-    both decide with it, so they cannot drift apart."""
+    """Failed console logins, counted so that guessing is slowed and a stranger cannot lock anyone out.
+
+    Counting by username alone (as the first throttle did) let anyone lock a dispatcher out for five
+    minutes with five wrong passwords, while one address trying twenty usernames was never slowed.
+    The rule now, over the last ``window_s`` (five minutes):
+
+    - one address, one account: after ``pair_limit`` (5) failures that address waits for that
+      account until the window has passed; the same account from another address is untouched;
+    - one address, any accounts: after ``address_limit`` (20) failures the address waits for every
+      account that never logged in from it here; a success does not reset this count, so a valid
+      account cannot launder guesses, and a station's dispatchers behind one NAT address are not
+      locked out by whoever keeps failing there;
+    - one account, any addresses: after ``account_limit`` (20) failures the account takes one try per
+      ``account_interval_s`` (2 s) from addresses it has never logged in from here, so a guessing
+      botnet gets a few hundred tries a window; an address the account logged in from before
+      (``trusted_s``, 30 days) is not slowed, and anyone else waits seconds, not minutes.
+
+    Only the decision lives here, over what a store remembers: the console counts in the database
+    (``server.login_throttle.SharedLoginThrottle``) so that every worker sees every failure, and
+    tests/throttle_reference.py keeps the counts in memory as the rule's reference."""
 
     pair_limit: int = 5
     address_limit: int = 20
@@ -81,101 +95,6 @@ class ThrottleRule:
     def _over(self, times: Sequence[float], limit: int, now: float) -> float:
         """Until the failure that made ``limit`` falls out of the window; 0 below the limit."""
         return times[len(times) - limit] + self.window_s - now if len(times) >= limit else 0.0
-
-
-class LoginThrottle:
-    """Failed console logins, counted so that guessing is slowed and a stranger cannot lock anyone out.
-
-    Counting by username alone (as this did) let anyone lock a dispatcher out for five minutes with
-    five wrong passwords, while one address trying twenty usernames was never slowed. The rule now,
-    over the last ``window_s`` (five minutes):
-
-    - one address, one account: after ``pair_limit`` (5) failures that address waits for that
-      account until the window has passed; the same account from another address is untouched;
-    - one address, any accounts: after ``address_limit`` (20) failures the address waits for every
-      account that never logged in from it here; a success does not reset this count, so a valid
-      account cannot launder guesses, and a station's dispatchers behind one NAT address are not
-      locked out by whoever keeps failing there;
-    - one account, any addresses: after ``account_limit`` (20) failures the account takes one try per
-      ``account_interval_s`` (2 s) from addresses it has never logged in from here, so a guessing
-      botnet gets a few hundred tries a window; an address the account logged in from before
-      (``trusted_s``, 30 days) is not slowed, and anyone else waits seconds, not minutes.
-
-    This one keeps its counts in one process's memory, with the clock in the caller's hand: it is
-    the rule's reference. The console counts in the database instead
-    (``server.login_throttle.SharedLoginThrottle``), so that every worker sees every failure and a
-    restart forgets none; tests/test_login_throttle_shared.py holds the two to the same answers.
-    """
-
-    PRUNE_AT = 10_000  # pairs kept before the stale ones are swept: a stranger's guesses cost memory
-
-    def __init__(
-        self,
-        pair_limit: int = 5,
-        address_limit: int = 20,
-        account_limit: int = 20,
-        window_s: float = 300.0,
-        account_interval_s: float = 2.0,
-        trusted_s: float = 30 * 86400.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.rule = ThrottleRule(pair_limit, address_limit, account_limit, window_s, account_interval_s, trusted_s)
-        self._clock = clock
-        self._pairs: dict[tuple[str, str], deque[float]] = {}
-        self._addresses: dict[str, deque[float]] = {}
-        self._accounts: dict[str, deque[float]] = {}
-        self._account_tried: dict[str, float] = {}  # the last try let through on a slowed account
-        self._trusted: dict[str, dict[str, float]] = {}  # username -> address -> last success
-
-    def wait_s(self, address: str, username: str) -> float:
-        """0 when this try may go ahead (it is then counted as the slowed account's one try), else how
-        many seconds this address must wait for this account."""
-        now = self._clock()
-        wait, takes_the_try = self.rule.wait(
-            now,
-            self._recent(self._pairs, (address, username), now),
-            self._recent(self._addresses, address, now),
-            self._recent(self._accounts, username, now),
-            self._trusted.get(username, {}).get(address),
-            self._account_tried.get(username),
-        )
-        if takes_the_try:
-            self._account_tried[username] = now
-        return wait
-
-    def failed(self, address: str, username: str) -> None:
-        now = self._clock()
-        self._pairs.setdefault((address, username), deque()).append(now)
-        self._addresses.setdefault(address, deque()).append(now)
-        self._accounts.setdefault(username, deque()).append(now)
-        if len(self._pairs) > self.PRUNE_AT:
-            self._prune(now)
-
-    def succeeded(self, address: str, username: str) -> None:
-        now = self._clock()
-        self._pairs.pop((address, username), None)
-        trusted = self._trusted.setdefault(username, {})
-        trusted[address] = now
-        if len(trusted) > self.rule.trusted_per_account:
-            del trusted[min(trusted, key=trusted.__getitem__)]
-
-    def _recent(self, table: dict[Any, deque[float]], key: Any, now: float) -> Sequence[float]:
-        times = table.get(key)
-        if times is None:
-            return ()
-        while times and now - times[0] >= self.rule.window_s:
-            times.popleft()
-        if not times:
-            del table[key]
-        return times
-
-    def _prune(self, now: float) -> None:
-        for table in (self._pairs, self._addresses, self._accounts):
-            for key in list(table):
-                self._recent(table, key, now)
-        for username, at in list(self._account_tried.items()):
-            if now - at >= self.rule.account_interval_s:
-                del self._account_tried[username]
 
 
 def _token_hash(token: str) -> str:

@@ -1,17 +1,10 @@
-"""The console's login throttle as a rule over time (``server.users.LoginThrottle``), with its clock
-in the test's hand: per address and account, per address, per account, and the window passing."""
+"""The console's login throttle as a rule over time (``server.users.ThrottleRule`` over the counts in
+memory of tests/throttle_reference.py), with its clock in the test's hand: per address and account,
+per address, per account, and the window passing."""
 
 from __future__ import annotations
 
-from server.users import LoginThrottle
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.throttle_reference import Clock, LoginThrottle
 
 
 def fail(throttle: LoginThrottle, address: str, username: str, times: int) -> None:

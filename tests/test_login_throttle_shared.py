@@ -1,7 +1,7 @@
 """The login throttle counted in the database (``server.login_throttle``): two workers on one
 database throttle at the same totals as one, a restart forgets no failure, two workers racing for a
 slowed account's one try let one through, and the database's answers are the in-memory rule's
-(``server.users.LoginThrottle``) over the same tries, on SQLite and on PostgreSQL."""
+(tests/throttle_reference.py) over the same tries, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
 from server.db.logins import LoginFailure, LoginTrusted
 from server.login_throttle import SharedLoginThrottle
-from server.users import LoginThrottle, Role
+from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.services import Mosquitto
 from tests.test_hostile_http import login_from
-from tests.test_login_throttle import Clock
+from tests.throttle_reference import Clock, LoginThrottle
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

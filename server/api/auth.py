@@ -45,7 +45,7 @@ def throttled(wait_s: float) -> Throttled:
 
 @router.post("/login")
 async def login(body: Login, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
-    """Throttled per address and per account (``server.users.LoginThrottle`` says how), counted in the
+    """Throttled per address and per account (``server.users.ThrottleRule`` says how), counted in the
     database for every worker (``server.login_throttle``)."""
     address = client_address(request)
     wait_s = await state.throttle.wait_s(address, body.username)
