@@ -207,6 +207,15 @@ def _open(root: Path, passphrase: bytes) -> tuple[Layout, Ledger, Authority]:
     return layout, ledger, load_authority(layout.ca_cert, layout.ca_key, passphrase)
 
 
+def _workers_authority(layout: Layout, passphrase: bytes) -> Authority:
+    if not layout.workers_ca_key.exists():
+        raise ProvisioningError(
+            "this fleet was made before the server workers had a CA of their own (ca/workers.key): "
+            "make a new fleet with `kuaichu provision init` (docs/provisioning.md)"
+        )
+    return load_authority(layout.workers_ca_cert, layout.workers_ca_key, passphrase)
+
+
 def add_server(root: Path, passphrase: bytes, name: str) -> Path:
     """A client certificate for another server worker, CN ``kuaichu-server-NAME``, and its ACL entry."""
     common_name = f"{SERVER_CN}-{name}"
@@ -215,16 +224,35 @@ def add_server(root: Path, passphrase: bytes, name: str) -> Path:
     layout, ledger, ca = _open(root, passphrase)
     if common_name in ledger.servers or layout.server(common_name).exists():
         raise ProvisioningError(f"server {common_name} already exists")
-    if not layout.workers_ca_key.exists():
-        raise ProvisioningError(
-            "this fleet was made before the server workers had a CA of their own (ca/workers.key): "
-            "make a new fleet with `kuaichu provision init` (docs/provisioning.md)"
-        )
-    workers = load_authority(layout.workers_ca_cert, layout.workers_ca_key, passphrase)
+    workers = _workers_authority(layout, passphrase)
     ledger.servers[common_name] = [_issue_server(ca, workers, layout, common_name)]
     broker.write_acl(layout.broker, ledger.servers)
     save_ledger(root, ledger)
     return layout.server(common_name)
+
+
+def renew_server(root: Path, passphrase: bytes, name: str | None) -> Path:
+    """A new key and certificate for a server worker (``name`` None: the first one, kuaichu-server),
+    into its folder; returns the folder. The old certificate is not revoked: every worker keeps
+    connecting with it until it expires, while the new files are installed and each worker restarted
+    in turn, so a renewal costs no outage. For the same reason (the workers' listener reads no CRL)
+    a renewal does not shut out a key that may have been copied."""
+    common_name = SERVER_CN if name is None else f"{SERVER_CN}-{name}"
+    layout, ledger, ca = _open(root, passphrase)
+    certs = ledger.servers.get(common_name)
+    if certs is None:
+        raise ProvisioningError(
+            f"no server {common_name} in this fleet (`kuaichu provision list` shows them); "
+            "a new worker gets its certificate with `server-cert NAME`, without --renew"
+        )
+    workers = _workers_authority(layout, passphrase)
+    folder = layout.server(common_name)
+    if folder.exists():
+        shutil.rmtree(folder)
+    certs.append(_issue_server(ca, workers, layout, common_name))
+    save_ledger(root, ledger)
+    logger.info("server %s renewed, certificate serial %s", common_name, certs[-1].serial)
+    return folder
 
 
 def check_device_id(device_id: str) -> None:

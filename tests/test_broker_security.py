@@ -250,6 +250,26 @@ async def test_another_server_worker_is_admitted_after_a_reload(tls_fleet: Fleet
             assert time.monotonic() < deadline, "worker w2 never received a report"
 
 
+async def test_a_renewed_server_certificate_connects_and_the_old_one_still_does(tls_fleet: Fleet) -> None:
+    """Renewal costs no outage: workers still holding the old certificate keep connecting to the
+    workers' listener while the new one is installed and each restarted in turn."""
+    old = tls_fleet.server()
+    assert old.tls is not None
+    keep = tls_fleet.root / "kept"
+    keep.mkdir(mode=0o700)
+    for f in (old.tls.cert_file, old.tls.key_file):
+        shutil.copy(f, keep / f.name)
+    old = old.model_copy(
+        update={"tls": old.tls.model_copy(update={"cert_file": keep / "client.crt", "key_file": keep / "client.key"})}
+    )
+
+    fleet.renew_server(tls_fleet.root, PASSPHRASE, None)
+    assert (keep / "client.crt").read_bytes() != (tls_fleet.root / "server" / "client.crt").read_bytes()
+    tls_fleet.broker.restart()  # all it reads at start, read again
+    assert not await refused(old, "kuaichu-server-old")
+    assert not await refused(tls_fleet.server(), "kuaichu-server-new")
+
+
 async def test_a_revoked_device_is_refused_after_a_reload_and_others_still_connect(tls_fleet: Fleet) -> None:
     revoked = tls_fleet.device("car-0001")
     assert revoked.tls is not None

@@ -128,3 +128,40 @@ def test_an_embassy_car_is_provisioned_with_its_plate_written_either_way(tmp_pat
         vehicle = vehicle_of(cfg)
         assert vehicle is not None and vehicle.plate == "使014578"
         assert decode(Vehicle, encode(vehicle)) == vehicle  # what its reports will carry
+
+
+def test_server_certificates_are_added_and_renewed_with_the_ledger_keeping_each(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    assert provision("init", "--dir", str(root), "--broker-user", "").returncode == 0
+    assert provision("server-cert", "w2", "--dir", str(root)).returncode == 0
+    first_key = (root / "server" / "client.key").read_bytes()
+    w2_key = (root / "server-w2" / "client.key").read_bytes()
+
+    renewed = provision("server-cert", "--renew", "--dir", str(root))  # no name: kuaichu-server itself
+    assert renewed.returncode == 0, renewed.stderr
+    assert "stays valid until it expires" in renewed.stdout and "install-server.sh" in renewed.stdout
+    assert (root / "server" / "client.key").read_bytes() != first_key
+    assert (root / "server-w2" / "client.key").read_bytes() == w2_key
+    assert provision("server-cert", "w2", "--renew", "--dir", str(root)).returncode == 0
+    assert (root / "server-w2" / "client.key").read_bytes() != w2_key
+
+    ledger = load_ledger(root)
+    for name in ("kuaichu-server", "kuaichu-server-w2"):
+        certs = ledger.servers[name]
+        assert len(certs) == 2 and certs[0].serial != certs[1].serial, name
+        assert all(cert.revoked_at is None for cert in certs), name  # the old one still connects
+    assert ledger.revoked() == {}
+
+    refusals = {
+        "unknown": provision("server-cert", "w9", "--renew", "--dir", str(root)),
+        "no name": provision("server-cert", "--dir", str(root)),
+        "existing": provision("server-cert", "w2", "--dir", str(root)),
+        "wrong passphrase": provision("server-cert", "--renew", "--dir", str(root), passphrase="not the passphrase!"),
+    }
+    for case, refusal in refusals.items():
+        assert refusal.returncode == 1, case
+    assert "no server kuaichu-server-w9" in refusals["unknown"].stderr
+    assert "--renew" in refusals["no name"].stderr
+    assert load_ledger(root) == ledger
+    listing = provision("list", "--dir", str(root), passphrase=None).stdout.splitlines()
+    assert any(line.split()[:2] == ["server", "kuaichu-server"] and line.endswith("certificates 2") for line in listing)

@@ -53,8 +53,19 @@ def register(commands: Any) -> None:
     )
     init.set_defaults(handler=_init)
 
-    server = sub.add_parser("server-cert", help="a client certificate for another server worker")
-    server.add_argument("name", help="worker name; the certificate's CN is kuaichu-server-NAME")
+    server = sub.add_parser(
+        "server-cert", help="a client certificate for another server worker, or --renew one before it expires"
+    )
+    server.add_argument(
+        "name",
+        nargs="?",
+        help="worker name; the certificate's CN is kuaichu-server-NAME (with --renew and no name: kuaichu-server)",
+    )
+    server.add_argument(
+        "--renew",
+        action="store_true",
+        help="a new key and certificate for an existing server; the old one stays valid until it expires",
+    )
     server.set_defaults(handler=_server_cert)
 
     device = sub.add_parser("device", help="issue a device's certificate, device.toml, QR code and archive")
@@ -154,7 +165,18 @@ def _init(args: argparse.Namespace) -> int:
 def _server_cert(args: argparse.Namespace) -> int:
     def act(args: argparse.Namespace) -> None:
         from provisioning import fleet
+        from provisioning.errors import ProvisioningError
 
+        if args.renew:
+            folder = fleet.renew_server(args.dir.resolve(), _passphrase(args), args.name)
+            print(f"new server certificate in {folder}; the old one stays valid until it expires.")
+            print(
+                "Install it where the workers read it (install-server.sh --pki again: it replaces "
+                "/etc/kuaichu/pki/ and restarts them), before the old one expires."
+            )
+            return
+        if args.name is None:
+            raise ProvisioningError("which server? give its NAME (kuaichu-server-NAME), or --renew an existing one")
         folder = fleet.add_server(args.dir.resolve(), _passphrase(args), args.name)
         print(f"server certificate in {folder}; the broker ACL now names it.")
         print("Reload the broker so that it rereads the ACL: `systemctl reload mosquitto`.")
@@ -266,7 +288,10 @@ def _list(args: argparse.Namespace) -> int:
         if ledger.server_port is not None:
             print(f"broker {ledger.broker_host}:{ledger.server_port} (server workers)")
         for name, certs in sorted(ledger.servers.items()):
-            print(f"server  {name:<32} serial {certs[-1].serial}  until {certs[-1].not_after:%Y-%m-%d}")
+            print(
+                f"server  {name:<32} serial {certs[-1].serial}  until {certs[-1].not_after:%Y-%m-%d}"
+                f"  certificates {len(certs)}"
+            )
         for device_id, record in sorted(ledger.devices.items()):
             cert = record.current
             print(
