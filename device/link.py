@@ -33,7 +33,6 @@ class Link:
         on_change: Callable[[bool], Awaitable[None]],
         on_command: Callable[[Command], None],
     ) -> None:
-        self._broker = broker
         self._device_id = device_id
         self._firmware = firmware
         self._on_ack = on_ack
@@ -55,6 +54,11 @@ class Link:
         )
         self.connected = self._session.connected
 
+    @property
+    def broker(self) -> BrokerSection:
+        """The broker the unit is on, or tries next: with several it fails over (runtime.mqtt_session)."""
+        return self._session.broker
+
     def topic(self, channel: Channel) -> str:
         return device_topic(self._device_id, channel)
 
@@ -67,7 +71,7 @@ class Link:
 
     async def _changed(self, up: bool) -> None:
         if up:
-            logger.info("device %s: connected to %s:%d", self._device_id, self._broker.host, self._broker.port)
+            logger.info("device %s: connected to %s", self._device_id, self.broker.address)
         await self._on_change(up)
 
     async def _leave(self, client: aiomqtt.Client) -> None:

@@ -79,5 +79,4 @@ async def run_device(cfg: DeviceConfig) -> None:
 def describe(app: DeviceApp) -> str:
     """The line ``systemctl status kuaichu-device`` shows: enough for a technician at the unit."""
     link = "connected to" if app.link.connected.is_set() else "not connected to"
-    broker = app.cfg.broker
-    return f"device {app.cfg.device.id} {app.machine.state.value}, {link} {broker.host}:{broker.port}"
+    return f"device {app.cfg.device.id} {app.machine.state.value}, {link} {app.link.broker.address}"

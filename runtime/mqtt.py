@@ -28,18 +28,42 @@ class TlsSection(ConfigSection):
     crl_file: Path | None = None
 
 
+class BrokerAddress(ConfigSection):
+    host: str
+    port: int = Field(default=8883, ge=1, le=65535)
+
+
 class BrokerSection(ConfigSection):
     host: str
     port: int = Field(default=8883, ge=1, le=65535)
+    others: list[BrokerAddress] = Field(
+        default=[],
+        description="further brokers, same TLS files: a unit fails over to them in order, a server worker "
+        "connects to every one (docs/scaling.md)",
+    )
     keepalive_s: int = Field(default=15, ge=5, le=600)
     session_expiry_s: int = Field(default=3600, ge=0, description="broker keeps QoS 1 messages this long offline")
     tls: TlsSection | None = Field(default=None, description="client-certificate TLS; required off loopback")
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> Self:
-        if self.tls is None and self.host not in LOOPBACK:
+        addresses = [(self.host, self.port)] + [(other.host, other.port) for other in self.others]
+        if self.tls is None and any(host not in LOOPBACK for host, _ in addresses):
             raise ValueError("tls is required for a broker that is not on this machine")
+        if len(set(addresses)) < len(addresses):
+            raise ValueError("a broker is listed twice: list each broker once")
         return self
+
+    def each(self) -> list[BrokerSection]:
+        """One section per broker, the first (``host``, ``port``) first, each with no ``others``."""
+        if not self.others:
+            return [self]
+        first = self.model_copy(update={"others": []})
+        return [first] + [first.model_copy(update={"host": o.host, "port": o.port}) for o in self.others]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 def tls_context(tls: TlsSection) -> ssl.SSLContext:

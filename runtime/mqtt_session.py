@@ -4,7 +4,9 @@ intake and the media worker's call signalling each hold one.
 A session connects with the shared client settings (``runtime.mqtt.make_client``), subscribes
 again on every connect (a broker restarted without its persistence has forgotten the
 subscriptions), hands each message to its owner, and after a drop retries with the fleet's
-jittered backoff. What differs between owners is what they subscribe to, their will, what they
+jittered backoff. Given several brokers (``BrokerSection.others``) it fails over: after
+``FAILOVER_AFTER`` tries in a row that did not connect it moves to the next broker, round the list.
+What differs between owners is what they subscribe to, their will, what they
 say once connected and before leaving, and who hears that the link went up or down.
 """
 
@@ -23,6 +25,10 @@ from runtime.mqtt import BrokerSection, make_client, publish_nowait
 
 FIRST_RETRY_S = 0.5
 PUBLISH_TIMEOUT_S = 10  # for the broker's PUBACK; then the message counts as not taken
+# Tries in a row that did not connect before a session with several brokers moves to the next one:
+# enough that a broker restarting (seconds) keeps its units, few enough that a dead one costs a unit
+# only a few back-off steps (0.5 + 1 + 2 s, jittered) before it is on the next.
+FAILOVER_AFTER = 3
 
 # A message's topic and payload; a handler that returns an awaitable is awaited before the next.
 Handler = Callable[[str, bytes], Awaitable[None] | None]
@@ -61,7 +67,8 @@ class MqttSession:
         ``farewell`` runs on the open connection when the session is cancelled while up, because a
         clean disconnect does not fire the will. A drop is logged on ``logger`` as
         "``label``: ``lost`` (why); retrying in N s"."""
-        self._broker = broker
+        self._brokers = broker.each()
+        self._current = 0
         self.identifier = identifier
         self._subscriptions = tuple(subscriptions)
         self._logger = logger
@@ -79,9 +86,10 @@ class MqttSession:
     async def run(self, handler: Handler) -> None:
         """Keep the connection until cancelled, giving every message to ``handler``."""
         backoff = Backoff(FIRST_RETRY_S, self._retry_most_s)
+        failed = 0  # tries in a row on the current broker that did not connect
         while True:
             try:
-                client = make_client(self._broker, self.identifier, will=self._will, max_inflight=self._max_inflight)
+                client = make_client(self.broker, self.identifier, will=self._will, max_inflight=self._max_inflight)
                 async with client:
                     await self._subscribe(client)
                     if self._on_connect is not None:
@@ -89,12 +97,22 @@ class MqttSession:
                     self._client = client
                     self.connected.set()
                     backoff.reset()
+                    failed = 0
                     if self._on_change is not None:
                         await self._on_change(True)
                     await self._receive(client, handler)
             except aiomqtt.MqttError as exc:
                 delay = backoff.next()
-                self._logger.warning("%s: %s (%s); retrying in %.1fs", self._label, self._lost, exc, delay)
+                if not self.connected.is_set():
+                    failed += 1
+                where = self.broker.address
+                if failed >= FAILOVER_AFTER and len(self._brokers) > 1:
+                    # The back-off goes on growing: a dead broker's units reach the next one spread
+                    # out, not as one storm.
+                    failed = 0
+                    self._current = (self._current + 1) % len(self._brokers)
+                    where = f"{where}, moving to {self.broker.address}"
+                self._logger.warning("%s: %s (%s, %s); retrying in %.1fs", self._label, self._lost, exc, where, delay)
             else:
                 delay = backoff.next()
             finally:
@@ -104,6 +122,11 @@ class MqttSession:
                 if was_up and self._on_change is not None:
                     await self._on_change(False)
             await asyncio.sleep(delay)
+
+    @property
+    def broker(self) -> BrokerSection:
+        """The broker this session is on, or tries next."""
+        return self._brokers[self._current]
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         for sub in self._subscriptions:
@@ -146,3 +169,14 @@ class MqttSession:
         if client is None:
             raise NotConnected("not connected")
         publish_nowait(client, topic, payload, qos)
+
+
+async def any_connected(sessions: Sequence[MqttSession]) -> None:
+    """Return once one of ``sessions`` is up: a worker with a connection to each of several brokers
+    serves while one of them is away."""
+    waits = [asyncio.ensure_future(session.connected.wait()) for session in sessions]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -1,6 +1,9 @@
 """The server's MQTT side: reports in, cases out, acknowledgements back to the devices.
 
-One broker connection per worker. Reports arrive on a shared subscription, so with several workers
+One broker connection per worker, or one per broker where the fleet is sharded over several
+(``[broker] others``): each broker's units report there, and every worker takes its share of each
+broker's reports; answers go back on the broker a report came in on (``server.outbound``).
+Reports arrive on a shared subscription, so with several workers
 each report is handled by one of them; validation happens as a message arrives, and valid reports
 queue for the case writer, which commits everything waiting in one transaction and then answers.
 Presence, heartbeats and self-tests are gathered for a second and written in a transaction of
@@ -20,7 +23,8 @@ from protocol import ProtocolError
 from protocol.ids import REPORT_ID_PATTERN
 from protocol.messages import Ack, Heartbeat, Presence, Report, SelfTest, Unit, decode, encode
 from protocol.topics import CASE_EVENTS, Channel, device_filter, device_topic, parse_device_topic, shared
-from runtime.mqtt_session import MqttSession, Subscription
+from runtime.mqtt import BrokerSection
+from runtime.mqtt_session import MqttSession, Subscription, any_connected
 from server.cases import CaseStore, Outcome, case_summary, now_utc
 from server.config import ServerConfig, WorkerPart
 from server.devices import DeviceStore, Status
@@ -60,23 +64,26 @@ SUBSCRIPTIONS = (
 CASE_EVENTS_ONLY = SUBSCRIPTIONS[-1:]
 
 
-def intake_session(cfg: ServerConfig) -> MqttSession:
-    """The worker's one connection for the devices' messages in and its answers out."""
+def intake_sessions(cfg: ServerConfig) -> list[MqttSession]:
+    """The worker's connections for the devices' messages in and its answers out, one per broker."""
     identifier = f"kuaichu-server-{cfg.server.worker_id}"
 
-    async def changed(up: bool) -> None:
-        if up:
-            logger.info("intake %s: connected to broker %s:%d", identifier, cfg.broker.host, cfg.broker.port)
+    def session(broker: BrokerSection) -> MqttSession:
+        async def changed(up: bool) -> None:
+            if up:
+                logger.info("intake %s: connected to broker %s", identifier, broker.address)
 
-    return MqttSession(
-        cfg.broker,
-        identifier,
-        SUBSCRIPTIONS if WorkerPart.INTAKE in cfg.server.runs else CASE_EVENTS_ONLY,
-        logger=logger,
-        label=f"intake {identifier}",
-        max_inflight=BROKER_RECEIVE_MAXIMUM,
-        on_change=changed,
-    )
+        return MqttSession(
+            broker,
+            identifier,  # one connection to each broker: the same id on each is no clash
+            SUBSCRIPTIONS if WorkerPart.INTAKE in cfg.server.runs else CASE_EVENTS_ONLY,
+            logger=logger,
+            label=f"intake {identifier} ({broker.address})",
+            max_inflight=BROKER_RECEIVE_MAXIMUM,
+            on_change=changed,
+        )
+
+    return [session(broker) for broker in cfg.broker.each()]
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,6 @@ class Intake:
         # One writer at a time: SQLite refuses a write to a transaction that read before another
         # connection committed, and the case and status writers use different connections.
         self._writing = asyncio.Lock()
-        self.connected = outbound.session.connected
         # Every report taken in, by outcome (accepted, duplicate, test, refused) and refusal reason: /metrics.
         self.tally: Counter[tuple[str, str]] = Counter()
 
@@ -118,12 +124,18 @@ class Intake:
             asyncio.create_task(self._status_loop(), name="status-writer"),
         ]
         try:
-            await self._outbound.session.run(self._on_message)
+            await asyncio.gather(*(self._receive(i, s) for i, s in enumerate(self._outbound.sessions)))
         finally:
             for writer in writers:
                 writer.cancel()
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    async def wait_connected(self) -> None:
+        await any_connected(self._outbound.sessions)
+
+    async def _receive(self, broker: int, session: MqttSession) -> None:
+        await session.run(lambda topic, payload: self._on_message(topic, payload, broker))
+
+    def _on_message(self, topic: str, payload: bytes, broker: int = 0) -> None:
         if topic == CASE_EVENTS:
             for line in payload.split(b"\n"):
                 try:
@@ -137,12 +149,14 @@ class Intake:
         except ProtocolError as exc:
             logger.warning("refused message on unexpected topic: %s", exc.reason)
             return
+        if channel is not Channel.STATE:  # a presence may be an old one the broker kept (Whereabouts)
+            self._outbound.where.heard(device_id, broker)
         if channel is Channel.REPORT:
             self._on_report(device_id, payload)
         elif channel is Channel.HEARTBEAT:
             self._on_status(device_id, Heartbeat, payload)
         elif channel is Channel.STATE and payload:  # empty = retained state cleared; nothing to record
-            self._on_status(device_id, Presence, payload)
+            self._on_status(device_id, Presence, payload, broker)
         elif channel is Channel.SELFTEST:
             self._on_status(device_id, SelfTest, payload)
         elif channel is Channel.PLATES:
@@ -171,13 +185,19 @@ class Intake:
         self._queue.put_nowait(report)
 
     def _on_status(
-        self, device_id: str, model: type[Presence] | type[Heartbeat] | type[SelfTest], payload: bytes
+        self,
+        device_id: str,
+        model: type[Presence] | type[Heartbeat] | type[SelfTest],
+        payload: bytes,
+        broker: int = 0,
     ) -> None:
         try:
             status = decode(model, payload)
         except ProtocolError as exc:
             logger.warning("device %s: %s refused: %s (%s)", device_id, model.__name__, exc.reason, exc.detail)
             return
+        if isinstance(status, Presence) and not self._outbound.where.presence(device_id, broker, status):
+            return  # left on a broker the unit has since moved off
         self._statuses.append((device_id, status))
         self._statuses_waiting.set()
 
@@ -221,7 +241,13 @@ class Intake:
                     await self._devices.record(batch, now_utc())
             except Exception:
                 logger.exception("status writer: %d presence/heartbeat/self-test messages not recorded", len(batch))
-            updates = [(d, s.health.update) for d, s in batch if isinstance(s, Heartbeat) and s.health.update]
+            updates = [
+                (d, status)
+                for d, s in batch
+                if isinstance(s, Heartbeat)
+                for status in (s.health.update, s.health.models_update)
+                if status is not None
+            ]
             if updates:
                 try:
                     async with self._writing:

@@ -281,9 +281,12 @@ async def readyz(request: Request) -> JSONResponse:
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach it is the answer, not an error of this route
         problems.append(f"数据库无法访问 database unreachable: {type(exc).__name__}")
-    if not metrics.state.outbound.session.connected.is_set():
+    # With several brokers, one away is not a reason to take the worker out: the units on the others
+    # are served, and every worker would be out at once. It is named, for the alerting.
+    down = metrics.state.outbound.down()
+    if len(down) == len(metrics.state.outbound.sessions):
         problems.append("未连接消息服务器 broker not connected")
-    body = {"status": "ready" if not problems else "not ready", "problems": problems}
+    body = {"status": "ready" if not problems else "not ready", "problems": problems, "brokers_down": down}
     return JSONResponse(body, status_code=200 if not problems else 503)
 
 

@@ -43,7 +43,7 @@ from server.insurers.claims import Claims
 from server.insurers.links import InsurerLinks
 from server.insurers.tls import listener_config
 from server.insurers.webhooks import WebhookOutbox
-from server.intake import Intake, intake_session
+from server.intake import Intake, intake_sessions
 from server.live_feed import CaseHub
 from server.metrics import WorkerMetrics, certificate_expiry
 from server.metrics import install as install_metrics
@@ -140,7 +140,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     await cases.ensure_units()
     devices = DeviceStore(sessions)
     hub = CaseHub()
-    outbound = Outbound(intake_session(cfg), hub)
+    outbound = Outbound(intake_sessions(cfg), hub)
     sms = SmsOutbox(
         sessions, sms_gateway(cfg), cfg.sms, cfg.server.worker_id, outbound, cfg.server.data_dir / "sms-taken"
     )
@@ -266,9 +266,9 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None) -> None:
             # collector's full scans, which otherwise stall intake for tens of milliseconds.
             gc.freeze()
             if ready is not None:
-                await intake.connected.wait()
+                await intake.wait_connected()
                 if signalling is not None:
-                    await signalling.connected.wait()
+                    await signalling.wait_connected()
                 while not all(server.started for server in servers):  # noqa: ASYNC110 - uvicorn exposes only a flag
                     await asyncio.sleep(0.02)
                 ready.set()

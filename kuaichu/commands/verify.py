@@ -24,7 +24,7 @@ def _verify(args: argparse.Namespace) -> int:
     from server.casework.keys import UnitKeys
     from server.config import load_server_config
     from server.db.engine import make_engine, make_sessionmaker
-    from server.intake import intake_session
+    from server.intake import intake_sessions
     from server.live_feed import CaseHub
     from server.outbound import Outbound
 
@@ -42,9 +42,8 @@ def _verify(args: argparse.Namespace) -> int:
             keys = UnitKeys(sessions, cfg.server.data_dir / "keys")
             # Checking sends nothing: no SMS outbox, and a way out that never connects.
             fonts = DocumentFont(cfg.font_cache_dir)
-            determinations = Determinations(
-                sessions, keys, cfg.documents_dir, cfg.public_url, fonts, None, Outbound(intake_session(cfg), CaseHub())
-            )
+            outbound = Outbound(intake_sessions(cfg), CaseHub())
+            determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, None, outbound)
             return await determinations.check(pdf)
         finally:
             await engine.dispose()

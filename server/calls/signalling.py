@@ -4,7 +4,8 @@ stills and clips a dispatcher asked for, in chunks (``server.calls.uploads``).
 A connection of its own, apart from the report intake: an SDP is a few kilobytes that must not
 queue behind a burst of reports, nor a report behind a call. The subscription is a plain one,
 because every offer of one call must reach the one worker that holds the call's media; only the
-worker that runs media (``[server] runs``) opens it.
+worker that runs media (``[server] runs``) opens it. With several brokers it is one connection to
+each, and an answer goes back on the broker the unit last signalled on (``server.outbound``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import aiomqtt
 from protocol import ProtocolError
 from protocol.messages import CallSignal, decode
 from protocol.topics import Channel, device_filter, parse_device_topic
-from runtime.mqtt_session import MqttSession, NotConnected, Subscription
+from runtime.mqtt_session import MqttSession, NotConnected, Subscription, any_connected
 from server.calls.degraded import SceneReceiver
 from server.calls.manager import CallManager
 from server.calls.uploads import UploadReceiver
 from server.config import ServerConfig
+from server.outbound import Whereabouts
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +40,28 @@ class CallLink:
 
     def __init__(self, cfg: ServerConfig) -> None:
         identifier = f"kuaichu-server-{cfg.server.worker_id}-calls"
-        self.session = MqttSession(cfg.broker, identifier, SUBSCRIPTIONS, logger=logger, label="call signalling")
+        brokers = cfg.broker.each()
+        self.sessions = [
+            MqttSession(
+                broker,
+                identifier,
+                SUBSCRIPTIONS,
+                logger=logger,
+                label="call signalling" if len(brokers) == 1 else f"call signalling ({broker.address})",
+            )
+            for broker in brokers
+        ]
+        self.where = Whereabouts(len(brokers))
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        try:
-            await self.session.publish(topic, payload, qos)
-        except NotConnected:
-            logger.warning("broker down: %s not sent; the device will offer again", topic)
-        except aiomqtt.MqttError as exc:
-            logger.warning("could not publish %s (%s); the device will offer again", topic, exc)
+        device_id, _ = parse_device_topic(topic)
+        for broker in self.where.of(device_id):
+            try:
+                await self.sessions[broker].publish(topic, payload, qos)
+            except NotConnected:
+                logger.warning("broker down: %s not sent; the device will offer again", topic)
+            except aiomqtt.MqttError as exc:
+                logger.warning("could not publish %s (%s); the device will offer again", topic, exc)
 
 
 class Signalling:
@@ -55,15 +70,21 @@ class Signalling:
         self._manager = manager
         self._uploads = uploads
         self._scenes = scenes
-        self.connected = link.session.connected
         self._handling: set[asyncio.Task[None]] = set()
 
-    async def run(self) -> None:
-        await self._link.session.run(self._on_message)
+    async def wait_connected(self) -> None:
+        await any_connected(self._link.sessions)
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    async def run(self) -> None:
+        await asyncio.gather(*(self._receive(i, s) for i, s in enumerate(self._link.sessions)))
+
+    async def _receive(self, broker: int, session: MqttSession) -> None:
+        await session.run(lambda topic, payload: self._on_message(topic, payload, broker))
+
+    def _on_message(self, topic: str, payload: bytes, broker: int = 0) -> None:
         try:
             device_id, channel = parse_device_topic(topic)
+            self._link.where.heard(device_id, broker)
             if channel is Channel.SCENE:
                 self._scenes.on_message(device_id, payload)
                 return
