@@ -338,6 +338,11 @@ class BackupSection(ConfigSection):
     )
 
 
+# The certificates a worker's own configuration names, exported under these names by
+# server/metrics.py; a watched file may not take one of them.
+OWN_CERTS = frozenset({"console", "insurer_api", "insurer_client_ca", "broker_client", "broker_ca"})
+
+
 class MetricsSection(ConfigSection):
     allow_from: list[IPvAnyNetwork] = Field(
         default_factory=lambda: [
@@ -346,6 +351,28 @@ class MetricsSection(ConfigSection):
         max_length=64,
         description="addresses that may read /metrics (Prometheus); behind nginx, the client's own address counts",
     )
+    watch_cert_files: dict[str, Path] = Field(
+        default={},
+        max_length=16,
+        description="more certificate files whose expiry /metrics exports, by the name the alert shows, e.g. "
+        "nginx's when it ends TLS (install-server.sh --nginx-cert writes it): the worker does not serve them",
+    )
+
+    @field_validator("watch_cert_files")
+    @classmethod
+    def _watched_names(cls, files: dict[str, Path]) -> dict[str, Path]:
+        for name in files:
+            if name in OWN_CERTS:
+                raise ValueError(
+                    f"{name} 已是服务进程自己证书的名字，请给这个文件另取一个，如 nginx "
+                    f"({name} names a certificate the worker uses itself; call this one e.g. nginx)"
+                )
+            if not (name.isascii() and name[:1].isalpha() and name.replace("_", "").isalnum() and len(name) <= 32):
+                raise ValueError(
+                    f"证书名 {name!r} 请只用英文字母、数字和下划线，以字母开头，最长 32 个字符，如 nginx "
+                    "(a name of letters, digits and underscores, starting with a letter, e.g. nginx)"
+                )
+        return files
 
 
 class ServerConfig(ConfigSection):

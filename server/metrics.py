@@ -67,6 +67,7 @@ class Snapshot:
     disk_free: int = 0
     disk_total: int = 0
     backup_at: float = 0.0
+    watched_certs: dict[str, float] = field(default_factory=dict)
 
 
 async def _counts(session: AsyncSession, column: Any, *where: Any) -> dict[str, int]:
@@ -103,6 +104,7 @@ async def read_snapshot(state: ServerState, now: datetime) -> Snapshot:
                 snap.review_due_s[stage.value] = (nearest - now).total_seconds()
     snap.disk_free, snap.disk_total = await asyncio.to_thread(_disk_usage, state.cfg.evidence_dir)
     snap.backup_at = await asyncio.to_thread(read_stamp, state.cfg.backup_stamp)
+    snap.watched_certs = await asyncio.to_thread(watched_expiry, state.cfg.metrics.watch_cert_files)
     return snap
 
 
@@ -123,11 +125,29 @@ def certificate_expiry(cfg: ServerConfig) -> dict[str, float]:
         if path is None:
             continue
         try:
-            certs = x509.load_pem_x509_certificates(path.read_bytes())
+            found[name] = _earliest_expiry(path)
         except (OSError, ValueError):
             continue  # the worker itself refuses to start on such a file, with the reason
-        found[name] = min(c.not_valid_after_utc for c in certs).timestamp()
     return found
+
+
+def watched_expiry(files: dict[str, Path]) -> dict[str, float]:
+    """The expiry of ``[metrics] watch_cert_files``, certificates the worker does not serve (nginx's,
+    when nginx ends TLS), read at every scrape: their owner renews them in place (an ACME client and
+    a reload of nginx), without restarting the worker, and the alert must clear once it has. One that
+    cannot be read counts as expired long ago (0): it was meant to be watched, and leaving it out
+    would look like nothing to worry about."""
+    found = {}
+    for name, path in files.items():
+        try:
+            found[name] = _earliest_expiry(path)
+        except (OSError, ValueError):
+            found[name] = 0.0
+    return found
+
+
+def _earliest_expiry(path: Path) -> float:
+    return min(c.not_valid_after_utc for c in x509.load_pem_x509_certificates(path.read_bytes())).timestamp()
 
 
 def _disk_usage(folder: Path) -> tuple[int, int]:
@@ -226,8 +246,8 @@ class WorkerMetrics(Collector):
         )
         yield _gauge(
             "kuaichu_tls_cert_not_after_seconds",
-            "when each certificate this worker serves or connects with expires",
-            self._cert_expiry,
+            "when each certificate this worker serves, connects with or watches expires",
+            self._cert_expiry | snap.watched_certs,
             "cert",
         )
 

@@ -17,11 +17,12 @@ import httpx
 import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from protocol.messages import encode
 from server.cases import now_utc
-from server.config import InsurerApiSection
+from server.config import InsurerApiSection, MetricsSection
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call, Case, SmsMessage
 from server.metrics import certificate_expiry
@@ -54,7 +55,11 @@ async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
 ) -> None:
     url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
-    server = await start_server(make_server_config(tmp_path / "server", broker.port, database_url=url))
+    cfg = make_server_config(tmp_path / "server", broker.port, database_url=url)
+    # nginx's certificate, which the worker only watches: five days left, and one file never made.
+    nginx = web_cert(tmp_path / "nginx", "kuaichu.example.cn", days=5)
+    watched = {"nginx": nginx.cert, "gone": tmp_path / "not-there.crt"}
+    server = await start_server(cfg.model_copy(update={"metrics": MetricsSection(watch_cert_files=watched)}))
     try:
         case_no = await new_case(broker)
         async with raw_device(broker.port, "car-0601") as (client, acks):
@@ -95,6 +100,15 @@ async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
             assert value(found, "kuaichu_worker_info", worker_id="w1", runs="console,intake,media") == 1
             refused = {"method": "GET", "route": "/api/cases", "status": "4xx"}
             assert value(found, "kuaichu_http_request_duration_seconds_count", **refused) == 1
+            left = value(found, "kuaichu_tls_cert_not_after_seconds", cert="nginx") - now_utc().timestamp()
+            assert 4 * 86400 < left < 5 * 86400  # under the alert's fourteen days
+            assert value(found, "kuaichu_tls_cert_not_after_seconds", cert="gone") == 0  # as if long expired
+            # Renewed in place (an ACME client, then nginx reloaded): the next scrape reads the new one.
+            renewed = web_cert(tmp_path / "renewed", "kuaichu.example.cn", days=90)
+            shutil.copy(renewed.cert, nginx.cert)
+            found = samples((await http.get("/metrics")).text)
+            left = value(found, "kuaichu_tls_cert_not_after_seconds", cert="nginx") - now_utc().timestamp()
+            assert 89 * 86400 < left < 90 * 86400
 
             # Through nginx, the client's own address counts: a stranger is refused.
             stranger = await http.get("/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
@@ -160,3 +174,12 @@ def test_the_certificates_a_worker_uses_are_exported_with_their_expiry(tmp_path:
     }
     # Ten days from now, under the alert's fourteen.
     assert 9 * 86400 < found["console"] - now_utc().timestamp() < 11 * 86400
+
+
+def test_certificates_the_worker_only_watches_are_refused_under_its_own_names() -> None:
+    """A watched file (nginx's certificate) may not hide one the worker uses, nor take a name an alert
+    reader would stumble on; the files themselves are checked on a running worker above."""
+    for name, words in [("console", "另取一个"), ("nginx cert", "字母、数字和下划线")]:
+        with pytest.raises(ValidationError, match=words):
+            MetricsSection(watch_cert_files={name: Path("/etc/ssl/certs/kuaichu.pem")})
+    assert MetricsSection(watch_cert_files={"nginx": Path("/etc/ssl/certs/kuaichu.pem")}).watch_cert_files

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,9 @@ import pytest
 from protocol.messages import Ack, Trigger, decode, encode
 from protocol.topics import Channel, device_topic
 from runtime.mqtt import TlsSection
+from server.cases import now_utc
 from server.config import ServerConfig, WorkerPart, load_server_config
+from server.metrics import watched_expiry
 from tests.commands import provision
 from tests.configs import WebCert, web_cert
 from tests.conftest import start_server
@@ -319,6 +322,50 @@ def test_without_a_certificate_each_kind_of_worker_waits_for_nginx_on_loopback(s
     tls = ["--tls-cert", str(station / "broker" / "server.crt"), "--tls-key", str(station / "broker" / "server.key")]
     said = refused(image, "--pki", str(station), "--public-url", PUBLIC, *tls)
     assert "/etc/kuaichu/server/media.toml is from an install behind nginx" in said.splitlines()[-1], said
+
+
+def test_a_run_over_an_older_install_adds_what_the_first_console_lacks_and_keeps_every_edit(
+    station: Path, image: Path, tmp_path: Path
+) -> None:
+    """An install from before the nightly backup has no [backup] (the backup then refuses to run);
+    --nginx-cert has the first console watch nginx's certificate. A run adds both where missing, in
+    a file the operator edited, and touches nothing else."""
+    nginx = web_cert(tmp_path / "nginx", "kuaichu.example.cn", days=30)
+    (image / "etc" / "ssl").mkdir()
+    shutil.copy(nginx.cert, image / "etc" / "ssl" / "kuaichu.pem")
+    flags = ["--pki", str(station), "--public-url", PUBLIC, "--nginx-cert", "/etc/ssl/kuaichu.pem"]
+    assert install(image, *flags).returncode == 0
+    fresh = load_in(image, "console-1")
+    assert fresh.metrics.watch_cert_files == {"nginx": Path("/etc/ssl/kuaichu.pem")}
+    assert watched_expiry({"nginx": image / "etc" / "ssl" / "kuaichu.pem"})["nginx"] > now_utc().timestamp()
+
+    # The first console as an older installer left it, then edited: [metrics] of its own, no [backup].
+    console = image / "etc" / "kuaichu" / "server" / "console-1.toml"
+    older = console.read_text().split("\n[backup]\n")[0] + '\n[metrics]\nallow_from = ["10.8.0.0/16"]\n'
+    older += "\n[calls]\nsegment_s = 20"  # no newline at the end, as an editor may leave it
+    console.write_text(older)
+    others = {p: p.read_bytes() for p in console.parent.iterdir() if p != console}
+    again = install(image, *flags, "--backup-keep", "5")
+    assert again.returncode == 0, again.stderr
+    assert "added to /etc/kuaichu/server/console-1.toml" in again.stdout
+    # Every byte the operator had: the watched file under their [metrics], [backup] after the rest.
+    watch = '[metrics]\nwatch_cert_files = { nginx = "/etc/ssl/kuaichu.pem" }\n'
+    assert console.read_text().startswith(older.replace("[metrics]\n", watch) + "\n[backup]\n")
+    cfg = load_in(image, "console-1")
+    assert (cfg.backup.dir, cfg.backup.keep) == (Path("/var/backups/kuaichu-server"), 5)
+    assert cfg.metrics.watch_cert_files == {"nginx": Path("/etc/ssl/kuaichu.pem")}
+    assert cfg.metrics.allow_from == [ip_network("10.8.0.0/16")] and cfg.calls.segment_s == 20
+    assert {p: p.read_bytes() for p in console.parent.iterdir() if p != console} == others
+    # Once up to date, a run changes nothing.
+    before = snapshot(image)
+    assert "keeping /etc/kuaichu/server/console-1.toml" in install(image, *flags, "--backup-keep", "5").stdout
+    assert snapshot(image) == before
+
+    tls = ["--tls-cert", str(nginx.cert), "--tls-key", str(nginx.key)]
+    said = refused(image, *flags, *tls).splitlines()[-1]
+    assert "--nginx-cert is for an install behind nginx" in said
+    said = refused(image, *flags[:-1], "/etc/ssl/missing.pem").splitlines()[-1]
+    assert "is not a PEM certificate" in said and "ssl_certificate" in said
 
 
 def worker_config_in(image: Path, name: str, data_dir: Path, broker_port: int) -> ServerConfig:

@@ -6,7 +6,8 @@
 #        --tls-cert console.crt --tls-key console.key
 #
 # Safe to run again (after an upgrade of the source tree, say): every step leaves things as they
-# should be, and a worker's configuration, once written, is never overwritten.
+# should be, and a worker's configuration, once written, keeps every setting in it: a run only adds
+# to the first console's what a newer installer writes there and it lacks ([backup], [metrics]).
 # The steps and what to do afterwards: docs/operations.md.
 set -euo pipefail
 
@@ -39,6 +40,8 @@ options:
   --backup-dir DIR    where the nightly backup (kuaichu-server-backup.timer, 02:30 Beijing time) puts a
                       dated folder each night (default /var/backups/kuaichu-server; best another disk)
   --backup-keep N     how many nightly backups are kept (default 14)
+  --nginx-cert FILE   behind nginx: the certificate nginx serves (its ssl_certificate, an ACME client's
+                      fullchain.pem say), whose expiry the first console exports for the alert
   --root DIR          install into DIR instead of / (an image being built, a test). With a DIR
                       other than /, pass --skip-apt, --skip-venv and --skip-db: they act on the
                       running system. The units are enabled in DIR, not started.
@@ -66,6 +69,7 @@ pki=""
 public_url=""
 tls_cert=""
 tls_key=""
+nginx_cert=""
 intake_workers=1
 console_workers=""
 backup_dir=/var/backups/kuaichu-server
@@ -80,6 +84,7 @@ while (($#)); do
     --public-url) public_url="${2:?--public-url needs an address}"; shift 2 ;;
     --tls-cert) tls_cert="${2:?--tls-cert needs a file}"; shift 2 ;;
     --tls-key) tls_key="${2:?--tls-key needs a file}"; shift 2 ;;
+    --nginx-cert) nginx_cert="${2:?--nginx-cert needs a file}"; shift 2 ;;
     --intake-workers) intake_workers="${2:?--intake-workers needs a number}"; shift 2 ;;
     --console-workers) console_workers="${2:?--console-workers needs a number}"; shift 2 ;;
     --backup-dir) backup_dir="${2:?--backup-dir needs a directory}"; shift 2 ;;
@@ -118,12 +123,16 @@ if [[ -n "$tls_cert" || -n "$tls_key" ]]; then
   # One worker on 443 is the only way in: without a proxy, nothing could send a request to another.
   [[ -z "$console_workers" ]] ||
     die "--console-workers needs nginx in front (leave out --tls-cert/--tls-key): the worker serving HTTPS itself is the only console"
+  [[ -z "$nginx_cert" ]] ||
+    die "--nginx-cert is for an install behind nginx: with --tls-cert the worker's own certificate is watched already"
 else
   console_workers="${console_workers:-1}"
   [[ "$console_workers" =~ ^[1-9]$ ]] || die "--console-workers is a number from 1 to 9 (got '$console_workers')"
 fi
 [[ "$backup_dir" =~ ^/[A-Za-z0-9._/-]+$ && ! "$backup_dir" =~ (^|/)\.\.?(/|$) ]] ||
   die "--backup-dir must be an absolute path of letters, digits and . _ - / (got '$backup_dir')"
+[[ -z "$nginx_cert" || ("$nginx_cert" =~ ^/[A-Za-z0-9._/-]+$ && ! "$nginx_cert" =~ (^|/)\.\.?(/|$)) ]] ||
+  die "--nginx-cert must be an absolute path of letters, digits and . _ - / (got '$nginx_cert'), as nginx's ssl_certificate names it"
 [[ "$backup_keep" =~ ^[1-9][0-9]{0,2}$ && "$backup_keep" -le 366 ]] ||
   die "--backup-keep is a number from 1 to 366 (got '$backup_keep')"
 [[ "$(id -u)" -eq 0 ]] || die "run as root (sudo $0 ...): it installs packages, a user, a database and services"
@@ -183,6 +192,10 @@ matches "$pki/server/client.crt" "$pki/server/client.key" "--pki server/"
 if [[ -n "$tls_cert" ]]; then
   [[ -r "$tls_cert" && -r "$tls_key" ]] || die "cannot read --tls-cert $tls_cert or --tls-key $tls_key"
   matches "$tls_cert" "$tls_key" "--tls-cert/--tls-key"
+fi
+if [[ -n "$nginx_cert" ]]; then   # where the workers will read it: in the image, with --root
+  openssl x509 -in "$p$nginx_cert" -noout 2>/dev/null ||
+    die "--nginx-cert $nginx_cert is not a PEM certificate$([[ -n "$p" ]] && echo " in $root"); give the file nginx's ssl_certificate names"
 fi
 if ((!skip_venv)); then
   [[ -e "$source_path" ]] || die "--source $source_path does not exist"
@@ -259,8 +272,8 @@ folder 0750 "$uid:$gid" "$p$DATA_DIR"
 worker_config() {   # NAME RUNS HTTP_TABLE
   cat <<TOML
 # 快处中心服务器 worker "$1"，由 install-server.sh 写入；修改后 systemctl restart kuaichu-server@$1。
-# Kuaichu server worker "$1", written once by install-server.sh (never overwritten): edit it, then
-# systemctl restart kuaichu-server@$1. Every key: server/config.py; the guide: docs/operations.md.
+# Kuaichu server worker "$1", written by install-server.sh, which keeps your edits when run again: edit
+# it, then systemctl restart kuaichu-server@$1. Every key: server/config.py; the guide: docs/operations.md.
 
 [server]
 data_dir = "$DATA_DIR"
@@ -298,35 +311,67 @@ dir = "$backup_dir"
 keep = $backup_keep
 TOML
 }
+metrics_config() {
+  cat <<TOML
+
+[metrics]
+# The certificate nginx serves (install-server.sh --nginx-cert): its expiry is exported, read at each
+# scrape, so that the alert warns before it runs out. More files: name = "path".
+watch_cert_files = { nginx = "$nginx_cert" }
+TOML
+}
+first_console_sections() {   # FILE: what the first console carries for the rest of the install, where it lacks it
+  # An install from before the nightly backup has no [backup]: the backup would refuse to run.
+  grep -Eq '^[[:space:]]*\[backup\]' "$1" || backup_config >>"$1"
+  [[ -n "$nginx_cert" ]] || return 0
+  if grep -Eq '^[[:space:]]*(\[metrics\.)?watch_cert_files' "$1"; then
+    grep -Fq "\"$nginx_cert\"" "$1" ||
+      say "keeping watch_cert_files in $WORKERS_DIR/$(basename "$1") as it is (it does not name $nginx_cert)"
+  elif grep -Eq '^[[:space:]]*\[metrics\][[:space:]]*(#.*)?$' "$1"; then
+    awk -v line="watch_cert_files = { nginx = \"$nginx_cert\" }" \
+      '{ print } /^[ \t]*\[metrics\][ \t]*(#.*)?$/ { print line }' "$1" >"$1.new"
+    mv "$1.new" "$1"
+  else
+    metrics_config >>"$1"
+  fi
+}
+# `kuaichu server ...` and the nightly backup read the configuration /etc/kuaichu/server.toml names.
+first_console="$( [[ -n "$tls_cert" ]] && echo main || echo console-1)"
 loopback_http() {   # PORT WHY
   printf '# %s\nhost = "127.0.0.1"\nport = %d\npublic_url = "%s"\n' "$2" "$1" "$public_url"
 }
 for worker in "${workers[@]}"; do
   target="$p$WORKERS_DIR/$worker.toml"
   if [[ -f "$target" ]]; then
-    say "keeping $WORKERS_DIR/$worker.toml as it is"
-    continue
+    cp "$target" "$work/$worker.toml"
+  else
+    case "$worker" in
+      main)
+        http="$(printf 'host = "0.0.0.0"\nport = 443\nredirect_port = 80\ntls_cert_file = "%s"\ntls_key_file = "%s"\npublic_url = "%s"\n' \
+          "$CONFIG_DIR/tls/console.crt" "$CONFIG_DIR/tls/console.key" "$public_url")"
+        worker_config main '["console", "media"]' "$http" ;;
+      media)
+        worker_config media '["media"]' "$(loopback_http 8090 "nginx sends the calls' paths here (server/install/nginx-kuaichu.conf).")" ;;
+      console-*)
+        worker_config "$worker" '["console"]' \
+          "$(loopback_http "$((8079 + ${worker#console-}))" "Behind nginx (server/install/nginx-kuaichu.conf), which ends TLS for $public_url.")" ;;
+      intake-*)
+        # Its HTTP port answers only /healthz, /readyz and /metrics.
+        worker_config "$worker" '["intake"]' "$(loopback_http "$((8090 + ${worker#intake-}))" "Health and metrics only.")" ;;
+    esac >"$work/$worker.toml"
   fi
-  case "$worker" in
-    main)
-      http="$(printf 'host = "0.0.0.0"\nport = 443\nredirect_port = 80\ntls_cert_file = "%s"\ntls_key_file = "%s"\npublic_url = "%s"\n' \
-        "$CONFIG_DIR/tls/console.crt" "$CONFIG_DIR/tls/console.key" "$public_url")"
-      worker_config main '["console", "media"]' "$http" ;;
-    media)
-      worker_config media '["media"]' "$(loopback_http 8090 "nginx sends the calls' paths here (server/install/nginx-kuaichu.conf).")" ;;
-    console-*)
-      worker_config "$worker" '["console"]' \
-        "$(loopback_http "$((8079 + ${worker#console-}))" "Behind nginx (server/install/nginx-kuaichu.conf), which ends TLS for $public_url.")" ;;
-    intake-*)
-      # Its HTTP port answers only /healthz, /readyz and /metrics.
-      worker_config "$worker" '["intake"]' "$(loopback_http "$((8090 + ${worker#intake-}))" "Health and metrics only.")" ;;
-  esac >"$work/$worker.toml"
-  [[ "$worker" != main && "$worker" != console-1 ]] || backup_config >>"$work/$worker.toml"
-  put 0640 "0:$gid" "$work/$worker.toml" "$target"
-  say "wrote $WORKERS_DIR/$worker.toml"
+  [[ "$worker" != "$first_console" ]] || first_console_sections "$work/$worker.toml"
+  if [[ ! -f "$target" ]]; then
+    put 0640 "0:$gid" "$work/$worker.toml" "$target"
+    say "wrote $WORKERS_DIR/$worker.toml"
+  elif cmp -s "$work/$worker.toml" "$target"; then
+    say "keeping $WORKERS_DIR/$worker.toml as it is"
+  else
+    put 0640 "0:$gid" "$work/$worker.toml" "$target"
+    say "added to $WORKERS_DIR/$worker.toml what this installer writes there and it lacked; every setting in it kept"
+  fi
 done
 # `kuaichu server ...` reads /etc/kuaichu/server.toml unless told otherwise: a console's.
-first_console="$( [[ -n "$tls_cert" ]] && echo main || echo console-1)"
 ln -sfn "server/$first_console.toml" "$p$CONFIG_DIR/server.toml"
 
 # --- the database: role and database kuaichu, then the schema ---------------------------------------
