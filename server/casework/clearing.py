@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from protocol.messages import Heartbeat
 from server.cases import case_summary, now_utc
-from server.casework.events import Actor, append
+from server.casework.events import Actor, append, lock_case
 from server.config import ClearingSection
 from server.db.models import Case, Device
 
@@ -63,7 +63,12 @@ class ClearingWatch:
             open_ids = (
                 await session.scalars(
                     select(Case.id).where(
-                        Case.clear_sent_at.is_not(None), Case.moved_off_at.is_(None), Case.clear_overdue_at.is_(None)
+                        Case.clear_sent_at.is_not(None),
+                        Case.moved_off_at.is_(None),
+                        Case.clear_overdue_at.is_(None),
+                        # A kiosk stays where it is (the parties walk away from it): its case is
+                        # never moved off nor overdue, and would be locked every round for ever.
+                        Case.report["device_kind"].as_string() == "in-car",
                     )
                 )
             ).all()
@@ -74,12 +79,14 @@ class ClearingWatch:
                 await self._case_changed(changed)
 
     async def _check_case(self, session: AsyncSession, case_id: int, now: datetime) -> dict[str, Any] | None:
-        """The case's summary if it moved off or is flagged now, else None."""
-        case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update(of=Case))
+        """The case's summary if it moved off or is flagged now, else None. Every worker's watch
+        looks at the same cases: the case is locked before it is read again (on SQLite too, where
+        the lock is the database's write lock), so the one that comes second sees the first's
+        move-off or flag and logs nothing."""
+        await lock_case(session, case_id)
+        case = await session.get(Case, case_id)
         if case is None or case.clear_sent_at is None or case.moved_off_at or case.clear_overdue_at:
             return None
-        if case.report.get("device_kind") != "in-car":
-            return None  # a kiosk stays where it is: the parties walk away from it
         device = await session.get(Device, case.device_id)
         moved = self._moved(case, device) if device is not None else None
         if moved is not None:

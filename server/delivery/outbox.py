@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.cases import case_summary, now_utc
@@ -219,7 +219,11 @@ class SmsOutbox:
                     row = None
             if row is None:
                 return False
-            row.provider_id = provider_id
+            # A provider sends a receipt again when our answer was slow, maybe to another worker:
+            # this write takes the message's lock (SQLite's write lock) before its status is read
+            # again, so the receipts take turns and the second sees the first's ``reached``.
+            await session.execute(update(SmsMessage).where(SmsMessage.id == row.id).values(provider_id=provider_id))
+            await session.refresh(row)
             if row.status in ("reached", "failed"):
                 return True  # a repeated receipt
             if row.kind != "determination":
