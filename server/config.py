@@ -308,6 +308,13 @@ class UpdatesSection(ConfigSection):
         description="the TUF repository `kuaichu release publish --to` writes (metadata/ and targets/), "
         "served read-only under /updates/ (docs/updates.md); none: no updates served",
     )
+    no_answer_h: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="hours a unit told of a rollout may go without progress (offline, say) before it counts as "
+        "no answer and frees its batch slot, so that the rollout goes on",
+    )
 
 
 class RetentionSection(ConfigSection):

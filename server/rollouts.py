@@ -1,6 +1,7 @@
-"""Rollouts: a signed firmware release offered to a group of units a batch at a time, each unit's
-progress recorded, and the rollout paused by itself when too many of the units that finished
-rolled back (docs/updates.md).
+"""Rollouts: a signed release (firmware, or plate models) offered to a group of units a batch at
+a time, each unit's progress recorded, and the rollout paused by itself when too many of the units
+that finished rolled back (docs/updates.md). Both kinds go the same way; the unit keeps an offer
+and a status per kind (``health.update``, ``health.models_update``).
 
 A unit takes only the release a rollout offered it (``update.check`` with the release and the
 rollout on its cmd topic), so the units not yet told keep what they run. Each unit says how far it
@@ -10,8 +11,10 @@ worker (``_seen``) and a lost heartbeat loses nothing.
 
 Whenever a unit finishes, and every ``SWEEP_S`` on each worker, the rollout is advanced: paused
 when the units that rolled back (or whose install failed) exceed its share of those that finished,
-done when every unit finished, else more units are told until ``batch`` are under way. With several
-workers the rollout's row is locked (PostgreSQL) while one of them decides.
+done when every unit finished, else more units are told until ``batch`` are under way. A unit told
+that made no progress for ``no_answer_s`` (offline since, say) is marked ``no_answer``: it frees
+its slot, so one silent unit cannot stall the rollout, and does not count as a rollback. With
+several workers the rollout's row is locked (PostgreSQL) while one of them decides.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from protocol.messages import Command, UpdateStatus, UpdateStep, utc_iso
+from protocol.messages import Command, ReleaseKind, UpdateStatus, UpdateStep, utc_iso
 from server.cases import now_utc
 from server.db.models import Device
 from server.db.rollouts import Rollout, RolloutUnit
@@ -41,6 +45,8 @@ SWEEP_S = 30.0  # units the broker did not take, and rollouts another worker cha
 FINISHED = {UpdateStep.HEALTHY, UpdateStep.ROLLED_BACK, UpdateStep.REFUSED, UpdateStep.FAILED}
 # What counts against the rollout's share: the unit did not end up running the release.
 ROLLED_BACK = {UpdateStep.ROLLED_BACK, UpdateStep.FAILED}
+NO_ANSWER = "no_answer"  # the server's step for a unit silent too long after it was told; frees its slot
+SAID = {"firmware": "固件", "models": "车牌模型"}
 SHOWN = 20  # rollouts on the fleet page, newest first
 
 
@@ -66,18 +72,19 @@ def district_of(device: Device, fences: FenceSet) -> str | None:
     return fence.adcode if fence is not None else None
 
 
-def published(repository: Path | None, release: str) -> str | None:
-    """None when firmware ``release`` is signed and published in the served repository, else what
-    to do about it. The target's name is the one ``kuaichu release sign`` gives a firmware."""
+def published(repository: Path | None, kind: ReleaseKind, release: str) -> str | None:
+    """None when ``release`` of ``kind`` is signed and published in the served repository, else
+    what to do about it. The target's name is the one ``kuaichu release sign`` gives it."""
     if repository is None:
         return (
             "服务器没有配置发布库，无法推送；请先配置发布库并运行 kuaichu release publish"
             " (no release repository served)"
         )
-    if not (repository / "targets" / "firmware" / f"kuaichu-{release}.tar").is_file():
+    name = f"{kind}/{'kuaichu' if kind == 'firmware' else 'plates'}-{release}.tar"
+    if not (repository / "targets" / name).is_file():
         return (
-            f"发布库中没有已签名的固件 {release}；请先在发布站运行 kuaichu release sign 和 publish "
-            f"(firmware {release} is not published)"
+            f"发布库中没有已签名的{SAID[kind]} {release}；请先在发布站运行 kuaichu release sign 和 publish "
+            f"({kind} {release} is not published)"
         )
     return None
 
@@ -98,6 +105,7 @@ def rollout_json(rollout: Rollout, units: list[RolloutUnit]) -> dict[str, Any]:
     return {
         "id": rollout.id,
         "release": rollout.release,
+        "kind": rollout.kind,
         "group": {"kind": rollout.group_kind, "value": rollout.group_value},
         "state": rollout.state,
         "paused_reason": rollout.paused_reason,
@@ -106,20 +114,24 @@ def rollout_json(rollout: Rollout, units: list[RolloutUnit]) -> dict[str, Any]:
         "created_by": rollout.created_by,
         "created_at": utc_iso(rollout.created_at),
         "changed_at": utc_iso(rollout.changed_at),
-        "counts": {key: counts.get(key, 0) for key in ("waiting", "told", *(step.value for step in UpdateStep))},
+        "counts": {
+            key: counts.get(key, 0) for key in ("waiting", "told", *(step.value for step in UpdateStep), NO_ANSWER)
+        },
         "units": [_unit_json(u) for u in sorted(units, key=lambda u: u.device_id)],
     }
 
 
 class Rollouts:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbound: Outward) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbound: Outward, no_answer_s: float) -> None:
         self._sessions = sessions
         self._outbound = outbound
+        self._no_answer = timedelta(seconds=no_answer_s)
         self._seen: dict[str, UpdateStatus] = {}  # each unit's last status acted on by this worker
         self._advancing = asyncio.Lock()  # this worker's advances one at a time
 
     async def create(
         self,
+        kind: ReleaseKind,
         release: str,
         group: tuple[str, str],
         device_ids: list[str],
@@ -127,7 +139,7 @@ class Rollouts:
         batch: int,
         by: str,
     ) -> dict[str, Any]:
-        """A new rollout of ``release`` to ``device_ids`` (``group``: how they were chosen); the
+        """A new rollout of ``release`` (``kind``) to ``device_ids`` (``group``: how they were chosen); the
         first batch is told at once."""
         if not device_ids:
             raise Conflict("该范围内没有可推送的设备，请换一个范围 (no units in that group)")
@@ -135,6 +147,7 @@ class Rollouts:
         async with self._sessions.begin() as session:
             rollout = Rollout(
                 release=release,
+                kind=kind,
                 group_kind=group[0],
                 group_value=group[1],
                 max_rollback_pct=max_rollback_pct,
@@ -149,7 +162,7 @@ class Rollouts:
             await session.flush()
             session.add_all(RolloutUnit(rollout_id=rollout.id, device_id=d) for d in sorted(set(device_ids)))
             rollout_id = rollout.id
-        logger.info("rollout %d: firmware %s to %d units, by %s", rollout_id, release, len(device_ids), by)
+        logger.info("rollout %d: %s %s to %d units, by %s", rollout_id, kind, release, len(device_ids), by)
         await self.advance(rollout_id)
         return await self.get(rollout_id)
 
@@ -218,11 +231,12 @@ class Rollouts:
     async def _record(self, session: AsyncSession, device_id: str, status: UpdateStatus) -> bool:
         unit = await session.get(RolloutUnit, (status.rollout, device_id))
         rollout = await session.get(Rollout, status.rollout)
-        if unit is None or rollout is None or rollout.release != status.release:
+        if unit is None or rollout is None or (rollout.kind, rollout.release) != (status.kind, status.release):
             logger.warning(
-                "device %s: status for rollout %d (firmware %s), which did not offer it that; ignored",
+                "device %s: status for rollout %d (%s %s), which did not offer it that; ignored",
                 device_id,
                 status.rollout,
+                status.kind,
                 status.release,
             )
             return False
@@ -230,9 +244,10 @@ class Rollouts:
             return False  # the same step again, or an older heartbeat overtaken by a newer one
         unit.step, unit.step_at, unit.code, unit.reason = status.step.value, status.at, status.code, status.reason
         logger.info(
-            "device %s: rollout %d firmware %s %s%s",
+            "device %s: rollout %d %s %s %s%s",
             device_id,
             status.rollout,
+            status.kind,
             status.release,
             status.step.value,
             f" ({status.code or status.reason})" if status.reason else "",
@@ -245,8 +260,9 @@ class Rollouts:
             told = await self._decide(rollout_id)
             if not told:
                 return
-            command = Command(type="update.check", release=told[0], rollout=rollout_id)
-            not_taken = [d for d in told[1] if not await self._outbound.command(d, command)]
+            kind, release, units = told
+            command = Command(type="update.check", release=release, kind=kind, rollout=rollout_id)
+            not_taken = [d for d in units if not await self._outbound.command(d, command)]
         if not_taken:  # told again at the next sweep
             async with self._sessions.begin() as session:
                 await session.execute(
@@ -256,7 +272,7 @@ class Rollouts:
                 )
             logger.warning("rollout %d: the broker did not take update.check for %d units", rollout_id, len(not_taken))
 
-    async def _decide(self, rollout_id: int) -> tuple[str, list[str]] | None:
+    async def _decide(self, rollout_id: int) -> tuple[ReleaseKind, str, list[str]] | None:
         """The release and the units to tell now, marked told in the same transaction."""
         now = now_utc()
         async with self._sessions.begin() as session:
@@ -264,6 +280,7 @@ class Rollouts:
             if rollout is None or rollout.state != State.ACTIVE:
                 return None
             units = await self._units(session, rollout_id)
+            self._give_up_on_silent(rollout_id, units, now)
             finished = sum(u.step in FINISHED for u in units)
             rolled_back = sum(u.step in ROLLED_BACK for u in units) - rollout.forgiven
             if rolled_back > 0 and rolled_back * 100 > rollout.max_rollback_pct * finished:
@@ -277,7 +294,7 @@ class Rollouts:
                 )
                 return None
             waiting = sorted((u for u in units if u.told_at is None), key=lambda u: u.device_id)
-            under_way = sum(u.told_at is not None and u.step not in FINISHED for u in units)
+            under_way = sum(u.told_at is not None and u.step not in FINISHED and u.step != NO_ANSWER for u in units)
             if not waiting and not under_way:
                 rollout.state, rollout.changed_at = State.DONE.value, now
                 logger.info("rollout %d done: %d units finished", rollout_id, finished)
@@ -285,7 +302,26 @@ class Rollouts:
             chosen = waiting[: max(0, rollout.batch - under_way)]
             for unit in chosen:
                 unit.told_at = now
-            return (rollout.release, [u.device_id for u in chosen]) if chosen else None
+            kind: ReleaseKind = "models" if rollout.kind == "models" else "firmware"
+            return (kind, rollout.release, [u.device_id for u in chosen]) if chosen else None
+
+    def _give_up_on_silent(self, rollout_id: int, units: list[RolloutUnit], now: datetime) -> None:
+        """Units told that said nothing new for ``no_answer_s`` stop holding a batch slot. Not a
+        rollback: nothing says the release failed, and a heartbeat of theirs later still counts."""
+        silent = [
+            u
+            for u in units
+            if u.told_at is not None
+            and u.step not in FINISHED
+            and u.step != NO_ANSWER
+            and max(u.told_at, u.step_at or u.told_at) + self._no_answer <= now
+        ]
+        hours = self._no_answer.total_seconds() / 3600
+        for unit in silent:
+            unit.step, unit.code = NO_ANSWER, None
+            unit.reason = f"推送后 {hours:g} 小时没有进展（可能离线），不再占用批次名额 (no answer)"
+        if silent:
+            logger.warning("rollout %d: %d units gave no answer for %g h; slots freed", rollout_id, len(silent), hours)
 
     async def run(self) -> None:
         """Every ``SWEEP_S``: each active rollout advanced, whichever worker heard its units."""

@@ -151,7 +151,7 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     fonts = DocumentFont(cfg.font_cache_dir)
     determinations = Determinations(sessions, keys, cfg.documents_dir, cfg.public_url, fonts, sms, outbound)
     plates = Plates(sessions, outbound)
-    rollouts = Rollouts(sessions, outbound)
+    rollouts = Rollouts(sessions, outbound, cfg.updates.no_answer_h * 3600)
     reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
     webhooks = WebhookOutbox(sessions, cfg.insurers, InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s))

@@ -56,9 +56,10 @@ class Unit:
         return agent
 
     def changed(self, agent: UpdateAgent) -> None:
-        assert agent.status is not None
-        assert agent.in_health(HEALTH).update == agent.status  # what the next heartbeat carries
-        self.said.append(agent.status)
+        health = agent.in_health(HEALTH)  # what the next heartbeat carries
+        assert health.update == agent.statuses.get("firmware")
+        assert health.models_update == agent.statuses.get("models")
+        self.said.append(max(agent.statuses.values(), key=lambda status: status.at))
 
     def steps(self) -> list[tuple[int, str, UpdateStep]]:
         return [(status.rollout, status.release, status.step) for status in self.said]
@@ -96,14 +97,15 @@ async def test_the_agent_waits_for_an_idle_unit_installs_and_keeps_only_a_health
     assert refused.reason is not None and refused.reason.startswith("更新元数据已过期")
     assert release(station, "publish", "--to", str(tmp_path / "served")).returncode == 0
 
-    # A unit no rollout offered it to finds firmware 0.2.0 signed and leaves it alone (plate
-    # models are not offered by rollouts: it may take those).
+    # A unit no rollout offered it to finds firmware 0.2.0 (and the plate models) signed and
+    # leaves them alone.
     other, other_root = Unit(), tmp_path / "opt-unoffered"
     other_root.mkdir()
     unoffered = other.agent(update_server, station, other_root, tmp_path / "data-unoffered", "0.1.0")
     await unoffered.check()
     assert (tmp_path / "data-unoffered" / "updates" / "targets" / "latest.json").exists()
     assert releases.current(other_root) is None and not (other_root / "releases" / "0.2.0").exists()
+    assert releases.current(other_root, releases.MODELS) is None and other.restarts == 0
     assert other.said == [] and unoffered.in_health(HEALTH).update is None
 
     # A report is on: the release (offered by rollout 1, as the unit wrote down before this start)

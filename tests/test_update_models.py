@@ -2,8 +2,9 @@
 server's ``/updates/``: installed under models/VERSION without touching the firmware, loaded by the
 reader after the restart (the config loader names them, the self-test's plate check reads the
 reference plate with them), rolled back to the firmware's own models when the trial's self-test
-keeps failing, and kept when it passes. No virtualenv is made: the unit already runs the latest
-firmware, so only the models are new."""
+keeps failing, and kept when it passes. Like firmware, models are taken only as a rollout offers
+them, and models rolled back are not tried again until a new rollout offers them. No virtualenv is
+made: the unit already runs the latest firmware, so only the models are new."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from pathlib import Path
 from device.config import load_device_config
 from device.selftest.plates import check_plate_reader
 from device.update import releases
-from protocol.messages import CheckStatus
+from protocol.messages import CheckStatus, UpdateStep
 from provisioning.bundle import to_toml
 from tests.conftest import RunningServer
 from tests.devices import device_config
 from tests.releases import published, release_base, station, trusted_root, update_server
 from tests.services import Mosquitto
-from tests.test_update_agent import Unit, note
+from tests.test_update_agent import HEALTH, Unit, note
 
 __all__ = ["published", "release_base", "station", "update_server"]  # fixtures
 
@@ -31,7 +32,12 @@ async def test_plate_models_are_installed_loaded_rolled_back_and_kept_apart_from
     root.mkdir()
     unit = Unit()
     agent = unit.agent(update_server, station, root, data, "0.2.0")
+    await agent.check()  # signed, but no rollout offered them
+    assert unit.restarts == 0 and not (root / "models").exists()
+    agent.poke(5, "2026.12.1", "models")
     await agent.check()
+    assert unit.steps() == [(5, "2026.12.1", UpdateStep.DOWNLOADED), (5, "2026.12.1", UpdateStep.INSTALLED)]
+    assert unit.said[-1].kind == "models" and agent.in_health(HEALTH).update is None
     assert unit.restarts == 1 and note(agent).startswith("update: 车牌模型 2026.12.1 已安装")
     assert os.readlink(root / "current-models") == "models/2026.12.1"
     assert releases.read_state(root, releases.MODELS)["state"] == "trial"
@@ -55,15 +61,23 @@ async def test_plate_models_are_installed_loaded_rolled_back_and_kept_apart_from
     assert note(agent) == f"update: 车牌模型 2026.12.1 已回退 (rolled back): {unit.failing}"[:120]
     assert load_device_config(toml).plates.models_dir is None
     assert releases.read_state(root, releases.MODELS)["reason"] == unit.failing
+    assert unit.steps()[-1] == (5, "2026.12.1", UpdateStep.ROLLED_BACK)
+    assert agent.in_health(HEALTH).models_update == unit.said[-1]
 
-    # Offered again (installed already: only the switch), healthy this time: kept, and loaded.
+    # Checked again in the same rollout (after the restart): rolled back there, not tried again.
     agent = unit.agent(update_server, station, root, data, "0.2.0")
     await agent.check()
-    assert unit.restarts == 3
+    assert unit.restarts == 2 and not (root / "current-models").is_symlink()
+
+    # Offered again by a new rollout (installed already: only the switch), healthy: kept, and loaded.
+    agent.poke(6, "2026.12.1", "models")
+    await agent.check()
+    assert unit.restarts == 3 and unit.steps()[-1] == (6, "2026.12.1", UpdateStep.INSTALLED)
     unit.failing = None
     agent = unit.agent(update_server, station, root, data, "0.2.0")
     await agent.trial()
     assert note(agent) == "update: 车牌模型 2026.12.1 试运行正常，已保留 (healthy)"
+    assert unit.steps()[-1] == (6, "2026.12.1", UpdateStep.HEALTHY)
     assert releases.read_state(root, releases.MODELS)["state"] == "healthy"
     assert load_device_config(toml).plates.models_dir == loaded
     await agent.check()  # nothing newer of either kind

@@ -2,19 +2,26 @@
 clients with their own certificates, saying their progress in their heartbeats as the firmware
 does. Only the group is told, a batch at a time; the rollout pauses by itself once rollbacks pass
 its share, tells nobody more while paused, goes on when resumed and ends when every unit finished;
-a cancelled rollout tells nobody more. The firmware's own side (what it reports at each step, and
-that it takes only what was offered) is tests/test_update_agent.py."""
+a cancelled rollout tells nobody more. Plate models roll out the same way (``kind`` models, the
+units' ``health.models_update``), and a unit told that says nothing for ``no_answer_h`` frees its
+batch slot as "no answer", not as a rollback. The firmware's own side (what it reports at each
+step, and that it takes only what was offered) is tests/test_update_agent.py."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from protocol.messages import Command, UpdateStep
+from server.cases import now_utc
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.rollouts import RolloutUnit
 from server.users import Role
 from tests.cases import logged_in
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
@@ -31,8 +38,9 @@ OUTSIDER = "car-roll-9"
 async def rollout_server(
     request: pytest.FixtureRequest, tmp_path: Path, broker: Mosquitto
 ) -> AsyncIterator[RunningServer]:
-    """A worker serving a repository in which firmware 0.3.0 is signed and published."""
-    served = signed_firmware(tmp_path, "0.3.0")
+    """A worker serving a repository in which firmware 0.3.0 and plate models 2026.12.2 are signed
+    and published."""
+    served = signed_firmware(tmp_path, "0.3.0", models="2026.12.2")
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
     cfg = make_server_config(tmp_path / "server", broker.port, database_url=url)
     cfg = cfg.model_copy(update={"updates": cfg.updates.model_copy(update={"repository": served})})
@@ -114,7 +122,7 @@ async def test_a_staged_rollout_pauses_after_rollbacks_and_goes_on_when_resumed(
         assert stopped["state"] == "paused"
         assert stopped["counts"] == {
             "waiting": 2, "told": 0, "downloaded": 0, "installed": 0,
-            "healthy": 3, "rolled_back": 1, "refused": 0, "failed": 0,
+            "healthy": 3, "rolled_back": 1, "refused": 0, "failed": 0, "no_answer": 0,
         }  # fmt: skip
         by_unit = {u["device_id"]: u for u in stopped["units"]}
         assert by_unit["car-roll-4"]["reason"] == reason and by_unit["car-roll-4"]["step"] == "rolled_back"
@@ -153,4 +161,47 @@ async def test_a_staged_rollout_pauses_after_rollbacks_and_goes_on_when_resumed(
         assert (await admin.http.post(f"/api/updates/rollouts/{other['id']}/resume")).status_code == 409
         assert set(await heard({"car-roll-4"})) == {"car-roll-4"}
         assert fleet[OUTSIDER].commands.empty()
+
+        # Plate models: the same rollout, of kind models; the first batch is told with the kind.
+        body = {"release": "2026.12.1", "kind": "models", "devices": GROUP[:3], "batch": 2}
+        unsigned = await admin.http.post("/api/updates/rollouts", json=body)
+        assert unsigned.status_code == 409 and "没有已签名的车牌模型 2026.12.1" in unsigned.json()["detail"]
+        models = (await admin.http.post("/api/updates/rollouts", json={**body, "release": "2026.12.2"})).json()
+        mid = models["id"]
+        assert models["kind"] == "models" and models["counts"]["told"] == 2
+        first = await heard({"car-roll-1", "car-roll-2"})
+        assert {(c.release, c.kind, c.rollout) for c in first.values()} == {("2026.12.2", "models", mid)}
+
+        # car-roll-1 went offline once told: a day without a word and it stops holding its slot.
+        engine = make_engine(rollout_server.cfg.database_url)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                await session.execute(
+                    update(RolloutUnit)
+                    .where(RolloutUnit.rollout_id == mid, RolloutUnit.device_id == "car-roll-1")
+                    .values(told_at=now_utc() - timedelta(hours=24, minutes=1))
+                )
+        finally:
+            await engine.dispose()
+        await fleet["car-roll-2"].step(
+            mid, UpdateStep.DOWNLOADED, release="2026.12.2", kind="models"
+        )  # the rollout looks again
+        assert set(await heard({"car-roll-3"})) == {"car-roll-3"}  # in car-roll-1's freed slot
+        silent = await state_of(admin, mid)
+        assert silent["state"] == "active" and silent["counts"]["no_answer"] == 1
+        assert silent["counts"]["rolled_back"] == 0 and silent["counts"]["healthy"] == 0
+        by_unit = {u["device_id"]: u for u in silent["units"]}
+        assert by_unit["car-roll-1"]["step"] == "no_answer" and "24 小时没有进展" in by_unit["car-roll-1"]["reason"]
+        assert by_unit["car-roll-2"]["step"] == "downloaded"
+
+        # Back online, car-roll-1's own word replaces "no answer"; all finish and the rollout ends.
+        for device_id in ("car-roll-1", "car-roll-2", "car-roll-3"):
+            await fleet[device_id].step(mid, UpdateStep.HEALTHY, release="2026.12.2", kind="models")
+
+        async def models_done() -> dict[str, Any] | None:
+            found = await state_of(admin, mid)
+            return found if found["state"] == "done" else None
+
+        ended = await wait_for("the models rollout to end", models_done)
+        assert ended["counts"]["healthy"] == 3 and ended["counts"]["no_answer"] == 0
     await admin.close()

@@ -1,7 +1,8 @@
 """Units in a rollout as the server sees them, for the rollout tests: MQTT clients with each
-unit's own certificate that heartbeat with an update status (``health.update``, as the firmware's
-agent says it) and collect the commands on their cmd topic; and a repository in which a firmware
-is signed and published (its bytes are never installed by these units)."""
+unit's own certificate that heartbeat with their update statuses (``health.update`` for firmware,
+``health.models_update`` for plate models, as the firmware's agent says them) and collect the
+commands on their cmd topic; and a repository in which a firmware (and plate models) are signed and
+published (their bytes are never installed by these units)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from protocol.messages import Command, Health, Heartbeat, PartState, UpdateStatus, UpdateStep, decode, encode
+from protocol.messages import (
+    Command,
+    Health,
+    Heartbeat,
+    PartState,
+    ReleaseKind,
+    UpdateStatus,
+    UpdateStep,
+    decode,
+    encode,
+)
 from protocol.topics import Channel, device_topic
 from provisioning import release
 from tests import pki
@@ -21,11 +32,14 @@ from tests.wire import mqtt_client
 PASSPHRASE = b"rollout test passphrase"
 
 
-def signed_firmware(folder: Path, version: str) -> Path:
-    """``folder/served``: a repository in which firmware ``version`` is signed and published."""
+def signed_firmware(folder: Path, version: str, models: str | None = None) -> Path:
+    """``folder/served``: a repository in which firmware ``version`` (and plate models ``models``)
+    are signed and published."""
     station = folder / "station"
     release.init(station, PASSPHRASE)
     release.sign(station, PASSPHRASE, "firmware", version, f"firmware {version}, signed for a rollout test".encode())
+    if models is not None:
+        release.sign(station, PASSPHRASE, "models", models, f"models {models}, signed for a rollout test".encode())
     release.publish(station, PASSPHRASE, folder / "served")
     return folder / "served"
 
@@ -38,6 +52,7 @@ class Unit:
         self.client = client
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         self.status: UpdateStatus | None = None
+        self.models_status: UpdateStatus | None = None
 
     async def beat(self) -> None:
         health = Health(
@@ -48,14 +63,27 @@ class Unit:
             firmware="0.2.0",
             uptime_s=60,
             update=self.status,
+            models_update=self.models_status,
         )
         beat = Heartbeat(at=datetime.now(UTC), device_kind="in-car", app_state="idle", outbox_pending=0, health=health)
         await self.client.publish(device_topic(self.id, Channel.HEARTBEAT), encode(beat), qos=0)
 
-    async def step(self, rollout: int, step: UpdateStep, code: str | None = None, reason: str | None = None) -> None:
-        self.status = UpdateStatus(
-            rollout=rollout, release="0.3.0", step=step, at=datetime.now(UTC), code=code, reason=reason
+    async def step(
+        self,
+        rollout: int,
+        step: UpdateStep,
+        code: str | None = None,
+        reason: str | None = None,
+        release: str = "0.3.0",
+        kind: ReleaseKind = "firmware",
+    ) -> None:
+        status = UpdateStatus(
+            rollout=rollout, release=release, kind=kind, step=step, at=datetime.now(UTC), code=code, reason=reason
         )
+        if kind == "models":
+            self.models_status = status
+        else:
+            self.status = status
         await self.beat()
 
 

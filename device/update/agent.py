@@ -8,11 +8,13 @@ What the agent did last is one line among the heartbeat's health notes (``in_hea
 the fleet page shows each unit's update: installed and on trial, healthy, rolled back and why, or
 refused and why.
 
-A firmware is taken only when a rollout offered it (``update.check`` with the release and the
-rollout): a newer firmware that is signed but not offered to this unit is left alone, so the server
-decides which units take a release and when (docs/updates.md). The unit's progress with the
-firmware offered (downloaded, installed, healthy, rolled back, refused, failed) is the heartbeat's
-``health.update``; it is kept on disk, so the rollback a restart brings is still said after it.
+A release, firmware or models, is taken only when a rollout offered it (``update.check`` with the
+release, its kind and the rollout): a newer release that is signed but not offered to this unit is
+left alone, so the server decides which units take a release and when (docs/updates.md). Each kind
+has its own offer and progress (downloaded, installed, healthy, rolled back, refused, failed): the
+heartbeat's ``health.update`` (firmware) and ``health.models_update``; they are kept on disk, so the
+rollback a restart brings is still said after it, and a release rolled back is not taken again
+until a new rollout offers it.
 """
 
 from __future__ import annotations
@@ -34,15 +36,17 @@ from device.config import DeviceConfig
 from device.update import releases
 from device.update.fetch import Fetcher, Offer, Paused, version_key
 from device.update.refusals import Refusal, UpdateRefused
-from protocol.messages import Health, UpdateStatus, UpdateStep
+from protocol.messages import Health, ReleaseKind, UpdateStatus, UpdateStep
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0  # how often a paused download looks whether the unit is free again
 HEALTH_POLL_S = 5.0  # how often a release on trial is checked until it passes or its time is up
-OFFER = "offer.json"  # the rollout and firmware the server last offered, in the agent's data folder
-STATUS = "status.json"  # the unit's progress with it, as its heartbeats say it
-# A firmware that got this far in a rollout is not taken again in the same rollout (a rollback would
+# Per kind, in the agent's data folder: the rollout and release the server last offered, and the
+# unit's progress with it as its heartbeats say it (the firmware's names are those older units wrote).
+OFFER = {"firmware": "offer.json", "models": "offer-models.json"}
+STATUS = {"firmware": "status.json", "models": "status-models.json"}
+# A release that got this far in a rollout is not taken again in the same rollout (a rollback would
 # otherwise install it again at the next check); a refusal may pass later (metadata published again).
 SETTLED = (UpdateStep.INSTALLED, UpdateStep.HEALTHY, UpdateStep.ROLLED_BACK, UpdateStep.FAILED)
 
@@ -80,22 +84,26 @@ class UpdateAgent:
         self._poke = asyncio.Event()
         self.note: str | None = None
         self.folder = cfg.device.data_dir / "updates"
-        self.offer: tuple[int, str] | None = None  # (rollout, firmware) the server offered last
-        self.status: UpdateStatus | None = None
-        self._offered: tuple[int, str] | None = None  # from a command, not yet written down
+        self.offers: dict[ReleaseKind, tuple[int, str]] = {}  # kind -> (rollout, release) offered last
+        self.statuses: dict[ReleaseKind, UpdateStatus] = {}
+        self._offered: dict[ReleaseKind, tuple[int, str]] = {}  # from commands, not yet written down
         self._loaded = False
 
-    def poke(self, rollout: int | None = None, release: str | None = None) -> None:
+    def poke(self, rollout: int | None = None, release: str | None = None, kind: ReleaseKind = "firmware") -> None:
         """``update.check`` from the server: look now rather than at the next scheduled time; with
-        a release, that firmware is offered to this unit by that rollout."""
+        a release, that release of ``kind`` is offered to this unit by that rollout."""
         if rollout is not None and release is not None:
-            self._offered = (rollout, release)
+            self._offered[kind] = (rollout, release)
         self._poke.set()
 
     def in_health(self, health: Health) -> Health:
         if self.note is not None:
             health = health.model_copy(update={"notes": [*health.notes[:7], f"update: {self.note}"[:120]]})
-        return health if self.status is None else health.model_copy(update={"update": self.status})
+        if not self.statuses:
+            return health
+        return health.model_copy(
+            update={"update": self.statuses.get("firmware"), "models_update": self.statuses.get("models")}
+        )
 
     async def _load(self) -> None:
         """The offer and the progress a previous start wrote down, once."""
@@ -103,54 +111,69 @@ class UpdateAgent:
             return
         self._loaded = True
 
-        def read() -> tuple[tuple[int, str] | None, UpdateStatus | None]:
-            offer, status = self.folder / OFFER, self.folder / STATUS
+        def read(kind: ReleaseKind) -> tuple[tuple[int, str] | None, UpdateStatus | None]:
+            offer, status = self.folder / OFFER[kind], self.folder / STATUS[kind]
             got = json.loads(offer.read_text()) if offer.exists() else None
             return (
                 (int(got["rollout"]), str(got["release"])) if got else None,
                 UpdateStatus.model_validate_json(status.read_text()) if status.exists() else None,
             )
 
-        try:
-            self.offer, self.status = await asyncio.to_thread(read)
-        except (OSError, ValueError, KeyError) as exc:  # unreadable: as if nothing was offered yet
-            logger.warning("%s: the last update offer could not be read (%s); waiting for a new one", self.tag, exc)
+        for kind in map(_kind, releases.TRACKS.values()):
+            try:
+                offer, status = await asyncio.to_thread(read, kind)
+            except (OSError, ValueError, KeyError) as exc:  # unreadable: as if nothing was offered yet
+                logger.warning(
+                    "%s: the last %s offer could not be read (%s); waiting for a new one", self.tag, kind, exc
+                )
+                continue
+            if offer is not None:
+                self.offers[kind] = offer
+            if status is not None:
+                self.statuses[kind] = status
 
-    async def _take_offer(self) -> None:
-        if self._offered is None or self._offered == self.offer:
-            return
-        self.offer, self._offered = self._offered, None
-        rollout, release = self.offer
-        self.folder.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(_write, self.folder / OFFER, json.dumps({"rollout": rollout, "release": release}))
-        logger.info("%s: firmware %s offered by rollout %d", self.tag, release, rollout)
+    async def _take_offers(self) -> None:
+        for kind, offered in list(self._offered.items()):
+            del self._offered[kind]
+            if offered == self.offers.get(kind):
+                continue
+            self.offers[kind] = offered
+            rollout, release = offered
+            self.folder.mkdir(parents=True, exist_ok=True)
+            said = json.dumps({"rollout": rollout, "release": release})
+            await asyncio.to_thread(_write, self.folder / OFFER[kind], said)
+            logger.info("%s: %s %s offered by rollout %d", self.tag, kind, release, rollout)
 
-    def _reached(self, *steps: UpdateStep) -> bool:
-        """The offered firmware got to one of ``steps`` in the offering rollout."""
-        status = self.status
+    def _reached(self, kind: ReleaseKind, *steps: UpdateStep) -> bool:
+        """The offered release of ``kind`` got to one of ``steps`` in the offering rollout."""
+        status, offer = self.statuses.get(kind), self.offers.get(kind)
         return (
-            self.offer is not None
+            offer is not None
             and status is not None
-            and (status.rollout, status.release) == self.offer
+            and (status.rollout, status.release) == offer
             and status.step in steps
         )
 
-    async def _step(self, step: UpdateStep, release: str, code: str | None = None, reason: str | None = None) -> None:
-        """The progress with the offered firmware ``release``, in the heartbeats from now on (none
-        when no rollout offered it: a release installed by hand is nobody's rollout)."""
-        if self.offer is None or self.offer[1] != release:
+    async def _step(
+        self, kind: ReleaseKind, step: UpdateStep, release: str, code: str | None = None, reason: str | None = None
+    ) -> None:
+        """The progress with the offered ``release`` of ``kind``, in the heartbeats from now on
+        (none when no rollout offered it: a release installed by hand is nobody's rollout)."""
+        offer = self.offers.get(kind)
+        if offer is None or offer[1] != release:
             return
         status = UpdateStatus(
-            rollout=self.offer[0],
+            rollout=offer[0],
             release=release,
+            kind=kind,
             step=step,
             at=datetime.now(UTC),
             code=code,
             reason=reason[:120] if reason else None,
         )
-        self.status = status
+        self.statuses[kind] = status
         self.folder.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(_write, self.folder / STATUS, status.model_dump_json())
+        await asyncio.to_thread(_write, self.folder / STATUS[kind], status.model_dump_json())
         self._changed()
 
     async def run(self) -> None:
@@ -178,11 +201,14 @@ class UpdateAgent:
         the previous one is put back."""
         root = self.cfg.releases_dir
         await self._load()
-        if self._reached(UpdateStep.INSTALLED) and self.offer is not None:
-            # Put back at boot (releases.py guard: it kept failing to start), so never judged here.
-            state = releases.read_state(root)
-            if state.get("state") == "rolled_back" and state.get("release") == self.offer[1]:
-                await self._step(UpdateStep.ROLLED_BACK, self.offer[1], reason=str(state.get("reason") or "启动失败"))
+        for kind, (_, offered) in list(self.offers.items()):
+            if self._reached(kind, UpdateStep.INSTALLED):
+                # Put back at boot (releases.py guard: it kept failing to start), so never judged here.
+                state = releases.read_state(root, releases.TRACKS[kind])
+                if state.get("state") == "rolled_back" and state.get("release") == offered:
+                    await self._step(
+                        kind, UpdateStep.ROLLED_BACK, offered, reason=str(state.get("reason") or "启动失败")
+                    )
         on_trial = []
         for track in releases.TRACKS.values():
             state = releases.read_state(root, track)
@@ -191,7 +217,6 @@ class UpdateAgent:
         if not on_trial:
             return
         names = ", ".join(f"{track.kind} {version}" for track, version in on_trial)
-        firmware = any(track is releases.FIRMWARE for track, _ in on_trial)  # what a rollout offers
         deadline = time.monotonic() + self.cfg.trial_s
         while True:
             reason = await self._healthy()
@@ -199,8 +224,8 @@ class UpdateAgent:
                 for track, _ in on_trial:
                     await asyncio.to_thread(releases.confirm, root, track)
                 self.note = f"{_said(on_trial)} 试运行正常，已保留 (healthy)"
-                if firmware:
-                    await self._step(UpdateStep.HEALTHY, self.running)
+                for track, version in on_trial:
+                    await self._step(_kind(track), UpdateStep.HEALTHY, version)
                 logger.info("%s: %s healthy on trial, kept", self.tag, names)
                 return
             if time.monotonic() >= deadline:
@@ -209,46 +234,55 @@ class UpdateAgent:
         for track, _ in on_trial:
             await asyncio.to_thread(releases.rollback, root, reason, track)
         self.note = f"{_said(on_trial)} 已回退 (rolled back): {reason}"
-        if firmware:
-            await self._step(UpdateStep.ROLLED_BACK, self.running, reason=reason)
+        for track, version in on_trial:
+            await self._step(_kind(track), UpdateStep.ROLLED_BACK, version, reason=reason)
         logger.warning("%s: %s rolled back: %s", self.tag, names, reason)
         self._restart()
 
     async def check(self) -> None:
         """One look for newer firmware or models, firmware first (its release may bring models of
-        its own), a firmware only if a rollout offered it; the download waits while the unit is busy."""
+        its own), each only if a rollout offered it; the download waits while the unit is busy."""
         await self._load()
-        await self._take_offer()
-        if self.offer is not None and self.offer[1] == self.running and not self._reached(UpdateStep.HEALTHY):
-            await self._step(UpdateStep.HEALTHY, self.running)  # it runs the offered firmware already
+        await self._take_offers()
         running = {kind: self._running(track) for kind, track in releases.TRACKS.items()}
+        for kind, (_, offered) in list(self.offers.items()):
+            if offered == running[kind] and not self._reached(kind, UpdateStep.HEALTHY):
+                await self._step(kind, UpdateStep.HEALTHY, offered)  # it runs the offered release already
         try:
             offers = await asyncio.to_thread(self.fetcher.offers, running)
-            offers = [o for o in offers if o.kind != "firmware" or await self._offered_firmware(o)]
+            offers = [o for o in offers if await self._wanted(o, running[o.kind])]
             if offers:
                 await self._take(min(offers, key=lambda offer: offer.kind != "firmware"))
-        except UpdateRefused as exc:
-            self.note = f"拒绝 refused {exc.refusal.value}: {exc.reason}"
-            logger.warning("%s: update refused (%s): %s", self.tag, exc.refusal.value, exc.detail)
-            if self.offer is not None and not self._reached(*SETTLED):
-                await self._step(UpdateStep.REFUSED, self.offer[1], code=exc.refusal.value, reason=exc.reason)
+        except UpdateRefused as exc:  # the repository's metadata: every release offered and not yet settled
+            await self._refused(exc, *self.offers)
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as exc:
             logger.warning("%s: update check failed, next time again: %s", self.tag, exc)
 
-    async def _offered_firmware(self, offer: Offer) -> bool:
-        """Whether to take this signed firmware, newer than the running one: only as the rollout
+    async def _refused(self, exc: UpdateRefused, *kinds: ReleaseKind) -> None:
+        self.note = f"拒绝 refused {exc.refusal.value}: {exc.reason}"
+        logger.warning("%s: update refused (%s): %s", self.tag, exc.refusal.value, exc.detail)
+        for kind in kinds:
+            if not self._reached(kind, *SETTLED):
+                await self._step(
+                    kind, UpdateStep.REFUSED, self.offers[kind][1], code=exc.refusal.value, reason=exc.reason
+                )
+
+    async def _wanted(self, offer: Offer, running: str | None) -> bool:
+        """Whether to take this signed release, newer than the one in use: only as the rollout
         offered it, and not again in a rollout where it got installed (and maybe rolled back)."""
-        if self.offer is None:
-            logger.info("%s: firmware %s is signed, but no rollout offered it", self.tag, offer.version)
+        kind = _kind(releases.TRACKS[offer.kind])
+        if kind not in self.offers:
+            logger.info("%s: %s %s is signed, but no rollout offered it", self.tag, kind, offer.version)
             return False
-        release = self.offer[1]
-        if self._reached(*SETTLED):
+        release = self.offers[kind][1]
+        if self._reached(kind, *SETTLED):
             return False  # a new rollout offers it again
-        if version_key(release) < version_key(self.running):
-            raise UpdateRefused(Refusal.ROLLBACK, f"firmware {release} offered, {self.running} running")
+        if running is not None and version_key(release) < version_key(running):
+            await self._refused(UpdateRefused(Refusal.ROLLBACK, f"{kind} {release} offered, {running} running"), kind)
+            return False
         if offer.version != release:
             logger.info(
-                "%s: firmware %s offered, but %s is the latest signed; not taken", self.tag, release, offer.version
+                "%s: %s %s offered, but %s is the latest signed; not taken", self.tag, kind, release, offer.version
             )
             return False
         return True
@@ -263,9 +297,8 @@ class UpdateAgent:
                 logger.info("%s: %s; the unit is busy", self.tag, exc)
             await asyncio.sleep(IDLE_POLL_S)
         logger.info("%s: %s %s downloaded and verified, installing", self.tag, offer.kind, offer.version)
-        firmware = offer.kind == "firmware"
-        if firmware:
-            await self._step(UpdateStep.DOWNLOADED, offer.version)
+        kind = _kind(releases.TRACKS[offer.kind])
+        await self._step(kind, UpdateStep.DOWNLOADED, offer.version)
         done = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
@@ -289,15 +322,17 @@ class UpdateAgent:
         if done.returncode != 0:
             self.note = f"{said} 安装失败 (install failed): {stderr.decode(errors='replace').strip()[-200:]}"
             logger.warning("%s: %s", self.tag, self.note)
-            if firmware:
-                await self._step(UpdateStep.FAILED, offer.version, reason=self.note)
+            await self._step(kind, UpdateStep.FAILED, offer.version, reason=self.note)
             return
         archive.unlink(missing_ok=True)
         self.note = f"{said} 已安装，重启后试运行 (installed; on trial after the restart)"
-        if firmware:
-            await self._step(UpdateStep.INSTALLED, offer.version)
+        await self._step(kind, UpdateStep.INSTALLED, offer.version)
         logger.info("%s: %s %s installed; restarting into it", self.tag, offer.kind, offer.version)
         self._restart()
+
+
+def _kind(track: releases.Track) -> ReleaseKind:
+    return "models" if track is releases.MODELS else "firmware"
 
 
 def _said(releases_: list[tuple[releases.Track, str]]) -> str:

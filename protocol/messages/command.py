@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from protocol.messages.base import ReportId, ShortText, Versioned
 from protocol.messages.call import CallId, Sdp
-from protocol.messages.device_state import ReleaseVersion
+from protocol.messages.device_state import ReleaseKind, ReleaseVersion
 from protocol.messages.evidence import MAX_UPLOAD_BYTES, PRETRIGGER_MAX_S, CaseNo, Sha256, UploadId
 
 OperatorName = Annotated[str, Field(min_length=1, max_length=40)]
@@ -83,9 +83,10 @@ class Command(Versioned):
     )
     release: ReleaseVersion | None = Field(
         default=None,
-        description="update.check: the firmware release this unit may now take (with its rollout); absent: only "
+        description="update.check: the release this unit may now take (with its rollout); absent: only "
         "look, and take nothing a rollout has not offered",
     )
+    kind: ReleaseKind = Field(default="firmware", description="update.check: what the release is, firmware or models")
     rollout: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="update.check: the rollout offering the release"
     )

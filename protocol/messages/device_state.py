@@ -12,6 +12,8 @@ from protocol.messages.position import Position
 
 # A firmware or model release's version: dotted numbers, compared as numbers (0.10 after 0.9).
 ReleaseVersion = Annotated[str, Field(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")]
+# What a release is: the firmware, or the plate models released apart from it (docs/updates.md).
+ReleaseKind = Literal["firmware", "models"]
 
 
 class UpdateStep(StrEnum):
@@ -31,6 +33,7 @@ class UpdateStatus(Message):
 
     rollout: int = Field(ge=1, le=2**31 - 1, description="the server's rollout that offered the release")
     release: ReleaseVersion
+    kind: ReleaseKind = Field(default="firmware", description="what the release is: firmware or plate models")
     step: UpdateStep
     at: AwareDatetime = Field(description="when the unit reached this step")
     code: Annotated[str, Field(pattern=r"^[a-z_]{1,24}$")] | None = Field(
@@ -73,7 +76,11 @@ class Health(Message):
     notes: list[ShortText] = Field(default_factory=list, max_length=8)
     update: UpdateStatus | None = Field(
         default=None,
-        description="the unit's progress with the release a rollout last offered it; none if never offered",
+        description="the unit's progress with the firmware a rollout last offered it; none if never offered",
+    )
+    models_update: UpdateStatus | None = Field(
+        default=None,
+        description="the same for the plate models a rollout last offered it (kind models); none if never offered",
     )
 
 

@@ -1,7 +1,7 @@
 """An admin tells a group of units to look for a signed release now (``update.check`` on each
-unit's cmd topic), or rolls a release out to a group a batch at a time (``/rollouts``, kept by
-``server/rollouts.py``): a share of the fleet, the units in one district, or a list. What each
-unit then did shows on the fleet page (docs/updates.md).
+unit's cmd topic), or rolls a release (firmware or plate models) out to a group a batch at a time
+(``/rollouts``, kept by ``server/rollouts.py``): a share of the fleet, the units in one district,
+or a list. What each unit then did shows on the fleet page (docs/updates.md).
 
 A share picks units by a hash of their id, so the same units are in every share of that size and a
 larger share adds units to a smaller one: 10 % then 50 % reaches the first 10 % again, not others.
@@ -16,7 +16,7 @@ from typing import Any, Self
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocol.messages import Command, ReleaseVersion
+from protocol.messages import Command, ReleaseKind, ReleaseVersion
 from protocol.messages.base import DeviceId
 from server.api.deps import AdminDep, StateDep
 from server.api.state import ServerState
@@ -43,7 +43,8 @@ class Announcement(BaseModel):
 
 
 class RolloutRequest(Announcement):
-    release: ReleaseVersion = Field(description="the signed, published firmware release to offer")
+    release: ReleaseVersion = Field(description="the signed, published release to offer")
+    kind: ReleaseKind = Field(default="firmware", description="firmware, or plate models (released apart)")
     max_rollback_pct: float = Field(
         default=20, ge=0, le=100, description="pause when more of the finished units roll back than this share"
     )
@@ -82,7 +83,7 @@ async def announce(body: Announcement, admin: AdminDep, state: StateDep) -> dict
 @router.post("/rollouts")
 async def start_rollout(body: RolloutRequest, admin: AdminDep, state: StateDep) -> dict[str, Any]:
     """A rollout of a published release to the group; its first batch is told at once."""
-    problem = await asyncio.to_thread(published, state.cfg.updates.repository, body.release)
+    problem = await asyncio.to_thread(published, state.cfg.updates.repository, body.kind, body.release)
     if problem is not None:
         raise Conflict(problem)
     group = await _group(body, state)
@@ -93,7 +94,7 @@ async def start_rollout(body: RolloutRequest, admin: AdminDep, state: StateDep) 
     else:
         kind, value = "percent", f"{body.percent:g}"
     return await state.rollouts.create(
-        body.release, (kind, value), [d.id for d in group], body.max_rollback_pct, body.batch, admin.username
+        body.kind, body.release, (kind, value), [d.id for d in group], body.max_rollback_pct, body.batch, admin.username
     )
 
 

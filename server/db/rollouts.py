@@ -1,9 +1,11 @@
-"""Rollouts of a firmware release to a group of units, and each unit's progress in one.
+"""Rollouts of a firmware or plate-models release to a group of units, and each unit's progress in one.
 
 The group is fixed when the rollout is made (a share, a district or a list, resolved to unit ids
 then), so that what the fleet page shows and what pauses the rollout are the same units whatever
 joins the fleet later. A unit row without ``told_at`` has not been offered the release yet: a
-paused or cancelled rollout leaves it so.
+paused or cancelled rollout leaves it so. A unit told that made no progress for
+``[updates] no_answer_h`` has the step ``no_answer`` (the server's, not one a unit says): its batch
+slot is freed, and a later heartbeat of its own still replaces it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Rollout(Base):
     __tablename__ = "rollouts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     release: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(8), server_default="firmware", comment="firmware or models")
     group_kind: Mapped[str] = mapped_column(String(8), comment="percent, district or devices")
     group_value: Mapped[str] = mapped_column(String(200), comment="the share, the adcode, or how many units listed")
     max_rollback_pct: Mapped[float] = mapped_column(Float, comment="pause when more of the finished units roll back")
