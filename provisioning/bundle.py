@@ -8,6 +8,7 @@ this module produced is one the device accepts.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -48,18 +49,34 @@ class Placement:
     lat: float | None = None
 
 
+def broker_order(device_id: str, hosts: Sequence[str]) -> list[str]:
+    """``hosts`` in the order this unit tries them: the fleet's list turned round by a hash of its id,
+    so that each broker is the first choice of an even share of the units (the shards), and each
+    unit always gets the same order, also when its bundle is made again."""
+    start = int.from_bytes(hashlib.sha256(device_id.encode()).digest()[:4], "big") % len(hosts)
+    return [*hosts[start:], *hosts[:start]]
+
+
 def device_config(
-    device_id: str, placement: Placement, broker_host: str, broker_port: int, stun: Sequence[str] = ()
+    device_id: str,
+    placement: Placement,
+    broker_host: str,
+    broker_port: int,
+    stun: Sequence[str] = (),
+    other_hosts: Sequence[str] = (),
 ) -> DeviceConfig:
     """The device's configuration; a bad plate, VIN or site is a ``ConfigError`` naming the key.
 
     ``stun`` are the fleet's STUN servers for the live video. TURN servers need credentials, which
-    are not the station's to hand out; a technician can add them to ``[[webrtc.ice_servers]]``."""
+    are not the station's to hand out; a technician can add them to ``[[webrtc.ice_servers]]``.
+    ``other_hosts`` are the fleet's further brokers, on the same port (``broker_order``)."""
+    first, *others = broker_order(device_id, [broker_host, *other_hosts])
     data: dict[str, Any] = {
         "device": {"id": device_id, "kind": placement.kind.value, "data_dir": str(ON_DEVICE_DATA)},
         "broker": {
-            "host": broker_host,
+            "host": first,
             "port": broker_port,
+            "others": [{"host": host, "port": broker_port} for host in others],
             "tls": {
                 "ca_file": str(ON_DEVICE_DIR / CA_NAME),
                 "cert_file": str(ON_DEVICE_DIR / CERT_NAME),

@@ -143,10 +143,15 @@ def init(
     broker_user: str | None,
     stun: Sequence[str] = (),
     server_port: int | None = None,
+    other_hosts: Sequence[str] = (),
 ) -> Layout:
     """A new fleet: CA, broker certificate and configuration, the server's client certificate.
-    The server workers' listener is on ``server_port`` (the devices' port + 1 unless given)."""
+    The server workers' listener is on ``server_port`` (the devices' port + 1 unless given).
+    ``other_hosts`` are further brokers the fleet is sharded over: each runs a copy of the one broker
+    folder (its certificate names every host), and each unit's bundle lists them all."""
     check_passphrase(passphrase)
+    if broker_host in other_hosts or len(set(other_hosts)) < len(other_hosts):
+        raise ProvisioningError("a broker host is named twice: name each broker once")
     bad = [url for url in stun if not _STUN_URL.fullmatch(url)]
     if bad:
         raise ProvisioningError(f"not a STUN URL (stun:HOST[:PORT] or stuns:…): {', '.join(bad)}")
@@ -169,7 +174,8 @@ def init(
     if server_port == broker_port:
         raise ProvisioningError("the server workers' listener needs a port of its own, not the devices' port")
 
-    cert, key = issue(ca, broker_host, Usage.SERVER, hosts=[broker_host, "localhost", "127.0.0.1"])
+    names = dict.fromkeys([broker_host, *other_hosts, "localhost", "127.0.0.1"])
+    cert, key = issue(ca, broker_host, Usage.SERVER, hosts=list(names))
     write_cert(layout.broker / broker.CA_NAME, ca.cert)
     write_cert(layout.broker / broker.WORKERS_CA_NAME, workers.cert)
     write_cert(layout.broker / broker.CERT_NAME, cert)
@@ -181,7 +187,12 @@ def init(
         give_to(layout.broker, broker_user)
 
     ledger = Ledger(
-        broker_host=broker_host, broker_port=broker_port, server_port=server_port, stun=list(stun), created_at=now()
+        broker_host=broker_host,
+        broker_port=broker_port,
+        broker_others=list(other_hosts),
+        server_port=server_port,
+        stun=list(stun),
+        created_at=now(),
     )
     ledger.servers[SERVER_CN] = [_issue_server(ca, workers, layout, SERVER_CN)]
     save_ledger(root, ledger)
@@ -286,7 +297,9 @@ def add_device(root: Path, passphrase: bytes, device_id: str, placement: bundle.
     layout, ledger, ca = _open(root, passphrase)
     if device_id in ledger.devices or layout.device(device_id).exists():
         raise ProvisioningError(f"device {device_id} already exists; use `rotate` to renew its certificate")
-    cfg = bundle.device_config(device_id, placement, ledger.broker_host, ledger.broker_port, ledger.stun)
+    cfg = bundle.device_config(
+        device_id, placement, ledger.broker_host, ledger.broker_port, ledger.stun, ledger.broker_others
+    )
     folder = layout.device(device_id)
     _private_dir(folder)
     try:

@@ -56,6 +56,9 @@ class DeviceRecord(Record):
 class Ledger(Record):
     broker_host: str
     broker_port: int
+    broker_others: list[str] = Field(
+        default=[], description="further brokers' hosts, same port and files: the fleet sharded over them"
+    )
     server_port: int | None = Field(
         default=None, description="the server workers' own listener (none: a fleet made before it had one)"
     )

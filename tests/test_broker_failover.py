@@ -10,15 +10,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from pydantic import ValidationError
 
+from device.config import load_device_config
 from protocol.messages import Presence, encode
 from protocol.topics import Channel, device_topic
+from provisioning import bundle, fleet
 from runtime.mqtt import BrokerAddress, BrokerSection
 from server.outbound import Whereabouts
+from tests.commands import PASSPHRASE, provision
 from tests.conftest import make_server_config, start_server
 from tests.devices import device_config, outbox_rows, running_device
-from tests.pki import FleetPki
+from tests.pki import PLACEMENT, FleetPki
 from tests.reports import in_car_report
 from tests.stored import cases_in
 from tests.waiting import wait_for
@@ -56,6 +60,32 @@ def test_a_presence_left_on_a_broker_the_unit_moved_off_is_not_news() -> None:
     where.heard(UNIT, 0)
     assert list(where.of(UNIT)) == [0]
     assert Whereabouts(1).presence(UNIT, 0, Presence(state="offline"))
+
+
+def test_a_fleet_sharded_over_two_brokers_is_provisioned_for_both(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    hosts = ["mqtt-a.kuaichu.example.cn", "mqtt-b.kuaichu.example.cn"]
+    init = ["init", "--dir", str(root), "--broker-user", ""]
+    twice = provision(*init, "--broker-host", hosts[0], "--broker-host", hosts[0])
+    assert twice.returncode == 1 and "named twice" in twice.stderr
+    done = provision(*init, "--broker-host", hosts[0], "--broker-host", hosts[1])
+    assert done.returncode == 0, done.stderr
+    assert "the same files" in done.stdout
+    # One broker certificate for both, as each runs a copy of the one broker folder.
+    cert = x509.load_pem_x509_certificate((root / "broker" / "server.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert set(hosts) <= set(names)
+    listed = provision("list", "--dir", str(root))
+    assert all(f"broker {host}:8883" in listed.stdout for host in hosts), listed.stdout
+
+    firsts = set()
+    for n in range(8):
+        device_id = f"car-shard-{n:02d}"
+        fleet.add_device(root, PASSPHRASE.encode(), device_id, PLACEMENT)
+        cfg = load_device_config(fleet.Layout(root).device(device_id) / bundle.CONFIG_NAME).broker
+        assert sorted(b.host for b in cfg.each()) == hosts and all(b.port == 8883 for b in cfg.each())
+        firsts.add(cfg.host)
+    assert firsts == set(hosts)  # each broker is the first choice of some of the units
 
 
 async def test_units_on_either_broker_are_served_and_a_unit_fails_over_with_its_report(

@@ -32,7 +32,12 @@ def register(commands: Any) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     init = sub.add_parser("init", help="create the fleet CA, broker certificate and config, server certificate")
-    init.add_argument("--broker-host", default="localhost", help="name or IP devices connect to (default localhost)")
+    init.add_argument(
+        "--broker-host",
+        action="append",
+        help="name or IP devices connect to (default localhost); once per broker where the fleet is "
+        "sharded over several (docs/scaling.md)",
+    )
     init.add_argument("--broker-port", type=int, default=8883, help="the devices' TLS listener port (default 8883)")
     init.add_argument(
         "--server-port",
@@ -142,14 +147,16 @@ def _init(args: argparse.Namespace) -> int:
 
         # --broker-user "" leaves the broker folder to whoever runs this
         user = fleet.default_broker_user() if args.broker_user is None else args.broker_user or None
+        first, *others = args.broker_host or ["localhost"]
         layout = fleet.init(
             args.dir.resolve(),
             _passphrase(args),
-            args.broker_host,
+            first,
             args.broker_port,
             user,
             args.stun,
             server_port=args.server_port,
+            other_hosts=others,
         )
         if args.server_url:
             from provisioning.server_sync import sync
@@ -157,6 +164,8 @@ def _init(args: argparse.Namespace) -> int:
             sync(layout.root, args.server_url)
         print(f"fleet CA created in {layout.root}")
         print(f"broker: mosquitto -c {layout.broker / 'mosquitto.conf'}")
+        if others:
+            print(f"every broker ({', '.join([first, *others])}) runs a copy of {layout.broker}, the same files")
         print(f"server certificate: {layout.server(fleet.SERVER_CN)}")
 
     return _guarded(args, act)
@@ -284,9 +293,10 @@ def _list(args: argparse.Namespace) -> int:
 
         root = args.dir.resolve()
         ledger = load_ledger(root)
-        print(f"broker {ledger.broker_host}:{ledger.broker_port}")
-        if ledger.server_port is not None:
-            print(f"broker {ledger.broker_host}:{ledger.server_port} (server workers)")
+        for host in (ledger.broker_host, *ledger.broker_others):
+            print(f"broker {host}:{ledger.broker_port}")
+            if ledger.server_port is not None:
+                print(f"broker {host}:{ledger.server_port} (server workers)")
         for name, certs in sorted(ledger.servers.items()):
             print(
                 f"server  {name:<32} serial {certs[-1].serial}  until {certs[-1].not_after:%Y-%m-%d}"
