@@ -1,21 +1,24 @@
 """The fleet page's rollouts in a real headless Chromium: a rollout the server paused by itself says
 so and why, with each unit's step and the reason of its rollback or refusal in Beijing time; the
-admin resumes it from the page, and starts another from the page's form."""
+admin resumes it from the page, and starts another from the page's form, firmware or plate models;
+a unit that said nothing for a day shows as no answer."""
 
 from __future__ import annotations
 
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import pytest
 from playwright.async_api import expect
 
 from protocol.messages import UpdateStep
+from server import rollouts
 from server.users import Role
 from tests.browser import chromium
 from tests.cases import logged_in
 from tests.conftest import PASSWORD, add_user, make_server_config, start_server
 from tests.services import Mosquitto
-from tests.update_units import signed_firmware, units
+from tests.update_units import signed_firmware, told_long_ago, units
 from tests.waiting import wait_for
 
 BEIJING = timezone(timedelta(hours=8))
@@ -24,9 +27,12 @@ ROLLED_BACK = "自检未通过 (self-test failed): camera: no frame in 5 s"
 REFUSED = "更新元数据已过期（冻结攻击，或发布未续签），已拒绝；请在发布站运行 kuaichu release publish"
 
 
-async def test_the_fleet_page_shows_a_paused_rollout_per_unit_and_resumes_it(broker: Mosquitto, tmp_path: Path) -> None:
+async def test_the_fleet_page_shows_a_paused_rollout_per_unit_and_resumes_it(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollouts, "SWEEP_S", 1.0)  # the silent unit below is seen at once
     cfg = make_server_config(tmp_path / "server", broker.port)
-    served = signed_firmware(tmp_path, "0.3.0")
+    served = signed_firmware(tmp_path, "0.3.0", models="2026.12.2")
     cfg = cfg.model_copy(update={"updates": cfg.updates.model_copy(update={"repository": served})})
     server = await start_server(cfg)
     await add_user(cfg, "fleet-admin", Role.ADMIN, [])
@@ -92,6 +98,22 @@ async def test_the_fleet_page_shows_a_paused_rollout_per_unit_and_resumes_it(bro
                 await page.fill("#rollout-form [name=value]", "car-ui-a")
                 await page.click("#rollout-form button[type=submit]")
                 await expect(page.locator("#rollout-error")).to_contain_text("发布库中没有已签名的固件 0.9.0")
+
+                # Plate models from the form: the rollout says what it offers.
+                await page.select_option("#rollout-form [name=kind]", "models")
+                await page.fill("#rollout-form [name=release]", "2026.12.2")
+                await page.click("#rollout-form button[type=submit]")
+                third = page.locator(f'.rollout[data-rollout="{rid + 2}"]')
+                await expect(third.locator("h3")).to_contain_text("车牌模型 plate models 2026.12.2")
+                await expect(third.locator('tr[data-device="car-ui-a"] .step')).to_have_text("已通知 told")
+
+                # car-ui-b, told by the second rollout, said nothing for a day: no answer, and the
+                # rollout, with nobody else to tell, is over.
+                await told_long_ago(cfg, rid + 1, "car-ui-b")
+                await expect(second).to_have_attribute("data-state", "done", timeout=20000)
+                silent = second.locator('tr[data-device="car-ui-b"]')
+                await expect(silent.locator(".step")).to_have_text("无应答 no answer")
+                await expect(silent.locator(".why")).to_contain_text("24 小时没有进展")
             heard = []
 
             async def both_offers() -> bool:

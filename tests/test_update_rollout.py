@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from protocol.messages import Command, UpdateStep
-from server.cases import now_utc
-from server.db.engine import make_engine, make_sessionmaker
-from server.db.rollouts import RolloutUnit
 from server.users import Role
 from tests.cases import logged_in
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
 from tests.services import Mosquitto
-from tests.update_units import signed_firmware, told, units
+from tests.update_units import signed_firmware, told, told_long_ago, units
 from tests.waiting import wait_for
 from tests.wire import Console
 
@@ -173,16 +168,7 @@ async def test_a_staged_rollout_pauses_after_rollbacks_and_goes_on_when_resumed(
         assert {(c.release, c.kind, c.rollout) for c in first.values()} == {("2026.12.2", "models", mid)}
 
         # car-roll-1 went offline once told: a day without a word and it stops holding its slot.
-        engine = make_engine(rollout_server.cfg.database_url)
-        try:
-            async with make_sessionmaker(engine).begin() as session:
-                await session.execute(
-                    update(RolloutUnit)
-                    .where(RolloutUnit.rollout_id == mid, RolloutUnit.device_id == "car-roll-1")
-                    .values(told_at=now_utc() - timedelta(hours=24, minutes=1))
-                )
-        finally:
-            await engine.dispose()
+        await told_long_ago(rollout_server.cfg, mid, "car-roll-1")
         await fleet["car-roll-2"].step(
             mid, UpdateStep.DOWNLOADED, release="2026.12.2", kind="models"
         )  # the rollout looks again

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import update
 
 from protocol.messages import (
     Command,
@@ -26,6 +28,10 @@ from protocol.messages import (
 )
 from protocol.topics import Channel, device_topic
 from provisioning import release
+from server.cases import now_utc
+from server.config import ServerConfig
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.rollouts import RolloutUnit
 from tests import pki
 from tests.wire import mqtt_client
 
@@ -112,3 +118,17 @@ def told(all_units: dict[str, Unit]) -> dict[str, Command]:
         while not unit.commands.empty():
             got[unit.id] = unit.commands.get_nowait()
     return got
+
+
+async def told_long_ago(cfg: ServerConfig, rollout: int, device_id: str) -> None:
+    """As if ``device_id`` was told of ``rollout`` just over ``no_answer_h`` ago and said nothing since."""
+    engine = make_engine(cfg.database_url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await session.execute(
+                update(RolloutUnit)
+                .where(RolloutUnit.rollout_id == rollout, RolloutUnit.device_id == device_id)
+                .values(told_at=now_utc() - timedelta(hours=cfg.updates.no_answer_h, minutes=1))
+            )
+    finally:
+        await engine.dispose()

@@ -1,9 +1,10 @@
 "use strict";
 // The fleet page's rollouts (fleet.html, docs/updates.md): an admin offers a signed, published
-// firmware to a group of units (a share of the fleet, a district, or a list), a batch at a time;
+// firmware or plate models release to a group of units (a share of the fleet, a district, or a list), a batch at a time;
 // each rollout shows how many units are where and every unit's step, with the reason of a rollback
 // or a refusal as the unit gave it, in Beijing time. A rollout the server paused by itself says why
-// and can be resumed or cancelled here.
+// and can be resumed or cancelled here. A unit told that said nothing for a day (the server's
+// [updates] no_answer_h) shows as "no answer": it no longer holds up the rollout.
 
 const ROLLOUT_REFRESH_MS = 5000;
 const ROLLOUT_STATE = { active: "进行中 active", paused: "已暂停 paused", cancelled: "已取消 cancelled", done: "已完成 done" };
@@ -16,7 +17,9 @@ const UNIT_STEP = {
   rolled_back: "已回退 rolled back",
   refused: "已拒绝 refused",
   failed: "安装失败 install failed",
+  no_answer: "无应答 no answer",
 };
+const RELEASE_KIND = { firmware: "固件 firmware", models: "车牌模型 plate models" };
 const GROUP_KIND = { percent: (v) => `${v}% 的设备 of the fleet`, district: (v) => `辖区 district ${v}`, devices: (v) => `${v} 台指定设备 listed units` };
 
 function rolloutError(text) {
@@ -38,7 +41,7 @@ function unitRow(u) {
 
 function rolloutBlock(r) {
   const box = el("article", { class: "rollout", "data-rollout": String(r.id), "data-state": r.state });
-  const head = el("h3", {}, `第 ${r.id} 号推送 Rollout ${r.id} · 固件 firmware ${r.release} · ${GROUP_KIND[r.group.kind](r.group.value)}`);
+  const head = el("h3", {}, `第 ${r.id} 号推送 Rollout ${r.id} · ${RELEASE_KIND[r.kind] || r.kind} ${r.release} · ${GROUP_KIND[r.group.kind](r.group.value)}`);
   head.appendChild(el("span", { class: "rollout-state" }, ROLLOUT_STATE[r.state] || r.state));
   box.appendChild(head);
   box.appendChild(el("p", { class: "sub" },
@@ -108,6 +111,7 @@ document.getElementById("rollout-form").addEventListener("submit", async (event)
   const value = form.elements.value.value.trim();
   const body = {
     release: form.elements.release.value.trim(),
+    kind: form.elements.kind.value,
     max_rollback_pct: Number(form.elements.max_rollback_pct.value),
     batch: Number(form.elements.batch.value),
   };
