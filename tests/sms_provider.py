@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,8 @@ class Provider:
     fail_next: int = 0  # answer 503 to this many requests first
     receipt_delay_s: float = 0.1  # from taking a message to reporting it delivered
     receipt_first: bool = False  # report delivery before even answering the send
+    # Awaited with each message before it is taken: a test makes the provider slow here.
+    before_taking: Callable[[dict[str, Any]], Awaitable[None]] | None = None
     receipts: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: receipts wait for it
     received: list[dict[str, Any]] = field(default_factory=list)
     taken_at: list[float] = field(default_factory=list)  # epoch seconds each of ``received`` was taken
@@ -48,6 +50,8 @@ class Provider:
                 self.fail_next -= 1
                 raise HTTPException(503, "busy")
             body = await request.json()
+            if self.before_taking is not None:
+                await self.before_taking(body)
             self.received.append(body)
             self.taken_at.append(time.time())
             message_id = f"p-{len(self.received)}"

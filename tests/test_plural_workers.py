@@ -181,3 +181,46 @@ async def test_a_rollout_swept_by_every_worker_tells_each_unit_once(
     async with workers[0]() as session:
         marked = (await session.scalars(select(RolloutUnit).where(RolloutUnit.told_at.is_not(None)))).all()
     assert sorted(u.device_id for u in marked) == sorted(device for device, _, _ in told)
+
+
+async def test_a_slow_provider_does_not_let_another_worker_send_a_message_again(
+    workers: list[async_sessionmaker[AsyncSession]], tmp_path: Path
+) -> None:
+    """The provider takes 50 s a message (the workers' clock is moved on as it takes each): a
+    round of four outlasts a claim of the round's start, and the last message, still being sent,
+    must not look free to the other worker."""
+    clock = [now_utc()]
+    async with workers[0].begin() as session:
+        for n in range(4):
+            queue_sms(session, "code", f"1380000{n:04d}", code_text("123456", 10), clock[0])
+    (tmp_path / "token").write_text(TOKEN)
+    sending_last, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slowly(body: dict[str, Any]) -> None:
+        clock[0] += timedelta(seconds=50)
+        if body["ref"] == "kc-4" and not sending_last.is_set():
+            sending_last.set()
+            await go_on.wait()
+
+    async with sms_provider(free_port(), "http://127.0.0.1:1") as provider:
+        provider.receipts.clear()
+        provider.before_taking = slowly
+        cfg = SmsSection(gateway_url=provider.url, token_file=tmp_path / "token", timeout_s=60)
+        outboxes = [
+            SmsOutbox(
+                s, HttpSmsGateway(provider.url, TOKEN, 5), cfg, f"w{i}", Way(), tmp_path / "taken", lambda: clock[0]
+            )
+            for i, s in enumerate(workers[:2])
+        ]
+        first = asyncio.create_task(outboxes[0].send_due())
+        try:
+            await sending_last.wait()
+            assert await outboxes[1].send_due() == 0
+            go_on.set()
+            assert await first == 4
+        finally:
+            go_on.set()  # a failed check above still lets the first worker's send end
+            await asyncio.gather(first, return_exceptions=True)
+            for outbox in outboxes:
+                await outbox.close()
+    assert [body["ref"] for body in provider.received] == ["kc-1", "kc-2", "kc-3", "kc-4"]

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ from server.outbound import Outward
 
 logger = logging.getLogger(__name__)
 SYSTEM = Actor(None, "system", "sms")
-CLAIM_S = 120  # a worker that dies mid-send lets another take the message after this
+# A message is held this long from when a worker claims it: longer than a send may take ([sms]
+# timeout_s at most, in all), so no other worker sends it meanwhile; a worker that dies mid-send
+# lets another take it after this.
+CLAIM_S = 120
 REF = re.compile(r"kc-(\d{1,12})")  # our reference for a message, as the provider echoes it
 
 
@@ -104,6 +108,7 @@ class SmsOutbox:
         worker: str,
         outbound: Outward,
         taken: Path,
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
         """``taken``: a folder every worker shares (in the server's data folder, beside the evidence)
         where a message the provider took is noted until the database records it."""
@@ -113,6 +118,7 @@ class SmsOutbox:
         self._cfg = cfg
         self._worker = worker
         self._outbound = outbound  # consoles hear of a message moving on, and of a case delivered
+        self._clock = clock
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -139,10 +145,11 @@ class SmsOutbox:
     async def send_due(self) -> int:
         """Send every message that is due and not claimed by another worker; returns how many went."""
         assert self._gateway is not None
-        now = now_utc()
         sent = 0
-        for message_id in await due_ids(self._sessions, SmsMessage, now):
-            message = await claim(self._sessions, SmsMessage, message_id, now, CLAIM_S)
+        for message_id in await due_ids(self._sessions, SmsMessage, self._clock()):
+            # Claimed at the time of the claim, not of the round: a slow provider can make a round
+            # outlast a claim, and another worker would then take a message still being sent.
+            message = await claim(self._sessions, SmsMessage, message_id, self._clock(), CLAIM_S)
             if message is not None:
                 sent += await self._send(message)
         return sent
@@ -169,7 +176,7 @@ class SmsOutbox:
             # A fast provider's receipt may have come in already: it is not undone.
             if row.status == "pending":
                 row.status = "sent"
-            row.provider_id, row.sent_at = provider_id, now_utc()
+            row.provider_id, row.sent_at = provider_id, self._clock()
             row.attempts += 1
             row.claimed_until, row.last_error = None, None
         await asyncio.to_thread(taken.unlink, missing_ok=True)
@@ -191,10 +198,10 @@ class SmsOutbox:
                     if row.kind == "determination":
                         case.flag = "SMS to a party failed: deliver the determination another way"[:120]
                     detail = {"sms": row.id, "kind": row.kind, "error": error}
-                    await append(session, case.id, SYSTEM, "delivery.failed", detail, now_utc())
+                    await append(session, case.id, SYSTEM, "delivery.failed", detail, self._clock())
             else:
                 delay = min(self._cfg.retry_base_s * 2 ** (row.attempts - 1), self._cfg.retry_max_s)
-                row.next_attempt_at = now_utc() + timedelta(seconds=delay)
+                row.next_attempt_at = self._clock() + timedelta(seconds=delay)
         logger.warning("%s: %s", _named(message), error)
         await self._announce(message.case_id)
 

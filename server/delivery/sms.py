@@ -8,6 +8,7 @@ down, slow or rate-limiting is tried again later; one that refuses the message i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol
 
@@ -33,13 +34,19 @@ class SmsGateway(Protocol):
 class HttpSmsGateway:
     def __init__(self, url: str, token: str, timeout_s: float) -> None:
         self._url = url
+        self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(timeout=timeout_s, headers={"Authorization": f"Bearer {token}"})
 
     async def send(self, to: str, text: str, ref: str) -> str:
+        """Within ``timeout_s`` in all (httpx's own limit is per step: a provider answering a byte at
+        a time could hold a send past the outbox's claim, and another worker would send it too)."""
         try:
-            response = await self._client.post(self._url, json={"to": to, "text": text, "ref": ref})
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._client.post(self._url, json={"to": to, "text": text, "ref": ref})
         except httpx.HTTPError as exc:
             raise SmsError(f"provider unreachable: {type(exc).__name__}", retryable=True) from None
+        except TimeoutError:
+            raise SmsError(f"provider did not answer within {self._timeout_s:g} s", retryable=True) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise SmsError(f"provider answered {response.status_code}", retryable=True)
         if response.status_code >= 400:
