@@ -184,7 +184,7 @@ class DeviceApp:
             if self.update is None:
                 logger.info("%s: update.check, but no [update] url is configured", self.tag)
             else:
-                self.update.poke(command.rollout, command.release, command.kind)
+                self.update.poke(command.rollout, command.release, command.kind or "firmware")
         elif command.type == "document.ready":
             logger.info("%s: case %s: the determination is issued", self.tag, command.case_no)
             # A unit with no screen beeps; the parties have the link by SMS. A kiosk shows it as a QR code.

@@ -231,12 +231,13 @@ class Rollouts:
     async def _record(self, session: AsyncSession, device_id: str, status: UpdateStatus) -> bool:
         unit = await session.get(RolloutUnit, (status.rollout, device_id))
         rollout = await session.get(Rollout, status.rollout)
-        if unit is None or rollout is None or (rollout.kind, rollout.release) != (status.kind, status.release):
+        said = (status.kind or "firmware", status.release)
+        if unit is None or rollout is None or (rollout.kind, rollout.release) != said:
             logger.warning(
                 "device %s: status for rollout %d (%s %s), which did not offer it that; ignored",
                 device_id,
                 status.rollout,
-                status.kind,
+                status.kind or "firmware",
                 status.release,
             )
             return False
@@ -247,7 +248,7 @@ class Rollouts:
             "device %s: rollout %d %s %s %s%s",
             device_id,
             status.rollout,
-            status.kind,
+            status.kind or "firmware",
             status.release,
             status.step.value,
             f" ({status.code or status.reason})" if status.reason else "",
@@ -261,7 +262,9 @@ class Rollouts:
             if not told:
                 return
             kind, release, units = told
-            command = Command(type="update.check", release=release, kind=kind, rollout=rollout_id)
+            # Firmware is left unsaid: a unit on firmware older than models rollouts still reads the offer.
+            said = None if kind == "firmware" else kind
+            command = Command(type="update.check", release=release, kind=said, rollout=rollout_id)
             not_taken = [d for d in units if not await self._outbound.command(d, command)]
         if not_taken:  # told again at the next sweep
             async with self._sessions.begin() as session:

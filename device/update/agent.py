@@ -165,7 +165,7 @@ class UpdateAgent:
         status = UpdateStatus(
             rollout=offer[0],
             release=release,
-            kind=kind,
+            kind=None if kind == "firmware" else kind,  # as firmware before models rollouts said it
             step=step,
             at=datetime.now(UTC),
             code=code,

@@ -86,7 +86,11 @@ class Command(Versioned):
         description="update.check: the release this unit may now take (with its rollout); absent: only "
         "look, and take nothing a rollout has not offered",
     )
-    kind: ReleaseKind = Field(default="firmware", description="update.check: what the release is, firmware or models")
+    kind: ReleaseKind | None = Field(
+        default=None,
+        description="update.check: what the release is, firmware or models; absent: firmware (so that units on "
+        "firmware from before models were rolled out still read the offer)",
+    )
     rollout: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="update.check: the rollout offering the release"
     )

@@ -33,7 +33,9 @@ class UpdateStatus(Message):
 
     rollout: int = Field(ge=1, le=2**31 - 1, description="the server's rollout that offered the release")
     release: ReleaseVersion
-    kind: ReleaseKind = Field(default="firmware", description="what the release is: firmware or plate models")
+    kind: ReleaseKind | None = Field(
+        default=None, description="what the release is: firmware or plate models; absent: firmware"
+    )
     step: UpdateStep
     at: AwareDatetime = Field(description="when the unit reached this step")
     code: Annotated[str, Field(pattern=r"^[a-z_]{1,24}$")] | None = Field(
