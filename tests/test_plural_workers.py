@@ -73,14 +73,16 @@ async def workers(
         await engine.dispose()
 
 
-async def undelivered(sessions: async_sessionmaker[AsyncSession], case_no: str) -> tuple[int, list[Party]]:
-    """A case of an in-car unit with version 1 issued and no party reached yet."""
+async def undelivered(
+    sessions: async_sessionmaker[AsyncSession], case_no: str, kind: str = "in-car"
+) -> tuple[int, list[Party]]:
+    """A case of an in-car unit (or ``kind``) with version 1 issued and no party reached yet."""
     cid, _ = await determined_case(sessions, case_no, reached=(None, None))
     async with sessions.begin() as session:
         await session.execute(
             update(Case)
             .where(Case.id == cid)
-            .values(status="determined", delivered_at=None, report={"device_kind": "in-car", "health": {}})
+            .values(status="determined", delivered_at=None, report={"device_kind": kind, "health": {}})
         )
         parties = list((await session.scalars(select(Party).where(Party.case_id == cid).order_by(Party.id))).all())
     return cid, parties
@@ -96,15 +98,21 @@ async def test_clearing_deadlines_sms_and_receipts_are_each_done_once(
 
     # The clear-the-road command went out an hour ago and the unit never moved off: every worker's
     # watch finds each case overdue in the same round.
+    # A kiosk's case (the kiosk stays), and an in-car unit's told two days ago, are not looked at.
+    kiosk, _ = await undelivered(sessions, "530102202612010004", "kiosk")
+    old, _ = await undelivered(sessions, "530102202612010005")
     async with sessions.begin() as session:
-        ids = [cid for cid, _ in cases]
+        ids = [cid for cid, _ in cases] + [kiosk]
         await session.execute(update(Case).where(Case.id.in_(ids)).values(clear_sent_at=now - timedelta(hours=1)))
+        await session.execute(update(Case).where(Case.id == old).values(clear_sent_at=now - timedelta(days=2)))
     consoles = [Way() for _ in workers]
     watches = [ClearingWatch(s, ClearingSection(), c.case_changed) for s, c in zip(workers, consoles, strict=True)]
     await asyncio.gather(*(watch.check(now) for watch in watches))
     for cid, _ in cases:
         actions = [action for action, _ in await events(sessions, cid)]
         assert actions.count("road.not_moved_off") == 1, actions
+    for cid in (kiosk, old):
+        assert "road.not_moved_off" not in [action for action, _ in await events(sessions, cid)]
     assert sorted(s["case_no"] for c in consoles for s in c.announced) == sorted(
         f"53010220261201000{n}" for n in range(1, 4)
     )

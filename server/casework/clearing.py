@@ -27,6 +27,7 @@ from server.db.models import Case, Device
 
 logger = logging.getLogger(__name__)
 SYSTEM = Actor(None, "system", "gnss")
+LOOK_BACK = timedelta(days=1)
 EARTH_M = 6_371_000.0
 
 
@@ -59,11 +60,15 @@ class ClearingWatch:
 
     async def check(self, now: datetime | None = None) -> None:
         now = now or now_utc()
+        # Every worker asks every round: only the commands of the last day (an index), not every
+        # case ever cleared. A command older than that which no worker looked at (all of them down
+        # for a day) is not flagged late: its case has long moved on.
+        since = now - timedelta(seconds=self._cfg.move_off_s) - LOOK_BACK
         async with self._sessions() as session:
             open_ids = (
                 await session.scalars(
                     select(Case.id).where(
-                        Case.clear_sent_at.is_not(None),
+                        Case.clear_sent_at >= since,
                         Case.moved_off_at.is_(None),
                         Case.clear_overdue_at.is_(None),
                         # A kiosk stays where it is (the parties walk away from it): its case is

@@ -138,7 +138,9 @@ class Case(Base):
     escalation_reason: Mapped[str | None] = mapped_column(String(300))
     handed_over_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None] = mapped_column(comment="every party of the current version reached")
-    clear_sent_at: Mapped[datetime | None] = mapped_column(comment="the unit was first told to clear the road")
+    clear_sent_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="the unit was first told to clear the road"
+    )
     moved_off_at: Mapped[datetime | None] = mapped_column(comment="the in-car unit's GNSS showed it gone")
     clear_overdue_at: Mapped[datetime | None] = mapped_column(comment="flagged: not moved off in time")
 
