@@ -21,7 +21,10 @@ Speaks on stdin/stdout. Prints ``ready`` once every device has connected. Then a
 since the last drop); ``sent T0 T1`` with how many heartbeats it sent whose ``at`` lies between the
 two epoch times. Ends on end of input.
 
-    python -m bench.fleet_devices FIRST COUNT BROKER_PORT FLEET_DIR HEARTBEAT_S BOOT_S
+    python -m bench.fleet_devices FIRST COUNT BROKER_PORT FLEET_DIR HEARTBEAT_S BOOT_S [OTHER_PORT...]
+
+With further brokers' ports (``bench/broker_failover.py``), each device lists them all, in the order
+``kuaichu provision`` would give it (``provisioning.bundle.broker_order``): the fleet sharded.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ from bench.stack import bundle_tls, cancel_all
 from device.link import Link
 from protocol.messages import Ack, Command, DeviceKind, Heartbeat, encode
 from protocol.topics import Channel
+from provisioning.bundle import broker_order
 from runtime import runner
-from runtime.mqtt import BrokerSection
+from runtime.mqtt import BrokerAddress, BrokerSection
 from runtime.version import FIRMWARE
 from tests.reports import in_car_report
 
@@ -124,12 +128,23 @@ async def answer(fleet: Fleet) -> None:
             print(fleet.sent_between(float(line[1]), float(line[2])), flush=True)
 
 
-async def main(first: int, count: int, broker_port: int, fleet_dir: Path, period: float, boot_s: float) -> None:
+def broker_ports(ident: str, ports: list[int]) -> list[int]:
+    """The brokers' ports in the order this device tries them."""
+    return [int(port) for port in broker_order(ident, [str(port) for port in ports])]
+
+
+async def main(first: int, count: int, ports: list[int], fleet_dir: Path, period: float, boot_s: float) -> None:
     fleet = Fleet(count)
     tasks: list[asyncio.Task[None]] = []
     for index in range(first, first + count):
         ident = device_id(index)
-        broker = BrokerSection(host="127.0.0.1", port=broker_port, tls=bundle_tls(fleet_dir, ident))
+        port, *others = broker_ports(ident, ports)
+        broker = BrokerSection(
+            host="127.0.0.1",
+            port=port,
+            others=[BrokerAddress(host="127.0.0.1", port=other) for other in others],
+            tls=bundle_tls(fleet_dir, ident),
+        )
         link = Link(broker, ident, FIRMWARE, ignore_ack, fleet.on_change, ignore_command)
         tasks.append(asyncio.create_task(boot(link, fleet, ident, period, random.uniform(0, boot_s))))
     try:
@@ -144,5 +159,6 @@ if __name__ == "__main__":
     raise_fd_limit()
     # Every drop and retry of every link, timed: what a storm looks like from the devices' side.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    first, count, port, fleet_dir, period, boot_s = sys.argv[1:]
-    runner.run(main(int(first), int(count), int(port), Path(fleet_dir), float(period), float(boot_s)))
+    first, count, port, fleet_dir, period, boot_s, *others = sys.argv[1:]
+    ports = [int(port), *(int(other) for other in others)]
+    runner.run(main(int(first), int(count), ports, Path(fleet_dir), float(period), float(boot_s)))

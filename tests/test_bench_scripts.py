@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 # Benchmarks with a command line of their own: --help imports everything and exits 0.
 WITH_HELP = [
+    "broker_failover",
     "call_capacity",
     "case_flow",
     "chaos",
