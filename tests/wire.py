@@ -12,24 +12,33 @@ import aiomqtt
 import httpx
 import websockets
 
-from protocol.messages import Ack, decode
+from protocol.messages import Ack, Command, decode
 from protocol.topics import Channel, device_topic
 from runtime.mqtt import TlsSection, tls_context
 from tests import pki
 
 
 @asynccontextmanager
-async def raw_device(port: int, device_id: str) -> AsyncIterator[tuple[aiomqtt.Client, asyncio.Queue[Ack]]]:
+async def raw_device(
+    port: int, device_id: str, commands: asyncio.Queue[Command] | None = None
+) -> AsyncIterator[tuple[aiomqtt.Client, asyncio.Queue[Ack]]]:
     """An MQTT client in a device's shoes, with that device's certificate: publishes what it is told
-    (the broker's ACL still applies), collects its acks."""
+    (the broker's ACL still applies), collects its acks and, when given a queue, its commands. One
+    connection does both: the broker makes every connection with this certificate the device's own
+    client id, so a second one would knock the first off."""
     acks: asyncio.Queue[Ack] = asyncio.Queue()
     async with mqtt_client(port, device_id, pki.current().device_tls(device_id)) as client:
         await client.subscribe(device_topic(device_id, Channel.ACK), qos=1)
+        if commands is not None:
+            await client.subscribe(device_topic(device_id, Channel.CMD), qos=1)
 
         async def collect() -> None:
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)
-                acks.put_nowait(decode(Ack, message.payload))
+                if commands is not None and message.topic.matches(device_topic(device_id, Channel.CMD)):
+                    commands.put_nowait(decode(Command, message.payload))
+                else:
+                    acks.put_nowait(decode(Ack, message.payload))
 
         task = asyncio.create_task(collect())
         try:
