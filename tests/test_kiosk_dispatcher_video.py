@@ -65,9 +65,9 @@ async def test_the_workspace_shares_the_dispatchers_camera_on_the_kiosk_screen(
             page = await browser.new_page(viewport={"width": 1920, "height": 1080})
             await login_live(page, server.url, "wuhua")
             await page.goto(f"{server.url}/workspace?id={cid}")
+            await expect(page.locator("#call-answer")).to_be_enabled(timeout=20000)  # the call panel is ready
             await page.click("#call-camera")  # before answering: it says what to do
             await expect(page.locator("#error")).to_contain_text("请先接听")
-            await expect(page.locator("#call-answer")).to_be_enabled()
             await page.click("#call-answer")
             await expect(page.locator("#call-state")).to_have_attribute("data-state", "live", timeout=20000)
             assert screen.shown.call is not None and screen.shown.call.video is False
@@ -87,8 +87,11 @@ async def test_the_workspace_shares_the_dispatchers_camera_on_the_kiosk_screen(
             picture = Image.open(io.BytesIO((screen.output_dir / PICTURE).read_bytes()))
             assert picture.format == "JPEG" and picture.width == 640 and picture.height in (360, 480)
             assert '<img class="dispatcher"' in screen.page.read_text(encoding="utf-8")
-            # The unit's own picture still reaches the dispatcher on the same connection.
-            assert await page.evaluate("document.getElementById('call-video').videoWidth") > 0
+            # The unit's own picture still reaches the dispatcher on the same connection (joining again
+            # with the camera gives the page a new stream, whose first frame takes a moment to decode).
+            async with asyncio.timeout(15):
+                while not await page.evaluate("document.getElementById('call-video').videoWidth"):
+                    await asyncio.sleep(0.1)
 
             await page.click("#call-camera")  # stop sharing: off the kiosk's screen
             await expect(page.locator("#call-camera")).to_have_attribute("data-on", "false")

@@ -151,6 +151,7 @@ window.addEventListener("kuaichu-message", async (event) => {
 });
 
 document.getElementById("call-answer").addEventListener("click", () => {
+  showError("");  // advice about the call ("answer first") is done with
   answer().catch((error) => setCallState("down", `错误 error: ${error.message}`));
 });
 const ptt = document.getElementById("call-ptt");

@@ -16,9 +16,15 @@ const BEIJING = { timeZone: "Asia/Shanghai", hour12: false };
 const beijingDateTime = (iso) => new Date(iso).toLocaleString("zh-CN", BEIJING);
 const beijingTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", BEIJING);
 
-function showError(text) {
+// A refused request's message is cleared by the next request that succeeds; a page's own advice
+// ("answer the call first") only by an action that succeeds (not a read), or a background refresh
+// would wipe it before the operator has read it.
+let errorFromRequest = false;
+function showError(text, fromRequest = false) {
   const box = document.getElementById("error");
   if (!box) return;
+  // A page that shows a refused request's message again (its catch) keeps it a request's.
+  errorFromRequest = fromRequest || (errorFromRequest && text === box.textContent);
   box.textContent = text;
   box.hidden = !text;
 }
@@ -37,11 +43,11 @@ async function request(path, options = {}) {
     const detail = problems.length > 1
       ? problems.map((p) => p.message).join("；")
       : body && typeof body.detail === "string" ? body.detail : `请求未能完成，请稍后再试 (${path}: ${response.status})`;
-    showError(detail);
+    showError(detail, true);
     // The body goes with it: a page shows each field's problem next to the field (fields.js).
     throw Object.assign(new Error(detail), { status: response.status, body });
   }
-  showError("");
+  if (errorFromRequest || (options.method || "GET") !== "GET") showError("");
   return body;
 }
 
