@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from server.api.updates import in_share
+from server.rollouts import in_share
 from server.users import Role
 from tests.cases import logged_in
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
