@@ -35,7 +35,9 @@ function unitRow(u) {
   tr.appendChild(el("td", { class: `step step-${step}` }, UNIT_STEP[step] || step));
   const at = u.step_at || u.told_at;
   tr.appendChild(el("td", {}, at ? beijingDateTime(at) : "—"));
-  tr.appendChild(el("td", { class: "why" }, u.reason ? (u.code ? `[${u.code}] ${u.reason}` : u.reason) : ""));
+  // The unit's reason is for a person; its code (e.g. "expired") is for whoever reads the logs,
+  // so it is only a tooltip.
+  tr.appendChild(el("td", u.code ? { class: "why", title: u.code } : { class: "why" }, u.reason || ""));
   return tr;
 }
 
