@@ -26,10 +26,10 @@ from server.db.models import Determination
 from tests.cases import new_case
 from tests.commands import configured_command, server_command
 from tests.conftest import RunningServer, make_server_config
+from tests.metrics_text import samples, value
 from tests.review_data import JPEG, determined_over_api, party_client
 from tests.services import Mosquitto, create_database
 from tests.stored import cases_in
-from tests.test_metrics import samples, value
 
 PHONES = ("13700003333", "13700004444")
 FORM = {"request": "请求重新认定", "reasons": "对方突然变道，我方已减速避让。"}

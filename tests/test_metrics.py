@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -29,25 +27,11 @@ from server.metrics import certificate_expiry
 from tests.cases import new_case
 from tests.configs import https, web_cert
 from tests.conftest import make_server_config, start_server
+from tests.metrics_text import ROOT, RULES, promtool, samples, value
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto
 from tests.waiting import wait_for
 from tests.wire import publish_report, raw_device
-
-ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "server" / "install" / "alerts.yml"
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    return found[name, frozenset(labels.items())]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -128,12 +112,6 @@ async def test_a_worker_reports_what_it_took_in_and_whether_it_is_ready(
 async def _not_ready(http: httpx.AsyncClient) -> dict[str, list[str]] | None:
     response = await http.get("/readyz")
     return response.json() if response.status_code == 503 else None
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    assert binary, "promtool not found: install the 'prometheus' package (install.sh does)"
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
 def test_the_alerting_rules_fire_when_they_should() -> None:

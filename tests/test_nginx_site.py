@@ -25,9 +25,9 @@ from server.config import ServerConfig, WorkerPart
 from server.users import Role
 from tests.configs import WebCert, web_cert
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.metrics_text import samples, value
 from tests.reports import WUHUA, in_car_report
 from tests.services import Mosquitto, free_port, wait_for_port
-from tests.test_metrics import samples, value
 from tests.wire import publish_report, raw_device
 
 SITE = Path(__file__).parents[1] / "server" / "install" / "nginx-kuaichu.conf"
