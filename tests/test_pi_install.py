@@ -25,17 +25,15 @@ from device.config import load_device_config
 from device.update import releases
 from provisioning.release import firmware_archive
 from tests.commands import provision
+from tests.images import PI_INSTALL, PI_SCRIPT, entry, image, install_pi, snapshot, unit_directives, verify_unit
 from tests.releases import release_base, wheelhouse
 
-INSTALL = Path(__file__).resolve().parents[1] / "device" / "install"
-SCRIPT = INSTALL / "install-pi.sh"
-UNIT = INSTALL / "kuaichu-device.service"
+UNIT = PI_INSTALL / "kuaichu-device.service"
 SERVICE = UNIT.name
 BUNDLE_FILES = ["ca.crt", "device.crt", "device.key", "device.toml", "qr.png"]
 DEVICE_GROUPS = ["audio", "dialout", "gpio", "video"]
 
-Snapshot = dict[str, tuple[int, int, int, bytes]]
-__all__ = ["release_base"]  # the fixture
+__all__ = ["image", "release_base"]  # the fixtures
 EXEC_START_ARGS = ["-P", "-m", "kuaichu.cli", "device", "run", "--config", "/etc/kuaichu/device.toml"]
 GUARD = "/usr/bin/python3 -I /usr/local/lib/kuaichu/releases.py guard --root /opt/kuaichu"
 
@@ -54,74 +52,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = provision("device", "kiosk-0001", *kiosk)
     assert done.returncode == 0, done.stderr
     return root
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    """The root of a Bookworm image as far as the installer reads it: os-release and the user
-    database, with the device groups Raspberry Pi OS has (gpio only exists there)."""
-    root = tmp_path / "image"
-    etc = root / "etc"
-    etc.mkdir(parents=True)
-    (etc / "os-release").write_text(
-        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n'
-    )
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n")
-    (etc / "group").write_text("root:x:0:\ndialout:x:20:pi\naudio:x:29:pi\nvideo:x:44:pi\ngpio:x:997:pi\npi:x:1000:\n")
-    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\npi:*:19000:0:99999:7:::\n")
-    (etc / "gshadow").write_text("root:*::\ndialout:*::pi\naudio:*::pi\nvideo:*::pi\ngpio:!::pi\npi:!::\n")
-    for name in ("shadow", "gshadow"):
-        (etc / name).chmod(0o640)
-    return root
-
-
-def install(root: Path, bundle: Path, *flags: str, release: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Without ``release``, the bundle and the unit only (``--skip-venv``)."""
-    firmware = ["--skip-venv"] if release is None else ["--release", str(release)]
-    return subprocess.run(
-        ["bash", str(SCRIPT), "--root", str(root), "--skip-apt", *firmware, *flags, str(bundle)],
-        capture_output=True,
-        text=True,
-        timeout=600 if release else 60,
-    )
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every path under root with its mode, owner and contents (a link's target)."""
-    found: Snapshot = {}
-    for path in sorted(root.rglob("*")):
-        info = path.lstat()
-        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes() if path.is_file() else b""
-        found[str(path.relative_to(root))] = (info.st_mode, info.st_uid, info.st_gid, data)
-    return found
-
-
-def entry(root: Path, database: str, name: str) -> list[str]:
-    [line] = [line for line in (root / "etc" / database).read_text().splitlines() if line.split(":")[0] == name]
-    return line.split(":")
-
-
-def unit_directives(text: str) -> dict[str, list[str]]:
-    """``Section.Key`` -> every value given, in order (systemd allows a key more than once)."""
-    found: dict[str, list[str]] = {}
-    section = ""
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, value = line.split("=", 1)
-        found.setdefault(f"{section}.{key}", []).append(value)
-    return found
-
-
-def verify_unit(text: str, binary: str, copy: Path) -> subprocess.CompletedProcess[str]:
-    """``systemd-analyze verify`` on the unit ``text`` written to ``copy``, its ExecStart's ``binary``
-    replaced by this checkout's python: verify checks that the program exists."""
-    copy.write_text(text.replace(f"ExecStart={binary}", f"ExecStart={sys.executable}"))
-    return subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
 
 
 def test_the_unit_passes_systemd_analyze_verify_with_a_watchdog_and_restarts(tmp_path: Path) -> None:
@@ -155,7 +85,7 @@ def test_the_unit_passes_systemd_analyze_verify_with_a_watchdog_and_restarts(tmp
 
 def test_install_into_an_image_lays_out_the_bundle_user_and_service(fleet: Path, image: Path) -> None:
     bundle = fleet / "devices" / "car-0001.tar.gz"
-    done = install(image, bundle)
+    done = install_pi(image, bundle)
     assert done.returncode == 0, done.stderr
     assert "kuaichu device selftest" in done.stdout and "systemctl stop kuaichu-device" in done.stdout
 
@@ -209,7 +139,7 @@ def test_install_into_an_image_lays_out_the_bundle_user_and_service(fleet: Path,
 
     # Again, with the same bundle: nothing changes.
     before = snapshot(image)
-    again = install(image, bundle)
+    again = install_pi(image, bundle)
     assert again.returncode == 0, again.stderr
     assert "creating system user" not in again.stdout and "adding kuaichu" not in again.stdout
     assert snapshot(image) == before
@@ -217,7 +147,7 @@ def test_install_into_an_image_lays_out_the_bundle_user_and_service(fleet: Path,
 
 def test_a_rotated_bundle_replaces_the_certificate_and_keeps_local_edits(fleet: Path, image: Path) -> None:
     bundle = fleet / "devices" / "car-0002.tar.gz"
-    assert install(image, bundle).returncode == 0
+    assert install_pi(image, bundle).returncode == 0
     config = image / "etc" / "kuaichu" / "device.toml"
     edited = config.read_text().replace("led_pin = 22", "led_pin = 24")  # rewired on the unit
     assert edited != config.read_text()
@@ -225,7 +155,7 @@ def test_a_rotated_bundle_replaces_the_certificate_and_keeps_local_edits(fleet: 
     old_cert = (image / "etc" / "kuaichu" / "device.crt").read_bytes()
 
     assert provision("rotate", "car-0002", "--dir", str(fleet)).returncode == 0
-    done = install(image, bundle)
+    done = install_pi(image, bundle)
     assert done.returncode == 0, done.stderr
     assert "device.toml.previous" in done.stdout
     installed = image / "etc" / "kuaichu"
@@ -237,7 +167,7 @@ def test_a_rotated_bundle_replaces_the_certificate_and_keeps_local_edits(fleet: 
 
 
 def test_a_kiosk_shows_its_screen_in_chromium_when_the_desktop_starts(fleet: Path, image: Path, tmp_path: Path) -> None:
-    done = install(image, fleet / "devices" / "kiosk-0001.tar.gz")
+    done = install_pi(image, fleet / "devices" / "kiosk-0001.tar.gz")
     assert done.returncode == 0, done.stderr
     autostart = image / "etc" / "xdg" / "autostart" / "kuaichu-screen.desktop"
     launcher = image / "usr" / "local" / "bin" / "kuaichu-screen"
@@ -260,7 +190,7 @@ def test_a_kiosk_shows_its_screen_in_chromium_when_the_desktop_starts(fleet: Pat
     assert "--kiosk" in args and args[-1] == f"http://{screen.host}:{screen.port}/"
 
     # The same unit re-installed as an in-car unit (no screen): the kiosk's autostart goes.
-    assert install(image, fleet / "devices" / "car-0001.tar.gz").returncode == 0
+    assert install_pi(image, fleet / "devices" / "car-0001.tar.gz").returncode == 0
     assert not autostart.exists() and not launcher.exists()
 
 
@@ -330,15 +260,15 @@ def test_a_bad_bundle_is_refused_by_name_and_changes_nothing(fleet: Path, image:
     bundles = bad_bundles(fleet, tmp_path)
     # Into a fresh image: not even the user is created.
     fresh = snapshot(image)
-    done = install(image, bundles["another unit's key"][0])
+    done = install_pi(image, bundles["another unit's key"][0])
     assert done.returncode == 1
     assert snapshot(image) == fresh
 
     # Over an installed unit: what it runs on stays as it was.
-    assert install(image, fleet / "devices" / "car-0001.tar.gz").returncode == 0
+    assert install_pi(image, fleet / "devices" / "car-0001.tar.gz").returncode == 0
     installed = snapshot(image)
     for case, (bundle, message) in bundles.items():
-        done = install(image, bundle)
+        done = install_pi(image, bundle)
         assert done.returncode == 1, case
         assert done.stderr.startswith(f"install-pi.sh: bundle {bundle}: "), (case, done.stderr)
         assert message in done.stderr, (case, done.stderr)
@@ -351,15 +281,15 @@ def test_the_wrong_system_or_a_root_without_skips_is_refused(fleet: Path, image:
     fresh = snapshot(image)
     refusals = {
         "needs apt and pip skipped": subprocess.run(
-            ["bash", str(SCRIPT), "--root", str(image), "--skip-apt", str(bundle)], capture_output=True, text=True
+            ["bash", str(PI_SCRIPT), "--root", str(image), "--skip-apt", str(bundle)], capture_output=True, text=True
         ),
-        "one bundle": install(image, bundle, str(bundle)),
-        "unknown option": install(image, bundle, "--force"),
-        "no firmware and a firmware": install(image, bundle, "--release", str(bundle)),
-        "not a release": install(image, bundle, release=bundle),
+        "one bundle": install_pi(image, bundle, str(bundle)),
+        "unknown option": install_pi(image, bundle, "--force"),
+        "no firmware and a firmware": install_pi(image, bundle, "--release", str(bundle)),
+        "not a release": install_pi(image, bundle, release=bundle),
     }
     (image / "etc" / "os-release").write_text('VERSION_ID="11"\nVERSION_CODENAME=bullseye\nID=debian\n')
-    refusals["bullseye"] = install(image, bundle)
+    refusals["bullseye"] = install_pi(image, bundle)
     (image / "etc" / "os-release").write_text(fresh["etc/os-release"][3].decode())
     for case, done in refusals.items():
         assert done.returncode == 1, case
@@ -409,7 +339,7 @@ def test_a_release_installed_into_an_image_boots_through_the_guard_and_a_dying_t
     (opt / "venv" / "bin").mkdir(parents=True)
     (opt / "venv" / "pyvenv.cfg").write_text("include-system-site-packages = true\n")
     bundle = fleet / "devices" / "car-0001.tar.gz"
-    done = install(image, bundle, release=archives["0.1.0"])
+    done = install_pi(image, bundle, release=archives["0.1.0"])
     assert done.returncode == 0, done.stderr
     assert "firmware 0.1.0 is current" in done.stdout
 
@@ -422,7 +352,7 @@ def test_a_release_installed_into_an_image_boots_through_the_guard_and_a_dying_t
 
     # Again with the same release: nothing is built again, nothing changes.
     before = snapshot(image)
-    again = install(image, bundle, release=archives["0.1.0"])
+    again = install_pi(image, bundle, release=archives["0.1.0"])
     assert again.returncode == 0, again.stderr
     assert snapshot(image) == before
 
@@ -446,7 +376,7 @@ def test_a_release_installed_into_an_image_boots_through_the_guard_and_a_dying_t
     # with the release the unit first had) leaves the newer firmware current.
     subprocess.run([*update, "--archive", str(archives["0.2.0"])], check=True, capture_output=True, timeout=60)
     subprocess.run([sys.executable, "-I", releases.__file__, "confirm", "--root", str(opt)], check=True, timeout=30)
-    done = install(image, bundle, release=archives["0.1.0"])
+    done = install_pi(image, bundle, release=archives["0.1.0"])
     assert done.returncode == 0, done.stderr
     assert "firmware 0.2.0 (newer, from an update) stays current" in done.stdout
     assert boot(image) == "0.2.0" and releases.read_state(opt)["state"] == "healthy"

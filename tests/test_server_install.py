@@ -38,10 +38,10 @@ from server.metrics import watched_expiry
 from tests.commands import provision
 from tests.configs import WebCert, web_cert
 from tests.conftest import start_server
+from tests.images import entry, snapshot, unit_directives, verify_unit
 from tests.metrics_text import RULES, promtool
 from tests.reports import in_car_report
 from tests.services import Mosquitto, free_port
-from tests.test_pi_install import entry, snapshot, unit_directives, verify_unit
 from tests.wire import mqtt_client, publish_report
 
 INSTALL = Path(__file__).resolve().parents[1] / "server" / "install"

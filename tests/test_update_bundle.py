@@ -9,8 +9,8 @@ from pathlib import Path
 
 from device.config import UpdateSection
 from tests.commands import provision
+from tests.images import image, install_pi
 from tests.releases import release
-from tests.test_pi_install import image, install
 
 __all__ = ["image"]  # the fixture
 
@@ -29,7 +29,7 @@ def test_a_bundle_made_after_release_init_carries_the_trusted_root_to_the_unit(i
     trusted = (fleet / "release" / "repository" / "metadata" / "1.root.json").read_bytes()
     assert (fleet / "devices" / "car-0002" / "root.json").read_bytes() == trusted
 
-    done = install(image, fleet / "devices" / "car-0002.tar.gz")
+    done = install_pi(image, fleet / "devices" / "car-0002.tar.gz")
     assert done.returncode == 0, done.stderr
     installed = image / "etc" / "kuaichu" / "root.json"
     assert installed.read_bytes() == trusted
