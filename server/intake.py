@@ -248,14 +248,15 @@ class Intake:
                 for status in (s.health.update, s.health.models_update)
                 if status is not None
             ]
-            if updates:
+            fresh = self._rollouts.news(updates)
+            if fresh:
                 try:
                     async with self._writing:
-                        changed = await self._rollouts.record(updates)
+                        changed = await self._rollouts.record(fresh)
                     for rollout_id in sorted(changed):
                         await self._rollouts.advance(rollout_id)
                 except Exception:
-                    logger.exception("status writer: %d units' update progress not handled", len(updates))
+                    logger.exception("status writer: %d units' update progress not handled", len(fresh))
 
     async def _write(self, batch: list[Report | Refusal]) -> None:
         now = now_utc()

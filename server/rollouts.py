@@ -7,7 +7,7 @@ A unit takes only the release a rollout offered it (``update.check`` with the re
 rollout on its cmd topic), so the units not yet told keep what they run. Each unit says how far it
 got in its heartbeat (``health.update``: downloaded, installed, healthy, rolled back, refused or
 failed, with the reason); every heartbeat repeats it, so the server acts on a change only once per
-worker (``_seen``) and a lost heartbeat loses nothing.
+worker (``_seen``, per unit and kind) and a lost heartbeat loses nothing.
 
 Whenever a unit finishes, and every ``SWEEP_S`` on each worker, the rollout is advanced: paused
 when the units that rolled back (or whose install failed) exceed its share of those that finished,
@@ -126,7 +126,8 @@ class Rollouts:
         self._sessions = sessions
         self._outbound = outbound
         self._no_answer = timedelta(seconds=no_answer_s)
-        self._seen: dict[str, UpdateStatus] = {}  # each unit's last status acted on by this worker
+        # Each unit's last status of each kind acted on by this worker (a unit reports both kinds).
+        self._seen: dict[tuple[str, ReleaseKind], UpdateStatus] = {}
         self._advancing = asyncio.Lock()  # this worker's advances one at a time
 
     async def create(
@@ -213,16 +214,24 @@ class Rollouts:
 
     # --- the units' side ------------------------------------------------------------------------
 
-    async def record(self, statuses: list[tuple[str, UpdateStatus]]) -> set[int]:
-        """The update status of each heartbeat of a batch (every heartbeat repeats it): a change is
-        recorded against its rollout. Returns the rollouts that changed, for ``advance``: the
-        intake records under its write lock, and tells the units after, not holding up reports."""
-        fresh = {device_id: status for device_id, status in statuses if self._seen.get(device_id) != status}
-        if not fresh:
-            return set()
+    def news(self, statuses: list[tuple[str, UpdateStatus]]) -> dict[tuple[str, ReleaseKind], UpdateStatus]:
+        """The statuses of a batch of heartbeats that this worker has not acted on, the newest per
+        unit and kind: every heartbeat repeats them, so most batches have none, and the intake then
+        neither takes its write lock nor reads the database."""
+        fresh: dict[tuple[str, ReleaseKind], UpdateStatus] = {}
+        for device_id, status in statuses:
+            key = (device_id, status.kind or "firmware")
+            if self._seen.get(key) != status:
+                fresh[key] = status
+        return fresh
+
+    async def record(self, fresh: dict[tuple[str, ReleaseKind], UpdateStatus]) -> set[int]:
+        """Each of ``news`` recorded against its rollout. Returns the rollouts that changed, for
+        ``advance``: the intake records under its write lock, and tells the units after, not holding
+        up reports."""
         touched: set[int] = set()
         async with self._sessions.begin() as session:
-            for device_id, status in fresh.items():
+            for (device_id, _), status in fresh.items():
                 if await self._record(session, device_id, status):
                     touched.add(status.rollout)
         self._seen.update(fresh)

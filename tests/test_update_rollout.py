@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from protocol.messages import Command, UpdateStep
+from protocol.messages import Command, UpdateStatus, UpdateStep
+from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
+from server.live_feed import CaseHub
+from server.outbound import Outbound
+from server.rollouts import Rollouts
 from server.users import Role
 from tests.cases import logged_in
 from tests.conftest import RunningServer, add_user, make_server_config, start_server
@@ -194,3 +199,27 @@ async def test_a_staged_rollout_pauses_after_rollbacks_and_goes_on_when_resumed(
         ended = await wait_for("the models rollout to end", models_done)
         assert ended["counts"]["healthy"] == 3 and ended["counts"]["no_answer"] == 0
     await admin.close()
+
+
+async def test_heartbeats_repeating_both_kinds_are_not_read_again(tmp_path: Path) -> None:
+    """A unit reports a firmware and a models status in every heartbeat: once acted on, neither
+    reaches the database again until it changes (the intake's status writer reads ``news`` first)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kuaichu.db'}"
+    await upgrade_schema(url)
+    engine = make_engine(url)
+    rollouts = Rollouts(make_sessionmaker(engine), Outbound([], CaseHub()), 3600)
+    at = datetime.now(UTC)
+    firmware = UpdateStatus(rollout=1, release="0.3.0", step=UpdateStep.DOWNLOADED, at=at)
+    models = UpdateStatus(rollout=2, release="2026.12.2", kind="models", step=UpdateStep.DOWNLOADED, at=at)
+    beat = [("car-roll-1", firmware), ("car-roll-1", models)]
+    try:
+        assert list(rollouts.news(beat).values()) == [firmware, models]
+        await rollouts.record(rollouts.news(beat))  # no such rollouts here: ignored, but acted on
+        assert rollouts.news(beat) == {}
+        assert rollouts.news(beat * 3) == {}
+        installed = models.model_copy(update={"step": UpdateStep.INSTALLED})
+        assert rollouts.news([("car-roll-1", firmware), ("car-roll-1", installed)]) == {
+            ("car-roll-1", "models"): installed
+        }
+    finally:
+        await engine.dispose()
