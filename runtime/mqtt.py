@@ -49,9 +49,15 @@ class BrokerSection(ConfigSection):
     def _tls_off_loopback(self) -> Self:
         addresses = [(self.host, self.port)] + [(other.host, other.port) for other in self.others]
         if self.tls is None and any(host not in LOOPBACK for host, _ in addresses):
-            raise ValueError("tls is required for a broker that is not on this machine")
+            raise ValueError(
+                "消息服务器不在本机时必须配置 [broker.tls]（证书由配置站签发，docs/provisioning.md）"
+                " (tls is required for a broker that is not on this machine)"
+            )
         if len(set(addresses)) < len(addresses):
-            raise ValueError("a broker is listed twice: list each broker once")
+            raise ValueError(
+                "同一个消息服务器（主机和端口）写了两次，请每个只写一次"
+                " (a broker is listed twice: list each broker once)"
+            )
         return self
 
     def each(self) -> list[BrokerSection]:
