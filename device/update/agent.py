@@ -52,6 +52,7 @@ SETTLED = (UpdateStep.INSTALLED, UpdateStep.HEALTHY, UpdateStep.ROLLED_BACK, Upd
 
 
 def _write(path: Path, data: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(data)
     os.replace(partial, path)
@@ -139,7 +140,6 @@ class UpdateAgent:
                 continue
             self.offers[kind] = offered
             rollout, release = offered
-            self.folder.mkdir(parents=True, exist_ok=True)
             said = json.dumps({"rollout": rollout, "release": release})
             await asyncio.to_thread(_write, self.folder / OFFER[kind], said)
             logger.info("%s: %s %s offered by rollout %d", self.tag, kind, release, rollout)
@@ -172,7 +172,6 @@ class UpdateAgent:
             reason=reason[:120] if reason else None,
         )
         self.statuses[kind] = status
-        self.folder.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_write, self.folder / STATUS[kind], status.model_dump_json())
         self._changed()
 
@@ -191,28 +190,36 @@ class UpdateAgent:
                 await asyncio.wait_for(self._poke.wait(), self.cfg.check_every_min * 60)
             self._poke.clear()
 
-    def _running(self, track: releases.Track) -> str | None:
-        if track is releases.FIRMWARE:
-            return self.running
-        return releases.current(self.cfg.releases_dir, track)
+    def _running(self) -> dict[str, str | None]:
+        """The release of each kind in use (file reads: run it in a thread)."""
+        return {
+            track.kind: self.running if track is releases.FIRMWARE else releases.current(self.cfg.releases_dir, track)
+            for track in releases.TRACKS.values()
+        }
+
+    def _states(self) -> dict[ReleaseKind, dict[str, object]]:
+        """What the last update of each kind did (file reads: run it in a thread)."""
+        return {_kind(track): releases.read_state(self.cfg.releases_dir, track) for track in releases.TRACKS.values()}
 
     async def trial(self) -> None:
         """A release on trial (firmware or models) is kept once healthy within ``trial_s``, else
         the previous one is put back."""
         root = self.cfg.releases_dir
         await self._load()
+        states = await asyncio.to_thread(self._states)
+        running = await asyncio.to_thread(self._running)
         for kind, (_, offered) in list(self.offers.items()):
             if self._reached(kind, UpdateStep.INSTALLED):
                 # Put back at boot (releases.py guard: it kept failing to start), so never judged here.
-                state = releases.read_state(root, releases.TRACKS[kind])
+                state = states[kind]
                 if state.get("state") == "rolled_back" and state.get("release") == offered:
                     await self._step(
                         kind, UpdateStep.ROLLED_BACK, offered, reason=str(state.get("reason") or "启动失败")
                     )
         on_trial = []
         for track in releases.TRACKS.values():
-            state = releases.read_state(root, track)
-            if state.get("state") == "trial" and state.get("release") == self._running(track):
+            state = states[_kind(track)]
+            if state.get("state") == "trial" and state.get("release") == running[track.kind]:
                 on_trial.append((track, str(state["release"])))
         if not on_trial:
             return
@@ -244,7 +251,7 @@ class UpdateAgent:
         its own), each only if a rollout offered it; the download waits while the unit is busy."""
         await self._load()
         await self._take_offers()
-        running = {kind: self._running(track) for kind, track in releases.TRACKS.items()}
+        running = await asyncio.to_thread(self._running)
         for kind, (_, offered) in list(self.offers.items()):
             if offered == running[kind] and not self._reached(kind, UpdateStep.HEALTHY):
                 await self._step(kind, UpdateStep.HEALTHY, offered)  # it runs the offered release already
@@ -324,7 +331,7 @@ class UpdateAgent:
             logger.warning("%s: %s", self.tag, self.note)
             await self._step(kind, UpdateStep.FAILED, offer.version, reason=self.note)
             return
-        archive.unlink(missing_ok=True)
+        await asyncio.to_thread(archive.unlink, missing_ok=True)
         self.note = f"{said} 已安装，重启后试运行 (installed; on trial after the restart)"
         await self._step(kind, UpdateStep.INSTALLED, offer.version)
         logger.info("%s: %s %s installed; restarting into it", self.tag, offer.kind, offer.version)
