@@ -151,7 +151,17 @@ def init(
     folder (its certificate names every host), and each unit's bundle lists them all."""
     check_passphrase(passphrase)
     if broker_host in other_hosts or len(set(other_hosts)) < len(other_hosts):
-        raise ProvisioningError("a broker host is named twice: name each broker once")
+        raise ProvisioningError(
+            "代理主机名重复了，每台代理只写一次 --broker-host (a broker host is named twice: name each broker once)"
+        )
+    # Checked before anything is written: a refused init leaves no half-made fleet that a second try
+    # would find "not empty".
+    server_port = broker_port + 1 if server_port is None else server_port
+    if server_port == broker_port:
+        raise ProvisioningError(
+            "服务器进程的监听端口不能与设备端口相同，请换一个 --server-port "
+            "(the server workers' listener needs a port of its own, not the devices' port)"
+        )
     bad = [url for url in stun if not _STUN_URL.fullmatch(url)]
     if bad:
         raise ProvisioningError(f"not a STUN URL (stun:HOST[:PORT] or stuns:…): {', '.join(bad)}")
@@ -170,9 +180,6 @@ def init(
     workers = create_authority("Kuaichu server workers CA")
     write_cert(layout.workers_ca_cert, workers.cert)
     write_key(layout.workers_ca_key, workers.key, passphrase)
-    server_port = broker_port + 1 if server_port is None else server_port
-    if server_port == broker_port:
-        raise ProvisioningError("the server workers' listener needs a port of its own, not the devices' port")
 
     names = dict.fromkeys([broker_host, *other_hosts, "localhost", "127.0.0.1"])
     cert, key = issue(ca, broker_host, Usage.SERVER, hosts=list(names))
@@ -221,8 +228,9 @@ def _open(root: Path, passphrase: bytes) -> tuple[Layout, Ledger, Authority]:
 def _workers_authority(layout: Layout, passphrase: bytes) -> Authority:
     if not layout.workers_ca_key.exists():
         raise ProvisioningError(
-            "this fleet was made before the server workers had a CA of their own (ca/workers.key): "
-            "make a new fleet with `kuaichu provision init` (docs/provisioning.md)"
+            "这个车队建于服务器进程有自己的 CA (ca/workers.key) 之前：请用 `kuaichu provision init` 新建车队，"
+            "见 docs/provisioning.md (this fleet was made before the server workers had a CA of their own: "
+            "make a new fleet with `kuaichu provision init`)"
         )
     return load_authority(layout.workers_ca_cert, layout.workers_ca_key, passphrase)
 
@@ -253,8 +261,9 @@ def renew_server(root: Path, passphrase: bytes, name: str | None) -> Path:
     certs = ledger.servers.get(common_name)
     if certs is None:
         raise ProvisioningError(
-            f"no server {common_name} in this fleet (`kuaichu provision list` shows them); "
-            "a new worker gets its certificate with `server-cert NAME`, without --renew"
+            f"车队里没有服务器 {common_name}，`kuaichu provision list` 列出已有的；新的服务器进程用 "
+            f"`server-cert NAME` 领证书，不加 --renew (no server {common_name} in this fleet; "
+            "a new worker gets its certificate with `server-cert NAME`, without --renew)"
         )
     workers = _workers_authority(layout, passphrase)
     folder = layout.server(common_name)

@@ -23,6 +23,9 @@ def test_init_from_a_passphrase_file_then_refuses_to_run_again(tmp_path: Path) -
     secret.write_text(PASSPHRASE + "\n")
     root = tmp_path / "fleet"
     args = ["init", "--dir", str(root), "--broker-host", "10.8.0.1", "--broker-port", "18883"]
+    same_port = provision(*args, "--server-port", "18883", "--passphrase-file", str(secret), passphrase=None)
+    assert same_port.returncode == 1 and "--server-port" in same_port.stderr
+    assert not root.exists()  # refused before anything was written, so the init below goes ahead
     done = provision(*args, "--passphrase-file", str(secret), "--broker-user", "", passphrase=None)
     assert done.returncode == 0, done.stderr
     assert "mosquitto -c" in done.stdout

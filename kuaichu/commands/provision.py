@@ -165,7 +165,10 @@ def _init(args: argparse.Namespace) -> int:
         print(f"fleet CA created in {layout.root}")
         print(f"broker: mosquitto -c {layout.broker / 'mosquitto.conf'}")
         if others:
-            print(f"every broker ({', '.join([first, *others])}) runs a copy of {layout.broker}, the same files")
+            hosts = ", ".join([first, *others])
+            print(
+                f"每台代理 ({hosts}) 运行同一份 {layout.broker} 的副本 (every broker runs a copy of it, the same files)"
+            )
         print(f"server certificate: {layout.server(fleet.SERVER_CN)}")
 
     return _guarded(args, act)
@@ -178,14 +181,18 @@ def _server_cert(args: argparse.Namespace) -> int:
 
         if args.renew:
             folder = fleet.renew_server(args.dir.resolve(), _passphrase(args), args.name)
-            print(f"new server certificate in {folder}; the old one stays valid until it expires.")
+            print(f"新的服务器证书在 {folder}；旧证书到期前仍然有效")
+            print("(new server certificate; the old one stays valid until it expires)")
             print(
-                "Install it where the workers read it (install-server.sh --pki again: it replaces "
-                "/etc/kuaichu/pki/ and restarts them), before the old one expires."
+                "请在旧证书到期前再运行一次 install-server.sh --pki，它替换 /etc/kuaichu/pki/ 并重启服务进程 "
+                "(install it where the workers read it before the old one expires)."
             )
             return
         if args.name is None:
-            raise ProvisioningError("which server? give its NAME (kuaichu-server-NAME), or --renew an existing one")
+            raise ProvisioningError(
+                "请给出服务器名称 NAME (证书名为 kuaichu-server-NAME)，或用 --renew 更新已有的证书 "
+                "(which server? give its NAME, or --renew an existing one)"
+            )
         folder = fleet.add_server(args.dir.resolve(), _passphrase(args), args.name)
         print(f"server certificate in {folder}; the broker ACL now names it.")
         print("Reload the broker so that it rereads the ACL: `systemctl reload mosquitto`.")
