@@ -154,12 +154,13 @@ async def open_state(cfg: ServerConfig, stack: AsyncExitStack) -> tuple[ServerSt
     rollouts = Rollouts(sessions, outbound, cfg.updates.no_answer_h * 3600)
     reviews = Reviews(sessions, cfg.portal, cfg.evidence_dir, cfg.public_url, sms.wake, outbound.case_changed)
     review_desk = ReviewDesk(sessions, cfg.portal, cfg.public_url, sms.wake, outbound.case_changed)
-    webhooks = WebhookOutbox(sessions, cfg.insurers, InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s))
+    # One signer for the links the webhooks send and the API checks: its key is read once.
+    links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
+    webhooks = WebhookOutbox(sessions, cfg.insurers, links)
     stack.push_async_callback(webhooks.close)
     calls, uploads, signalling, phone_calls = (
         _calls(cfg, sessions, hub, stack) if WorkerPart.MEDIA in cfg.server.runs else (None,) * 4
     )
-    links = InsurerLinks(sessions, cfg.public_url, cfg.insurers.link_ttl_s)
     state = ServerState(
         cfg=cfg,
         cases=cases,
