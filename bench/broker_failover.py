@@ -29,7 +29,15 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a path: the repo root, for bench and tests
 
-from bench.fleet import BOOT_RATE, DeviceProcesses, DeviceTable, NotLinked, issue_certificates, wait_all_known
+from bench.fleet import (
+    BOOT_RATE,
+    DeviceProcesses,
+    DeviceTable,
+    NotLinked,
+    back_after,
+    issue_certificates,
+    wait_all_known,
+)
 from bench.fleet_devices import broker_ports, device_id, raise_fd_limit
 from bench.stack import kuaichu, load_line, server_config, start_shares, wait_listening
 from runtime import runner
@@ -48,21 +56,7 @@ def sharded_config(root: Path, pki: FleetPki, a: Mosquitto, b: Mosquitto) -> Pat
 
 
 async def after_kill(devices: int, table: DeviceTable, fleet: DeviceProcesses, killed: float, limit_s: float) -> str:
-    moved: float | None = None
-    stored: float | None = None
-    shown = 0.0
-    while time.time() - killed < limit_s and (moved is None or stored is None):
-        now = time.time()
-        rows = await table.read()
-        fresh = sum(1 for online, last_seen, _ in rows.values() if online and last_seen.timestamp() >= killed)
-        if stored is None and fresh == devices:
-            stored = now
-        linked, all_up = await fleet.linked(killed)
-        moved = moved or all_up
-        if now - killed >= shown:
-            print(f"  +{now - killed:4.1f} s: {linked} devices linked, {fresh} fresh at the server")
-            shown = (now - killed) // 5 * 5 + 5
-        await asyncio.sleep(0.25)
+    moved, stored = await back_after(devices, table, fleet, killed, limit_s)
     moved_s = f"{moved - killed:.1f}" if moved is not None else "nan"
     storm_s = f"{stored - killed:.1f}" if stored is not None else "nan"
     return f"moved_s={moved_s} storm_s={storm_s}"

@@ -252,6 +252,30 @@ async def steady_window(
     )
 
 
+async def back_after(
+    devices: int, table: DeviceTable, fleet: DeviceProcesses, since: float, limit_s: float
+) -> tuple[float | None, float | None]:
+    """When every device's link was up again after ``since``, and when the server had stored a fresh
+    heartbeat from every one (``None`` where ``limit_s`` ran out first): both ends of a reconnection
+    storm, whether the broker restarted or one of several was killed."""
+    devices_done: float | None = None
+    server_done: float | None = None
+    shown = 0.0
+    while time.time() - since < limit_s and (server_done is None or devices_done is None):
+        now = time.time()
+        rows = await table.read()
+        fresh = sum(1 for online, last_seen, _ in rows.values() if online and last_seen.timestamp() >= since)
+        if server_done is None and fresh == devices:
+            server_done = now
+        linked, all_up = await fleet.linked(since)
+        devices_done = devices_done or all_up
+        if now - since >= shown:
+            print(f"  +{now - since:4.1f} s: {linked} devices linked, {fresh} fresh at the server")
+            shown = (now - since) // 5 * 5 + 5
+        await asyncio.sleep(0.25)
+    return devices_done, server_done
+
+
 async def broker_storm(
     devices: int, broker: Mosquitto, server: psutil.Process, table: DeviceTable, fleet: DeviceProcesses, limit_s: float
 ) -> Storm:
@@ -259,21 +283,7 @@ async def broker_storm(
     up = time.time()
     assert broker.proc is not None
     cpu_start = {"server": cpu_s(server), "device processes": fleet.cpu_s()}
-    server_done: float | None = None
-    devices_done: float | None = None
-    shown = 0.0
-    while time.time() - up < limit_s and (server_done is None or devices_done is None):
-        now = time.time()
-        rows = await table.read()
-        fresh = sum(1 for online, last_seen, _ in rows.values() if online and last_seen.timestamp() >= up)
-        if server_done is None and fresh == devices:
-            server_done = now
-        linked, all_up = await fleet.linked(up)
-        devices_done = devices_done or all_up
-        if now - up >= shown:
-            print(f"  +{now - up:4.1f} s: {linked} devices linked, {fresh} fresh at the server")
-            shown = (now - up) // 5 * 5 + 5
-        await asyncio.sleep(0.25)
+    devices_done, server_done = await back_after(devices, table, fleet, up, limit_s)
     nan = float("nan")
     cpu_end = {"server": cpu_s(server), "device processes": fleet.cpu_s()}
     return Storm(
