@@ -1,11 +1,13 @@
 """Cases with a determination that reached their parties, written straight into the database, for
-the review tests that move the clock; and what they read back (SMS, log events)."""
+the review tests that move the clock (``Rig``: the reviews and the review desk on that clock); and
+what they read back (SMS, log events)."""
 
 from __future__ import annotations
 
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.casework.events import Actor, append
+from server.config import PortalSection
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Case, CaseEvent, Determination, Device, Party, SmsMessage, Unit, UnitKey, User
 from server.portal.access import Visitor
+from server.portal.review_desk import ReviewDesk, Staff
+from server.portal.reviews import Reviews
+from server.users import Role
 from tests.cases import case_id, logged_in, new_case
 from tests.casework_data import DRIVER_A, DRIVER_B, FACTS, decision, driver
 from tests.conftest import RunningServer
@@ -218,3 +224,32 @@ async def review_sms(server: RunningServer, case_id: int) -> dict[str, list[str]
     for phone, text in rows:
         out.setdefault(phone, []).append(text)
     return out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = DELIVERED
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Rig:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], folder: Path) -> None:
+        self.sessions = sessions
+        self.clock = Clock()
+        self.woken = 0
+        self.changed: list[dict[str, Any]] = []
+        self.folder = folder
+        cfg = PortalSection()
+        self.reviews = Reviews(sessions, cfg, folder, "https://kc.example", self.wake, self.change, self.clock)
+        self.desk = ReviewDesk(sessions, cfg, "https://kc.example", self.wake, self.change, self.clock)
+        self.officer = Staff(Role.OFFICER, frozenset({"530102"}), Actor(1, "officer", "10.0.0.9"))
+        self.other_officer = Staff(Role.OFFICER, frozenset({"530111"}), Actor(1, "guandu", "10.0.0.9"))
+        self.reviewer = Staff(Role.REVIEWER, frozenset({"530102", "530111"}), Actor(1, "reviewer", "10.0.0.8"))
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    async def change(self, summary: dict[str, Any]) -> None:
+        self.changed.append(summary)

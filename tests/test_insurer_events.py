@@ -23,9 +23,8 @@ from server.insurers.events import queue_determination
 from server.insurers.links import InsurerLinks
 from server.insurers.webhooks import WebhookOutbox
 from tests.insurer_endpoints import Endpoint, Received, insurer_endpoints, specs
-from tests.review_data import beijing, determined_case, issue, visitor
+from tests.review_data import Rig, beijing, determined_case, issue, visitor
 from tests.services import free_port
-from tests.test_review_flow import Rig
 from tests.waiting import wait_for
 
 FAST = InsurersSection(timeout_s=2, retry_first_s=0.1, retry_max_s=0.5, poll_s=0.1)

@@ -7,53 +7,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.casework.events import Actor, chain_errors
-from server.config import PortalSection
+from server.casework.events import chain_errors
 from server.db.engine import make_engine, make_sessionmaker, upgrade_schema
 from server.db.models import CaseEvent, Evidence
 from server.errors import Conflict, Invalid, NotFound
 from server.portal.attachments import recognise
-from server.portal.review_desk import ReviewDesk, Staff
-from server.portal.reviews import Reviews
-from server.users import Role
-from tests.review_data import DELIVERED, JPEG, PDF, PHONES, beijing, determined_case, events, review_texts, visitor
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = DELIVERED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Rig:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], folder: Path) -> None:
-        self.sessions = sessions
-        self.clock = Clock()
-        self.woken = 0
-        self.changed: list[dict[str, Any]] = []
-        self.folder = folder
-        cfg = PortalSection()
-        self.reviews = Reviews(sessions, cfg, folder, "https://kc.example", self.wake, self.change, self.clock)
-        self.desk = ReviewDesk(sessions, cfg, "https://kc.example", self.wake, self.change, self.clock)
-        self.officer = Staff(Role.OFFICER, frozenset({"530102"}), Actor(1, "officer", "10.0.0.9"))
-        self.other_officer = Staff(Role.OFFICER, frozenset({"530111"}), Actor(1, "guandu", "10.0.0.9"))
-        self.reviewer = Staff(Role.REVIEWER, frozenset({"530102", "530111"}), Actor(1, "reviewer", "10.0.0.8"))
-
-    def wake(self) -> None:
-        self.woken += 1
-
-    async def change(self, summary: dict[str, Any]) -> None:
-        self.changed.append(summary)
+from tests.review_data import DELIVERED, JPEG, PDF, PHONES, Rig, beijing, determined_case, events, review_texts, visitor
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
