@@ -18,7 +18,7 @@ from server.api.origin import origin_allowed
 from server.config import ServerConfig
 from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user
-from tests.wire import Console
+from tests.wire import Console, login_from
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
@@ -88,14 +88,6 @@ async def test_a_refused_form_never_echoes_what_was_sent(server: RunningServer) 
 
 
 _json = {"content-type": "application/json"}
-
-
-async def login_from(http: httpx.AsyncClient, address: str, username: str, password: str) -> httpx.Response:
-    """A login as uvicorn sees it from ``address``: it trusts X-Forwarded-For from a proxy on
-    loopback, as it would from the deployment's reverse proxy."""
-    return await http.post(
-        "/api/login", json={"username": username, "password": password}, headers={"X-Forwarded-For": address}
-    )
 
 
 async def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_from_another(server: RunningServer) -> None:

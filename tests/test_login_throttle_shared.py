@@ -20,8 +20,8 @@ from server.login_throttle import SharedLoginThrottle
 from server.users import Role
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
 from tests.services import Mosquitto
-from tests.test_hostile_http import login_from
 from tests.throttle_reference import Clock, LoginThrottle
+from tests.wire import login_from
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -100,3 +100,11 @@ async def event(console: Console, kind: str, within_s: float = 60) -> dict[str, 
             message = await console.events.get()
             if message["type"] == kind:
                 return message
+
+
+async def login_from(http: httpx.AsyncClient, address: str, username: str, password: str) -> httpx.Response:
+    """A login as uvicorn sees it from ``address``: it trusts X-Forwarded-For from a proxy on
+    loopback, as it would from the deployment's reverse proxy."""
+    return await http.post(
+        "/api/login", json={"username": username, "password": password}, headers={"X-Forwarded-For": address}
+    )
