@@ -47,6 +47,29 @@ def configured_command(
     )
 
 
+def kuaichu(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kuaichu.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def write_server_toml(server: RunningServer, path: Path) -> Path:
+    cfg = server.cfg
+    path.write_text(
+        f'[server]\ndata_dir = "{cfg.server.data_dir}"\n\n[broker]\nhost = "127.0.0.1"\nport = {cfg.broker.port}\n\n'
+        + pki.tls_table(pki.current().server_tls())
+        + f'[http]\nhost = "127.0.0.1"\nport = {cfg.http.port}\nsecure_cookies = false\n'
+    )
+    return path
+
+
 PASSPHRASE = "a long test passphrase"
 
 
