@@ -5,13 +5,10 @@ public API and ``kuaichu verify``, tampering, and corrections as new versions.""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pypdf
 
 from server.casework.document import DocumentData, PartyLine, render
 from server.casework.font import DocumentFont
@@ -19,6 +16,7 @@ from tests import pki
 from tests.cases import detail, handed_over_case, logged_in
 from tests.casework_data import decision
 from tests.conftest import RunningServer
+from tests.pdf_text import text_of
 from tests.services import Mosquitto
 from tests.wire import Console
 
@@ -39,12 +37,6 @@ def kuaichu_verify(server: RunningServer, folder: Path, pdf: bytes) -> subproces
         timeout=60,
         env=dict(os.environ),
     )
-
-
-def text_of(pdf: bytes) -> str:
-    """The document's text as an extractor reads it, whitespace removed."""
-    reader = pypdf.PdfReader(io.BytesIO(pdf))
-    return "".join("".join(page.extract_text().split()) for page in reader.pages)
 
 
 async def test_an_officer_issues_a_signed_determination(

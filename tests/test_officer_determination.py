@@ -10,10 +10,10 @@ import pytest
 
 from tests.cases import handed_over_case, logged_in
 from tests.casework_data import decision
+from tests.commands import kuaichu, write_server_toml
 from tests.conftest import PASSWORD, RunningServer
+from tests.pdf_text import text_of
 from tests.services import Mosquitto
-from tests.test_cli import kuaichu, write_server_toml
-from tests.test_determination import text_of
 
 
 @pytest.mark.parametrize("case_server", ["sqlite"], indirect=True)
