@@ -18,7 +18,7 @@ from tests.conftest import PASSWORD, add_user, make_server_config, start_server
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
 from tests.stored import wait_state
-from tests.test_call_forwarding import UnitEncoder
+from tests.unit_video import UnitEncoder
 from tests.wire import Console
 
 
