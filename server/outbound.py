@@ -16,8 +16,10 @@ worker is subscribed on each, so one copy reaches each worker once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,6 +32,9 @@ from runtime.mqtt_session import MqttSession, NotConnected
 from server.live_feed import CaseHub
 
 logger = logging.getLogger(__name__)
+# Commands whose PUBACKs are awaited together: within the connection's in-flight window (the
+# intake's max_inflight), so that none queues in the client past its PUBACK timeout.
+COMMANDS_AT_ONCE = 100
 
 
 class Outward(Protocol):
@@ -38,6 +43,18 @@ class Outward(Protocol):
     async def command(self, device_id: str | None, command: Command) -> bool: ...
 
     async def case_changed(self, summary: dict[str, Any]) -> None: ...
+
+
+async def command_each(outbound: Outward, device_ids: Sequence[str], command: Command) -> list[str]:
+    """``command`` to each of many units (a rollout's batch, a share of the fleet), their PUBACKs
+    awaited together a window at a time rather than one after another; returns the units the broker
+    did not take."""
+    not_taken: list[str] = []
+    for start in range(0, len(device_ids), COMMANDS_AT_ONCE):
+        window = device_ids[start : start + COMMANDS_AT_ONCE]
+        taken = await asyncio.gather(*(outbound.command(device_id, command) for device_id in window))
+        not_taken += [device_id for device_id, ok in zip(window, taken, strict=True) if not ok]
+    return not_taken
 
 
 class Whereabouts:

@@ -37,7 +37,7 @@ from server.db.models import Device
 from server.db.rollouts import Rollout, RolloutUnit
 from server.errors import Conflict, NotFound
 from server.geo.fences import FenceSet
-from server.outbound import Outward
+from server.outbound import Outward, command_each
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class Rollouts:
             # Firmware is left unsaid: a unit on firmware older than models rollouts still reads the offer.
             said = None if kind == "firmware" else kind
             command = Command(type="update.check", release=release, kind=said, rollout=rollout_id)
-            not_taken = [d for d in units if not await self._outbound.command(d, command)]
+            not_taken = await command_each(self._outbound, units, command)
         if not_taken:  # told again at the next sweep
             async with self._sessions.begin() as session:
                 await session.execute(
