@@ -51,6 +51,15 @@ class Fleet:
             return BrokerSection(host="localhost", port=self.broker.server_port, tls=tls)
         return base.model_copy(update={"tls": tls})
 
+    def kept(self, cfg: BrokerSection) -> BrokerSection:
+        """``cfg`` with a copy of its certificate and key, which the station's renewal, rotation or
+        revocation then replaces or deletes: what a client still holding the old identity connects with."""
+        assert cfg.tls is not None
+        keep = self.root / "kept"
+        keep.mkdir(mode=0o700)
+        copies = {name: Path(shutil.copy(getattr(cfg.tls, name), keep)) for name in ("cert_file", "key_file")}
+        return cfg.model_copy(update={"tls": cfg.tls.model_copy(update=copies)})
+
     def reload(self) -> None:
         assert self.broker.proc is not None
         self.broker.proc.send_signal(signal.SIGHUP)
@@ -253,30 +262,18 @@ async def test_another_server_worker_is_admitted_after_a_reload(tls_fleet: Fleet
 async def test_a_renewed_server_certificate_connects_and_the_old_one_still_does(tls_fleet: Fleet) -> None:
     """Renewal costs no outage: workers still holding the old certificate keep connecting to the
     workers' listener while the new one is installed and each restarted in turn."""
-    old = tls_fleet.server()
+    old = tls_fleet.kept(tls_fleet.server())
     assert old.tls is not None
-    keep = tls_fleet.root / "kept"
-    keep.mkdir(mode=0o700)
-    for f in (old.tls.cert_file, old.tls.key_file):
-        shutil.copy(f, keep / f.name)
-    old = old.model_copy(
-        update={"tls": old.tls.model_copy(update={"cert_file": keep / "client.crt", "key_file": keep / "client.key"})}
-    )
 
     fleet.renew_server(tls_fleet.root, PASSPHRASE, None)
-    assert (keep / "client.crt").read_bytes() != (tls_fleet.root / "server" / "client.crt").read_bytes()
+    assert old.tls.cert_file.read_bytes() != (tls_fleet.root / "server" / "client.crt").read_bytes()
     tls_fleet.broker.restart()  # all it reads at start, read again
     assert not await refused(old, "kuaichu-server-old")
     assert not await refused(tls_fleet.server(), "kuaichu-server-new")
 
 
 async def test_a_revoked_device_is_refused_after_a_reload_and_others_still_connect(tls_fleet: Fleet) -> None:
-    revoked = tls_fleet.device("car-0001")
-    assert revoked.tls is not None
-    keep = tls_fleet.root / "kept"
-    keep.mkdir(mode=0o700)
-    shutil.copy(revoked.tls.key_file, keep / "device.key")  # revoke deletes the station's copy
-    revoked = revoked.model_copy(update={"tls": revoked.tls.model_copy(update={"key_file": keep / "device.key"})})
+    revoked = tls_fleet.kept(tls_fleet.device("car-0001"))  # revoke deletes the station's key
     assert not await refused(revoked, "car-0001")
 
     fleet.revoke_device(tls_fleet.root, PASSPHRASE, "car-0001")
@@ -288,15 +285,7 @@ async def test_a_revoked_device_is_refused_after_a_reload_and_others_still_conne
 
 
 async def test_after_rotation_the_old_certificate_is_refused_and_the_new_one_works(tls_fleet: Fleet) -> None:
-    old = tls_fleet.device("car-0001")
-    assert old.tls is not None
-    keep = tls_fleet.root / "kept"
-    keep.mkdir(mode=0o700)
-    for f in (old.tls.cert_file, old.tls.key_file):
-        shutil.copy(f, keep / f.name)
-    old = old.model_copy(
-        update={"tls": old.tls.model_copy(update={"cert_file": keep / "device.crt", "key_file": keep / "device.key"})}
-    )
+    old = tls_fleet.kept(tls_fleet.device("car-0001"))
 
     fleet.rotate_device(tls_fleet.root, PASSPHRASE, "car-0001")
     tls_fleet.reload()
