@@ -88,7 +88,8 @@ async def test_only_the_units_told_check_now_and_their_outcome_shows_on_the_flee
             unknown = await admin.http.post("/api/updates/announce", json={"devices": ["car-nowhere"]})
             assert unknown.status_code == 409 and "car-nowhere" in unknown.json()["detail"]
             both = await admin.http.post("/api/updates/announce", json={"percent": 10, "devices": [told]})
-            assert both.status_code == 422
+            assert both.status_code == 422 and both.json()["code"] == "one_group"
+            assert both.json()["detail"].startswith("请只选一种范围")
             everyone = await admin.http.post("/api/updates/announce", json={"percent": 100})
             assert set(everyone.json()["told"]) == {told, left}
             await admin.close()

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from protocol.messages import Command, ReleaseKind, ReleaseVersion
 from protocol.messages.base import DeviceId
@@ -22,6 +23,7 @@ from server.api.deps import AdminDep, StateDep
 from server.api.state import ServerState
 from server.db.models import Device, DeviceStatus
 from server.errors import Conflict
+from server.outbound import command_each
 from server.rollouts import district_of, in_share, published
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,11 @@ class Announcement(BaseModel):
     @model_validator(mode="after")
     def _one_group(self) -> Self:
         if sum(v is not None for v in (self.percent, self.district, self.devices)) != 1:
-            raise ValueError("give exactly one of percent, district, devices")
+            raise PydanticCustomError(
+                "one_group",
+                "请只选一种范围：按比例、按区县或按设备编号 (give exactly one of a share, a district, a list of units)",
+                {"fields": ["percent", "district", "devices"]},
+            )
         return self
 
 
@@ -71,11 +77,9 @@ async def _group(body: Announcement, state: ServerState) -> list[Device]:
 async def announce(body: Announcement, admin: AdminDep, state: StateDep) -> dict[str, Any]:
     """``update.check`` to each unit of the group: which were told, which the broker did not take.
     Each looks now, and takes only what a rollout offered it."""
-    group = await _group(body, state)
-    told: list[str] = []
-    not_taken: list[str] = []
-    for device in group:
-        (told if await state.outbound.command(device.id, Command(type="update.check")) else not_taken).append(device.id)
+    group = [d.id for d in await _group(body, state)]
+    not_taken = await command_each(state.outbound, group, Command(type="update.check"))
+    told = set(group) - set(not_taken)
     logger.info("update.check to %d units (%d not taken by the broker)", len(told), len(not_taken))
     return {"told": sorted(told), "not_taken": sorted(not_taken)}
 

@@ -91,6 +91,15 @@ LABELS = {
 LABELS_BY_PATH = {
     "/api/portal/photos": {"name": "文件名", "kind": "文件类型"},
     "/api/plates/": {"text": "车牌号"},
+    "/api/updates/": {
+        "percent": "推送比例",
+        "district": "区县代码",
+        "devices": "设备编号",
+        "release": "版本号",
+        "kind": "发布类型",
+        "max_rollback_pct": "回退上限",
+        "batch": "每批台数",
+    },
 }
 
 # The constraints a kind-of-constraint sentence cannot explain: (field, pydantic type) -> (code, words).
