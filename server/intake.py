@@ -135,7 +135,7 @@ class Intake:
     async def _receive(self, broker: int, session: MqttSession) -> None:
         await session.run(lambda topic, payload: self._on_message(topic, payload, broker))
 
-    def _on_message(self, topic: str, payload: bytes, broker: int = 0) -> None:
+    def _on_message(self, topic: str, payload: bytes, broker: int) -> None:
         if topic == CASE_EVENTS:
             for line in payload.split(b"\n"):
                 try:
@@ -154,11 +154,11 @@ class Intake:
         if channel is Channel.REPORT:
             self._on_report(device_id, payload)
         elif channel is Channel.HEARTBEAT:
-            self._on_status(device_id, Heartbeat, payload)
+            self._on_status(device_id, Heartbeat, payload, broker)
         elif channel is Channel.STATE and payload:  # empty = retained state cleared; nothing to record
             self._on_status(device_id, Presence, payload, broker)
         elif channel is Channel.SELFTEST:
-            self._on_status(device_id, SelfTest, payload)
+            self._on_status(device_id, SelfTest, payload, broker)
         elif channel is Channel.PLATES:
             self._plates.on_message(device_id, payload)
 
@@ -189,7 +189,7 @@ class Intake:
         device_id: str,
         model: type[Presence] | type[Heartbeat] | type[SelfTest],
         payload: bytes,
-        broker: int = 0,
+        broker: int,
     ) -> None:
         try:
             status = decode(model, payload)
