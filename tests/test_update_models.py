@@ -20,7 +20,7 @@ from tests.conftest import RunningServer
 from tests.devices import device_config
 from tests.releases import published, release_base, station, trusted_root, update_server
 from tests.services import Mosquitto
-from tests.test_update_agent import HEALTH, Unit, note
+from tests.update_agents import HEALTH, Unit, note
 
 __all__ = ["published", "release_base", "station", "update_server"]  # fixtures
 
