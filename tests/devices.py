@@ -16,6 +16,7 @@ from device.app import DeviceApp
 from device.config import DeviceConfig
 from device.hardware import Hardware
 from tests import pki
+from tests.reports import WUHUA
 from tests.services import Mosquitto
 
 BUTTON_PIN = 17
@@ -44,6 +45,20 @@ def device_config(data_dir: Path, broker_port: int, device_id: str = "car-e2e-01
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
     return DeviceConfig.model_validate(raw)
+
+
+def kiosk_config(folder: Path, port: int, device_id: str) -> DeviceConfig:
+    """A kiosk stands at a site instead of riding in a vehicle; its screen is simulated so that a test
+    reads what the party is shown."""
+    lon, lat = WUHUA
+    return device_config(
+        folder,
+        port,
+        device_id,
+        device={"kind": "kiosk"},
+        site={"name": "翠湖报警亭", "lat": lat, "lon": lon},
+        screen={"backend": "simulated", "portal_url": "https://kuaichu.example.cn/p"},
+    ).model_copy(update={"vehicle": None})
 
 
 class RunningDevice:

@@ -26,9 +26,9 @@ from tests.browser import chromium
 from tests.cases import case_id, logged_in
 from tests.conftest import add_user, make_server_config, start_server
 from tests.console_pages import login_live
-from tests.devices import running_device
+from tests.devices import kiosk_config, running_device
 from tests.services import Mosquitto, free_port
-from tests.test_kiosk_instruction import kiosk_config
+from tests.waiting import wait_for
 
 
 async def video_shown(screen: Screen, on: bool, within_s: float = 20) -> None:
@@ -78,20 +78,22 @@ async def test_the_workspace_shares_the_dispatchers_camera_on_the_kiosk_screen(
             await video_shown(screen, True)
             await expect(page.locator("#call-state")).to_have_attribute("data-state", "live", timeout=20000)
             first = screen.pictures
-            async with asyncio.timeout(15):
-                while screen.pictures < first + 5:  # they keep coming, several a second
-                    await asyncio.sleep(0.1)
-            async with asyncio.timeout(5):
-                while not (screen.output_dir / PICTURE).exists():
-                    await asyncio.sleep(0.05)
+
+            async def five_more() -> bool:  # they keep coming, several a second
+                return screen.pictures >= first + 5
+
+            async def written() -> bool:
+                return (screen.output_dir / PICTURE).exists()
+
+            await wait_for("five more of the dispatcher's pictures on the kiosk", five_more, within_s=15)
+            await wait_for("the dispatcher's picture written for the screen", written, within_s=5)
             picture = Image.open(io.BytesIO((screen.output_dir / PICTURE).read_bytes()))
             assert picture.format == "JPEG" and picture.width == 640 and picture.height in (360, 480)
             assert '<img class="dispatcher"' in screen.page.read_text(encoding="utf-8")
             # The unit's own picture still reaches the dispatcher on the same connection (joining again
             # with the camera gives the page a new stream, whose first frame takes a moment to decode).
-            async with asyncio.timeout(15):
-                while not await page.evaluate("document.getElementById('call-video').videoWidth"):
-                    await asyncio.sleep(0.1)
+            width = "document.getElementById('call-video').videoWidth"
+            await wait_for("the unit's picture at the dispatcher", lambda: page.evaluate(width), within_s=15)
 
             await page.click("#call-camera")  # stop sharing: off the kiosk's screen
             await expect(page.locator("#call-camera")).to_have_attribute("data-on", "false")

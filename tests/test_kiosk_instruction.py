@@ -11,7 +11,6 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from device.config import DeviceConfig
 from device.hal.screen import Shown
 from device.hal.screen_simulated import SimulatedScreen
 from server.users import Role
@@ -20,23 +19,10 @@ from tests.cases import case_id, hand_over, logged_in
 from tests.casework_data import seed_registry
 from tests.conftest import add_user, make_server_config, start_server
 from tests.console_pages import login
-from tests.devices import device_config, running_device
-from tests.reports import WUHUA
+from tests.devices import kiosk_config, running_device
 from tests.services import Mosquitto
 
 TEXT = "请把车辆移到右侧应急车道外，人员站到护栏外等候。"
-
-
-def kiosk_config(folder: Path, port: int, device_id: str) -> DeviceConfig:
-    lon, lat = WUHUA
-    return device_config(
-        folder,
-        port,
-        device_id,
-        device={"kind": "kiosk"},
-        site={"name": "翠湖报警亭", "lat": lat, "lon": lon},
-        screen={"backend": "simulated", "portal_url": "https://kuaichu.example.cn/p"},
-    ).model_copy(update={"vehicle": None})
 
 
 async def shown_instruction(screen: SimulatedScreen, text: str) -> None:
