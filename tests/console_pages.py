@@ -7,20 +7,27 @@ from playwright.async_api import Page, expect
 from tests.conftest import PASSWORD
 
 
-async def login_live(page: Page, url: str, username: str) -> None:
+async def sign_in(page: Page, url: str, username: str) -> None:
     await page.goto(url + "/login")
     await page.fill("#username", username)
     await page.fill("#password", PASSWORD)
     await page.click("#login-button")
+
+
+async def login_live(page: Page, url: str, username: str) -> None:
+    await sign_in(page, url, username)
     await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
 
 
 async def login(page: Page, url: str, username: str) -> None:
-    await page.goto(url + "/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-button")
+    await sign_in(page, url, username)
     await expect(page).to_have_url(url + "/console")
+
+
+async def login_admin(page: Page, url: str, username: str) -> None:
+    """Signed in once the fleet link shows: the console shows it only to an administrator."""
+    await sign_in(page, url, username)
+    await expect(page.locator("#fleet-link")).to_be_visible()
 
 
 async def fill_driver(page: Page, d: dict[str, str], *, use_read: bool = False) -> None:

@@ -13,6 +13,7 @@ from protocol.messages import encode
 from server.users import Role
 from tests.browser import chromium
 from tests.conftest import PASSWORD, RunningServer, add_user, make_server_config, start_server
+from tests.console_pages import login_live
 from tests.devices import device_config, running_device
 from tests.reports import GUANDU, WUHUA, in_car_report, kiosk_report
 from tests.services import Mosquitto
@@ -75,11 +76,7 @@ async def test_the_demo_panel_presses_a_simulated_device_through_its_gpio(broker
                 try:
                     async with chromium() as browser:
                         page = await browser.new_page()
-                        await page.goto(server.url + "/login")
-                        await page.fill("#username", "dispatcher")
-                        await page.fill("#password", PASSWORD)
-                        await page.click("#login-button")
-                        await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+                        await login_live(page, server.url, "dispatcher")
                         await expect(page.locator("#demo-panel")).to_be_visible()
                         await page.click('button[data-press="car-demo-09"]')
                         case_no = await device.case_number()

@@ -12,6 +12,7 @@ from playwright.async_api import expect
 from server.users import Role
 from tests.browser import chromium
 from tests.conftest import PASSWORD, add_user, make_server_config, start_server
+from tests.console_pages import login_admin
 from tests.devices import device_config, running_device
 from tests.reports import GUANDU
 from tests.services import Mosquitto
@@ -52,11 +53,7 @@ async def test_the_map_shows_the_districts_and_units_and_a_remote_selftest_repor
         ):
             await car.wait_fix()
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            await page.goto(server.url + "/login")
-            await page.fill("#username", "fleet-admin")
-            await page.fill("#password", PASSWORD)
-            await page.click("#login-button")
-            await expect(page.locator("#fleet-link")).to_be_visible()
+            await login_admin(page, server.url, "fleet-admin")
             await page.goto(server.url + "/fleet")
 
             districts = page.locator("#map-districts path.district")

@@ -15,6 +15,7 @@ from protocol.topics import Channel, device_topic
 from server.users import Role
 from tests.browser import chromium
 from tests.conftest import PASSWORD, add_user, make_server_config, start_server
+from tests.console_pages import login_admin
 from tests.devices import device_config, running_device
 from tests.services import Mosquitto
 from tests.wire import Console, raw_device
@@ -67,11 +68,7 @@ async def test_an_admin_sees_the_fleet_live_with_alerts_and_a_dispatcher_may_not
         car_cfg = device_config(tmp_path / "car", broker.port, "car-fleet-01")
         async with running_device(car_cfg) as car, chromium() as browser:
             page = await browser.new_page()
-            await page.goto(server.url + "/login")
-            await page.fill("#username", "fleet-admin")
-            await page.fill("#password", PASSWORD)
-            await page.click("#login-button")
-            await expect(page.locator("#fleet-link")).to_be_visible()
+            await login_admin(page, server.url, "fleet-admin")
             await page.click("#fleet-link")
             await expect(page).to_have_url(server.url + "/fleet")
 

@@ -16,7 +16,8 @@ from server import rollouts
 from server.users import Role
 from tests.browser import chromium
 from tests.cases import logged_in
-from tests.conftest import PASSWORD, add_user, make_server_config, start_server
+from tests.conftest import add_user, make_server_config, start_server
+from tests.console_pages import login_admin
 from tests.services import Mosquitto
 from tests.update_units import signed_firmware, told_long_ago, units
 from tests.waiting import wait_for
@@ -56,11 +57,7 @@ async def test_the_fleet_page_shows_a_paused_rollout_per_unit_and_resumes_it(
 
             async with chromium() as browser:
                 page = await browser.new_page()
-                await page.goto(server.url + "/login")
-                await page.fill("#username", "fleet-admin")
-                await page.fill("#password", PASSWORD)
-                await page.click("#login-button")
-                await expect(page.locator("#fleet-link")).to_be_visible()
+                await login_admin(page, server.url, "fleet-admin")
                 await page.goto(server.url + "/fleet")
 
                 rollout = page.locator(f'.rollout[data-rollout="{rid}"]')
