@@ -18,7 +18,6 @@ Last line: ``devices=N on_a=M moved_s=… storm_s=…`` (``nan`` where it did no
 from __future__ import annotations
 
 import argparse
-import asyncio
 import platform
 import sys
 import tempfile
@@ -88,14 +87,8 @@ async def run(pki: FleetPki, devices: int, processes: int, period: float, limit_
                 str(b.port),
                 logs=root,
             )
-            for proc in fleet.procs:
-                assert proc.stdout is not None
-                try:
-                    line = await asyncio.wait_for(proc.stdout.readline(), boot_s + 90 + devices / 20)
-                except TimeoutError:
-                    line = b""
-                if line.strip() != b"ready":
-                    raise NotLinked(f"{devices} devices: not all linked (logs in {root})")
+            if not await fleet.all_ready(boot_s + 90 + devices / 20):
+                raise NotLinked(f"{devices} devices: not all linked (logs in {root})")
             print(f"{devices} devices linked after {time.perf_counter() - start:.1f} s, {on_a} of them on broker A")
             table = DeviceTable(cfg.database_url)
             await wait_all_known(devices, table, timeout=3 * period + 30)

@@ -152,6 +152,18 @@ class DeviceProcesses:
             answers.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
         return answers
 
+    async def all_ready(self, within_s: float) -> bool:
+        """Whether each process said ``ready`` (every one of its devices linked), each within ``within_s``."""
+        for proc in self.procs:
+            assert proc.stdout is not None
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), within_s)
+            except TimeoutError:
+                return False
+            if line.strip() != b"ready":
+                return False
+        return True
+
     async def sent_between(self, start: float, end: float) -> int:
         return sum(int(answer) for answer in await self.ask(f"sent {start:.6f} {end:.6f}"))
 
@@ -328,15 +340,9 @@ async def run(
                 str(boot_s := devices / BOOT_RATE),
                 logs=root,
             )
-            for proc in fleet.procs:
-                assert proc.stdout is not None
-                try:
-                    line = await asyncio.wait_for(proc.stdout.readline(), boot_s + 90 + devices / 20)
-                except TimeoutError:
-                    line = b""
-                if line.strip() != b"ready":
-                    took = time.perf_counter() - start
-                    raise NotLinked(f"{devices} devices: not all linked after {took:.0f} s (logs in {root})")
+            if not await fleet.all_ready(boot_s + 90 + devices / 20):
+                took = time.perf_counter() - start
+                raise NotLinked(f"{devices} devices: not all linked after {took:.0f} s (logs in {root})")
             print(f"{devices} devices linked in {len(fleet.procs)} processes after {time.perf_counter() - start:.1f} s")
             table = DeviceTable(cfg.database_url)
             await wait_all_known(devices, table, timeout=3 * period + 30)
